@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// `budpipeline-benchmarks`: prints the figures recorded in docs/performance.md.
+///
+/// Run in release mode: `swift run -c release budpipeline-benchmarks <benchmark>`.
+@main
+struct BenchmarksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "budpipeline-benchmarks",
+        abstract: "Measure BudPipeline's hot paths.",
+        subcommands: [PluginCallBenchmark.self, JSONBenchmark.self]
+    )
+}

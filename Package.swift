@@ -1,0 +1,123 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Upcoming language features every Swift target of the package enables.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+/// Linker flags of every bundled plugin: no undefined symbols (plugins never link to host
+/// symbols) and, for Swift plugins, only the entry symbol exported.
+let pluginExportsFile = Context.packageDirectory + "/Plugins/plugin.exports"
+let swiftPluginLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--no-undefined", "-Xlinker", "--version-script=\(pluginExportsFile)"])
+]
+let cPluginLinkerSettings: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "--no-undefined"])]
+
+let package = Package(
+    name: "budpipeline",
+    products: [
+        .executable(name: "budpipeline", targets: ["budpipeline"]),
+        .library(name: "PluginKit", targets: ["PluginKit"]),
+        .library(name: "PluginTesting", targets: ["PluginTesting"]),
+        .library(name: "BudPipelineHost", targets: ["BudPipelineHost"]),
+        .library(name: "TextStats", type: .dynamic, targets: ["TextStats"]),
+        .library(name: "Greeter", type: .dynamic, targets: ["Greeter"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The plugin C ABI: one header, nothing else.
+        .target(name: "PluginABI", path: "Sources/PluginABI"),
+
+        .target(name: "BudJSON", swiftSettings: swiftSettings),
+        .target(name: "PluginSchema", dependencies: ["BudJSON", "PluginABI"], swiftSettings: swiftSettings),
+        .target(name: "PluginKit", dependencies: ["BudJSON", "PluginABI", "PluginSchema"], swiftSettings: swiftSettings),
+        .target(
+            name: "BudPipelineHost",
+            dependencies: [
+                "BudJSON", "PluginABI", "PluginSchema",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Host",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PluginTesting",
+            dependencies: ["BudPipelineHost", "BudJSON", "PluginSchema", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "budpipeline",
+            dependencies: [
+                "BudPipelineHost", "BudJSON", "PluginSchema",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Bundled plugins, each its own shared library.
+        .target(
+            name: "TextStats",
+            dependencies: ["PluginABI"],
+            path: "Plugins/TextStats",
+            cSettings: [.unsafeFlags(["-fvisibility=hidden"])],
+            linkerSettings: cPluginLinkerSettings
+        ),
+        .target(
+            name: "Greeter",
+            dependencies: ["PluginKit"],
+            path: "Plugins/Greeter",
+            swiftSettings: swiftSettings,
+            linkerSettings: swiftPluginLinkerSettings
+        ),
+
+        .executableTarget(
+            name: "budpipeline-benchmarks",
+            dependencies: [
+                "BudPipelineHost", "BudJSON", "PluginSchema", "PluginTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks",
+            exclude: ["Plugins"],
+            swiftSettings: swiftSettings
+        ),
+
+        // Test support and tests.
+        .target(
+            name: "_BudPipelineTestSupport",
+            dependencies: ["BudPipelineHost", "PluginTesting", "BudJSON"],
+            path: "Tests/_BudPipelineTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "BudJSONTests", dependencies: ["BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginSchemaTests", dependencies: ["PluginSchema", "BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PluginABITests",
+            dependencies: ["PluginABI", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PluginHostTests",
+            dependencies: [
+                "BudPipelineHost", "PluginSchema", "BudJSON", "PluginTesting", "_BudPipelineTestSupport",
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PluginKitTests",
+            dependencies: ["PluginKit", "PluginSchema", "BudJSON", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
+    ]
+)

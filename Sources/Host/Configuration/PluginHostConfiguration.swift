@@ -1,0 +1,145 @@
+public import BudJSON
+import Foundation
+
+/// A configuration value that cannot be used; the message names the variable or file.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// How the plugin host finds, admits and calls plugins.
+public struct PluginHostConfiguration: Sendable {
+    /// Directories searched for plugin libraries, in order.
+    public var pluginDirectories: [String]
+    /// Single libraries loaded after those in ``pluginDirectories``.
+    public var pluginFiles: [String]
+    /// When set, only libraries named here are loaded: a file name (`libGreeter.so`), its stem
+    /// (`Greeter`) or a full path. Checked before a library is opened.
+    public var allowList: Set<String>?
+    /// Time one plugin call may take unless the caller gives another.
+    public var callTimeout: Duration
+    /// Time loading a library (its entry function) and its `init` may take.
+    public var initTimeout: Duration
+    /// Threads that run plugin calls.
+    public var threadCount: Int
+    /// Upper bound on threads, including replacements for calls stuck past their timeout.
+    public var maximumThreadCount: Int
+    /// Each plugin's configuration object, by plugin name.
+    public var pluginSettings: [String: JSONObject]
+    public var limits: PluginLimits
+    /// Action types no plugin may register (the built-in actions).
+    public var reservedActionTypes: Set<String>
+
+    public init(
+        pluginDirectories: [String],
+        pluginFiles: [String] = [],
+        allowList: Set<String>? = nil,
+        callTimeout: Duration = .seconds(300),
+        initTimeout: Duration = .seconds(30),
+        threadCount: Int = PluginHostConfiguration.defaultThreadCount,
+        maximumThreadCount: Int? = nil,
+        pluginSettings: [String: JSONObject] = [:],
+        limits: PluginLimits = PluginLimits(),
+        reservedActionTypes: Set<String> = []
+    ) {
+        self.pluginDirectories = pluginDirectories
+        self.pluginFiles = pluginFiles
+        self.allowList = allowList
+        self.callTimeout = callTimeout
+        self.initTimeout = initTimeout
+        self.threadCount = threadCount
+        self.maximumThreadCount = maximumThreadCount ?? threadCount * 4
+        self.pluginSettings = pluginSettings
+        self.limits = limits
+        self.reservedActionTypes = reservedActionTypes
+    }
+
+    /// Twice the number of cores, at least 4: plugin calls mostly wait on other services.
+    public static let defaultThreadCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+
+    /// Reads the configuration from environment variables:
+    ///
+    /// - `BUDPIPELINE_PLUGIN_DIRS`: directories separated by `:`; default: `<executable dir>/../lib/budpipeline/plugins`
+    ///   and the executable's own directory (where `swift build` puts the bundled plugins).
+    /// - `BUDPIPELINE_PLUGIN_ALLOWLIST`: library names separated by `,`.
+    /// - `BUDPIPELINE_PLUGIN_CONFIG`: a JSON file `{"<plugin name>": {...}, ...}`.
+    /// - `BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS` (default 300), `BUDPIPELINE_PLUGIN_THREADS`.
+    public static func fromEnvironment(
+        _ environment: [String: String]? = nil,
+        executableDirectory: String? = defaultExecutableDirectory
+    ) throws(ConfigurationError) -> PluginHostConfiguration {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var configuration = PluginHostConfiguration(pluginDirectories: [])
+        if let directories = environment["BUDPIPELINE_PLUGIN_DIRS"], !directories.isEmpty {
+            configuration.pluginDirectories = directories.split(separator: ":").map(String.init)
+        } else if let executableDirectory {
+            configuration.pluginDirectories = defaultDirectories(executableDirectory: executableDirectory)
+        }
+        if let allowList = environment["BUDPIPELINE_PLUGIN_ALLOWLIST"] {
+            configuration.allowList = Set(
+                allowList.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            )
+        }
+        if let file = environment["BUDPIPELINE_PLUGIN_CONFIG"], !file.isEmpty {
+            configuration.pluginSettings = try readPluginSettings(file)
+        }
+        if let timeout = try positiveNumber("BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS", environment) {
+            configuration.callTimeout = .milliseconds(Int64(timeout * 1000))
+        }
+        if let threads = try positiveNumber("BUDPIPELINE_PLUGIN_THREADS", environment) {
+            guard let count = Int(exactly: threads), count <= 1024 else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_THREADS must be a whole number from 1 to 1024, got \(threads)")
+            }
+            configuration.threadCount = count
+            configuration.maximumThreadCount = count * 4
+        }
+        return configuration
+    }
+
+    /// The directory of the running executable.
+    public static var defaultExecutableDirectory: String? {
+        Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().path
+    }
+
+    static func defaultDirectories(executableDirectory: String) -> [String] {
+        let installed = URL(fileURLWithPath: executableDirectory).appendingPathComponent("../lib/budpipeline/plugins")
+            .standardizedFileURL.path
+        return [installed, executableDirectory].filter { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    private static func positiveNumber(_ name: String, _ environment: [String: String]) throws(ConfigurationError) -> Double? {
+        guard let text = environment[name], !text.isEmpty else { return nil }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw ConfigurationError("\(name) must be a positive number, got '\(text)'")
+        }
+        return value
+    }
+
+    private static func readPluginSettings(_ file: String) throws(ConfigurationError) -> [String: JSONObject] {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError("BUDPIPELINE_PLUGIN_CONFIG: cannot read \(file)")
+        }
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: [UInt8](data))
+        } catch {
+            throw ConfigurationError("BUDPIPELINE_PLUGIN_CONFIG: \(file) is not valid JSON: \(error)")
+        }
+        guard case .object(let plugins) = document else {
+            throw ConfigurationError("BUDPIPELINE_PLUGIN_CONFIG: \(file) must hold an object keyed by plugin name")
+        }
+        var settings: [String: JSONObject] = [:]
+        for (name, value) in plugins {
+            guard case .object(let object) = value else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_CONFIG: the configuration of plugin '\(name)' in \(file) must be an object")
+            }
+            settings[name] = object
+        }
+        return settings
+    }
+}

@@ -1,0 +1,185 @@
+import BudJSON
+import Foundation
+import Logging
+internal import PluginABI
+import PluginSchema
+
+/// The load procedure: discovery, allow-list, checks, uniqueness, `init`, registration.
+struct PluginLoading {
+    let configuration: PluginHostConfiguration
+    let pool: PluginThreadPool
+    let serviceInvoker: (any ServiceInvoker)?
+    let logger: Logger
+
+    private(set) var plugins: [LoadedPlugin] = []
+    private(set) var refusals: [PluginRefusal] = []
+    private(set) var notes: [String] = []
+    private(set) var actions: [String: PluginAction] = [:]
+    private var pluginNames: [String: String] = [:]
+
+    init(configuration: PluginHostConfiguration, pool: PluginThreadPool, serviceInvoker: (any ServiceInvoker)?, logger: Logger) {
+        self.configuration = configuration
+        self.pool = pool
+        self.serviceInvoker = serviceInvoker
+        self.logger = logger
+    }
+
+    mutating func loadAll() async {
+        for file in candidateFiles() {
+            do {
+                let plugin = try await load(file)
+                register(plugin)
+                logger.info(
+                    "plugin loaded",
+                    metadata: [
+                        "plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)", "file": "\(file)",
+                        "actions": "\(plugin.image.actions.map(\.type).joined(separator: ","))",
+                    ]
+                )
+            } catch {
+                refusals.append(error)
+                logger.warning("plugin refused", metadata: ["file": "\(file)", "reason": "\(error.reason)"])
+            }
+        }
+    }
+
+    /// Shared libraries in the configured directories, in directory order then by name; the same
+    /// file reached twice is listed once.
+    private mutating func candidateFiles() -> [String] {
+        var files: [String] = []
+        var seen: Set<String> = []
+        let suffixes = [".so", ".dylib"]
+        for directory in configuration.pluginDirectories {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+                notes.append("plugin directory \(directory) does not exist or cannot be read")
+                continue
+            }
+            for name in names.sorted() where suffixes.contains(where: name.hasSuffix) {
+                let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+                let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+                guard seen.insert(real).inserted else {
+                    notes.append("\(path) is the same library as one already considered; skipped")
+                    continue
+                }
+                files.append(path)
+            }
+        }
+        for file in configuration.pluginFiles {
+            let real = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+            if seen.insert(real).inserted { files.append(file) }
+        }
+        return files
+    }
+
+    private func load(_ file: String) async throws(PluginRefusal) -> LoadedPlugin {
+        func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
+
+        if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
+            throw refuse("not in BUDPIPELINE_PLUGIN_ALLOWLIST")
+        }
+        let image = try await open(file)
+        if let other = pluginNames[image.manifest.name] {
+            throw refuse("plugin name '\(image.manifest.name)' is already used by \(other)")
+        }
+        for metadata in image.actions {
+            if configuration.reservedActionTypes.contains(metadata.type) {
+                throw refuse("action type '\(metadata.type)' is reserved for a built-in action")
+            }
+            if let existing = actions[metadata.type] {
+                throw refuse("action type '\(metadata.type)' is already provided by \(existing.plugin.image.file)")
+            }
+        }
+        let services = PluginServices(
+            name: image.manifest.name,
+            file: file,
+            logger: logger,
+            serviceInvoker: serviceInvoker,
+            configuration: configuration.pluginSettings[image.manifest.name] ?? [:],
+            limits: configuration.limits
+        )
+        let plugin = LoadedPlugin(image: image, services: services)
+        try await initialize(plugin)
+        return plugin
+    }
+
+    /// Opens the library on a plugin thread: its constructors and entry function are plugin code.
+    private func open(_ file: String) async throws(PluginRefusal) -> PluginImage {
+        let ticket = PluginCallTicket<Result<PluginImage, PluginRefusal>>(
+            serialKey: nil,
+            timeout: configuration.initTimeout,
+            work: { Result { () throws(PluginRefusal) in try PluginLoader.open(file) } },
+            events: PluginCallEvents(
+                timeoutError: { _ in
+                    PluginRefusal(file: file, reason: "loading did not finish within \(PluginHost.format(configuration.initTimeout))")
+                },
+                overran: {},
+                returnedLate: {},
+                cancelRunning: {}
+            )
+        )
+        do {
+            return try await ticket.value(on: pool, shutDownError: PluginRefusal(file: file, reason: "the host is shutting down")).get()
+        } catch let refusal as PluginRefusal {
+            throw refusal
+        } catch {
+            throw PluginRefusal(file: file, reason: "loading was cancelled")
+        }
+    }
+
+    private func initialize(_ plugin: LoadedPlugin) async throws(PluginRefusal) {
+        guard plugin.image.entryPoints.initialize != nil else { return }
+        let call = PluginCall(plugin: plugin.services, kind: .initialize, action: nil, context: PluginCallContext())
+        let timeout = configuration.initTimeout
+        let ticket = PluginCallTicket<RawCallResult>(
+            serialKey: nil,
+            timeout: timeout,
+            work: {
+                guard let initialize = plugin.image.entryPoints.initialize else { return call.result(status: .ok) }
+                let document = plugin.services.configuration.document
+                let status = withExtendedLifetime(call) {
+                    initialize(call.handle, bp_bytes(ptr: document.baseAddress?.assumingMemoryBound(to: UInt8.self), len: document.count))
+                }
+                return call.result(status: CallStatus(rawValue: status))
+            },
+            events: PluginCallEvents(
+                timeoutError: { _ in
+                    PluginRefusal(file: plugin.image.file, reason: "init did not return within \(PluginHost.format(timeout))")
+                },
+                overran: { call.abandon() },
+                returnedLate: {},
+                cancelRunning: { call.abandon() }
+            )
+        )
+        let result: RawCallResult
+        do {
+            result = try await ticket.value(
+                on: pool,
+                shutDownError: PluginRefusal(file: plugin.image.file, reason: "the host is shutting down")
+            )
+        } catch let refusal as PluginRefusal {
+            throw refusal
+        } catch {
+            throw PluginRefusal(file: plugin.image.file, reason: "init was cancelled")
+        }
+        guard result.status == .ok else {
+            let message = result.errorMessage.isEmpty ? "no message" : result.errorMessage
+            throw PluginRefusal(file: plugin.image.file, reason: "init failed (\(result.status)): \(message)")
+        }
+    }
+
+    private mutating func register(_ plugin: LoadedPlugin) {
+        plugins.append(plugin)
+        pluginNames[plugin.name] = plugin.image.file
+        for (index, metadata) in plugin.image.actions.enumerated() {
+            actions[metadata.type] = PluginAction(metadata: metadata, plugin: plugin, index: index)
+        }
+    }
+
+    static func isAllowed(_ file: String, by allowList: Set<String>) -> Bool {
+        let url = URL(fileURLWithPath: file)
+        let name = url.lastPathComponent
+        var stem = url.deletingPathExtension().lastPathComponent
+        if stem.hasPrefix("lib") { stem.removeFirst(3) }
+        return allowList.contains(file) || allowList.contains(name) || allowList.contains(stem)
+    }
+}

@@ -1,0 +1,289 @@
+public import BudJSON
+import Foundation
+public import Logging
+internal import PluginABI
+public import PluginSchema
+
+/// Why a call into a plugin did not produce a result.
+public struct PluginCallError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// No loaded plugin provides the action.
+        case unknownAction
+        /// The plugin has a call stuck past its timeout; it takes no calls until that returns.
+        case pluginUnhealthy
+        /// The call ran past its timeout.
+        case timedOut
+        /// No plugin thread became free before the timeout.
+        case timedOutWaiting
+        /// The plugin answered with something the ABI does not allow.
+        case protocolViolation
+        /// The host is shutting down.
+        case shuttingDown
+        /// The caller's task was cancelled.
+        case cancelled
+        /// The plugin asked for the same input to be delivered again later (RETRYABLE_ERROR from on_event).
+        case retryRequested
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// Whether trying the same call later may succeed.
+    public var isRetryable: Bool {
+        kind != .unknownAction && kind != .protocolViolation
+    }
+
+    public var description: String { message }
+}
+
+/// Loads plugins, keeps the registry of their actions and makes every call into them on a
+/// dedicated thread pool, with timeouts.
+public final class PluginHost: Sendable {
+    public let configuration: PluginHostConfiguration
+    /// Plugins that loaded, in load order.
+    public let plugins: [LoadedPlugin]
+    /// Libraries that were not loaded, with the reason.
+    public let refusals: [PluginRefusal]
+    /// Observations about the search that are not refusals (a missing directory, a duplicate path).
+    public let notes: [String]
+
+    private let actionsByType: [String: PluginAction]
+    private let pool: PluginThreadPool
+    private let logger: Logger
+
+    /// Finds, checks, initialises and registers every plugin the configuration points to.
+    /// A library that fails any check is refused with a one-line reason; the others still load.
+    public static func load(
+        configuration: PluginHostConfiguration,
+        serviceInvoker: (any ServiceInvoker)? = nil,
+        logger: Logger
+    ) async -> PluginHost {
+        let pool = PluginThreadPool(threadCount: configuration.threadCount, maximumThreads: configuration.maximumThreadCount)
+        var loading = PluginLoading(configuration: configuration, pool: pool, serviceInvoker: serviceInvoker, logger: logger)
+        await loading.loadAll()
+        return PluginHost(configuration: configuration, loading: loading, pool: pool, logger: logger)
+    }
+
+    private init(configuration: PluginHostConfiguration, loading: PluginLoading, pool: PluginThreadPool, logger: Logger) {
+        self.configuration = configuration
+        self.plugins = loading.plugins
+        self.refusals = loading.refusals
+        self.notes = loading.notes
+        self.actionsByType = loading.actions
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// The action registered under `type`.
+    public func action(_ type: String) -> PluginAction? {
+        actionsByType[type]
+    }
+
+    /// Every registered action, sorted by type.
+    public var actions: [PluginAction] {
+        actionsByType.values.sorted { $0.metadata.type < $1.metadata.type }
+    }
+
+    /// Runs one attempt of a step. Plugin-reported failures are a ``StepOutcome/failed(message:retryable:outputs:)``;
+    /// a timeout, an unknown action or an unusable answer throws.
+    public func execute(
+        _ request: ExecuteRequest,
+        context: PluginCallContext = PluginCallContext(),
+        timeout: Duration? = nil
+    ) async throws(PluginCallError) -> StepOutcome {
+        let action = try registered(request.action)
+        let result = try await call(
+            action,
+            kind: .execute,
+            input: request.json.serialized(),
+            context: context,
+            timeout: timeout
+        )
+        do {
+            return try StepOutcome(status: result.status, output: result.output, errorMessage: result.errorMessage)
+        } catch {
+            throw violation(action, .execute, error)
+        }
+    }
+
+    /// Lets the action of an awaiting step interpret an event. Throws a retryable error when the
+    /// plugin asks for the event to be delivered again later.
+    public func handleEvent(
+        _ request: EventRequest,
+        context: PluginCallContext = PluginCallContext(),
+        timeout: Duration? = nil
+    ) async throws(PluginCallError) -> EventOutcome {
+        let action = try registered(request.action)
+        guard action.entryPoints.onEvent != nil else { return .ignore }
+        let result = try await call(action, kind: .onEvent, input: request.json.serialized(), context: context, timeout: timeout)
+        if result.status == .retryableError {
+            throw PluginCallError(
+                .retryRequested,
+                "action '\(action.metadata.type)' asked for the event to be delivered again: \(result.errorMessage)"
+            )
+        }
+        do {
+            return try EventOutcome(status: result.status, output: result.output, errorMessage: result.errorMessage)
+        } catch {
+            throw violation(action, .onEvent, error)
+        }
+    }
+
+    /// The action's own parameter checks (`validate_params`); empty when it has none.
+    public func validateParams(action type: String, params: JSONObject, timeout: Duration? = nil) async throws(PluginCallError) -> [String]
+    {
+        let action = try registered(type)
+        guard action.entryPoints.validateParams != nil else { return [] }
+        let result = try await call(
+            action,
+            kind: .validateParams,
+            input: ParamsValidation.request(params: params).serialized(),
+            context: PluginCallContext(),
+            timeout: timeout
+        )
+        do {
+            return try ParamsValidation.errors(status: result.status, output: result.output, errorMessage: result.errorMessage)
+        } catch {
+            throw violation(action, .validateParams, error)
+        }
+    }
+
+    /// Tells the action that a step it executed or awaits is abandoned. Returns the plugin's error
+    /// message when it reported one.
+    @discardableResult
+    public func cleanup(
+        _ request: CleanupRequest,
+        context: PluginCallContext = PluginCallContext(),
+        timeout: Duration? = nil
+    ) async throws(PluginCallError) -> String? {
+        let action = try registered(request.action)
+        guard action.entryPoints.cleanup != nil else { return nil }
+        let result = try await call(action, kind: .cleanup, input: request.json.serialized(), context: context, timeout: timeout)
+        return result.status == .ok || result.status == .unsupported ? nil : "\(result.status): \(result.errorMessage)"
+    }
+
+    /// Runs `execute` on the calling thread, without the thread pool, timeout or health checks:
+    /// the bare in-process cost of a call, for the benchmarks.
+    package func executeOnCurrentThread(_ request: ExecuteRequest) throws(PluginCallError) -> StepOutcome {
+        let action = try registered(request.action)
+        let result = rawExecuteOnCurrentThread(action: action, input: request.json.serialized())
+        do {
+            return try StepOutcome(status: result.status, output: result.output, errorMessage: result.errorMessage)
+        } catch {
+            throw violation(action, .execute, error)
+        }
+    }
+
+    /// Runs `execute` with an already serialized request on the calling thread and returns what the
+    /// plugin wrote, uninterpreted: the ABI crossing alone, for the benchmarks.
+    package func rawExecuteOnCurrentThread(action: PluginAction, input: [UInt8]) -> RawCallResult {
+        let call = PluginCall(plugin: action.plugin.services, kind: .execute, action: action.metadata.type, context: PluginCallContext())
+        return call.perform(action.entryPoints, kind: .execute, input: input)
+    }
+
+    /// Calls every plugin's `shutdown` (in reverse load order) and stops the thread pool.
+    public func shutdown() async {
+        for plugin in plugins.reversed() {
+            guard let shutdown = plugin.image.entryPoints.shutdown, plugin.healthStatus.isHealthy else { continue }
+            let call = PluginCall(plugin: plugin.services, kind: .shutdown, action: nil, context: PluginCallContext())
+            let ticket = PluginCallTicket<Void>(
+                serialKey: nil,
+                timeout: configuration.initTimeout,
+                work: { withExtendedLifetime(call) { shutdown(call.handle) } },
+                events: events(for: plugin, call: call, what: "shutdown", timeout: configuration.initTimeout)
+            )
+            do {
+                try await ticket.value(on: pool, shutDownError: PluginCallError(.shuttingDown, "shutting down"))
+            } catch {
+                logger.warning("plugin shutdown failed", metadata: ["plugin": "\(plugin.name)", "error": "\(error)"])
+            }
+        }
+        pool.shutdown()
+    }
+
+    // MARK: Calls
+
+    private func registered(_ type: String) throws(PluginCallError) -> PluginAction {
+        guard let action = actionsByType[type] else {
+            throw PluginCallError(.unknownAction, "no loaded plugin provides action '\(type)'")
+        }
+        return action
+    }
+
+    private func call(
+        _ action: PluginAction,
+        kind: PluginCallKind,
+        input: [UInt8],
+        context: PluginCallContext,
+        timeout: Duration?
+    ) async throws(PluginCallError) -> RawCallResult {
+        let plugin = action.plugin
+        if case .unhealthy(let reason, _) = plugin.healthStatus {
+            throw PluginCallError(.pluginUnhealthy, "plugin '\(plugin.name)' is unhealthy: \(reason)")
+        }
+        let timeout = timeout ?? configuration.callTimeout
+        let call = PluginCall(plugin: plugin.services, kind: kind, action: action.metadata.type, context: context)
+        let ticket = PluginCallTicket<RawCallResult>(
+            serialKey: plugin.image.isThreadSafe ? nil : ObjectIdentifier(plugin),
+            timeout: timeout,
+            work: { call.perform(action.entryPoints, kind: kind, input: input) },
+            events: events(for: plugin, call: call, what: "\(kind.rawValue) of action '\(action.metadata.type)'", timeout: timeout)
+        )
+        do {
+            return try await ticket.value(
+                on: pool,
+                shutDownError: PluginCallError(.shuttingDown, "the plugin host is shutting down")
+            )
+        } catch let error as PluginCallError {
+            throw error
+        } catch {
+            throw PluginCallError(.cancelled, "the call to action '\(action.metadata.type)' was cancelled")
+        }
+    }
+
+    private func events(
+        for plugin: LoadedPlugin,
+        call: PluginCall,
+        what: String,
+        timeout: Duration
+    ) -> PluginCallEvents {
+        let logger = logger
+        let overrun = "\(what) did not return within \(Self.format(timeout))"
+        return .init(
+            timeoutError: { running in
+                running
+                    ? PluginCallError(.timedOut, "plugin '\(plugin.name)': \(overrun); the plugin is marked unhealthy until it returns")
+                    : PluginCallError(
+                        .timedOutWaiting, "plugin '\(plugin.name)': \(what) found no free plugin thread within \(Self.format(timeout))")
+            },
+            overran: {
+                plugin.recordOverrun(overrun)
+                logger.error(
+                    "plugin call overran its timeout; plugin marked unhealthy", metadata: ["plugin": "\(plugin.name)", "call": "\(what)"])
+            },
+            returnedLate: {
+                plugin.recordLateReturn()
+                logger.notice("plugin call returned after its timeout", metadata: ["plugin": "\(plugin.name)", "call": "\(what)"])
+            },
+            cancelRunning: { call.abandon() }
+        )
+    }
+
+    private func violation(_ action: PluginAction, _ kind: PluginCallKind, _ error: SchemaError) -> PluginCallError {
+        PluginCallError(
+            .protocolViolation,
+            "plugin '\(action.plugin.name)' action '\(action.metadata.type)' \(kind.rawValue) \(error.message)"
+        )
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(Double(milliseconds) / 1000)s"
+    }
+}

@@ -1,0 +1,94 @@
+public import BudJSON
+public import PluginSchema
+
+/// A step handler: one action of a plugin, written in Swift.
+///
+/// Implement ``execute(_:context:)``; the other requirements have defaults. The host creates one
+/// instance per action when it initialises the plugin and calls it from several threads at once,
+/// hence `Sendable`. Every call runs on a dedicated host thread: blocking (for example in
+/// ``StepContext/invokeService(_:method:path:body:timeout:)``) is fine.
+///
+/// Throwing from a requirement fails the step: a ``StepFailure`` keeps its message, outputs and
+/// retryability; an error conforming to ``RetryableError`` makes the step RETRYABLE; any other
+/// error is fatal, with the error's description as the message.
+public protocol StepHandler: Sendable {
+    /// The action's metadata; its `type` is the action name used in DAG steps.
+    static var metadata: ActionMetadata { get }
+
+    /// Creates the handler with the plugin's configuration. Throwing refuses the plugin.
+    init(configuration: PluginConfiguration) throws
+
+    /// Runs one attempt of a step.
+    func execute(_ request: ExecuteRequest, context: StepContext) throws -> StepOutcome
+
+    /// Interprets an event for a step this action left awaiting one. Default: ``EventOutcome/ignore``.
+    func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome
+
+    /// Checks parameters beyond what the metadata declares. Default: no errors.
+    func validate(params: JSONObject) -> [String]
+
+    /// Stops or undoes external work of a step the host abandoned. Default: nothing.
+    func cleanup(_ request: CleanupRequest, context: StepContext) throws
+}
+
+extension StepHandler {
+    public func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome {
+        .ignore
+    }
+
+    public func validate(params: JSONObject) -> [String] {
+        []
+    }
+
+    public func cleanup(_ request: CleanupRequest, context: StepContext) throws {}
+}
+
+/// The plugin's configuration: the JSON object the operator supplied for it (empty when none).
+public struct PluginConfiguration: Sendable, Equatable {
+    public let values: JSONObject
+
+    public init(_ values: JSONObject = [:]) {
+        self.values = values
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        values[key]
+    }
+}
+
+/// Marks an error as worth retrying: the step fails with RETRYABLE_ERROR instead of FATAL_ERROR.
+public protocol RetryableError: Error {}
+
+/// Fails the step with a message, optional outputs, and whether a retry may help.
+public struct StepFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var outputs: JSONObject
+    public var isRetryable: Bool
+
+    public init(_ message: String, outputs: JSONObject = [:], retryable: Bool = false) {
+        self.message = message
+        self.outputs = outputs
+        self.isRetryable = retryable
+    }
+
+    /// A failure that another attempt may not repeat.
+    public static func retryable(_ message: String, outputs: JSONObject = [:]) -> StepFailure {
+        StepFailure(message, outputs: outputs, retryable: true)
+    }
+
+    public var description: String { message }
+}
+
+extension StepOutcome {
+    /// The failure a thrown error stands for.
+    init(error: any Error) {
+        switch error {
+        case let failure as StepFailure:
+            self = .failed(message: failure.message, retryable: failure.isRetryable, outputs: failure.outputs)
+        case let retryable as any RetryableError:
+            self = .failed(message: String(describing: retryable), retryable: true)
+        default:
+            self = .failed(message: String(describing: error), retryable: false)
+        }
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `budpipeline`: the BudPipeline server and its operator tools.
+@main
+struct BudPipelineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "budpipeline",
+        abstract: "Pipeline orchestration with native step-handler plugins.",
+        version: "0.1.0",
+        subcommands: [PluginsCommand.self, PluginCommand.self]
+    )
+}

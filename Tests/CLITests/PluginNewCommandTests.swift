@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import _BudPipelineTestSupport
+
+/// `budpipeline plugin new`: rendering. (scripts/test.sh builds and tests a rendered plugin.)
+@Suite struct PluginNewCommandTests {
+    private func temporaryDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("plugin-new-\(UUID().uuidString)")
+    }
+
+    @Test func rendersARenamedPackage() async throws {
+        let output = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let result = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "acme_resize", "--output", output.path])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.hasPrefix("Created plugin acme_resize in \(output.path) (6 files)."))
+        let files = try FileManager.default.subpathsOfDirectory(atPath: output.path).sorted()
+        #expect(
+            files == [
+                ".gitignore", "Package.swift", "README.md", "Sources", "Sources/AcmeResize", "Sources/AcmeResize/AcmeResize.swift", "Tests",
+                "Tests/AcmeResizeTests", "Tests/AcmeResizeTests/AcmeResizeTests.swift", "plugin.exports",
+            ]
+        )
+        let manifest = try String(contentsOf: output.appendingPathComponent("Package.swift"), encoding: .utf8)
+        #expect(manifest.contains("name: \"AcmeResize\""))
+        #expect(manifest.contains(".package(name: \"budpipeline\", path: \"\(Repository.root.path)\")"))
+        let source = try String(contentsOf: output.appendingPathComponent("Sources/AcmeResize/AcmeResize.swift"), encoding: .utf8)
+        #expect(source.contains("type: \"acme_resize\""))
+        #expect(source.contains("name: \"Acme Resize\""))
+        #expect(source.contains("struct AcmeResizeHandler: StepHandler"))
+        #expect(!source.contains("MyPlugin") && !source.contains("my_plugin"))
+    }
+
+    @Test(arguments: [
+        ("Acme", "invalid plugin name 'Acme': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"),
+        (
+            "acme-resize",
+            "invalid plugin name 'acme-resize': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"
+        ),
+        ("9lives", "invalid plugin name '9lives': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"),
+        ("a__b", "invalid plugin name 'a__b': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"),
+        ("plugin_kit", "invalid plugin name 'plugin_kit': its module name PluginKit is a BudPipeline module"),
+    ])
+    func rejectsInvalidNames(name: String, message: String) async throws {
+        let output = temporaryDirectory()
+        let result = try await ProcessRunner.run(Repository.executable, ["plugin", "new", name, "--output", output.path])
+        #expect(result.status == 1)
+        #expect(result.standardError == "Error: \(message)\n")
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+
+    @Test func refusesANonEmptyDirectory() async throws {
+        let output = temporaryDirectory()
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        try "keep me".write(to: output.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let result = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "acme", "--output", output.path])
+        #expect(result.status == 1)
+        #expect(result.standardError == "Error: \(output.path) already exists and is not empty\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output.path) == ["notes.txt"])
+    }
+}

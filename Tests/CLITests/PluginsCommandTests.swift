@@ -1,0 +1,90 @@
+import BudJSON
+import Foundation
+import Testing
+import _BudPipelineTestSupport
+
+/// `budpipeline plugins ...` as an operator runs it.
+@Suite struct PluginsCommandTests {
+    static let brokenFixtures = [
+        "no_entry", "entry_v2_only", "wrong_major", "wrong_signature", "small_struct", "bad_metadata_json", "invalid_metadata",
+        "duplicate_action", "init_failure",
+    ]
+
+    @Test func listsTheExamplePluginsAndRefusesEveryBrokenFixture() async throws {
+        let fixtures = try await FixturePlugins.shared.directory(with: Self.brokenFixtures)
+        let result = try await ProcessRunner.run(
+            Repository.executable,
+            ["plugins", "list"],
+            environment: ["BUDPIPELINE_PLUGIN_DIRS": "\(Repository.productsDirectory):\(fixtures)"]
+        )
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        let actions = lines.compactMap { line -> String? in
+            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+            return columns.count == 5 && line.hasPrefix("  ") ? String(columns[0]) : nil
+        }
+        #expect(Array(actions.dropFirst()) == ["await_approval", "greet", "text_stats"])
+        #expect(result.standardOutput.contains("Loaded actions (3) from 2 plugin(s):"))
+        #expect(result.standardOutput.contains("Refused (\(Self.brokenFixtures.count)):"))
+        let expected = [
+            "libno_entry.so: no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin",
+            "libentry_v2_only.so: no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin for ABI major 1; it exports bp_plugin_entry_v2",
+            "libwrong_major.so: built for ABI major 2; this host supports ABI major 1",
+            "libwrong_signature.so: build signature mismatch: pointer_size is 4, the host's is 8",
+            "libsmall_struct.so: descriptor struct_size 56 is smaller than the ABI 1.0 minimum of 72 bytes",
+            "libbad_metadata_json.so: action[0] metadata is not valid JSON",
+            "libinvalid_metadata.so: action[1] ('invalid_metadata_unlabelled') metadata: param[0].label is required",
+            "libduplicate_action.so: action type 'greet' is already provided by \(Repository.productsDirectory)/libGreeter.so",
+            "libinit_failure.so: init failed (FATAL_ERROR): database unreachable at db:5432",
+        ]
+        for reason in expected {
+            #expect(lines.contains { $0.hasPrefix("  \(fixtures)/") && $0.contains(reason) }, "missing refusal: \(reason)")
+        }
+    }
+
+    @Test func printsJSONAndFailsInStrictMode() async throws {
+        let fixtures = try await FixturePlugins.shared.directory(with: ["no_entry"])
+        let environment = ["BUDPIPELINE_PLUGIN_DIRS": "\(Repository.productsDirectory):\(fixtures)"]
+        let result = try await ProcessRunner.run(Repository.executable, ["plugins", "list", "--json"], environment: environment)
+        #expect(result.status == 0)
+        let document = try JSONValue(parsing: result.standardOutput)
+        #expect(document["plugins"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == ["greeter", "text_stats"])
+        #expect(document["refused"]?[0]?["reason"] == "no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin")
+        let strict = try await ProcessRunner.run(Repository.executable, ["plugins", "list", "--strict"], environment: environment)
+        #expect(strict.status == 1)
+    }
+
+    @Test func reportsBadConfigurationInOneLine() async throws {
+        let result = try await ProcessRunner.run(
+            Repository.executable,
+            ["plugins", "list"],
+            environment: ["BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS": "soon"]
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError == "Error: BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS must be a positive number, got 'soon'\n")
+    }
+
+    @Test func inspectsOneLibrary() async throws {
+        let greeter = "\(Repository.productsDirectory)/libGreeter.so"
+        let text = try await ProcessRunner.run(Repository.executable, ["plugins", "inspect", greeter])
+        #expect(text.status == 0)
+        #expect(text.standardOutput.hasPrefix("Plugin greeter 1.0.0: Example Swift plugin built with PluginKit.\n"))
+        #expect(text.standardOutput.contains("Action await_approval — Await Approval (Examples, v1.0.0, event_driven)"))
+        let json = try await ProcessRunner.run(Repository.executable, ["plugins", "inspect", "--json", greeter])
+        let document = try JSONValue(parsing: json.standardOutput)
+        #expect(document["abi"] == "1.0")
+        #expect(document["actions"]?[0]?["type"] == "greet")
+        #expect(document["actions"]?[0]?["params"]?[1]?["options"]?[1]?["value"] == "fr")
+    }
+
+    @Test func inspectRefusesABrokenLibraryWithItsReason() async throws {
+        let broken = try await FixturePlugins.shared.library("wrong_signature")
+        let result = try await ProcessRunner.run(Repository.executable, ["plugins", "inspect", broken])
+        #expect(result.status == 1)
+        #expect(result.standardError == "Error: \(broken): build signature mismatch: pointer_size is 4, the host's is 8\n")
+        let missing = try await ProcessRunner.run(Repository.executable, ["plugins", "inspect", "/nonexistent/libx.so"])
+        #expect(missing.status == 1)
+        #expect(missing.standardError.hasPrefix("Error: /nonexistent/libx.so: cannot load the library: "))
+        #expect(missing.standardError.split(separator: "\n").count == 1)
+    }
+}

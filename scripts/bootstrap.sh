@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what BudPipeline needs on a Debian machine, skipping what is already there.
+#
+#   scripts/bootstrap.sh run     what building and running the server needs
+#   scripts/bootstrap.sh test    that plus what the test suite needs
+#
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+mode=${1:-run}
+
+# Swift: the toolchain lives in /opt/swift on this machine kind.
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="$PATH:/opt/swift/usr/bin"
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    echo "bootstrap: no Swift toolchain found (expected swift on PATH or in /opt/swift)" >&2
+    exit 1
+fi
+
+packages=(gcc g++)
+if [ "$mode" = "test" ]; then
+    packages+=(abigail-tools)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

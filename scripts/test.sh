@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check of the project, the way CI does: format, build, unit and end-to-end tests,
+# the plugin ABI check, and a plugin rendered from plugin-template/ built and tested standalone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh test
+
+started=$SECONDS
+step() {
+    echo
+    echo "==> $* ($((SECONDS - started))s)"
+}
+
+step "format (swift format lint)"
+swift format lint --strict --recursive Package.swift Sources Tests Plugins Benchmarks plugin-template
+
+step "build"
+swift build --build-tests
+
+step "tests"
+swift test --skip-build
+
+step "plugin ABI (abidiff against the committed baseline)"
+scripts/abi-check.sh
+
+step "plugin template: render, build and test standalone"
+scripts/template-check.sh
+
+step "all checks passed in $((SECONDS - started))s"
