@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The plugin C ABI: one header, nothing else.
@@ -38,6 +39,15 @@ let package = Package(
         .target(name: "BudJSON", swiftSettings: swiftSettings),
         .target(name: "PluginSchema", dependencies: ["BudJSON", "PluginABI"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["BudJSON", "PluginABI", "PluginSchema"], swiftSettings: swiftSettings),
+        .target(
+            name: "PipelineEngine",
+            dependencies: [
+                "BudJSON", "PluginSchema",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BudPipelineHost",
             dependencies: [
@@ -56,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PluginSchema",
+                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PluginSchema", "PluginTesting",
+                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "PluginTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks",
@@ -99,6 +109,11 @@ let package = Package(
         ),
         .testTarget(name: "BudJSONTests", dependencies: ["BudJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginSchemaTests", dependencies: ["PluginSchema", "BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PipelineEngineTests",
+            dependencies: ["PipelineEngine", "PluginSchema", "BudJSON", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PluginABITests",
             dependencies: ["PluginABI", "_BudPipelineTestSupport"],

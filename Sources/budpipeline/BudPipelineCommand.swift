@@ -7,6 +7,6 @@ struct BudPipelineCommand: AsyncParsableCommand {
         commandName: "budpipeline",
         abstract: "Pipeline orchestration with native step-handler plugins.",
         version: "0.1.0",
-        subcommands: [PluginsCommand.self, PluginCommand.self]
+        subcommands: [ValidateCommand.self, PluginsCommand.self, PluginCommand.self]
     )
 }

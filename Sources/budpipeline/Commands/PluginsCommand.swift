@@ -30,13 +30,7 @@ struct PluginsCommand: AsyncParsableCommand {
 
         func run() async throws {
             CLILogging.bootstrap(defaultLevel: .error)
-            let configuration: PluginHostConfiguration
-            do {
-                configuration = try PluginHostConfiguration.fromEnvironment()
-            } catch {
-                throw CLIError(error.message)
-            }
-            let host = await PluginHost.load(configuration: configuration, logger: Logger(label: "budpipeline.plugins"))
+            let host = await PluginHost.load(configuration: try .forCommandLine(), logger: Logger(label: "budpipeline.plugins"))
             print(json ? Self.json(host).serializedString(options: [.prettyPrinted]) : Self.text(host))
             await host.shutdown()
             if strict && !host.refusals.isEmpty { throw ExitCode(1) }

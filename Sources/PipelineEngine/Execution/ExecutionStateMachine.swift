@@ -1,0 +1,702 @@
+public import BudJSON
+public import Foundation
+import HeapModule
+import PluginSchema
+
+/// The rules of one execution, as a value: inputs go in, actions come out (docs/dag.md,
+/// "How an execution runs"). It performs no I/O and reads no clock; every input carries the time.
+///
+/// One set of rules applies to every path: a step finished by `execute`, by an event, by a timeout
+/// or by a timer goes through the same settlement, so conditions, `on_failure`, retries and
+/// outputs behave the same whichever way a step ends.
+public struct ExecutionStateMachine: Sendable {
+    public let pipeline: CompiledPipeline
+    public let executionID: String
+    /// The parameters, after binding (defaults applied).
+    public let params: JSONObject
+    public let options: EngineOptions
+
+    public private(set) var steps: [StepState]
+    public private(set) var execution: ExecutionSnapshot
+
+    /// Unsettled dependencies of each step; a step is ready when it reaches 0.
+    private var waitingOn: [Int]
+    /// Ready steps not yet started, lowest index first.
+    private var ready = Heap<Int>()
+    /// Steps whose plugin call is in flight (they hold a `max_parallel_steps` slot).
+    private var executing = 0
+    /// Steps a conditional branch ruled out, with the reason.
+    private var ruledOut: [Int: String] = [:]
+    /// The first failure that was not tolerated.
+    private var failure: (message: String, stepID: String?)?
+    /// Each step's share of the progress (0…100) and their sum, kept up to date as steps change.
+    private var progressShares: [Double]
+    private var progressTotal = 0.0
+    /// Which steps are settled, and how many, kept up to date as steps change.
+    private var settled: [Bool]
+    private var settledCount = 0
+    /// The input being handled, numbered; marks which steps it changed.
+    private var generation: UInt32 = 0
+    private var changedIn: [UInt32]
+    private var pending = Pending()
+
+    /// Creates an execution that has not started. `params` must already be bound
+    /// (``ParameterBinding/bind(_:provided:)``).
+    public init(pipeline: CompiledPipeline, executionID: String, params: JSONObject, options: EngineOptions = EngineOptions()) {
+        self.pipeline = pipeline
+        self.executionID = executionID
+        self.params = params
+        self.options = options
+        steps = pipeline.steps.map { step in
+            StepState(stepID: step.id, name: step.definition.name, action: step.definition.action, sequence: step.index + 1)
+        }
+        execution = ExecutionSnapshot(status: .pending, progress: 0)
+        waitingOn = pipeline.graph.dependencies.map(\.count)
+        progressShares = Array(repeating: 0, count: pipeline.steps.count)
+        settled = Array(repeating: false, count: pipeline.steps.count)
+        changedIn = Array(repeating: 0, count: pipeline.steps.count)
+    }
+
+    /// The state of the step with `id`.
+    public func step(_ id: String) -> StepState? {
+        pipeline.graph.index(of: id).map { steps[$0] }
+    }
+
+    /// Reacts to `input` at time `now`.
+    public mutating func handle(_ input: ExecutionInput, at now: Date) -> [ExecutionAction] {
+        pending = Pending()
+        generation &+= 1
+        switch input {
+        case .start: start(now)
+        case .stepSucceeded(let id, let attempt, let outputs):
+            if let index = current(id, attempt: attempt, in: [.running], input: "result") {
+                finishCall(index)
+                settleCompleted(index, outputs: outputs, now: now)
+            }
+        case .stepFailed(let id, let attempt, let error, let retryable, let outputs):
+            if let index = current(id, attempt: attempt, in: [.running], input: "failure") {
+                finishCall(index)
+                fail(index, error: error, retryable: retryable, timedOut: false, outputs: outputs, now: now)
+            }
+        case .stepAwaitingEvent(let id, let attempt, let externalID, let timeout, let outputs):
+            if let index = current(id, attempt: attempt, in: [.running], input: "await") {
+                finishCall(index)
+                startAwaiting(index, externalID: externalID, timeoutSeconds: timeout, outputs: outputs, now: now)
+            }
+        case .stepTimedOut(let id, let attempt, let error):
+            if let index = current(id, attempt: attempt, in: [.running], input: "timeout") {
+                finishCall(index)
+                fail(index, error: error, retryable: true, timedOut: true, outputs: steps[index].outputs ?? [:], now: now)
+            }
+        case .eventCompletedStep(let id, let status, let outputs, let error):
+            if let index = current(id, attempt: nil, in: [.awaitingEvent], input: "event completion") {
+                pending.timers.append(.cancelTimer(awaitTimer(index)))
+                let merged = (steps[index].outputs ?? [:]).merging(outputs)
+                switch status {
+                case .completed: settleCompleted(index, outputs: merged, now: now)
+                case .failed:
+                    fail(index, error: error ?? "Step failed", retryable: true, timedOut: false, outputs: merged, now: now)
+                case .timeout:
+                    fail(index, error: error ?? "Step timed out", retryable: true, timedOut: true, outputs: merged, now: now)
+                }
+            }
+        case .stepProgress(let id, let percent, let eta, _):
+            if let index = current(id, attempt: nil, in: [.running, .awaitingEvent], input: "progress") {
+                reportProgress(index, percent: percent, etaSeconds: eta)
+            }
+        case .timerFired(let timer): timerFired(timer, now: now)
+        case .cancel(let reason):
+            if execution.status.isFinished {
+                pending.other.append(.ignored("cancel of a finished execution"))
+            } else {
+                abort(.cancelled(reason), now: now)
+            }
+        }
+        if execution.status == .running { advance(now: now) }
+        updateProgress(stepID: nil, etaSeconds: nil)
+        return pending.actions(steps: steps, execution: execution)
+    }
+
+    // MARK: Starting and scheduling
+
+    private mutating func start(_ now: Date) {
+        guard execution.status == .pending else {
+            pending.other.append(.ignored("start of an execution that already started"))
+            return
+        }
+        execution.status = .running
+        execution.startedAt = now
+        pending.executionChanged = true
+        pending.events.append(.executionStarted)
+        if let timeout = pipeline.definition.settings.timeoutSeconds {
+            pending.timers.append(.setTimer(EngineTimer(kind: .executionDeadline), at: now.addingTimeInterval(Double(timeout))))
+        }
+        for index in steps.indices where waitingOn[index] == 0 { ready.insert(index) }
+    }
+
+    /// Starts ready steps while slots are free; finishes the execution when nothing is left.
+    private mutating func advance(now: Date) {
+        let limit = pipeline.definition.settings.maxParallelSteps
+        while execution.status == .running, executing < limit, let index = ready.popMin() {
+            begin(index, now: now)
+        }
+        account()
+        guard execution.status == .running, settledCount == steps.count else { return }
+        finish(now: now)
+    }
+
+    /// Runs a ready step: branch choice, condition, parameters, then the action.
+    private mutating func begin(_ index: Int, now: Date) {
+        let step = pipeline.steps[index]
+        let isRetry = steps[index].attempt > 0
+        if !isRetry {
+            if let reason = ruledOut[index] {
+                settleSkipped(index, reason: reason, blocking: false, now: now)
+                return
+            }
+            do throws(TemplateError) {
+                guard try step.condition.evaluate(in: scope(for: step)) else {
+                    settleSkipped(index, reason: "Condition not met", blocking: false, now: now)
+                    return
+                }
+            } catch {
+                markStarted(index, now: now)
+                fail(index, error: "condition: \(error)", retryable: false, timedOut: false, outputs: [:], now: now)
+                return
+            }
+        }
+        let params: JSONObject
+        do {
+            params = try resolveParams(step)
+        } catch {
+            markStarted(index, now: now)
+            fail(index, error: "\(error)", retryable: false, timedOut: false, outputs: [:], now: now)
+            return
+        }
+        markStarted(index, now: now)
+        switch step.definition.action {
+        case BuiltInActions.waitUntilType:
+            switch WaitUntil.wakeTime(params, now: now) {
+            case .success(let wake):
+                enterAwaiting(
+                    index,
+                    externalID: "wait_until:\(idempotencyKey(index))",
+                    outputs: WaitUntil.waitingOutputs(wake: wake, now: now),
+                    until: wake,
+                    timer: EngineTimer(kind: .wakeUp, stepID: step.id, attempt: steps[index].attempt)
+                )
+            case .failure(let error):
+                fail(index, error: error.message, retryable: false, timedOut: false, outputs: [:], now: now)
+            }
+        case let action where BuiltInActions.types.contains(action):
+            if action == "log" {
+                let line = BuiltInActions.log(params)
+                pending.other.append(.log(EngineLogLine(stepID: step.id, level: line.level, message: line.message)))
+            }
+            switch BuiltInActions.run(action, params: params, branches: step.branches, scope: scope(for: step)) {
+            case .completed(let outputs): settleCompleted(index, outputs: outputs, now: now)
+            case .failed(let message, let outputs):
+                fail(index, error: message, retryable: false, timedOut: false, outputs: outputs, now: now)
+            }
+        default:
+            guard step.metadata != nil else {
+                fail(
+                    index, error: "Action '\(step.definition.action)' is not registered", retryable: false, timedOut: false, outputs: [:],
+                    now: now)
+                return
+            }
+            executing += 1
+            let timeout = step.definition.timeoutSeconds ?? step.metadata?.timeoutSeconds
+            if let timeout {
+                let deadline = now.addingTimeInterval(Double(timeout))
+                steps[index].deadline = deadline
+                pending.timers.append(.setTimer(deadlineTimer(index), at: deadline))
+            }
+            pending.dispatches.append(
+                .dispatch(
+                    StepDispatch(
+                        stepID: step.id,
+                        action: step.definition.action,
+                        attempt: steps[index].attempt,
+                        idempotencyKey: idempotencyKey(index),
+                        params: params,
+                        stepOutputs: outputsForDispatch(step),
+                        timeoutSeconds: timeout
+                    )
+                )
+            )
+        }
+    }
+
+    private mutating func markStarted(_ index: Int, now: Date) {
+        steps[index].status = .running
+        steps[index].startedAt = now
+        steps[index].endedAt = nil
+        steps[index].error = nil
+        steps[index].progress = 0
+        steps[index].etaSeconds = nil
+        steps[index].failureTolerated = false
+        touch(index)
+        pending.events.append(
+            .stepStarted(
+                stepID: steps[index].stepID, name: steps[index].name, sequence: steps[index].sequence, attempt: steps[index].attempt)
+        )
+    }
+
+    // MARK: Results
+
+    private mutating func startAwaiting(_ index: Int, externalID: String, timeoutSeconds: Int?, outputs: JSONObject, now: Date) {
+        let timeout = timeoutSeconds ?? pipeline.steps[index].definition.timeoutSeconds ?? options.defaultAwaitTimeoutSeconds
+        let deadline = now.addingTimeInterval(Double(timeout))
+        enterAwaiting(index, externalID: externalID, outputs: outputs, until: deadline, timer: deadlineTimer(index))
+    }
+
+    /// The step waits for an event carrying `externalID` until `until`, when `timer` fires.
+    private mutating func enterAwaiting(_ index: Int, externalID: String, outputs: JSONObject, until: Date, timer: EngineTimer) {
+        steps[index].status = .awaitingEvent
+        steps[index].externalWorkflowID = externalID
+        steps[index].outputs = outputs
+        steps[index].deadline = until
+        touch(index)
+        pending.timers.append(.setTimer(timer, at: until))
+        pending.events.append(.stepAwaitingEvent(stepID: steps[index].stepID, name: steps[index].name, externalWorkflowID: externalID))
+    }
+
+    private mutating func settleCompleted(_ index: Int, outputs: JSONObject, now: Date) {
+        steps[index].status = .completed
+        steps[index].outputs = outputs
+        steps[index].endedAt = now
+        steps[index].progress = 100
+        steps[index].etaSeconds = nil
+        steps[index].deadline = nil
+        touch(index)
+        pending.events.append(
+            .stepCompleted(
+                stepID: steps[index].stepID,
+                name: steps[index].name,
+                outputs: outputs,
+                durationSeconds: steps[index].startedAt.map { now.timeIntervalSince($0) }
+            )
+        )
+        ruleOutBranches(of: index, outputs: outputs)
+        release(index, blocking: false, now: now)
+    }
+
+    /// After a `conditional` step chose a branch, the other branches' targets will be skipped.
+    private mutating func ruleOutBranches(of index: Int, outputs: JSONObject) {
+        guard let branches = pipeline.steps[index].branches, !branches.isEmpty else { return }
+        let chosen = outputs["target_step"]?.stringValue
+        let label = outputs["matched_label"].map(PythonFormat.str) ?? "none"
+        for branch in branches {
+            guard let target = branch.target, target != chosen, let targetIndex = pipeline.graph.index(of: target) else { continue }
+            ruledOut[targetIndex] = "Branch condition not matched (matched: \(label))"
+        }
+    }
+
+    private mutating func settleSkipped(_ index: Int, reason: String, blocking: Bool, now: Date) {
+        steps[index].status = .skipped
+        steps[index].error = reason
+        steps[index].endedAt = now
+        touch(index)
+        pending.events.append(.stepSkipped(stepID: steps[index].stepID, name: steps[index].name, reason: reason))
+        release(index, blocking: blocking, now: now)
+    }
+
+    /// A failure of the current attempt: retried, tolerated, or failing the execution.
+    private mutating func fail(_ index: Int, error: String, retryable: Bool, timedOut: Bool, outputs: JSONObject, now: Date) {
+        let step = pipeline.steps[index]
+        steps[index].outputs = outputs
+        steps[index].error = error
+        steps[index].endedAt = now
+        steps[index].deadline = nil
+        touch(index)
+        if step.definition.onFailure == .retry, retryable || timedOut, let settings = retrySettings(for: step),
+            steps[index].attempt + 1 < settings.maxAttempts
+        {
+            let next = steps[index].attempt + 1
+            let delay = settings.delay(beforeAttempt: next)
+            steps[index].status = .retrying
+            pending.timers.append(.setTimer(EngineTimer(kind: .retry, stepID: step.id, attempt: next), at: now.addingTimeInterval(delay)))
+            pending.events.append(
+                .stepRetrying(stepID: step.id, name: step.definition.name, nextAttempt: next, delaySeconds: delay, error: error))
+            return
+        }
+        let tolerated = step.definition.onFailure == .continue
+        steps[index].status = timedOut ? .timedOut : .failed
+        steps[index].failureTolerated = tolerated
+        pending.events.append(
+            .stepFailed(stepID: step.id, name: step.definition.name, status: steps[index].status, error: error, tolerated: tolerated)
+        )
+        guard !tolerated else {
+            release(index, blocking: false, now: now)
+            return
+        }
+        if failure == nil { failure = (error, step.id) }
+        if pipeline.definition.settings.failFast {
+            abort(.failed, now: now)
+        } else {
+            release(index, blocking: true, now: now)
+        }
+    }
+
+    /// A settled step unblocks its dependants, or — when it failed and the failure is not
+    /// tolerated — skips them and everything after them.
+    private mutating func release(_ index: Int, blocking: Bool, now: Date) {
+        for dependant in pipeline.graph.dependants[index] where steps[dependant].status == .pending {
+            if blocking {
+                settleSkipped(dependant, reason: "Upstream step '\(steps[index].stepID)' did not succeed", blocking: true, now: now)
+            } else {
+                waitingOn[dependant] -= 1
+                if waitingOn[dependant] == 0 { ready.insert(dependant) }
+            }
+        }
+    }
+
+    private mutating func reportProgress(_ index: Int, percent: Double?, etaSeconds: Int?) {
+        if let percent { steps[index].progress = min(100, max(steps[index].progress, percent)) }
+        if let etaSeconds { steps[index].etaSeconds = max(0, etaSeconds) }
+        touch(index)
+        updateProgress(stepID: steps[index].stepID, etaSeconds: etaSeconds)
+    }
+
+    // MARK: Timers
+
+    private mutating func timerFired(_ timer: EngineTimer, now: Date) {
+        guard execution.status == .running else {
+            pending.other.append(.ignored("timer \(timer.key) fired after the execution ended"))
+            return
+        }
+        if timer.kind == .executionDeadline {
+            let timeout = pipeline.definition.settings.timeoutSeconds ?? 0
+            failure = failure ?? ("Execution timed out after \(timeout) seconds", nil)
+            abort(.timedOut, now: now)
+            return
+        }
+        guard let stepID = timer.stepID, let index = pipeline.graph.index(of: stepID) else {
+            pending.other.append(.ignored("timer \(timer.key) names no step"))
+            return
+        }
+        switch (timer.kind, steps[index].status) {
+        case (.retry, .retrying) where timer.attempt == steps[index].attempt + 1:
+            steps[index].attempt += 1
+            steps[index].status = .pending
+            touch(index)
+            ready.insert(index)
+        case (.wakeUp, .awaitingEvent) where timer.attempt == steps[index].attempt:
+            settleCompleted(index, outputs: WaitUntil.wokenOutputs(steps[index].outputs ?? [:], now: now), now: now)
+        case (.stepDeadline, .running) where timer.attempt == steps[index].attempt:
+            finishCall(index)
+            abandon(index, reason: .timedOut)
+            let timeout = Int((steps[index].deadline ?? now).timeIntervalSince(steps[index].startedAt ?? now).rounded())
+            fail(
+                index, error: "Step timed out after \(timeout) seconds", retryable: true, timedOut: true,
+                outputs: steps[index].outputs ?? [:], now: now)
+        case (.stepDeadline, .awaitingEvent) where timer.attempt == steps[index].attempt:
+            abandon(index, reason: .timedOut)
+            let externalID = steps[index].externalWorkflowID ?? "unknown"
+            fail(
+                index,
+                error: "Step timed out waiting for event from workflow \(externalID)",
+                retryable: true,
+                timedOut: true,
+                outputs: steps[index].outputs ?? [:],
+                now: now
+            )
+        default:
+            pending.other.append(.ignored("timer \(timer.key) found step '\(stepID)' \(steps[index].status.rawValue)"))
+        }
+    }
+
+    // MARK: Ending
+
+    private enum AbortKind {
+        case failed
+        case timedOut
+        case cancelled(String)
+    }
+
+    /// Ends the execution before its steps are done: stops what runs, skips what waits.
+    private mutating func abort(_ kind: AbortKind, now: Date) {
+        let skipReason: String
+        let cleanupReason: CleanupReason
+        switch kind {
+        case .failed:
+            skipReason = "Workflow aborted"
+            cleanupReason = .cancelled
+        case .timedOut:
+            skipReason = "Workflow aborted"
+            cleanupReason = .timedOut
+        case .cancelled:
+            skipReason = "Execution cancelled"
+            cleanupReason = .cancelled
+        }
+        for index in steps.indices {
+            switch steps[index].status {
+            case .running, .awaitingEvent:
+                if steps[index].status == .running {
+                    finishCall(index)
+                } else {
+                    pending.timers.append(.cancelTimer(awaitTimer(index)))
+                }
+                abandon(index, reason: cleanupReason)
+                steps[index].status = .cancelled
+                steps[index].error = skipReason
+                steps[index].endedAt = now
+                touch(index)
+            case .retrying:
+                pending.timers.append(
+                    .cancelTimer(EngineTimer(kind: .retry, stepID: steps[index].stepID, attempt: steps[index].attempt + 1)))
+                steps[index].status = .cancelled
+                steps[index].error = skipReason
+                steps[index].endedAt = now
+                touch(index)
+            case .pending:
+                steps[index].status = .skipped
+                steps[index].error = skipReason
+                steps[index].endedAt = now
+                touch(index)
+            case .completed, .failed, .skipped, .timedOut, .cancelled:
+                break
+            }
+        }
+        ready = Heap()
+        if case .cancelled(let reason) = kind {
+            end(.cancelled, now: now, errorMessage: reason.isEmpty ? "Execution cancelled" : reason, stepID: nil)
+            pending.events.append(.executionCancelled(reason: reason.isEmpty ? "Execution cancelled" : reason))
+        } else {
+            let message = failure?.message ?? "Execution failed"
+            end(.failed, now: now, errorMessage: message, stepID: failure?.stepID)
+            pending.events.append(.executionFailed(error: message))
+        }
+    }
+
+    /// All steps settled: the execution completed, or failed if a failure was not tolerated.
+    private mutating func finish(now: Date) {
+        if let failure {
+            end(.failed, now: now, errorMessage: failure.message, stepID: failure.stepID)
+            pending.events.append(.executionFailed(error: failure.message))
+            return
+        }
+        var outputs = JSONObject()
+        let scope = fullScope()
+        for output in pipeline.outputs {
+            do throws(FieldTemplateError) {
+                outputs[output.name] = try output.value.resolve(in: scope, path: "outputs.\(output.name)")
+            } catch {
+                let message = "\(error)"
+                end(.failed, now: now, errorMessage: message, stepID: nil)
+                pending.events.append(.executionFailed(error: message))
+                return
+            }
+        }
+        execution.outputs = outputs
+        execution.progress = 100
+        end(.completed, now: now, errorMessage: nil, stepID: nil)
+        pending.events.append(.executionCompleted(outputs: outputs))
+    }
+
+    private mutating func end(_ status: ExecutionStatus, now: Date, errorMessage: String?, stepID: String?) {
+        execution.status = status
+        execution.endedAt = now
+        if let errorMessage {
+            var info: JSONObject = ["error": .string(errorMessage), "message": .string(errorMessage)]
+            if let stepID { info["step_id"] = .string(stepID) }
+            execution.errorInfo = info
+        }
+        pending.executionChanged = true
+        if pipeline.definition.settings.timeoutSeconds != nil {
+            pending.timers.append(.cancelTimer(EngineTimer(kind: .executionDeadline)))
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The step `id` when its current attempt is `attempt` (any, if `nil`) and its status one of
+    /// `statuses`; otherwise the input is stale and noted as ignored.
+    private mutating func current(_ id: String, attempt: Int?, in statuses: Set<StepStatus>, input: String) -> Int? {
+        guard execution.status == .running else {
+            pending.other.append(.ignored("\(input) for step '\(id)' after the execution ended"))
+            return nil
+        }
+        guard let index = pipeline.graph.index(of: id) else {
+            pending.other.append(.ignored("\(input) for unknown step '\(id)'"))
+            return nil
+        }
+        guard statuses.contains(steps[index].status), attempt.map({ $0 == steps[index].attempt }) ?? true else {
+            let attemptText = attempt.map { " attempt \($0)" } ?? ""
+            pending.other.append(
+                .ignored(
+                    "\(input) for step '\(id)'\(attemptText) ignored: it is \(steps[index].status.rawValue) at attempt \(steps[index].attempt)"
+                )
+            )
+            return nil
+        }
+        return index
+    }
+
+    /// The plugin call of step `index` ended (answered, timed out or abandoned): it frees its slot.
+    private mutating func finishCall(_ index: Int) {
+        executing -= 1
+        if steps[index].deadline != nil { pending.timers.append(.cancelTimer(deadlineTimer(index))) }
+    }
+
+    private mutating func abandon(_ index: Int, reason: CleanupReason) {
+        pending.dispatches.append(
+            .abandon(
+                StepAbandonment(
+                    stepID: steps[index].stepID,
+                    action: steps[index].action,
+                    attempt: steps[index].attempt,
+                    externalWorkflowID: steps[index].externalWorkflowID,
+                    reason: reason
+                )
+            )
+        )
+    }
+
+    private func deadlineTimer(_ index: Int) -> EngineTimer {
+        EngineTimer(kind: .stepDeadline, stepID: steps[index].stepID, attempt: steps[index].attempt)
+    }
+
+    /// The timer that ends an awaiting step: its wake-up for `wait_until`, its deadline otherwise.
+    private func awaitTimer(_ index: Int) -> EngineTimer {
+        let kind: EngineTimer.Kind = steps[index].action == BuiltInActions.waitUntilType ? .wakeUp : .stepDeadline
+        return EngineTimer(kind: kind, stepID: steps[index].stepID, attempt: steps[index].attempt)
+    }
+
+    private func idempotencyKey(_ index: Int) -> String {
+        "\(executionID)/\(steps[index].stepID)/\(steps[index].attempt)"
+    }
+
+    private mutating func touch(_ index: Int) {
+        guard changedIn[index] != generation else { return }
+        changedIn[index] = generation
+        pending.changedSteps.append(index)
+    }
+
+    /// Brings the settled count and the progress shares up to date with the steps changed so far.
+    private mutating func account() {
+        for index in pending.changedSteps {
+            let isSettled = steps[index].status.isSettled
+            if isSettled != settled[index] {
+                settled[index] = isSettled
+                settledCount += isSettled ? 1 : -1
+            }
+            let share: Double
+            switch steps[index].status {
+            case .completed, .failed, .skipped, .timedOut, .cancelled: share = 100
+            case .running, .awaitingEvent: share = steps[index].progress
+            case .pending, .retrying: share = 0
+            }
+            progressTotal += share - progressShares[index]
+            progressShares[index] = share
+        }
+    }
+
+    /// What a step's templates may read: the parameters and the steps they name.
+    private func scope(for step: CompiledStep) -> TemplateScope {
+        var stepValues = JSONObject()
+        for index in step.readsSteps { stepValues[steps[index].stepID] = stepValue(index) }
+        return TemplateScope(["params": .object(params), "steps": .object(stepValues)])
+    }
+
+    private func fullScope() -> TemplateScope {
+        var stepValues = JSONObject()
+        for index in steps.indices { stepValues[steps[index].stepID] = stepValue(index) }
+        return TemplateScope(["params": .object(params), "steps": .object(stepValues)])
+    }
+
+    /// `{"outputs": {...}, "status": "COMPLETED"}`; no `outputs` key for a step that has none.
+    private func stepValue(_ index: Int) -> JSONValue {
+        var value: JSONObject = ["status": .string(steps[index].status.apiValue)]
+        if let outputs = steps[index].outputs { value["outputs"] = .object(outputs) }
+        return .object(value)
+    }
+
+    private func outputsForDispatch(_ step: CompiledStep) -> JSONObject {
+        var outputs = JSONObject()
+        for index in pipeline.graph.dependencies[step.index] + step.readsSteps {
+            if let stepOutputs = steps[index].outputs { outputs[steps[index].stepID] = .object(stepOutputs) }
+        }
+        return outputs
+    }
+
+    private func resolveParams(_ step: CompiledStep) throws(FieldTemplateError) -> JSONObject {
+        var params = try step.params.resolve(in: scope(for: step), path: "params").objectValue ?? [:]
+        for definition in step.metadata?.params ?? [] where params[definition.name] == nil {
+            if let defaultValue = definition.defaultValue { params[definition.name] = defaultValue }
+        }
+        return params
+    }
+
+    /// The step's retry settings: its own, else the pipeline's, else the action's, else the engine's.
+    /// `nil` when a templated value does not resolve to a usable number (then the step is not retried).
+    private func retrySettings(for step: CompiledStep) -> RetrySettings? {
+        if let retry = step.retry {
+            let scope = scope(for: step)
+            guard let attempts = retry.maxAttempts.resolve(in: scope), let backoff = retry.backoffSeconds.resolve(in: scope),
+                let multiplier = retry.backoffMultiplier.resolve(in: scope), let maximum = retry.maxBackoffSeconds.resolve(in: scope),
+                attempts >= 1, backoff >= 0, multiplier >= 1, maximum >= 0
+            else { return nil }
+            return RetrySettings(
+                maxAttempts: Int(attempts), backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
+        }
+        if let policy = pipeline.definition.settings.retryPolicy, case .number(let attempts) = policy.maxAttempts,
+            case .number(let backoff) = policy.backoffSeconds, case .number(let multiplier) = policy.backoffMultiplier,
+            case .number(let maximum) = policy.maxBackoffSeconds
+        {
+            return RetrySettings(
+                maxAttempts: Int(attempts), backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
+        }
+        if let policy = step.metadata?.retryPolicy {
+            return RetrySettings(
+                maxAttempts: policy.maxAttempts,
+                backoffSeconds: policy.initialIntervalSeconds,
+                backoffMultiplier: policy.backoffMultiplier,
+                maxBackoffSeconds: policy.maxIntervalSeconds
+            )
+        }
+        return options.defaultRetry
+    }
+
+    /// Recomputes the execution's progress (equal weights; settled steps count fully, running ones
+    /// by their reported percent) and reports it when it grew.
+    private mutating func updateProgress(stepID: String?, etaSeconds: Int?) {
+        account()
+        guard execution.status == .running, !steps.isEmpty else { return }
+        let percent = (progressTotal / Double(steps.count) * 100).rounded() / 100
+        guard percent > execution.progress || etaSeconds != nil else { return }
+        execution.progress = max(execution.progress, percent)
+        pending.executionChanged = true
+        pending.events.append(.progress(percent: execution.progress, etaSeconds: etaSeconds, stepID: stepID))
+    }
+}
+
+extension CompiledNumber {
+    func resolve(in scope: TemplateScope) -> Double? {
+        switch self {
+        case .number(let number): return number
+        case .template(let template, _):
+            guard let value = try? template.evaluate(in: scope) else { return nil }
+            return value.doubleValue ?? value.stringValue.flatMap { Double($0.trimmingWhitespace()) }
+        }
+    }
+}
+
+/// The actions one input produced, gathered by kind and put in the order the runtime applies them.
+private struct Pending {
+    /// Changed steps, each once, in the order they first changed.
+    var changedSteps: [Int] = []
+    var executionChanged = false
+    var timers: [ExecutionAction] = []
+    var events: [EngineEvent] = []
+    var other: [ExecutionAction] = []
+    var dispatches: [ExecutionAction] = []
+
+    /// State changes first, then timers, events, log lines and notes, then dispatches and abandonments.
+    func actions(steps: [StepState], execution: ExecutionSnapshot) -> [ExecutionAction] {
+        var actions = changedSteps.sorted().map { ExecutionAction.stepChanged(steps[$0]) }
+        if executionChanged { actions.append(.executionChanged(execution)) }
+        return actions + timers + events.map(ExecutionAction.emit) + other + dispatches
+    }
+}
