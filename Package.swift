@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -58,6 +59,27 @@ let package = Package(
             path: "Sources/Host",
             swiftSettings: swiftSettings
         ),
+        // Storage: one store over two backends.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        .target(
+            name: "Storage",
+            dependencies: ["BudJSON", "PipelineEngine", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "StorageSQLite", dependencies: ["Storage", "CSQLite"], swiftSettings: swiftSettings),
+        .target(name: "StoragePostgres", dependencies: ["Storage", "CLibPQ"], swiftSettings: swiftSettings),
+        .target(name: "Scheduling", swiftSettings: swiftSettings),
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "BudJSON", "BudPipelineHost", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite", "StoragePostgres",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "PluginTesting",
             dependencies: ["BudPipelineHost", "BudJSON", "PluginSchema", .product(name: "Logging", package: "swift-log")],
@@ -66,9 +88,11 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema",
+                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "Runtime", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -103,7 +127,7 @@ let package = Package(
         // Test support and tests.
         .target(
             name: "_BudPipelineTestSupport",
-            dependencies: ["BudPipelineHost", "PluginTesting", "BudJSON"],
+            dependencies: ["BudPipelineHost", "PluginTesting", "BudJSON", "Storage", "StorageSQLite", "StoragePostgres"],
             path: "Tests/_BudPipelineTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -131,6 +155,20 @@ let package = Package(
         .testTarget(
             name: "PluginKitTests",
             dependencies: ["PluginKit", "PluginSchema", "BudJSON", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "StorageSQLite", "StoragePostgres", "PipelineEngine", "BudJSON", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: [
+                "Runtime", "Storage", "PipelineEngine", "PluginSchema", "BudJSON", "BudPipelineHost", "_BudPipelineTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),

@@ -7,6 +7,9 @@ struct BudPipelineCommand: AsyncParsableCommand {
         commandName: "budpipeline",
         abstract: "Pipeline orchestration with native step-handler plugins.",
         version: "0.1.0",
-        subcommands: [ValidateCommand.self, PluginsCommand.self, PluginCommand.self]
+        subcommands: [
+            RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self, PluginsCommand.self,
+            PluginCommand.self,
+        ]
     )
 }

@@ -57,6 +57,49 @@ public struct ExecutionStateMachine: Sendable {
         changedIn = Array(repeating: 0, count: pipeline.steps.count)
     }
 
+    /// Rebuilds an execution from what the runtime last stored: one state per step of the
+    /// pipeline (in any order) and the execution record. Everything else the machine keeps
+    /// (ready steps, free slots, ruled-out branches, the first failure, progress shares) follows
+    /// from those.
+    public init(
+        restoring pipeline: CompiledPipeline,
+        executionID: String,
+        params: JSONObject,
+        options: EngineOptions = EngineOptions(),
+        steps stored: [StepState],
+        execution: ExecutionSnapshot
+    ) throws(ExecutionRestoreError) {
+        self.init(pipeline: pipeline, executionID: executionID, params: params, options: options)
+        var byID: [String: StepState] = [:]
+        for state in stored {
+            guard byID.updateValue(state, forKey: state.stepID) == nil else { throw .duplicateStep(state.stepID) }
+        }
+        for index in steps.indices {
+            guard let state = byID.removeValue(forKey: steps[index].stepID) else { throw .missingStep(steps[index].stepID) }
+            steps[index] = state
+        }
+        if let unknown = byID.keys.sorted().first { throw .unknownStep(unknown) }
+        self.execution = execution
+
+        executing = steps.count(where: { $0.status == .running })
+        for index in steps.indices where steps[index].status == .completed {
+            ruleOutBranches(of: index, outputs: steps[index].outputs ?? [:])
+        }
+        let untoleratedFailures = steps.indices.filter {
+            (steps[$0].status == .failed || steps[$0].status == .timedOut) && !steps[$0].failureTolerated
+        }
+        if let first = untoleratedFailures.min(by: { (steps[$0].endedAt ?? .distantPast, $0) < (steps[$1].endedAt ?? .distantPast, $1) }) {
+            failure = (steps[first].error ?? "Step failed", steps[first].stepID)
+        }
+        for index in steps.indices {
+            waitingOn[index] = pipeline.graph.dependencies[index].count(where: { !steps[$0].status.isSettled })
+            if execution.status == .running, steps[index].status == .pending, waitingOn[index] == 0 { ready.insert(index) }
+        }
+        pending.changedSteps = Array(steps.indices)
+        account()
+        pending = Pending()
+    }
+
     /// The state of the step with `id`.
     public func step(_ id: String) -> StepState? {
         pipeline.graph.index(of: id).map { steps[$0] }
@@ -679,6 +722,21 @@ extension CompiledNumber {
         case .template(let template, _):
             guard let value = try? template.evaluate(in: scope) else { return nil }
             return value.doubleValue ?? value.stringValue.flatMap { Double($0.trimmingWhitespace()) }
+        }
+    }
+}
+
+/// Why stored state does not fit the pipeline it claims to be an execution of.
+public enum ExecutionRestoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case missingStep(String)
+    case unknownStep(String)
+    case duplicateStep(String)
+
+    public var description: String {
+        switch self {
+        case .missingStep(let id): "no stored state for step '\(id)'"
+        case .unknownStep(let id): "stored state for step '\(id)', which the pipeline does not have"
+        case .duplicateStep(let id): "two stored states for step '\(id)'"
         }
     }
 }

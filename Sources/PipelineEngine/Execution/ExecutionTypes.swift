@@ -70,6 +70,14 @@ public struct StepState: Sendable, Equatable {
     /// For a failed or timed-out step: whether `on_failure: continue` tolerated it.
     public var failureTolerated = false
 
+    /// A step that has not run yet.
+    public init(stepID: String, name: String, action: String, sequence: Int) {
+        self.stepID = stepID
+        self.name = name
+        self.action = action
+        self.sequence = sequence
+    }
+
     /// Whether the step waits for an external event.
     public var isAwaitingEvent: Bool { status == .awaitingEvent }
 }
@@ -85,6 +93,22 @@ public struct ExecutionSnapshot: Sendable, Equatable {
     public var outputs: JSONObject?
     /// `{"error", "message", "step_id"?}` when the execution failed or was cancelled.
     public var errorInfo: JSONObject?
+
+    public init(
+        status: ExecutionStatus,
+        startedAt: Date? = nil,
+        endedAt: Date? = nil,
+        progress: Double = 0,
+        outputs: JSONObject? = nil,
+        errorInfo: JSONObject? = nil
+    ) {
+        self.status = status
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.progress = progress
+        self.outputs = outputs
+        self.errorInfo = errorInfo
+    }
 }
 
 /// A due-time the engine asked the runtime to keep. Setting a timer with the key of an existing

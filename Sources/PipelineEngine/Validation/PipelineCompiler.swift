@@ -102,6 +102,16 @@ public enum PipelineCompiler {
         return (report, report.valid ? pipeline : nil)
     }
 
+    /// Compiles a definition an execution already started with, to continue it. Problems that
+    /// depend on the current action catalog (a plugin upgraded or removed since) do not prevent
+    /// it: such a step fails when it runs. `nil` only for a definition that cannot run at all
+    /// (a dependency cycle).
+    public static func compileForResume(_ definition: PipelineDefinition, catalog: some ActionCatalog) -> CompiledPipeline? {
+        var compilation = Compilation(definition: definition, catalog: catalog)
+        guard compilation.ancestors != nil else { return nil }
+        return compilation.run()
+    }
+
     /// Parameter names templates may read without declaring them: the API adds `user_id` to the
     /// parameters of every execution started with a user.
     static let implicitParameters: Set<String> = ["user_id"]

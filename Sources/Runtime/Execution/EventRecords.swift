@@ -1,0 +1,132 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import Storage
+
+/// Turns the engine's events into what a transition stores: outbox events for publishing and the
+/// progress history the API lists.
+struct EventRecords {
+    let executionID: String
+    let pipelineID: String?
+    let now: Date
+    /// The last progress event number written; advanced by each progress event made.
+    var sequence: Int
+    var progressEvents: [ProgressEventRecord] = []
+    var outbox: [OutboxEvent] = []
+
+    init(executionID: String, pipelineID: String?, now: Date, sequence: Int) {
+        self.executionID = executionID
+        self.pipelineID = pipelineID
+        self.now = now
+        self.sequence = sequence
+    }
+
+    /// Records one event; `execution` is the execution's state after the transition.
+    mutating func record(_ event: EngineEvent, execution: ExecutionSnapshot) {
+        var payload: JSONObject = ["execution_id": .string(executionID), "timestamp": .string(SQLTimestamp.format(now))]
+        if let pipelineID { payload["pipeline_id"] = .string(pipelineID) }
+        let type: String
+        switch event {
+        case .executionStarted:
+            type = "execution_started"
+        case .stepStarted(let stepID, let name, let sequence, let attempt):
+            type = "step_started"
+            payload.merge([
+                "step_id": .string(stepID), "step_name": .string(name), "sequence_number": .int(sequence), "attempt": .int(attempt),
+            ])
+        case .stepCompleted(let stepID, let name, let outputs, let duration):
+            type = "step_completed"
+            payload.merge([
+                "step_id": .string(stepID), "step_name": .string(name), "outputs": .object(outputs),
+                "duration_seconds": duration.map(JSONValue.double) ?? .null, "progress": .double(execution.progress),
+            ])
+            progress(
+                .stepCompleted, percent: execution.progress, eta: nil, description: "Completed: \(name)",
+                details: [
+                    "step_id": .string(stepID), "step_name": .string(name), "duration_seconds": duration.map(JSONValue.double) ?? .null,
+                ])
+        case .stepFailed(let stepID, let name, let status, let error, let tolerated):
+            type = "step_failed"
+            payload.merge([
+                "step_id": .string(stepID), "step_name": .string(name), "status": .string(status.rawValue), "error": .string(error),
+                "tolerated": .bool(tolerated),
+            ])
+        case .stepSkipped(let stepID, let name, let reason):
+            type = "step_skipped"
+            payload.merge(["step_id": .string(stepID), "step_name": .string(name), "reason": .string(reason)])
+        case .stepRetrying(let stepID, let name, let nextAttempt, let delay, let error):
+            type = "step_retrying"
+            payload.merge([
+                "step_id": .string(stepID), "step_name": .string(name), "next_attempt": .int(nextAttempt), "delay_seconds": .double(delay),
+                "error": .string(error),
+            ])
+        case .stepAwaitingEvent(let stepID, let name, let externalID):
+            type = "step_awaiting_event"
+            payload.merge(["step_id": .string(stepID), "step_name": .string(name), "external_workflow_id": .string(externalID)])
+        case .progress(let percent, let eta, let stepID):
+            type = "workflow_progress"
+            payload.merge([
+                "progress": .double(percent), "eta_seconds": eta.map(JSONValue.int) ?? .null,
+                "step_id": stepID.map(JSONValue.string) ?? .null,
+            ])
+            let details: JSONObject = stepID.map { ["step_id": .string($0)] } ?? [:]
+            progress(.workflowProgress, percent: percent, eta: eta, description: nil, details: details)
+            if let eta {
+                progress(.etaUpdate, percent: percent, eta: eta, description: nil, details: details.merging(["reason": "step_report"]))
+            }
+        case .executionCompleted(let outputs):
+            type = "workflow_completed"
+            payload.merge(["outputs": .object(outputs), "success": true])
+            finished(success: true, message: "Completed", execution: execution)
+        case .executionFailed(let error):
+            type = "workflow_failed"
+            payload.merge(["error": .string(error), "success": false])
+            finished(success: false, message: error, execution: execution)
+        case .executionCancelled(let reason):
+            type = "workflow_cancelled"
+            payload.merge(["reason": .string(reason), "success": false])
+            finished(success: false, message: reason, execution: execution)
+        }
+        payload["type"] = .string(type)
+        outbox.append(OutboxEvent(eventType: type, payload: .object(payload)))
+    }
+
+    private mutating func finished(success: Bool, message: String, execution: ExecutionSnapshot) {
+        progress(
+            .workflowCompleted, percent: success ? 100 : execution.progress, eta: 0, description: message,
+            details: [
+                "success": .bool(success), "status": .string(execution.status.rawValue),
+                "completed_at": .string(SQLTimestamp.format(execution.endedAt ?? now)),
+            ])
+    }
+
+    private mutating func progress(
+        _ kind: ProgressEventRecord.Kind,
+        percent: Double,
+        eta: Int?,
+        description: String?,
+        details: JSONObject
+    ) {
+        sequence += 1
+        progressEvents.append(
+            ProgressEventRecord(
+                id: UUID().uuidString.lowercased(),
+                executionID: executionID,
+                kind: kind,
+                progress: min(100, max(0, percent)),
+                etaSeconds: eta.map { max(0, $0) },
+                currentStepDescription: description.map { String($0.prefix(500)) },
+                details: details,
+                timestamp: now,
+                sequenceNumber: sequence,
+                createdAt: now
+            )
+        )
+    }
+}
+
+extension JSONObject {
+    fileprivate mutating func merge(_ other: JSONObject) {
+        self = merging(other)
+    }
+}

@@ -1,0 +1,126 @@
+public import BudJSON
+public import BudPipelineHost
+import Foundation
+public import PipelineEngine
+public import PluginSchema
+import Storage
+
+/// What is needed to start an execution.
+public struct ExecutionRequest: Sendable {
+    /// The DAG document (as `POST /validate` takes it).
+    public var dag: JSONValue
+    /// Parameter values; defaults of the DAG fill the missing ones.
+    public var params: JSONObject
+    /// The saved pipeline it runs, if any (`nil` for an ephemeral run).
+    public var pipelineID: String?
+    /// The name clients see; the DAG's `name` by default.
+    public var pipelineName: String?
+    public var initiator: String
+    public var callbackTopics: [String]
+    public var subscriberIDs: String?
+    public var payloadType: String?
+    public var notificationWorkflowID: String?
+    /// The id to use; a new UUID by default.
+    public var executionID: String?
+
+    public init(
+        dag: JSONValue,
+        params: JSONObject = [:],
+        pipelineID: String? = nil,
+        pipelineName: String? = nil,
+        initiator: String = "api",
+        callbackTopics: [String] = [],
+        subscriberIDs: String? = nil,
+        payloadType: String? = nil,
+        notificationWorkflowID: String? = nil,
+        executionID: String? = nil
+    ) {
+        self.dag = dag
+        self.params = params
+        self.pipelineID = pipelineID
+        self.pipelineName = pipelineName
+        self.initiator = initiator
+        self.callbackTopics = callbackTopics
+        self.subscriberIDs = subscriberIDs
+        self.payloadType = payloadType
+        self.notificationWorkflowID = notificationWorkflowID
+        self.executionID = executionID
+    }
+}
+
+/// Why an execution was not started.
+public enum ExecutionStartError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The DAG is not valid; the report says why.
+    case invalidPipeline(ValidationReport)
+    /// Steps use actions no loaded plugin provides.
+    case unregisteredActions([String])
+    /// The parameters do not fit the DAG's declarations.
+    case invalidParameters([String])
+
+    public var description: String {
+        switch self {
+        case .invalidPipeline(let report): "invalid pipeline: \(report.errors.joined(separator: "; "))"
+        case .unregisteredActions(let types):
+            "the pipeline uses actions that no loaded plugin provides: \(types.joined(separator: ", "))"
+        case .invalidParameters(let problems): "invalid parameters: \(problems.joined(separator: "; "))"
+        }
+    }
+}
+
+/// Checks an execution request and builds its first record and machine.
+enum ExecutionPreparation {
+    struct Prepared {
+        var record: ExecutionRecord
+        var machine: ExecutionStateMachine
+    }
+
+    static func prepare(_ request: ExecutionRequest, catalog: some ActionCatalog, options: EngineOptions) throws(ExecutionStartError)
+        -> Prepared
+    {
+        let (report, compiled) = PipelineCompiler.compile(request.dag, catalog: catalog)
+        guard let pipeline = compiled else { throw .invalidPipeline(report) }
+        let unregistered = Set(pipeline.definition.steps.map(\.action).filter { catalog.metadata(for: $0) == nil })
+        guard unregistered.isEmpty else { throw .unregisteredActions(unregistered.sorted()) }
+        let params: JSONObject
+        do {
+            params = try ParameterBinding.bind(pipeline.definition.parameters, provided: request.params)
+        } catch {
+            throw .invalidParameters(error.problems)
+        }
+        let id = request.executionID ?? UUID().uuidString.lowercased()
+        let name = request.pipelineName ?? pipeline.definition.name
+        let snapshot: JSONObject = [
+            "workflow_id": request.pipelineID.map(JSONValue.string) ?? .null,
+            "workflow_name": .string(name),
+            "dag": request.dag,
+            "params": .object(params),
+        ]
+        let now = Date()
+        let record = ExecutionRecord(
+            id: id,
+            pipelineID: request.pipelineID,
+            definitionSnapshot: snapshot,
+            initiator: request.initiator,
+            subscriberIDs: request.subscriberIDs,
+            payloadType: request.payloadType,
+            notificationWorkflowID: request.notificationWorkflowID,
+            createdAt: now,
+            updatedAt: now
+        )
+        let machine = ExecutionStateMachine(pipeline: pipeline, executionID: id, params: params, options: options)
+        return Prepared(record: record, machine: machine)
+    }
+}
+
+/// The actions executions may use: the built-in ones and those of the loaded plugins.
+public struct RuntimeActionCatalog: ActionCatalog {
+    let plugins: PluginHost
+
+    public init(plugins: PluginHost) {
+        self.plugins = plugins
+    }
+
+    public func metadata(for type: String) -> ActionMetadata? {
+        BuiltInActions.catalog.metadata(for: type) ?? plugins.action(type)?.metadata
+    }
+}

@@ -1,0 +1,392 @@
+import BudJSON
+public import BudPipelineHost
+import Foundation
+public import Logging
+public import PipelineEngine
+import PluginSchema
+public import Storage
+import Synchronization
+
+/// Runs executions against the store: every input to an execution becomes one transaction (the
+/// step rows, the execution row with its version, timers, progress events and outbox events
+/// together), and what the transition asks for — plugin calls, cleanups, timers — happens only
+/// after it is committed.
+///
+/// The process keeps no state a restart would lose. Inputs of one execution are applied in order
+/// (several waiting inputs go into one transaction); different executions proceed in parallel.
+/// Another process may change the same execution: the version check turns that into a conflict,
+/// after which the execution is read again and the inputs re-applied.
+public final class ExecutionRuntime: Sendable {
+    public let store: PipelineStore
+    public let plugins: PluginHost
+    public let configuration: RuntimeConfiguration
+    /// Built-in actions and those of the loaded plugins.
+    public let catalog: RuntimeActionCatalog
+    let logger: Logger
+    let timers = LocalTimerQueue()
+    let calls: StepCalls
+
+    private struct Mailbox {
+        var inputs: [QueuedInput] = []
+        var draining = false
+        var live: LiveExecution?
+    }
+
+    private struct QueuedInput {
+        let input: RuntimeInput
+        let completion: (@Sendable (Result<Void, any Error>) -> Void)?
+    }
+
+    private struct State {
+        var mailboxes: [String: Mailbox] = [:]
+        var finishWaiters: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
+        var stopping = false
+        var activeDrains = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    private let statistics = Mutex(RuntimeStatistics())
+
+    public init(store: PipelineStore, plugins: PluginHost, configuration: RuntimeConfiguration, logger: Logger) {
+        self.store = store
+        self.plugins = plugins
+        self.configuration = configuration
+        self.logger = logger
+        self.catalog = RuntimeActionCatalog(plugins: plugins)
+        self.calls = StepCalls(plugins: plugins, logger: logger)
+    }
+
+    // MARK: Starting and steering executions
+
+    /// Validates a DAG and its parameters, stores a new execution and starts it. Returns at once;
+    /// the execution runs in the background: in this process when `runHere` (the default), else
+    /// in whichever process sharing the database picks it up first.
+    public func startExecution(_ request: ExecutionRequest, runHere: Bool = true) async throws -> ExecutionRecord {
+        guard !isStopping else { throw RuntimeError.shuttingDown }
+        let prepared = try ExecutionPreparation.prepare(request, catalog: catalog, options: configuration.engineOptions)
+        let now = Date()
+        let grace = configuration.timerClaimGrace.seconds
+        var record = prepared.record
+        record.createdAt = now
+        record.updatedAt = now
+        let steps = prepared.machine.steps.map { state in
+            StepRecord(id: UUID().uuidString.lowercased(), executionID: record.id, state: state, createdAt: now, updatedAt: now)
+        }
+        let start = TimerRecord(executionID: record.id, key: RuntimeTimerKey.start, dueAt: now)
+        try await store.insertExecution(
+            NewExecution(
+                record: record,
+                steps: steps,
+                callbackTopics: request.callbackTopics,
+                timers: [
+                    .set(
+                        key: start.key, dueAt: now, claimedBy: runHere ? configuration.workerID : nil,
+                        claimedUntil: runHere ? now.addingTimeInterval(grace) : nil)
+                ]
+            )
+        )
+        guard runHere else { return record }
+        let live = LiveExecution(
+            machine: prepared.machine,
+            version: record.version,
+            eventSequence: 0,
+            pipelineID: record.pipelineID,
+            stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
+        )
+        state.withLock { $0.mailboxes[record.id, default: Mailbox()].live = live }
+        submit(.timer(start), to: record.id)
+        return record
+    }
+
+    /// Cancels a running execution: running and awaiting steps are abandoned (their plugins get
+    /// `cleanup`), waiting ones skipped. Returns once the cancellation is stored.
+    public func cancel(executionID: String, reason: String = "Execution cancelled") async throws {
+        try await apply(.engine(.cancel(reason: reason)), to: executionID)
+    }
+
+    /// Hands an engine input to an execution (a plugin result, a progress report, an event) and
+    /// returns once it is stored.
+    public func apply(_ input: ExecutionInput, to executionID: String) async throws {
+        try await apply(.engine(input), to: executionID)
+    }
+
+    /// Waits until the execution has finished (here or in another process) and returns it.
+    public func waitUntilFinished(executionID: String, timeout: Duration = .seconds(3600)) async throws -> ExecutionRecord {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            guard let record = try await store.execution(id: executionID) else { throw RuntimeError.executionNotFound(executionID) }
+            if record.status.isFinished { return record }
+            guard ContinuousClock.now < deadline else { return record }
+            await waitForFinish(executionID, atMost: .milliseconds(500))
+        }
+    }
+
+    /// Counters since the runtime started.
+    public var statisticsSnapshot: RuntimeStatistics { statistics.withLock { $0 } }
+
+    // MARK: Inputs
+
+    func apply(_ input: RuntimeInput, to executionID: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            submit(input, to: executionID) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Queues an input for an execution; the execution's drain applies it.
+    func submit(_ input: RuntimeInput, to executionID: String, completion: (@Sendable (Result<Void, any Error>) -> Void)? = nil) {
+        let startDrain = state.withLock { state -> Bool? in
+            guard !state.stopping else { return nil }
+            state.mailboxes[executionID, default: Mailbox()].inputs.append(QueuedInput(input: input, completion: completion))
+            guard state.mailboxes[executionID]?.draining == false else { return false }
+            state.mailboxes[executionID]?.draining = true
+            state.activeDrains += 1
+            return true
+        }
+        switch startDrain {
+        case nil: completion?(.failure(RuntimeError.shuttingDown))
+        case true?: Task { await drain(executionID) }
+        case false?: break
+        }
+    }
+
+    private var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// Applies the execution's queued inputs, a batch per transaction, until none are left.
+    private func drain(_ executionID: String) async {
+        while true {
+            let limit = configuration.maximumInputsPerTransition
+            let batch = state.withLock { state -> (inputs: [QueuedInput], live: LiveExecution?)? in
+                guard var mailbox = state.mailboxes[executionID] else { return nil }
+                guard !mailbox.inputs.isEmpty else {
+                    mailbox.draining = false
+                    // Keep the execution in memory only while it can still change.
+                    if let live = mailbox.live, !live.isFinished {
+                        state.mailboxes[executionID] = mailbox
+                    } else {
+                        state.mailboxes[executionID] = nil
+                    }
+                    state.activeDrains -= 1
+                    return nil
+                }
+                let inputs = Array(mailbox.inputs.prefix(limit))
+                mailbox.inputs.removeFirst(inputs.count)
+                let live = mailbox.live
+                mailbox.live = nil
+                state.mailboxes[executionID] = mailbox
+                return (inputs, live)
+            }
+            guard let batch else {
+                notifyIdleIfDone()
+                return
+            }
+            let (live, outcome) = await process(batch.inputs.map(\.input), live: batch.live, executionID: executionID)
+            state.withLock { $0.mailboxes[executionID]?.live = live }
+            for queued in batch.inputs { queued.completion?(outcome) }
+        }
+    }
+
+    /// Applies one batch, reloading and retrying after conflicts and transient failures. Returns
+    /// the execution as now stored (`nil` to read it again next time) and the batch's outcome.
+    private func process(_ inputs: [RuntimeInput], live cached: LiveExecution?, executionID: String) async -> (
+        LiveExecution?, Result<Void, any Error>
+    ) {
+        var inputs = inputs
+        var live = cached
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                if live == nil {
+                    guard let loaded = try await load(executionID) else {
+                        return (nil, .failure(RuntimeError.executionNotFound(executionID)))
+                    }
+                    live = loaded
+                }
+                guard var current = live else { continue }
+                let now = Date()
+                let plan = current.plan(inputs, now: now, settings: planSettings)
+                try await store.apply(plan.transition)
+                current.committed(plan)
+                statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan) }
+                perform(plan, executionID: executionID)
+                return (current.isFinished ? nil : current, .success(()))
+            } catch DatabaseError.conflict(let message) {
+                statistics.withLock { $0.conflicts += 1 }
+                logger.debug(
+                    "transition conflicted; reading the execution again",
+                    metadata: ["execution_id": "\(executionID)", "reason": "\(message)"])
+                live = nil
+                inputs = await inputsStillCurrent(inputs)
+                if inputs.isEmpty { return (nil, .success(())) }
+                if attempt >= 20 { return (nil, .failure(DatabaseError.conflict(message))) }
+            } catch let error as RuntimeError {
+                logger.error("execution cannot continue", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
+                return (nil, .failure(error))
+            } catch {
+                live = nil
+                guard attempt < 8, !isStopping else {
+                    logger.error(
+                        "giving up on a transition; work left running is taken over when its claim expires",
+                        metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
+                    return (nil, .failure(error))
+                }
+                logger.warning("transition failed; retrying", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(4000, 50 << attempt)))
+            }
+        }
+    }
+
+    /// Drops fired timers that were moved or removed since they fired.
+    private func inputsStillCurrent(_ inputs: [RuntimeInput]) async -> [RuntimeInput] {
+        var current: [RuntimeInput] = []
+        for input in inputs {
+            guard case .timer(let timer) = input else {
+                current.append(input)
+                continue
+            }
+            let due = try? await store.timerDue(executionID: timer.executionID, key: timer.key)
+            if let due, SQLTimestamp.format(due) == SQLTimestamp.format(timer.dueAt) { current.append(input) }
+        }
+        return current
+    }
+
+    private func load(_ executionID: String) async throws -> LiveExecution? {
+        guard let stored = try await store.executionWithSteps(id: executionID) else { return nil }
+        statistics.withLock { $0.loads += 1 }
+        return try LiveExecution.restore(
+            execution: stored.execution, steps: stored.steps, catalog: catalog, options: configuration.engineOptions)
+    }
+
+    private var planSettings: PlanSettings {
+        PlanSettings(
+            workerID: configuration.workerID,
+            leaseSeconds: configuration.leaseDuration.seconds,
+            timerClaimGrace: configuration.timerClaimGrace.seconds
+        )
+    }
+
+    // MARK: After a commit
+
+    private func perform(_ plan: TransitionPlan, executionID: String) {
+        for note in plan.notes { logger.debug("input ignored", metadata: ["execution_id": "\(executionID)", "note": "\(note)"]) }
+        for line in plan.logLines {
+            let level: Logger.Level =
+                switch line.level {
+                case "debug": .debug
+                case "warning": .warning
+                case "error": .error
+                default: .info
+                }
+            logger.log(level: level, "\(line.message)", metadata: ["execution_id": "\(executionID)", "step_id": "\(line.stepID)"])
+        }
+        if plan.finished != nil {
+            timers.removeAll(executionID: executionID)
+        } else {
+            timers.apply(plan.timerEffects, executionID: executionID)
+        }
+        for call in plan.calls { startCall(call) }
+        for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
+        if let status = plan.finished {
+            logger.info("execution finished", metadata: ["execution_id": "\(executionID)", "status": "\(status.rawValue)"])
+            notifyFinished(executionID)
+        }
+    }
+
+    /// Runs one step attempt on the plugin pool and feeds its result back as an input.
+    func startCall(_ call: StepCall) {
+        let started = calls.start(call) { [self] input in
+            submit(.engine(input), to: call.executionID)
+        } progress: { [self] input in
+            submit(.engine(input), to: call.executionID)
+        }
+        guard !started else { return }
+        // Shutting down: hand the step to whichever process claims it next.
+        Task { [store, configuration] in
+            try? await store.releaseLease(owner: configuration.workerID, executionID: call.executionID, stepID: call.stepID, now: Date())
+        }
+    }
+
+    // MARK: Waiting
+
+    private func waitForFinish(_ executionID: String, atMost limit: Duration) async {
+        let id = UUID()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            state.withLock { $0.finishWaiters[executionID, default: [:]][id] = continuation }
+            Task {
+                try? await Task.sleep(for: limit)
+                let waiter = state.withLock { $0.finishWaiters[executionID]?.removeValue(forKey: id) }
+                waiter?.resume()
+            }
+        }
+    }
+
+    private func notifyFinished(_ executionID: String) {
+        let waiters = state.withLock { $0.finishWaiters.removeValue(forKey: executionID) } ?? [:]
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    private func notifyIdleIfDone() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.activeDrains == 0 else { return [] }
+            defer { state.idleWaiters = [] }
+            return state.idleWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops taking inputs, lets the transitions in progress finish, then waits up to the grace
+    /// period for plugin calls in flight (their results are stored if they come in time; otherwise
+    /// their claims expire and another process runs them again).
+    public func shutdown() async {
+        calls.stopAccepting()
+        let callsDeadline = ContinuousClock.now + configuration.shutdownGracePeriod
+        while calls.inFlightCount > 0, ContinuousClock.now < callsDeadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        state.withLock { $0.stopping = true }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                guard state.activeDrains > 0 else { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.finishWaiters = [:] }
+            return state.finishWaiters.values.flatMap(\.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Counters of a runtime, for benchmarks and diagnostics.
+public struct RuntimeStatistics: Sendable {
+    /// Committed transitions.
+    public var transitions = 0
+    /// Inputs applied by them.
+    public var inputs = 0
+    /// Step rows written by them.
+    public var stepWrites = 0
+    /// Transitions that lost a race and were applied again.
+    public var conflicts = 0
+    /// Executions read from the store (not found in memory).
+    public var loads = 0
+
+    mutating func recordTransition(inputs count: Int, plan: TransitionPlan) {
+        transitions += 1
+        inputs += count
+        stepWrites += plan.transition.steps.count
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,236 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import PluginSchema
+import Storage
+
+/// Something to apply to an execution.
+enum RuntimeInput: Sendable {
+    case engine(ExecutionInput)
+    /// A stored timer came due; the transition that handles it deletes it.
+    case timer(TimerRecord)
+}
+
+/// Keys of the timers the runtime keeps besides the engine's.
+enum RuntimeTimerKey {
+    /// A new execution waiting to start: whichever process fires it runs the first steps.
+    static let start = "start"
+}
+
+/// An execution held in memory between transitions: the engine's machine and what the store
+/// knows of it. The runtime keeps one per active execution and applies inputs to it in order.
+struct LiveExecution: Sendable {
+    var machine: ExecutionStateMachine
+    /// The stored version this state corresponds to.
+    var version: Int
+    /// The last progress event number stored.
+    var eventSequence: Int
+    let pipelineID: String?
+    /// Stored step row ids by step id.
+    let stepRowIDs: [String: String]
+
+    var executionID: String { machine.executionID }
+    var isFinished: Bool { machine.execution.status.isFinished }
+
+    /// Rebuilds an execution from its stored rows.
+    static func restore(
+        execution: ExecutionRecord,
+        steps: [StepRecord],
+        catalog: some ActionCatalog,
+        options: EngineOptions
+    ) throws(RuntimeError) -> LiveExecution {
+        let definition: PipelineDefinition
+        switch PipelineParser.parse(execution.dag) {
+        case .success(let parsed): definition = parsed
+        case .failure(let failure):
+            throw .unrecoverable("execution \(execution.id): its stored DAG no longer parses: \(failure.errors.joined(separator: "; "))")
+        }
+        guard let pipeline = PipelineCompiler.compileForResume(definition, catalog: catalog) else {
+            throw .unrecoverable("execution \(execution.id): its stored DAG has a dependency cycle")
+        }
+        do {
+            let machine = try ExecutionStateMachine(
+                restoring: pipeline,
+                executionID: execution.id,
+                params: execution.params,
+                options: options,
+                steps: steps.map(\.state),
+                execution: execution.snapshot
+            )
+            return LiveExecution(
+                machine: machine,
+                version: execution.version,
+                eventSequence: execution.eventSequence,
+                pipelineID: execution.pipelineID,
+                stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
+            )
+        } catch {
+            throw .unrecoverable("execution \(execution.id): its stored steps do not fit its DAG: \(error)")
+        }
+    }
+
+    /// Applies `inputs` in order and gathers everything they change into one transition and the
+    /// work to do once it is committed.
+    mutating func plan(_ inputs: [RuntimeInput], now: Date, settings: PlanSettings) -> TransitionPlan {
+        var actions: [ExecutionAction] = []
+        var consumed: [TimerRecord] = []
+        var notes: [String] = []
+        for input in inputs {
+            switch input {
+            case .engine(let engineInput):
+                actions += machine.handle(engineInput, at: now)
+            case .timer(let timer):
+                consumed.append(timer)
+                if timer.key == RuntimeTimerKey.start {
+                    actions += machine.handle(.start, at: now)
+                } else if let engineTimer = EngineTimer(key: timer.key) {
+                    actions += machine.handle(.timerFired(engineTimer), at: now)
+                } else {
+                    notes.append("timer '\(timer.key)' is not one the runtime knows; deleted")
+                }
+            }
+        }
+
+        var stepOrder: [String] = []
+        var latestStates: [String: StepState] = [:]
+        var timers: [TimerChange] = []
+        var timerEffects: [TimerEffect] = []
+        var events: [EngineEvent] = []
+        var logLines: [EngineLogLine] = []
+        var dispatches: [StepDispatch] = []
+        var abandonments: [StepAbandonment] = []
+        for action in actions {
+            switch action {
+            case .stepChanged(let state):
+                if latestStates.updateValue(state, forKey: state.stepID) == nil { stepOrder.append(state.stepID) }
+            case .executionChanged: break
+            case .setTimer(let timer, let dueAt):
+                let claimedUntil = dueAt.addingTimeInterval(settings.timerClaimGrace)
+                timers.append(.set(key: timer.key, dueAt: dueAt, claimedBy: settings.workerID, claimedUntil: claimedUntil))
+                timerEffects.append(.set(TimerRecord(executionID: executionID, key: timer.key, dueAt: dueAt)))
+            case .cancelTimer(let timer):
+                timers.append(.cancel(key: timer.key))
+                timerEffects.append(.cancel(key: timer.key))
+            case .emit(let event): events.append(event)
+            case .log(let line): logLines.append(line)
+            case .abandon(let abandonment): abandonments.append(abandonment)
+            case .dispatch(let dispatch): dispatches.append(dispatch)
+            case .ignored(let note): notes.append(note)
+            }
+        }
+
+        // A dispatch overtaken in the same batch (the step was cancelled before its call started)
+        // is not made, and needs no cleanup.
+        let started = dispatches.filter { dispatch in
+            guard let state = latestStates[dispatch.stepID] else { return false }
+            return state.status == .running && state.attempt == dispatch.attempt
+        }
+        let dropped = Set(dispatches.filter { !started.contains($0) }.map { "\($0.stepID)/\($0.attempt)" })
+        abandonments.removeAll { dropped.contains("\($0.stepID)/\($0.attempt)") }
+
+        var requests: [String: ExecuteRequest] = [:]
+        for dispatch in started {
+            requests[dispatch.stepID] = ExecuteRequest(
+                action: dispatch.action,
+                executionID: executionID,
+                stepID: dispatch.stepID,
+                stepExecutionID: stepRowIDs[dispatch.stepID],
+                idempotencyKey: dispatch.idempotencyKey,
+                retryCount: dispatch.attempt,
+                params: dispatch.params,
+                workflowParams: machine.params,
+                stepOutputs: dispatch.stepOutputs,
+                timeoutSeconds: dispatch.timeoutSeconds
+            )
+        }
+        let leaseUntil = now.addingTimeInterval(settings.leaseSeconds)
+        let stepWrites = stepOrder.compactMap { stepID -> StepWrite? in
+            guard let state = latestStates[stepID] else { return nil }
+            let lease = requests[stepID].map { StepWrite.Lease(owner: settings.workerID, expiresAt: leaseUntil, dispatch: $0.json) }
+            return StepWrite(state: state, lease: lease)
+        }
+
+        var records = EventRecords(executionID: executionID, pipelineID: pipelineID, now: now, sequence: eventSequence)
+        for event in events { records.record(event, execution: machine.execution) }
+
+        let transition = ExecutionTransition(
+            executionID: executionID,
+            expectedVersion: version,
+            execution: machine.execution,
+            eventSequence: records.sequence,
+            steps: stepWrites,
+            timers: timers,
+            consumedTimers: consumed,
+            progressEvents: records.progressEvents,
+            outbox: records.outbox,
+            now: now
+        )
+        return TransitionPlan(
+            transition: transition,
+            calls: started.compactMap { dispatch in requests[dispatch.stepID].map { StepCall(request: $0) } },
+            abandonments: abandonments,
+            logLines: logLines,
+            notes: notes,
+            timerEffects: timerEffects,
+            finished: machine.execution.status.isFinished ? machine.execution.status : nil
+        )
+    }
+
+    /// Records that `plan` was committed.
+    mutating func committed(_ plan: TransitionPlan) {
+        version += 1
+        eventSequence = plan.transition.eventSequence
+    }
+}
+
+/// The settings a plan depends on.
+struct PlanSettings: Sendable {
+    var workerID: String
+    var leaseSeconds: Double
+    var timerClaimGrace: Double
+}
+
+/// A plugin call to make: one attempt of one step.
+struct StepCall: Sendable, Equatable {
+    var request: ExecuteRequest
+
+    var executionID: String { request.executionID }
+    var stepID: String { request.stepID }
+    var attempt: Int { request.retryCount }
+}
+
+/// A timer change for the in-memory timer queue.
+enum TimerEffect: Sendable, Equatable {
+    case set(TimerRecord)
+    case cancel(key: String)
+}
+
+/// One transition to commit and what to do after it is committed.
+struct TransitionPlan: Sendable {
+    var transition: ExecutionTransition
+    var calls: [StepCall]
+    var abandonments: [StepAbandonment]
+    var logLines: [EngineLogLine]
+    var notes: [String]
+    var timerEffects: [TimerEffect]
+    /// The execution's final status, when this transition ended it.
+    var finished: ExecutionStatus?
+}
+
+/// Failures of the runtime.
+public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stored state the runtime cannot continue from.
+    case unrecoverable(String)
+    /// The runtime is shutting down and takes no more work.
+    case shuttingDown
+    /// The execution does not exist.
+    case executionNotFound(String)
+
+    public var description: String {
+        switch self {
+        case .unrecoverable(let message): message
+        case .shuttingDown: "the runtime is shutting down"
+        case .executionNotFound(let id): "execution \(id) not found"
+        }
+    }
+}

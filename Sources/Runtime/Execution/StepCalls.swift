@@ -1,0 +1,125 @@
+import BudJSON
+import BudPipelineHost
+import Foundation
+import Logging
+import PipelineEngine
+import PluginSchema
+import Synchronization
+
+/// The plugin calls this process is making, so that their claims can be renewed, and the mapping
+/// of their answers to engine inputs.
+final class StepCalls: Sendable {
+    struct Key: Hashable, Sendable {
+        let executionID: String
+        let stepID: String
+    }
+
+    private struct State {
+        var inFlight: [Key: Int] = [:]
+        var accepting = true
+    }
+
+    private let plugins: PluginHost
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(plugins: PluginHost, logger: Logger) {
+        self.plugins = plugins
+        self.logger = logger
+    }
+
+    /// Steps whose calls are running here.
+    var inFlight: [Key] { state.withLock { Array($0.inFlight.keys) } }
+    var inFlightCount: Int { state.withLock { $0.inFlight.count } }
+
+    /// Makes no more calls: steps dispatched from now on are left to their claims.
+    func stopAccepting() {
+        state.withLock { $0.accepting = false }
+    }
+
+    /// Calls the step's action and reports its result as an input (`nil` results — the host shut
+    /// down under the call — report nothing: the claim expires and the step runs again). Returns
+    /// false when calls are no longer accepted.
+    @discardableResult
+    func start(
+        _ call: StepCall,
+        result: @escaping @Sendable (ExecutionInput) -> Void,
+        progress: @escaping @Sendable (ExecutionInput) -> Void
+    ) -> Bool {
+        let key = Key(executionID: call.executionID, stepID: call.stepID)
+        let accepted = state.withLock { state -> Bool in
+            guard state.accepting else { return false }
+            state.inFlight[key, default: 0] += 1
+            return true
+        }
+        guard accepted else { return false }
+        Task {
+            let input = await execute(call, progress: progress)
+            state.withLock { state in
+                let remaining = (state.inFlight[key] ?? 1) - 1
+                state.inFlight[key] = remaining > 0 ? remaining : nil
+            }
+            if let input { result(input) }
+        }
+        return true
+    }
+
+    private func execute(_ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void) async -> ExecutionInput? {
+        let stepID = call.stepID
+        let context = PluginCallContext(executionID: call.executionID, stepID: stepID) { report in
+            progress(.stepProgress(stepID: stepID, percent: report.percent, etaSeconds: report.etaSeconds, message: report.message))
+        }
+        let timeout = call.request.timeoutSeconds.map { Duration.seconds($0) }
+        do {
+            let outcome = try await plugins.execute(call.request, context: context, timeout: timeout)
+            switch outcome {
+            case .completed(let outputs):
+                return .stepSucceeded(stepID: stepID, attempt: call.attempt, outputs: outputs)
+            case .awaitingEvent(let externalID, let timeoutSeconds, let outputs):
+                return .stepAwaitingEvent(
+                    stepID: stepID, attempt: call.attempt, externalWorkflowID: externalID, timeoutSeconds: timeoutSeconds, outputs: outputs)
+            case .failed(let message, let retryable, let outputs):
+                return .stepFailed(stepID: stepID, attempt: call.attempt, error: message, retryable: retryable, outputs: outputs)
+            }
+        } catch {
+            switch error.kind {
+            case .timedOut, .timedOutWaiting:
+                return .stepTimedOut(stepID: stepID, attempt: call.attempt, error: error.message)
+            case .unknownAction, .protocolViolation:
+                return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: false, outputs: [:])
+            case .pluginUnhealthy, .retryRequested:
+                return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: true, outputs: [:])
+            case .shuttingDown, .cancelled:
+                logger.info(
+                    "plugin call left unfinished; the step runs again once its claim expires",
+                    metadata: ["execution_id": "\(call.executionID)", "step_id": "\(stepID)", "reason": "\(error.message)"])
+                return nil
+            }
+        }
+    }
+
+    /// Tells the action of an abandoned step to stop its work; failures are logged.
+    func cleanup(_ abandonment: StepAbandonment, executionID: String) {
+        let request = CleanupRequest(
+            action: abandonment.action,
+            executionID: executionID,
+            stepID: abandonment.stepID,
+            externalWorkflowID: abandonment.externalWorkflowID,
+            reason: abandonment.reason
+        )
+        guard plugins.action(abandonment.action) != nil else { return }
+        Task {
+            do {
+                if let problem = try await plugins.cleanup(request) {
+                    logger.warning(
+                        "plugin cleanup reported a problem",
+                        metadata: ["execution_id": "\(executionID)", "step_id": "\(abandonment.stepID)", "error": "\(problem)"])
+                }
+            } catch {
+                logger.warning(
+                    "plugin cleanup failed",
+                    metadata: ["execution_id": "\(executionID)", "step_id": "\(abandonment.stepID)", "error": "\(error)"])
+            }
+        }
+    }
+}

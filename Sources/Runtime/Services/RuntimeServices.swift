@@ -1,0 +1,222 @@
+import BudJSON
+public import Foundation
+import Logging
+import PipelineEngine
+import PluginSchema
+import Scheduling
+public import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
+/// itself (stopped last, after the others), timers, step claims, retention.
+public enum RuntimeServices {
+    public static func all(for runtime: ExecutionRuntime) -> [any Service] {
+        [
+            RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime), LeaseService(runtime: runtime),
+            RetentionService(runtime: runtime),
+        ]
+    }
+}
+
+/// Keeps the runtime for the life of the group and, on shutdown, lets its work in progress finish.
+public struct RuntimeLifecycleService: Service {
+    let runtime: ExecutionRuntime
+
+    public init(runtime: ExecutionRuntime) {
+        self.runtime = runtime
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await runtime.shutdown()
+    }
+}
+
+/// Fires timers: this process's own at their due time (kept in memory), and, every poll
+/// interval, those in the store that no live process has claimed (set by a process that died, or
+/// due while none ran).
+public struct TimerService: Service {
+    let runtime: ExecutionRuntime
+
+    public init(runtime: ExecutionRuntime) {
+        self.runtime = runtime
+    }
+
+    public func run() async throws {
+        let stopped = StopFlag()
+        let queue = runtime.timers
+        await withGracefulShutdownHandler {
+            var nextPoll = Date()
+            while !stopped.isSet {
+                let now = Date()
+                for timer in queue.takeDue(now: now) { runtime.submit(.timer(timer), to: timer.executionID) }
+                if now >= nextPoll {
+                    nextPoll = await poll(now: now)
+                }
+                await queue.sleep(until: min(queue.nextDue() ?? nextPoll, nextPoll))
+            }
+        } onGracefulShutdown: {
+            stopped.set()
+            queue.wake()
+        }
+    }
+
+    /// Claims due timers from the store and submits them; returns when to poll next.
+    private func poll(now: Date) async -> Date {
+        let configuration = runtime.configuration
+        let batch = 500
+        do {
+            let claimed = try await runtime.store.claimDueTimers(
+                owner: configuration.workerID, now: now, claimUntil: now.addingTimeInterval(30), limit: batch)
+            for timer in claimed { runtime.submit(.timer(timer), to: timer.executionID) }
+            if claimed.count == batch { return now }
+        } catch {
+            runtime.logger.warning("could not read due timers", metadata: ["error": "\(error)"])
+        }
+        return now.addingTimeInterval(configuration.timerPollInterval.seconds)
+    }
+}
+
+/// Renews the claims on the steps whose plugin calls run here, and takes over running steps whose
+/// claim expired (their process died): they run again with the same idempotency key.
+public struct LeaseService: Service {
+    let runtime: ExecutionRuntime
+
+    public init(runtime: ExecutionRuntime) {
+        self.runtime = runtime
+    }
+
+    public func run() async throws {
+        let configuration = runtime.configuration
+        let renewEvery = configuration.leaseDuration.seconds / 3
+        var nextRenewal = Date().addingTimeInterval(renewEvery)
+        var nextSweep = Date()
+        while !Task.isShuttingDownGracefully {
+            let now = Date()
+            if now >= nextRenewal {
+                await renew(now: now)
+                nextRenewal = now.addingTimeInterval(renewEvery)
+            }
+            if now >= nextSweep {
+                let full = await sweep(now: now)
+                nextSweep = full ? now : now.addingTimeInterval(configuration.leaseSweepInterval.seconds)
+            }
+            let wake = min(nextRenewal, nextSweep).timeIntervalSinceNow
+            guard await sleepUnlessShuttingDown(seconds: wake) else { return }
+        }
+    }
+
+    private func renew(now: Date) async {
+        let steps = runtime.calls.inFlight.map { (executionID: $0.executionID, stepID: $0.stepID) }
+        guard !steps.isEmpty else { return }
+        do {
+            try await runtime.store.renewLeases(
+                owner: runtime.configuration.workerID, steps: steps,
+                until: now.addingTimeInterval(runtime.configuration.leaseDuration.seconds))
+        } catch {
+            runtime.logger.warning("could not renew step claims", metadata: ["error": "\(error)", "steps": "\(steps.count)"])
+        }
+    }
+
+    /// Takes over expired claims; true when the batch was full (more may be waiting).
+    private func sweep(now: Date) async -> Bool {
+        let batch = 100
+        let configuration = runtime.configuration
+        do {
+            let taken = try await runtime.store.claimExpiredLeases(
+                owner: configuration.workerID, now: now, until: now.addingTimeInterval(configuration.leaseDuration.seconds), limit: batch)
+            for step in taken { resume(step) }
+            return taken.count == batch
+        } catch {
+            runtime.logger.warning("could not look for expired step claims", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func resume(_ step: LeasedStep) {
+        guard let dispatch = step.dispatch, let request = try? ExecuteRequest(json: dispatch) else {
+            runtime.logger.error(
+                "a running step has no readable request; failing it",
+                metadata: ["execution_id": "\(step.executionID)", "step_id": "\(step.stepID)"])
+            runtime.submit(
+                .engine(
+                    .stepFailed(
+                        stepID: step.stepID, attempt: step.attempt, error: "The step's stored request is unreadable", retryable: false,
+                        outputs: [:])),
+                to: step.executionID)
+            return
+        }
+        runtime.logger.info(
+            "running a step again after its claim expired",
+            metadata: ["execution_id": "\(step.executionID)", "step_id": "\(step.stepID)", "idempotency_key": "\(request.idempotencyKey)"])
+        runtime.startCall(StepCall(request: request))
+    }
+}
+
+/// Deletes finished executions older than `PIPELINE_RETENTION_DAYS`, on `PIPELINE_CLEANUP_SCHEDULE`,
+/// in batches.
+public struct RetentionService: Service {
+    let runtime: ExecutionRuntime
+
+    public init(runtime: ExecutionRuntime) {
+        self.runtime = runtime
+    }
+
+    public func run() async throws {
+        let configuration = runtime.configuration
+        guard configuration.retentionDays > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isShuttingDownGracefully {
+            guard let next = configuration.retentionSchedule.next(after: Date()) else { break }
+            guard await sleepUnlessShuttingDown(seconds: next.timeIntervalSinceNow) else { return }
+            await runOnce(now: Date())
+        }
+        try? await gracefulShutdown()
+    }
+
+    /// Deletes, in batches of 100, every finished execution that ended more than the retention
+    /// period before `now`; returns how many it deleted.
+    @discardableResult
+    public func runOnce(now: Date) async -> Int {
+        let cutoff = now.addingTimeInterval(-Double(runtime.configuration.retentionDays) * 86_400)
+        var deleted = 0
+        while !Task.isShuttingDownGracefully {
+            do {
+                let batch = try await runtime.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 100)
+                deleted += batch
+                if batch < 100 { break }
+            } catch {
+                runtime.logger.warning("retention stopped early", metadata: ["error": "\(error)", "deleted": "\(deleted)"])
+                break
+            }
+        }
+        runtime.logger.info(
+            "retention removed finished executions", metadata: ["deleted": "\(deleted)", "ended_before": "\(SQLTimestamp.format(cutoff))"])
+        return deleted
+    }
+}
+
+/// A flag set once, from any thread.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+
+    func set() {
+        flag.store(true, ordering: .releasing)
+    }
+}
+
+/// Sleeps, returning false (early) when the service group shuts down.
+func sleepUnlessShuttingDown(seconds: Double) async -> Bool {
+    guard seconds > 0 else { return !Task.isShuttingDownGracefully }
+    do {
+        try await cancelWhenGracefulShutdown { try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 30) * 1e9))) }
+        return true
+    } catch {
+        return false
+    }
+}

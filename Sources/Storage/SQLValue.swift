@@ -1,0 +1,293 @@
+public import BudJSON
+public import Foundation
+
+/// A value bound to a statement parameter or read from a column.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int)
+    case double(Double)
+    case text(String)
+    case bool(Bool)
+    /// Stored as JSON text (PostgreSQL `jsonb`, SQLite `TEXT`).
+    case json(JSONValue)
+    /// Stored as a timestamp with microseconds (PostgreSQL `timestamptz`, SQLite ISO 8601 text).
+    case date(Date)
+
+    /// An optional value, `null` when absent.
+    public static func optional<Value>(_ value: Value?, _ wrap: (Value) -> SQLValue) -> SQLValue {
+        value.map(wrap) ?? .null
+    }
+}
+
+/// One row of a result, its columns by position and by name.
+public struct Row: Sendable {
+    let columns: SQLColumns
+    let values: [String?]
+
+    init(columns: SQLColumns, values: [String?]) {
+        self.columns = columns
+        self.values = values
+    }
+
+    /// The raw text of a column (both backends return text), `nil` for SQL NULL.
+    public subscript(_ name: String) -> String? {
+        guard let index = columns.index(of: name) else { return nil }
+        return values[index]
+    }
+
+    public func string(_ name: String) throws(DatabaseError) -> String {
+        guard let value = self[name] else { throw .decoding("column \(name) is NULL or missing") }
+        return value
+    }
+
+    public func int(_ name: String) throws(DatabaseError) -> Int {
+        guard let text = self[name], let value = Int(text) else {
+            throw .decoding("column \(name) is not an integer: \(self[name] ?? "NULL")")
+        }
+        return value
+    }
+
+    public func optionalInt(_ name: String) throws(DatabaseError) -> Int? {
+        guard self[name] != nil else { return nil }
+        return try int(name)
+    }
+
+    public func double(_ name: String) throws(DatabaseError) -> Double {
+        guard let text = self[name], let value = Double(text) else {
+            throw .decoding("column \(name) is not a number: \(self[name] ?? "NULL")")
+        }
+        return value
+    }
+
+    /// Booleans: PostgreSQL's `t`/`f`, SQLite's `1`/`0`.
+    public func bool(_ name: String) throws(DatabaseError) -> Bool {
+        switch self[name] {
+        case "t", "true", "1": return true
+        case "f", "false", "0": return false
+        case let other: throw .decoding("column \(name) is not a boolean: \(other ?? "NULL")")
+        }
+    }
+
+    public func date(_ name: String) throws(DatabaseError) -> Date {
+        guard let text = self[name], let date = SQLTimestamp.parse(text) else {
+            throw .decoding("column \(name) is not a timestamp: \(self[name] ?? "NULL")")
+        }
+        return date
+    }
+
+    public func optionalDate(_ name: String) throws(DatabaseError) -> Date? {
+        guard self[name] != nil else { return nil }
+        return try date(name)
+    }
+
+    public func json(_ name: String) throws(DatabaseError) -> JSONValue {
+        guard let text = self[name] else { return .null }
+        do {
+            return try JSONValue(parsing: text)
+        } catch {
+            throw .decoding("column \(name) is not JSON: \(error)")
+        }
+    }
+
+    public func optionalJSON(_ name: String) throws(DatabaseError) -> JSONValue? {
+        guard self[name] != nil else { return nil }
+        return try json(name)
+    }
+}
+
+/// Column names of a result, shared by its rows.
+package final class SQLColumns: Sendable {
+    package let names: [String]
+    private let positions: [String: Int]
+
+    package init(_ names: [String]) {
+        self.names = names
+        var positions: [String: Int] = [:]
+        for (index, name) in names.enumerated() where positions[name] == nil { positions[name] = index }
+        self.positions = positions
+    }
+
+    func index(of name: String) -> Int? {
+        positions[name]
+    }
+}
+
+/// Timestamps as both backends write and read them: UTC with microseconds.
+public enum SQLTimestamp {
+    /// `2026-11-22T20:38:32.123456Z`: sortable as text, understood by PostgreSQL.
+    public static func format(_ date: Date) -> String {
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let (seconds, fraction) = floorDivide(microseconds, 1_000_000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
+        let (year, month, day) = civil(fromDays: days)
+        var text = ""
+        text.reserveCapacity(27)
+        append(year, width: 4, to: &text)
+        text += "-"
+        append(month, width: 2, to: &text)
+        text += "-"
+        append(day, width: 2, to: &text)
+        text += "T"
+        append(secondOfDay / 3600, width: 2, to: &text)
+        text += ":"
+        append(secondOfDay / 60 % 60, width: 2, to: &text)
+        text += ":"
+        append(secondOfDay % 60, width: 2, to: &text)
+        text += "."
+        append(fraction, width: 6, to: &text)
+        text += "Z"
+        return text
+    }
+
+    /// Reads `2026-11-22T20:38:32.123456Z`, PostgreSQL's `2026-11-22 20:38:32.123456+00`, and
+    /// offsets such as `+05:30`.
+    public static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        func number(_ width: Int) -> Int64? {
+            guard index + width <= bytes.count else { return nil }
+            var value: Int64 = 0
+            for _ in 0..<width {
+                let byte = bytes[index]
+                guard byte >= 48 && byte <= 57 else { return nil }
+                value = value * 10 + Int64(byte - 48)
+                index += 1
+            }
+            return value
+        }
+        func expect(_ characters: String) -> Bool {
+            guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2), expect("T "),
+            let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var microseconds: Int64 = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var digits = 0
+            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                if digits < 6 { microseconds = microseconds * 10 + Int64(bytes[index] - 48) }
+                digits += 1
+                index += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<6 where digits < 6 { microseconds *= 10 }
+        }
+        var offset: Int64 = 0
+        if index < bytes.count {
+            if bytes[index] == UInt8(ascii: "Z") {
+                index += 1
+            } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                let sign: Int64 = bytes[index] == UInt8(ascii: "-") ? -1 : 1
+                index += 1
+                guard let hours = number(2) else { return nil }
+                var minutes: Int64 = 0
+                if index < bytes.count {
+                    _ = expect(":")
+                    guard let parsed = number(2) else { return nil }
+                    minutes = parsed
+                }
+                offset = sign * (hours * 3600 + minutes * 60)
+            }
+        }
+        guard index == bytes.count else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        return Date(timeIntervalSince1970: Double(seconds) + Double(microseconds) / 1_000_000)
+    }
+
+    private static func append(_ value: Int64, width: Int, to text: inout String) {
+        let digits = String(value)
+        if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
+        text += digits
+    }
+
+    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    private static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex + (monthIndex < 10 ? 3 : -9)
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+/// A database failure, classified for the callers that react to it.
+public enum DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The server or file cannot be reached or opened.
+    case connection(String)
+    /// A statement failed; `code` is the SQLSTATE (PostgreSQL) or SQLite's extended result code.
+    case statement(code: String, message: String, sql: String)
+    /// A unique or primary key constraint was violated.
+    case uniqueViolation(String)
+    /// The transaction lost a race (deadlock, serialization failure, database busy): try again.
+    case transient(String)
+    /// An optimistic-lock update matched no row: someone changed the record first.
+    case conflict(String)
+    /// A value read back does not have the expected form.
+    case decoding(String)
+    /// The schema is not the one this build expects (see `budpipeline migrate --status`).
+    case schema(String)
+
+    /// Whether running the same transaction again may succeed.
+    public var isTransient: Bool {
+        if case .transient = self { return true }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .connection(let message): "database connection failed: \(message)"
+        case .statement(let code, let message, _): "database error \(code): \(message)"
+        case .uniqueViolation(let message): "duplicate value: \(message)"
+        case .transient(let message): "transient database error: \(message)"
+        case .conflict(let message): "concurrent modification: \(message)"
+        case .decoding(let message): "unexpected database value: \(message)"
+        case .schema(let message): message
+        }
+    }
+}
+
+extension SQLValue {
+    /// The value as parameter text (both backends take text parameters); `nil` for SQL NULL.
+    /// Booleans are `true`/`false`, JSON is compact JSON text, dates are ``SQLTimestamp`` text.
+    package var parameterText: String? {
+        switch self {
+        case .null: nil
+        case .integer(let value): String(value)
+        case .double(let value): "\(value)"
+        case .text(let value): value
+        case .bool(let value): value ? "true" : "false"
+        case .json(let value): value.serializedString()
+        case .date(let value): SQLTimestamp.format(value)
+        }
+    }
+}
+
+extension Row {
+    /// A row built by a backend from its column names and the text of each value.
+    package static func make(columns: SQLColumns, values: [String?]) -> Row {
+        Row(columns: columns, values: values)
+    }
+}

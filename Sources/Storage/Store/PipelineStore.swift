@@ -1,0 +1,134 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+
+/// Everything BudPipeline stores, over either backend. SQL is written once for both dialects
+/// where it can be; the few dialect-specific statements say so.
+public struct PipelineStore: Sendable {
+    public let database: any Database
+
+    public init(database: any Database) {
+        self.database = database
+    }
+
+    public var dialect: SQLDialect { database.dialect }
+
+    // MARK: Pipeline definitions
+
+    public func insertDefinition(_ record: PipelineDefinitionRecord) async throws {
+        try await database.transaction { session in
+            try session.execute(
+                """
+                INSERT INTO pipeline_definition (id, version, name, description, icon, dag_definition, status, user_id, system_owned,
+                    step_count, created_by, created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                """,
+                .text(record.id), .integer(record.version), .text(record.name), .optional(record.description, SQLValue.text),
+                .optional(record.icon, SQLValue.text), .json(record.dag), .text(record.status.rawValue),
+                .optional(record.userID, SQLValue.text), .bool(record.systemOwned), .integer(record.stepCount),
+                .text(record.createdBy), .date(record.createdAt), .date(record.updatedAt)
+            )
+        }
+    }
+
+    public func definition(id: String) async throws -> PipelineDefinitionRecord? {
+        try await database.read { session in
+            try session.query("SELECT \(Self.definitionColumns) FROM pipeline_definition WHERE id = $1", .text(id)).first.map(
+                Self.definition)
+        }
+    }
+
+    /// Definitions newest first; `userID` limits them to one owner's and the system-owned ones.
+    public func definitions(userID: String? = nil, limit: Int, offset: Int) async throws -> (
+        records: [PipelineDefinitionRecord], total: Int
+    ) {
+        try await database.read { session in
+            let filter = userID == nil ? "" : "WHERE user_id = $1 OR system_owned"
+            let binds: [SQLValue] = userID.map { [.text($0)] } ?? []
+            let rows = try session.query(
+                SQLStatement(
+                    "SELECT \(Self.definitionColumns) FROM pipeline_definition \(filter) ORDER BY created_at DESC, id "
+                        + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
+                    binds
+                )
+            )
+            let total = try session.query(SQLStatement("SELECT count(*) AS total FROM pipeline_definition \(filter)", binds)).first?.int(
+                "total")
+            return (try rows.map(Self.definition), total ?? 0)
+        }
+    }
+
+    /// Stores `record` as the next version of the definition when the stored one is still at
+    /// `expectedVersion`. Returns the stored record; throws ``DatabaseError/conflict(_:)`` when
+    /// someone updated it first and ``StoreError/notFound(_:)`` when it does not exist.
+    public func updateDefinition(_ record: PipelineDefinitionRecord, expectedVersion: Int) async throws -> PipelineDefinitionRecord {
+        var updated = record
+        updated.version = expectedVersion + 1
+        let stored = updated
+        try await database.transaction { session in
+            let changed = try session.execute(
+                """
+                UPDATE pipeline_definition SET version = $2, name = $3, description = $4, icon = $5, dag_definition = $6, status = $7,
+                    step_count = $8, updated_at = $9
+                WHERE id = $1 AND version = $10
+                """,
+                .text(stored.id), .integer(stored.version), .text(stored.name), .optional(stored.description, SQLValue.text),
+                .optional(stored.icon, SQLValue.text), .json(stored.dag), .text(stored.status.rawValue), .integer(stored.stepCount),
+                .date(stored.updatedAt), .integer(expectedVersion)
+            )
+            guard changed == 1 else {
+                let current = try session.query("SELECT version FROM pipeline_definition WHERE id = $1", .text(stored.id)).first
+                guard let current else { throw StoreError.notFound("pipeline \(stored.id)") }
+                throw DatabaseError.conflict(
+                    "pipeline \(stored.id) is at version \(try current.int("version")), not \(expectedVersion): it was updated concurrently"
+                )
+            }
+        }
+        return updated
+    }
+
+    /// Deletes a definition; its executions stay, detached from it. False when it did not exist.
+    @discardableResult
+    public func deleteDefinition(id: String) async throws -> Bool {
+        try await database.transaction { session in
+            try session.execute("DELETE FROM pipeline_definition WHERE id = $1", .text(id)) == 1
+        }
+    }
+
+    static let definitionColumns =
+        "id, version, name, description, icon, dag_definition, status, user_id, system_owned, step_count, created_by, created_at, updated_at"
+
+    static func definition(_ row: Row) throws -> PipelineDefinitionRecord {
+        let statusText = try row.string("status")
+        guard let status = PipelineDefinitionRecord.Status(rawValue: statusText) else {
+            throw DatabaseError.decoding("unknown pipeline status \(statusText)")
+        }
+        return PipelineDefinitionRecord(
+            id: try row.string("id"),
+            version: try row.int("version"),
+            name: try row.string("name"),
+            description: row["description"],
+            icon: row["icon"],
+            dag: try row.json("dag_definition"),
+            status: status,
+            userID: row["user_id"],
+            systemOwned: try row.bool("system_owned"),
+            stepCount: try row.int("step_count"),
+            createdBy: try row.string("created_by"),
+            createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at")
+        )
+    }
+}
+
+/// Failures of the store beyond the database's own.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The record does not exist.
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let what): "\(what) not found"
+        }
+    }
+}

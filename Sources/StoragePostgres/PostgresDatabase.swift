@@ -1,0 +1,395 @@
+import CLibPQ
+import Foundation
+public import Storage
+
+/// PostgreSQL through the system libpq: a pool of connections, each on its own thread, speaking
+/// the extended protocol in pipeline mode with prepared statements.
+///
+/// A transaction's writes are queued and sent with its `COMMIT` in one round trip; reads that
+/// must see a consistent state run in a repeatable-read snapshot.
+public final class PostgresDatabase: Database {
+    public let dialect = SQLDialect.postgres
+    private let pool: ConnectionPool<PostgresConnection>
+    private let connectionInfo: String
+
+    /// Connects to the server of `url` (a libpq connection URI or keyword string), failing at once
+    /// when it cannot be reached.
+    public static func connect(url: String, maximumConnections: Int = 10) async throws -> PostgresDatabase {
+        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections)
+        do {
+            _ = try await database.pool.withConnection { _ in true }
+        } catch {
+            await database.close()
+            throw error
+        }
+        return database
+    }
+
+    private init(url: String, maximumConnections: Int) {
+        connectionInfo = url
+        pool = ConnectionPool(
+            name: "bp-postgres",
+            maximumConnections: maximumConnections,
+            open: { () throws(DatabaseError) in try PostgresConnection(url: url) },
+            isHealthy: { $0.isHealthy },
+            close: { $0.close() }
+        )
+    }
+
+    public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await retryingTransient {
+            try await pool.withConnection { connection in
+                try PostgresSession.run(on: connection, begin: "BEGIN", body)
+            }
+        }
+    }
+
+    public func read<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await retryingTransient {
+            try await pool.withConnection { connection in
+                try PostgresSession.run(on: connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+            }
+        }
+    }
+
+    public func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await pool.withConnection { connection in
+            try PostgresSession.run(on: connection, begin: nil, body)
+        }
+    }
+
+    public func serverVersion() async throws -> String {
+        try await pool.withConnection { connection in "PostgreSQL \(connection.serverVersion)" }
+    }
+
+    public func close() async {
+        pool.close()
+    }
+}
+
+/// What one command of a pipeline returned.
+private enum CommandResult {
+    case success(rows: [Row], changes: Int)
+    case failure(DatabaseError)
+    /// Not run: an earlier command of the same pipeline failed.
+    case skipped
+}
+
+/// One libpq connection and its prepared statements. Used only by the thread that opened it.
+final class PostgresConnection {
+    private let connection: OpaquePointer
+    /// SQL text → prepared statement name, for statements the server confirmed.
+    private var prepared: [String: String] = [:]
+    private var nextStatementNumber = 0
+    private var closed = false
+    /// Statements beyond this many are sent unprepared.
+    private static let preparedStatementLimit = 512
+
+    init(url: String) throws(DatabaseError) {
+        let hasTimeout = url.contains("connect_timeout")
+        var keywords = ["dbname", "application_name"]
+        var values = [url, "budpipeline"]
+        if !hasTimeout {
+            keywords.append("connect_timeout")
+            values.append("10")
+        }
+        let keywordPointers = keywords.map { strdup($0) } + [nil]
+        let valuePointers = values.map { strdup($0) } + [nil]
+        defer {
+            keywordPointers.forEach { free($0) }
+            valuePointers.forEach { free($0) }
+        }
+        let connection = keywordPointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+            valuePointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 1)
+            }
+        }
+        guard let connection else { throw .connection("out of memory") }
+        self.connection = connection
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.clean(String(cString: PQerrorMessage(connection)))
+            PQfinish(connection)
+            closed = true
+            throw .connection(message)
+        }
+        do {
+            try executeScript("SET TIME ZONE 'UTC'")
+        } catch {
+            close()
+            throw .connection("\(error)")
+        }
+    }
+
+    var isHealthy: Bool {
+        !closed && PQstatus(connection) == CONNECTION_OK && PQtransactionStatus(connection) == PQTRANS_IDLE
+            && PQpipelineStatus(connection) == PQ_PIPELINE_OFF
+    }
+
+    var serverVersion: String {
+        PQparameterStatus(connection, "server_version").map { String(cString: $0) } ?? "unknown"
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        PQfinish(connection)
+    }
+
+    /// Runs SQL text outside pipeline mode (several statements allowed, no parameters).
+    func executeScript(_ sql: String) throws(DatabaseError) {
+        guard let result = PQexec(connection, sql) else { throw lostConnection() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
+        default: throw error(from: result, sql: sql)
+        }
+    }
+
+    /// Sends `statements` in one pipeline and returns one result per statement.
+    fileprivate func runPipeline(_ statements: [SQLStatement]) throws(DatabaseError) -> [CommandResult] {
+        guard PQenterPipelineMode(connection) == 1 else { throw lostConnection() }
+        var preparing: [Int: (sql: String, name: String)] = [:]
+        for (index, statement) in statements.enumerated() {
+            var name = prepared[statement.sql]
+            if name == nil, prepared.count < Self.preparedStatementLimit {
+                nextStatementNumber += 1
+                let newName = "bp_\(nextStatementNumber)"
+                guard PQsendPrepare(connection, newName, statement.sql, 0, nil) == 1 else { throw abandonPipeline() }
+                preparing[index] = (statement.sql, newName)
+                name = newName
+            }
+            let sent = withParameters(statement.binds) { count, values in
+                if let name {
+                    PQsendQueryPrepared(connection, name, count, values, nil, nil, 0)
+                } else {
+                    PQsendQueryParams(connection, statement.sql, count, nil, values, nil, nil, 0)
+                }
+            }
+            guard sent == 1 else { throw abandonPipeline() }
+        }
+        guard PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
+
+        var results: [CommandResult] = []
+        results.reserveCapacity(statements.count)
+        for (index, statement) in statements.enumerated() {
+            var preparationFailure: CommandResult?
+            if let preparation = preparing[index] {
+                let outcome = try readCommand(sql: statement.sql)
+                switch outcome {
+                case .success: prepared[preparation.sql] = preparation.name
+                case .failure, .skipped: preparationFailure = outcome
+                }
+            }
+            let outcome = try readCommand(sql: statement.sql)
+            results.append(preparationFailure ?? outcome)
+        }
+        // The synchronisation point ends the pipeline.
+        while let result = PQgetResult(connection) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        guard PQexitPipelineMode(connection) == 1 else { throw lostConnection() }
+        return results
+    }
+
+    /// Reads the result of one command and the `NULL` that follows it.
+    private func readCommand(sql: String) throws(DatabaseError) -> CommandResult {
+        guard let result = PQgetResult(connection) else { throw lostConnection() }
+        let outcome: CommandResult
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK: outcome = .success(rows: rows(of: result), changes: Int(PQntuples(result)))
+        case PGRES_COMMAND_OK: outcome = .success(rows: [], changes: Int(String(cString: PQcmdTuples(result))) ?? 0)
+        case PGRES_PIPELINE_ABORTED: outcome = .skipped
+        default: outcome = .failure(error(from: result, sql: sql))
+        }
+        PQclear(result)
+        while let extra = PQgetResult(connection) { PQclear(extra) }
+        return outcome
+    }
+
+    private func rows(of result: OpaquePointer) -> [Row] {
+        let rowCount = PQntuples(result)
+        let columnCount = PQnfields(result)
+        let columns = SQLColumns((0..<columnCount).map { String(cString: PQfname(result, $0)) })
+        var rows: [Row] = []
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(Int(columnCount))
+            for column in 0..<columnCount {
+                if PQgetisnull(result, row, column) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, row, column)))
+                }
+            }
+            rows.append(Row.make(columns: columns, values: values))
+        }
+        return rows
+    }
+
+    private func withParameters<Result>(
+        _ binds: [SQLValue],
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    ) -> Result {
+        let copies: [UnsafeMutablePointer<CChar>?] = binds.map { value in value.parameterText.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        return copies.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            body(Int32(binds.count), buffer.baseAddress)
+        }
+    }
+
+    /// A send failed part-way: the connection is in an unknown state and is dropped.
+    private func abandonPipeline() -> DatabaseError {
+        let error = lostConnection()
+        close()
+        return error
+    }
+
+    private func lostConnection() -> DatabaseError {
+        .connection(closed ? "connection closed" : Self.clean(String(cString: PQerrorMessage(connection))))
+    }
+
+    private func error(from result: OpaquePointer, sql: String) -> DatabaseError {
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+        let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+        let message = primary ?? Self.clean(String(cString: PQresultErrorMessage(result)))
+        switch state {
+        case "23505": return .uniqueViolation(message)
+        case "40001", "40P01", "55P03": return .transient(message)
+        case Self.conflictState: return .conflict(message)
+        case "": return .connection(message.isEmpty ? Self.clean(String(cString: PQerrorMessage(connection))) : message)
+        case let code where code.hasPrefix("08") || code.hasPrefix("57P"): return .connection(message)
+        default: return .statement(code: state, message: message, sql: sql)
+        }
+    }
+
+    /// The SQLSTATE `budpipeline_expect_rows` raises (see the PostgreSQL migrations).
+    static let conflictState = "BP409"
+
+    private static func clean(_ message: String) -> String {
+        message.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+}
+
+/// A session on one connection. Queued writes wait for the next query or the commit and travel
+/// with it in one pipeline.
+final class PostgresSession: DatabaseSession {
+    private let connection: PostgresConnection
+    private let begin: String?
+    private var begun = false
+    private var queued: [SQLStatement] = []
+
+    private init(connection: PostgresConnection, begin: String?) {
+        self.connection = connection
+        self.begin = begin
+    }
+
+    /// Runs `body` in a transaction opened with `begin` (none when `nil`), committing at the end.
+    static func run<Result>(on connection: PostgresConnection, begin: String?, _ body: (any DatabaseSession) throws -> Result) throws
+        -> Result
+    {
+        let session = PostgresSession(connection: connection, begin: begin)
+        do {
+            let result = try body(session)
+            try session.commit()
+            return result
+        } catch {
+            session.rollback()
+            throw error
+        }
+    }
+
+    func query(_ statement: SQLStatement) throws -> [Row] {
+        guard case .success(let rows, _) = try send(statement) else { return [] }
+        return rows
+    }
+
+    func queryAll(_ statements: [SQLStatement]) throws -> [[Row]] {
+        guard !statements.isEmpty else { return [] }
+        let results = try runBatch(queued + statements)
+        queued = []
+        return results.suffix(statements.count).map { result in
+            guard case .success(let rows, _) = result else { return [] }
+            return rows
+        }
+    }
+
+    func execute(_ statement: SQLStatement) throws -> Int {
+        guard case .success(_, let changes) = try send(statement) else { return 0 }
+        return changes
+    }
+
+    func enqueue(_ statement: SQLStatement, expectedRows: Int?, conflictMessage: String) {
+        guard let expectedRows else {
+            queued.append(statement)
+            return
+        }
+        // The server checks the count and aborts the transaction when it differs.
+        let count = statement.binds.count
+        let guarded = SQLStatement(
+            "WITH changed AS (\(statement.sql) RETURNING 1) "
+                + "SELECT budpipeline_expect_rows(CAST(count(*) AS integer), $\(count + 1), $\(count + 2)) FROM changed",
+            statement.binds + [.integer(expectedRows), .text(conflictMessage)]
+        )
+        queued.append(guarded)
+    }
+
+    func executeScript(_ sql: String) throws {
+        try flush()
+        try connection.executeScript(sql)
+    }
+
+    private func send(_ statement: SQLStatement) throws -> CommandResult? {
+        let results = try runBatch(queued + [statement])
+        queued = []
+        return results.last
+    }
+
+    private func flush() throws {
+        guard !queued.isEmpty else { return }
+        _ = try runBatch(queued)
+        queued = []
+    }
+
+    private func commit() throws {
+        if begin == nil {
+            try flush()
+            return
+        }
+        guard begun || !queued.isEmpty else { return }
+        _ = try runBatch(queued + [SQLStatement("COMMIT")])
+        queued = []
+        begun = false
+    }
+
+    private func rollback() {
+        queued = []
+        guard begun else { return }
+        begun = false
+        try? connection.executeScript("ROLLBACK")
+    }
+
+    /// Runs statements in one pipeline, opening the transaction first if needed; throws the first
+    /// failure.
+    private func runBatch(_ statements: [SQLStatement]) throws -> [CommandResult] {
+        var batch = statements
+        let opening = begin != nil && !begun
+        if opening, let begin { batch.insert(SQLStatement(begin), at: 0) }
+        if begin != nil { begun = true }
+        var results = try connection.runPipeline(batch)
+        for result in results {
+            if case .failure(let error) = result { throw error }
+        }
+        // Nothing failed, so nothing may have been skipped; a skipped command would be lost work.
+        for (index, result) in results.enumerated() {
+            if case .skipped = result {
+                throw DatabaseError.statement(
+                    code: "pipeline", message: "the server skipped a command without an error", sql: batch[index].sql)
+            }
+        }
+        if opening { results.removeFirst() }
+        return results
+    }
+}

@@ -1,0 +1,299 @@
+import CSQLite
+import Foundation
+public import Storage
+
+/// The embedded store: one SQLite file in WAL mode, one writer connection and a few readers, each
+/// on its own thread.
+public final class SQLiteDatabase: Database {
+    public let dialect = SQLDialect.sqlite
+    /// The database file.
+    public let path: String
+    private let writer: ConnectionPool<SQLiteConnection>
+    private let readers: ConnectionPool<SQLiteConnection>
+
+    /// Opens (creating if needed) the database file at `path` and its directory. Fails at once when
+    /// the file cannot be opened or is not a database.
+    public static func open(path: String, readerConnections: Int = 4) async throws -> SQLiteDatabase {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw DatabaseError.connection("cannot create the directory \(directory): \(error.localizedDescription)")
+            }
+        }
+        let database = SQLiteDatabase(path: path, readerConnections: readerConnections)
+        do {
+            _ = try await database.writer.withConnection { _ in true }
+        } catch {
+            await database.close()
+            throw error
+        }
+        return database
+    }
+
+    private init(path: String, readerConnections: Int) {
+        self.path = path
+        writer = ConnectionPool(
+            name: "bp-sqlite-writer",
+            maximumConnections: 1,
+            open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .writer) },
+            isHealthy: { _ in true },
+            close: { $0.close() }
+        )
+        readers = ConnectionPool(
+            name: "bp-sqlite-reader",
+            maximumConnections: readerConnections,
+            open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .reader) },
+            isHealthy: { _ in true },
+            close: { $0.close() }
+        )
+    }
+
+    public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await retryingTransient {
+            try await writer.withConnection { connection in
+                try connection.inTransaction(begin: "BEGIN IMMEDIATE", body)
+            }
+        }
+    }
+
+    public func read<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await retryingTransient {
+            try await readers.withConnection { connection in
+                try connection.inTransaction(begin: "BEGIN", body)
+            }
+        }
+    }
+
+    public func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await writer.withConnection { connection in
+            let session = SQLiteSession(connection: connection)
+            let result = try body(session)
+            try session.finish()
+            return result
+        }
+    }
+
+    public func serverVersion() async throws -> String {
+        "SQLite \(String(cString: sqlite3_libversion()))"
+    }
+
+    public func close() async {
+        writer.close()
+        readers.close()
+    }
+}
+
+/// One SQLite connection with its prepared statements. Used only by the thread that opened it.
+final class SQLiteConnection {
+    enum Role {
+        case writer
+        case reader
+    }
+
+    private let handle: OpaquePointer
+    private var statements: [String: PreparedStatement] = [:]
+    private var closed = false
+
+    init(path: String, role: Role) throws(DatabaseError) {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            throw .connection("cannot open SQLite database \(path): \(message)")
+        }
+        self.handle = handle
+        sqlite3_extended_result_codes(handle, 1)
+        sqlite3_busy_timeout(handle, 5000)
+        do {
+            // Reading the schema version fails at once on a file that is not a database.
+            try executeScript("PRAGMA schema_version")
+            switch role {
+            case .writer:
+                try executeScript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")
+            case .reader:
+                try executeScript("PRAGMA foreign_keys = ON; PRAGMA query_only = ON")
+            }
+        } catch {
+            close()
+            throw .connection("cannot open SQLite database \(path): \(error)")
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        for statement in statements.values { sqlite3_finalize(statement.handle) }
+        statements = [:]
+        sqlite3_close_v2(handle)
+    }
+
+    func inTransaction<Result>(begin: String, _ body: (any DatabaseSession) throws -> Result) throws -> Result {
+        try executeScript(begin)
+        let session = SQLiteSession(connection: self)
+        do {
+            let result = try body(session)
+            try session.finish()
+            try executeScript("COMMIT")
+            return result
+        } catch {
+            try? executeScript("ROLLBACK")
+            throw error
+        }
+    }
+
+    func executeScript(_ sql: String) throws(DatabaseError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let status = sqlite3_exec(handle, sql, nil, nil, &message)
+        guard status == SQLITE_OK else {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            throw Self.error(status, message: text, sql: sql)
+        }
+    }
+
+    /// Runs a statement; `collect` says whether to gather rows. Returns the rows and the number of
+    /// rows changed.
+    func run(_ statement: SQLStatement, collect: Bool) throws(DatabaseError) -> (rows: [Row], changes: Int) {
+        let prepared = try prepare(statement.sql)
+        defer {
+            sqlite3_reset(prepared.handle)
+            sqlite3_clear_bindings(prepared.handle)
+        }
+        for (slot, number) in prepared.parameterNumbers.enumerated() {
+            guard number >= 1, number <= statement.binds.count else {
+                throw .statement(code: "bind", message: "no value for parameter $\(number)", sql: statement.sql)
+            }
+            try bind(statement.binds[number - 1], at: Int32(slot + 1), in: prepared.handle, sql: statement.sql)
+        }
+        var rows: [Row] = []
+        while true {
+            let status = sqlite3_step(prepared.handle)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else {
+                throw Self.error(status, message: String(cString: sqlite3_errmsg(handle)), sql: statement.sql)
+            }
+            guard collect else { continue }
+            var values: [String?] = []
+            values.reserveCapacity(prepared.columns.names.count)
+            for column in 0..<Int32(prepared.columns.names.count) {
+                if sqlite3_column_type(prepared.handle, column) == SQLITE_NULL {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: sqlite3_column_text(prepared.handle, column)))
+                }
+            }
+            rows.append(Row.make(columns: prepared.columns, values: values))
+        }
+        return (rows, Int(sqlite3_changes(handle)))
+    }
+
+    private struct PreparedStatement {
+        let handle: OpaquePointer
+        /// For each parameter slot, the number `n` of its `$n` name.
+        let parameterNumbers: [Int]
+        let columns: SQLColumns
+    }
+
+    private func prepare(_ sql: String) throws(DatabaseError) -> PreparedStatement {
+        if let prepared = statements[sql] { return prepared }
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else {
+            throw Self.error(status, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+        }
+        var numbers: [Int] = []
+        for slot in 0..<sqlite3_bind_parameter_count(statement) {
+            let name = sqlite3_bind_parameter_name(statement, slot + 1).map { String(cString: $0) } ?? ""
+            guard name.hasPrefix("$"), let number = Int(name.dropFirst()) else {
+                sqlite3_finalize(statement)
+                throw .statement(code: "bind", message: "parameters must be written $1, $2, …; found '\(name)'", sql: sql)
+            }
+            numbers.append(number)
+        }
+        let columns = SQLColumns(
+            (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
+        )
+        let prepared = PreparedStatement(handle: statement, parameterNumbers: numbers, columns: columns)
+        statements[sql] = prepared
+        return prepared
+    }
+
+    private func bind(_ value: SQLValue, at slot: Int32, in statement: OpaquePointer, sql: String) throws(DatabaseError) {
+        let status: Int32
+        switch value {
+        case .null: status = sqlite3_bind_null(statement, slot)
+        case .integer(let number): status = sqlite3_bind_int64(statement, slot, Int64(number))
+        case .double(let number): status = sqlite3_bind_double(statement, slot, number)
+        case .bool(let flag): status = sqlite3_bind_int64(statement, slot, flag ? 1 : 0)
+        case .text, .json, .date:
+            let text = value.parameterText ?? ""
+            status = text.utf8CString.withUnsafeBufferPointer { buffer in
+                sqlite3_bind_text(statement, slot, buffer.baseAddress, Int32(buffer.count - 1), sqliteTransient)
+            }
+        }
+        guard status == SQLITE_OK else { throw Self.error(status, message: String(cString: sqlite3_errmsg(handle)), sql: sql) }
+    }
+
+    static func error(_ status: Int32, message: String, sql: String) -> DatabaseError {
+        switch status & 0xFF {
+        case SQLITE_BUSY, SQLITE_LOCKED: return .transient(message)
+        case SQLITE_CONSTRAINT where status == sqliteConstraintUnique || status == sqliteConstraintPrimaryKey:
+            return .uniqueViolation(message)
+        default: return .statement(code: "SQLITE_\(status)", message: message, sql: sql)
+        }
+    }
+}
+
+/// `SQLITE_TRANSIENT`: SQLite copies bound text before the call returns.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+private let sqliteConstraintUnique = SQLITE_CONSTRAINT | (8 << 8)
+private let sqliteConstraintPrimaryKey = SQLITE_CONSTRAINT | (6 << 8)
+
+/// A session on the writer or a reader. SQLite is local, so queued writes run at once; the first
+/// failure (or unexpected row count) is kept and thrown when the transaction ends.
+final class SQLiteSession: DatabaseSession {
+    private let connection: SQLiteConnection
+    private var deferredError: DatabaseError?
+
+    init(connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    func query(_ statement: SQLStatement) throws -> [Row] {
+        try finish()
+        return try connection.run(statement, collect: true).rows
+    }
+
+    func queryAll(_ statements: [SQLStatement]) throws -> [[Row]] {
+        try statements.map { try query($0) }
+    }
+
+    func execute(_ statement: SQLStatement) throws -> Int {
+        try finish()
+        return try connection.run(statement, collect: false).changes
+    }
+
+    func enqueue(_ statement: SQLStatement, expectedRows: Int?, conflictMessage: String) {
+        guard deferredError == nil else { return }
+        do {
+            let changes = try connection.run(statement, collect: false).changes
+            if let expectedRows, changes != expectedRows { deferredError = .conflict(conflictMessage) }
+        } catch {
+            deferredError = error
+        }
+    }
+
+    func executeScript(_ sql: String) throws {
+        try finish()
+        try connection.executeScript(sql)
+    }
+
+    /// Throws the first failure of a queued write.
+    func finish() throws(DatabaseError) {
+        if let deferredError { throw deferredError }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Runtime
+import ServiceLifecycle
+import UnixSignals
+
+/// `budpipeline worker`: runs executions from the store without serving HTTP.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run executions from the database (timers, retries, step claims, retention) without the HTTP API.",
+        discussion: """
+            Several workers (and servers) may share one PostgreSQL database: they split the work and \
+            take over the steps of a process that died. Stops gracefully on SIGINT or SIGTERM.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Apply pending migrations first (also AUTO_MIGRATE=true).")
+    var migrate = false
+
+    func run() async throws {
+        CLILogging.bootstrap(defaultLevel: .info)
+        let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.worker")
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: RuntimeServices.all(for: assembly.runtime),
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: assembly.logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            await assembly.close()
+            throw CLIError("worker stopped: \(error)")
+        }
+        await assembly.close()
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import BudPipelineHost
+import Foundation
+import Logging
+import PipelineEngine
+import Runtime
+import Storage
+
+/// `--database-url` and `--migrate`, shared by the commands that use the store.
+struct DatabaseOptions: ParsableArguments {
+    @Option(
+        name: .customLong("database-url"),
+        help: "sqlite:///path or postgresql://… (default: DATABASE_URL, else data/budpipeline.sqlite under BUDPIPELINE_DATA_DIR).")
+    var databaseURL: String?
+
+    /// Where the store is, from the option or the environment.
+    func location() throws -> DatabaseLocation {
+        do {
+            if let databaseURL { return try DatabaseLocation.parse(databaseURL) }
+            return try DatabaseLocation.from(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
+
+    /// Opens the store; an unreachable server or unusable file is one line.
+    func open() async throws -> (database: any Database, location: DatabaseLocation) {
+        let location = try location()
+        let poolSize = ProcessInfo.processInfo.environment["PSQL_POOL_SIZE"].flatMap(Int.init) ?? 10
+        do {
+            return (try await location.open(poolSize: max(1, min(poolSize, 200))), location)
+        } catch {
+            throw CLIError("cannot open the database \(location): \(error)")
+        }
+    }
+}
+
+extension DatabaseOptions {
+    /// Runs `body` with the opened store and closes it afterwards.
+    func withDatabase<Result>(_ body: (any Database, DatabaseLocation) async throws -> Result) async throws -> Result {
+        let (database, location) = try await open()
+        do {
+            let result = try await body(database, location)
+            await database.close()
+            return result
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+}
+
+/// Everything a process that runs executions needs: the store (with its schema checked), the
+/// plugins and the runtime.
+struct RuntimeAssembly {
+    let database: any Database
+    let location: DatabaseLocation
+    let plugins: PluginHost
+    let runtime: ExecutionRuntime
+    let logger: Logger
+
+    /// Opens the store, checks (or, when asked, migrates) its schema, loads the plugins and builds
+    /// the runtime. `migrate` or `AUTO_MIGRATE=true` applies pending migrations.
+    static func open(database options: DatabaseOptions, migrate: Bool, label: String) async throws -> RuntimeAssembly {
+        let logger = Logger(label: label)
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: RuntimeConfiguration
+        do {
+            configuration = try RuntimeConfiguration.from(environment: environment)
+        } catch {
+            throw CLIError(error.message)
+        }
+        let (database, location) = try await options.open()
+        do {
+            let migrator = Migrator(database: database)
+            let autoMigrate = migrate || ["true", "1", "yes"].contains(environment["AUTO_MIGRATE"]?.lowercased() ?? "")
+            if autoMigrate {
+                let applied = try await migrator.migrate()
+                if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)", "database": "\(location)"]) }
+            }
+            try await migrator.requireCurrentSchema()
+        } catch {
+            await database.close()
+            throw CLIError("\(location): \(error)")
+        }
+        let plugins = await PluginHost.load(configuration: try .forCommandLine(), logger: logger)
+        for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
+        let runtime = ExecutionRuntime(
+            store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
+        logger.info(
+            "runtime ready",
+            metadata: [
+                "database": "\(location)", "worker_id": "\(configuration.workerID)", "plugins": "\(plugins.plugins.map(\.name))",
+            ])
+        return RuntimeAssembly(database: database, location: location, plugins: plugins, runtime: runtime, logger: logger)
+    }
+
+    /// Stops the plugins and closes the store (after the runtime's services have stopped).
+    func close() async {
+        await plugins.shutdown()
+        await database.close()
+    }
+}

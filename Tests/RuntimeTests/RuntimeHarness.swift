@@ -1,0 +1,121 @@
+import BudJSON
+import BudPipelineHost
+import Foundation
+import Logging
+import PipelineEngine
+import Runtime
+import ServiceLifecycle
+import Storage
+import _BudPipelineTestSupport
+
+/// A runtime with its services running in this process, on a fresh database of one backend, with
+/// the `runtime_probe` fixture plugin loaded.
+struct RuntimeHarness {
+    let database: TestDatabase
+    let plugins: PluginHost
+    let runtime: ExecutionRuntime
+    let group: ServiceGroup
+    let groupTask: Task<Void, any Error>
+
+    /// Every call the probe plugin made in this test process, one line each.
+    static let probeLog: String = {
+        let path = NSTemporaryDirectory() + "bp-probe-\(getpid()).log"
+        setenv("BUDPIPELINE_PROBE_LOG", path, 1)
+        return path
+    }()
+
+    static func start(
+        _ backend: TestBackend,
+        database existing: TestDatabase? = nil,
+        configure: (inout RuntimeConfiguration) -> Void = { _ in }
+    ) async throws -> RuntimeHarness {
+        _ = probeLog
+        let database: TestDatabase
+        if let existing {
+            database = existing
+        } else {
+            database = try await TestDatabase.make(backend)
+        }
+        let directory = try await FixturePlugins.shared.directory(with: ["runtime_probe"])
+        var hostConfiguration = PluginHostConfiguration(pluginDirectories: [directory])
+        hostConfiguration.reservedActionTypes = BuiltInActions.types
+        var logger = Logger(label: "test.runtime")
+        logger.logLevel = .warning
+        let plugins = await PluginHost.load(configuration: hostConfiguration, logger: logger)
+        var configuration = RuntimeConfiguration(
+            timerPollInterval: .milliseconds(100), leaseSweepInterval: .milliseconds(200), shutdownGracePeriod: .seconds(2))
+        configuration.engineOptions.defaultRetry = RetrySettings(
+            maxAttempts: 3, backoffSeconds: 0.1, backoffMultiplier: 1, maxBackoffSeconds: 1)
+        configure(&configuration)
+        let runtime = ExecutionRuntime(store: database.store, plugins: plugins, configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
+        let groupTask = Task { try await group.run() }
+        return RuntimeHarness(database: database, plugins: plugins, runtime: runtime, group: group, groupTask: groupTask)
+    }
+
+    /// Stops the services and the runtime; `keepDatabase` leaves the database open for another harness.
+    func stop(keepDatabase: Bool = false) async {
+        await group.triggerGracefulShutdown()
+        _ = try? await groupTask.value
+        await plugins.shutdown()
+        if !keepDatabase { await database.close() }
+    }
+
+    /// Runs `body` with a started harness and stops it afterwards.
+    static func with<Result>(
+        _ backend: TestBackend,
+        configure: (inout RuntimeConfiguration) -> Void = { _ in },
+        _ body: (RuntimeHarness) async throws -> Result
+    ) async throws -> Result {
+        let harness = try await start(backend, configure: configure)
+        do {
+            let result = try await body(harness)
+            await harness.stop()
+            return result
+        } catch {
+            await harness.stop()
+            throw error
+        }
+    }
+
+    var store: PipelineStore { database.store }
+
+    /// Starts `dag` and waits for it to finish.
+    func run(_ dag: JSONValue, params: JSONObject = [:], timeout: Duration = .seconds(30)) async throws -> (ExecutionRecord, [StepRecord]) {
+        let started = try await runtime.startExecution(ExecutionRequest(dag: dag, params: params, initiator: "test"))
+        let finished = try await runtime.waitUntilFinished(executionID: started.id, timeout: timeout)
+        return (finished, try await store.steps(executionID: started.id))
+    }
+
+    /// Waits until `condition` holds for the execution's steps, or fails after `timeout`.
+    func waitForSteps(
+        of executionID: String,
+        timeout: Duration = .seconds(10),
+        until condition: ([StepRecord]) -> Bool
+    ) async throws -> [StepRecord] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let steps = try await store.steps(executionID: executionID)
+            if condition(steps) { return steps }
+            guard ContinuousClock.now < deadline else {
+                throw HarnessError(
+                    "condition not reached within \(timeout); steps: \(steps.map { "\($0.state.stepID)=\($0.state.status.rawValue)" })")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The probe's log lines naming `executionID`.
+    static func probeCalls(for executionID: String) -> [String] {
+        let text = (try? String(contentsOfFile: probeLog, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init).filter { $0.contains(executionID) }
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Storage
+import StoragePostgres
+import StorageSQLite
+import Testing
+import _BudPipelineTestSupport
+
+@Suite("Backends")
+struct BackendTests {
+    @Test("a file that is not a database is refused with its path")
+    func sqliteRefusesGarbage() async throws {
+        let path = NSTemporaryDirectory() + "bp-garbage-\(UUID().uuidString).sqlite"
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        await #expect {
+            _ = try await SQLiteDatabase.open(path: path)
+        } throws: { error in
+            guard case DatabaseError.connection(let message) = error else { return false }
+            return message.contains(path) && message.contains("not a database")
+        }
+    }
+
+    @Test("a directory that cannot be created is reported")
+    func sqliteUncreatableDirectory() async throws {
+        await #expect {
+            _ = try await SQLiteDatabase.open(path: "/proc/budpipeline/nope/db.sqlite")
+        } throws: { error in
+            guard case DatabaseError.connection(let message) = error else { return false }
+            return message.contains("/proc/budpipeline/nope")
+        }
+    }
+
+    @Test("an unreachable PostgreSQL server is a connection error")
+    func postgresUnreachable() async throws {
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await PostgresDatabase.connect(url: "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+        } throws: { error in
+            guard case DatabaseError.connection(let message) = error else { return false }
+            return message.contains("127.0.0.1")
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test("each backend names its version", arguments: TestBackend.available)
+    func serverVersion(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend, migrated: false) { test in
+            let version = try await test.database.serverVersion()
+            #expect(version.hasPrefix(backend == .sqlite ? "SQLite 3." : "PostgreSQL "))
+        }
+    }
+
+    @Test("more callers than connections wait their turn", arguments: TestBackend.available)
+    func poolQueueing(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let database = test.database
+            let sum = try await withThrowingTaskGroup(of: Int.self) { group in
+                for value in 0..<200 {
+                    group.addTask {
+                        try await database.read { session in
+                            try session.query("SELECT CAST($1 AS integer) AS value", .integer(value)).first?.int("value") ?? -1
+                        }
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(sum == (0..<200).reduce(0, +))
+        }
+    }
+
+    @Test("a PostgreSQL connection the server dropped is replaced", .enabled(if: TestPostgres.isAvailable))
+    func postgresReconnects() async throws {
+        try await TestDatabase.with(.postgres) { test in
+            let pid = try await test.database.read { session in try session.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
+            let admin = try await PostgresDatabase.connect(url: try #require(TestPostgres.adminURL), maximumConnections: 1)
+            try await admin.withSession { session in
+                _ = try session.query("SELECT pg_terminate_backend($1)", .integer(pid ?? 0))
+            }
+            await admin.close()
+            // The first call may see the dropped connection; the pool must not keep handing it out.
+            _ = try? await test.database.read { session in try session.query("SELECT 1 AS one") }
+            let rows = try await test.database.read { session in try session.query("SELECT 1 AS one") }
+            #expect(try rows.first?.int("one") == 1)
+        }
+    }
+}

@@ -1,0 +1,519 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import Storage
+import Testing
+import _BudPipelineTestSupport
+
+/// One contract, two backends: every test runs on SQLite and on a real PostgreSQL server.
+@Suite("Store contract")
+struct StoreContractTests {
+    // MARK: Migrations
+
+    @Test("a new database has every migration pending and status changes nothing", arguments: TestBackend.available)
+    func freshDatabaseStatus(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend, migrated: false) { test in
+            let migrator = Migrator(database: test.database)
+            let status = try await migrator.status()
+            #expect(status.applied.isEmpty)
+            #expect(status.pending == Migration.all.map(\.version))
+            #expect(!status.isUpToDate)
+            let again = try await migrator.status()
+            #expect(again.applied.isEmpty)
+            await #expect(throws: DatabaseError.self) { try await migrator.requireCurrentSchema() }
+        }
+    }
+
+    @Test("migrate applies pending migrations once", arguments: TestBackend.available)
+    func migrateOnce(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend, migrated: false) { test in
+            let migrator = Migrator(database: test.database)
+            let applied = try await migrator.migrate()
+            #expect(applied == Migration.all.map(\.version))
+            let second = try await migrator.migrate()
+            #expect(second.isEmpty)
+            let status = try await migrator.status()
+            #expect(status.isUpToDate)
+            #expect(status.currentVersion == status.latestKnownVersion)
+            try await migrator.requireCurrentSchema()
+        }
+    }
+
+    @Test("concurrent migrations apply each version once", arguments: TestBackend.available)
+    func concurrentMigrations(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend, migrated: false) { test in
+            let migrator = Migrator(database: test.database)
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 { group.addTask { try await migrator.migrate() } }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(applied.sorted() == Migration.all.map(\.version))
+        }
+    }
+
+    @Test("a schema newer than the build is refused", arguments: TestBackend.available)
+    func newerSchemaRefused(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            try await test.database.transaction { session in
+                try session.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                    .integer(999), .text("from_the_future"), .text("0"), .date(Date()))
+            }
+            let migrator = Migrator(database: test.database)
+            let status = try await migrator.status()
+            #expect(status.unknown == [999])
+            #expect(status.incompatibility?.contains("newer than this build") == true)
+            await #expect(throws: DatabaseError.self) { try await migrator.requireCurrentSchema() }
+            await #expect(throws: DatabaseError.self) { try await migrator.migrate() }
+        }
+    }
+
+    @Test("a migration applied with different SQL is reported", arguments: TestBackend.available)
+    func modifiedMigrationReported(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            try await test.database.transaction { session in
+                try session.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", .text("deadbeef"))
+            }
+            let status = try await Migrator(database: test.database).status()
+            #expect(status.modified == [1])
+            #expect(status.incompatibility?.contains("different SQL") == true)
+        }
+    }
+
+    // MARK: Pipeline definitions
+
+    @Test("definitions round-trip with their JSON as written", arguments: TestBackend.available)
+    func definitionRoundTrip(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let record = StoreFixtures.definition(userID: StoreFixtures.newID())
+            try await test.store.insertDefinition(record)
+            let stored = try #require(try await test.store.definition(id: record.id))
+            #expect(stored == record)
+            #expect(stored.dag.objectValue?.keys == ["name", "steps", "zeta", "alpha"])
+            let missing = try await test.store.definition(id: StoreFixtures.newID())
+            #expect(missing == nil)
+        }
+    }
+
+    @Test("a duplicate id is a unique violation", arguments: TestBackend.available)
+    func duplicateDefinition(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let record = StoreFixtures.definition()
+            try await test.store.insertDefinition(record)
+            await #expect {
+                try await test.store.insertDefinition(record)
+            } throws: { error in
+                if case DatabaseError.uniqueViolation = error { return true }
+                return false
+            }
+        }
+    }
+
+    @Test("updates use optimistic locking", arguments: TestBackend.available)
+    func definitionOptimisticLocking(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            var record = StoreFixtures.definition()
+            try await test.store.insertDefinition(record)
+            record.name = "renamed"
+            let updated = try await test.store.updateDefinition(record, expectedVersion: 1)
+            #expect(updated.version == 2)
+            record.name = "stale writer"
+            await #expect {
+                _ = try await test.store.updateDefinition(record, expectedVersion: 1)
+            } throws: { error in
+                if case DatabaseError.conflict(let message) = error { return message.contains("version 2") }
+                return false
+            }
+            let stored = try await test.store.definition(id: record.id)
+            #expect(stored?.name == "renamed")
+            #expect(stored?.version == 2)
+            var ghost = StoreFixtures.definition()
+            ghost.name = "ghost"
+            await #expect(throws: StoreError.notFound("pipeline \(ghost.id)")) {
+                _ = try await test.store.updateDefinition(ghost, expectedVersion: 1)
+            }
+        }
+    }
+
+    @Test("concurrent updates of one version: exactly one wins", arguments: TestBackend.available)
+    func concurrentDefinitionUpdates(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let record = StoreFixtures.definition()
+            try await test.store.insertDefinition(record)
+            let store = test.store
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        var change = record
+                        change.name = "writer \(writer)"
+                        return (try? await store.updateDefinition(change, expectedVersion: 1)) != nil
+                    }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.count(where: { $0 }) == 1)
+            #expect(try await store.definition(id: record.id)?.version == 2)
+        }
+    }
+
+    @Test("listing is newest first, paged, and filtered by owner", arguments: TestBackend.available)
+    func definitionListing(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let owner = StoreFixtures.newID()
+            for index in 0..<5 {
+                var record = StoreFixtures.definition(name: "p\(index)", userID: index.isMultiple(of: 2) ? owner : StoreFixtures.newID())
+                record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
+                try await test.store.insertDefinition(record)
+            }
+            let all = try await test.store.definitions(limit: 2, offset: 0)
+            #expect(all.total == 5)
+            #expect(all.records.map(\.name) == ["p4", "p3"])
+            let owned = try await test.store.definitions(userID: owner, limit: 10, offset: 0)
+            #expect(owned.total == 3)
+            #expect(owned.records.map(\.name) == ["p4", "p2", "p0"])
+        }
+    }
+
+    @Test("deleting a definition keeps its executions", arguments: TestBackend.available)
+    func deleteDefinitionKeepsHistory(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let definition = StoreFixtures.definition()
+            try await test.store.insertDefinition(definition)
+            let execution = StoreFixtures.execution(pipelineID: definition.id)
+            try await test.store.insertExecution(execution)
+            #expect(try await test.store.deleteDefinition(id: definition.id))
+            #expect(try await test.store.deleteDefinition(id: definition.id) == false)
+            let kept = try #require(try await test.store.executionWithSteps(id: execution.record.id))
+            #expect(kept.execution.pipelineID == nil)
+            #expect(kept.steps.count == 2)
+        }
+    }
+
+    // MARK: Executions and transitions
+
+    @Test("an execution round-trips with its steps", arguments: TestBackend.available)
+    func executionRoundTrip(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
+            try await test.store.insertExecution(new)
+            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            #expect(stored.execution == new.record)
+            #expect(stored.steps == new.steps)
+            #expect(
+                try await test.store.timers(executionID: new.record.id) == [
+                    TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base)
+                ])
+        }
+    }
+
+    @Test("a transition writes every part and moves the version", arguments: TestBackend.available)
+    func transitionWritesEverything(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
+            try await test.store.insertExecution(new)
+            var transition = StoreFixtures.startTransition(executionID: new.record.id)
+            transition.consumedTimers = [TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base)]
+            try await test.store.apply(transition)
+
+            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            #expect(stored.execution.version == 2)
+            #expect(stored.execution.status == .running)
+            #expect(stored.execution.eventSequence == 1)
+            let stepA = try #require(stored.steps.first)
+            #expect(stepA.state == transition.steps[0].state)
+            #expect(stepA.leaseOwner == "worker-1")
+            #expect(stepA.dispatch == ["idempotency_key": "k/a/0"])
+            #expect(stepA.version == 2)
+            #expect(stored.steps[1].version == 1)
+            let timers = try await test.store.timers(executionID: new.record.id)
+            #expect(timers.map(\.key) == ["step_deadline:a:0"])
+            #expect(try await test.store.progressEvents(executionID: new.record.id).map(\.kind) == [.workflowProgress])
+            let outbox = try await test.store.pendingOutbox(limit: 10)
+            #expect(outbox.map(\.event) == [OutboxEvent(eventType: "step_started", payload: ["step_id": "a"])])
+            #expect(outbox.first?.executionID == new.record.id)
+        }
+    }
+
+    @Test("a stale version conflicts and writes nothing", arguments: TestBackend.available)
+    func staleTransitionConflicts(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution()
+            try await test.store.insertExecution(new)
+            try await test.store.apply(StoreFixtures.startTransition(executionID: new.record.id))
+            var stale = StoreFixtures.startTransition(executionID: new.record.id, owner: "worker-2")
+            stale.outbox = [OutboxEvent(eventType: "stale", payload: [:])]
+            await #expect {
+                try await test.store.apply(stale)
+            } throws: { error in
+                if case DatabaseError.conflict(let message) = error { return message.contains("changed since version 1") }
+                return false
+            }
+            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            #expect(stored.execution.version == 2)
+            #expect(stored.steps[0].leaseOwner == "worker-1")
+            #expect(try await test.store.pendingOutbox(limit: 10).map(\.event.eventType) == ["step_started"])
+        }
+    }
+
+    @Test("a timer that moved since it fired makes the transition conflict", arguments: TestBackend.available)
+    func movedTimerConflicts(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
+            try await test.store.insertExecution(new)
+            var transition = StoreFixtures.startTransition(executionID: new.record.id)
+            transition.consumedTimers = [
+                TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base.addingTimeInterval(1))
+            ]
+            await #expect {
+                try await test.store.apply(transition)
+            } throws: { error in
+                if case DatabaseError.conflict(let message) = error { return message.contains("timer start") }
+                return false
+            }
+            #expect(try await test.store.execution(id: new.record.id)?.version == 1)
+            #expect(try await test.store.timers(executionID: new.record.id).map(\.key) == ["start"])
+        }
+    }
+
+    @Test("concurrent transitions from one version: exactly one commits", arguments: TestBackend.available)
+    func concurrentTransitions(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution()
+            try await test.store.insertExecution(new)
+            let store = test.store
+            let committed = await withTaskGroup(of: Bool.self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        (try? await store.apply(StoreFixtures.startTransition(executionID: new.record.id, owner: "worker-\(writer)")))
+                            != nil
+                    }
+                }
+                return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(committed == 1)
+            #expect(try await store.pendingOutbox(limit: 100).count == 1)
+        }
+    }
+
+    @Test("a step keeps its lease while it runs and drops it when it settles", arguments: TestBackend.available)
+    func leaseFollowsStatus(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let new = StoreFixtures.execution()
+            try await test.store.insertExecution(new)
+            let start = StoreFixtures.startTransition(executionID: new.record.id)
+            try await test.store.apply(start)
+
+            var progressed = start.steps[0].state
+            progressed.progress = 40
+            try await test.store.apply(
+                ExecutionTransition(
+                    executionID: new.record.id, expectedVersion: 2, execution: start.execution, eventSequence: 1,
+                    steps: [StepWrite(state: progressed)], now: StoreFixtures.base))
+            var steps = try await test.store.steps(executionID: new.record.id)
+            #expect(steps[0].state.progress == 40)
+            #expect(steps[0].leaseOwner == "worker-1")
+            #expect(steps[0].dispatch != nil)
+
+            var completed = progressed
+            completed.status = .completed
+            completed.progress = 100
+            completed.outputs = ["z": 1, "a": ["nested": "ü ✓"]]
+            completed.endedAt = StoreFixtures.base.addingTimeInterval(0.000001)
+            try await test.store.apply(
+                ExecutionTransition(
+                    executionID: new.record.id, expectedVersion: 3, execution: start.execution, eventSequence: 1,
+                    steps: [StepWrite(state: completed)], now: StoreFixtures.base))
+            steps = try await test.store.steps(executionID: new.record.id)
+            #expect(steps[0].state == completed)
+            #expect(steps[0].state.outputs?.keys == ["z", "a"])
+            #expect(steps[0].leaseOwner == nil)
+            #expect(steps[0].leaseExpiresAt == nil)
+            #expect(steps[0].dispatch == nil)
+        }
+    }
+
+    @Test("a failed transaction leaves nothing behind", arguments: TestBackend.available)
+    func rollbackOnError(backend: TestBackend) async throws {
+        struct Abort: Error {}
+        try await TestDatabase.with(backend) { test in
+            let record = StoreFixtures.definition()
+            await #expect(throws: Abort.self) {
+                try await test.database.transaction { session in
+                    try session.execute(
+                        "INSERT INTO pipeline_definition (id, name, dag_definition, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                        .text(record.id), .text("x"), .json([:]), .text("api"), .date(Date()))
+                    throw Abort()
+                }
+            }
+            let stored = try await test.store.definition(id: record.id)
+            #expect(stored == nil)
+        }
+    }
+
+    @Test("a statement error names its SQLSTATE and leaves the connection usable", arguments: TestBackend.available)
+    func statementErrors(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            await #expect {
+                try await test.database.transaction { session in try session.execute("SELECT * FROM no_such_table") }
+            } throws: { error in
+                if case DatabaseError.statement(_, let message, _) = error { return message.contains("no_such_table") }
+                return false
+            }
+            for _ in 0..<20 {
+                let rows = try await test.database.read { session in try session.query("SELECT 1 AS one") }
+                #expect(try rows.first?.int("one") == 1)
+            }
+        }
+    }
+
+    @Test("large and unusual values round-trip", arguments: TestBackend.available)
+    func unusualValues(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            var record = StoreFixtures.definition()
+            let large = String(repeating: "x", count: 1_000_000)
+            record.description = "quote ' backslash \\ dollar $1 emoji 🚀 nul-free"
+            record.dag = ["big": .string(large), "numbers": [1.5, -0.000001, 9_007_199_254_740_991, 1e300], "empty": [:]]
+            try await test.store.insertDefinition(record)
+            let stored = try await test.store.definition(id: record.id)
+            #expect(stored == record)
+        }
+    }
+
+    // MARK: Timers, leases, retention
+
+    @Test("due timers are claimed once until their claim expires", arguments: TestBackend.available)
+    func timerClaims(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let base = StoreFixtures.base
+            let new = StoreFixtures.execution(timers: [
+                .set(key: "due", dueAt: base, claimedBy: nil, claimedUntil: nil),
+                .set(key: "later", dueAt: base.addingTimeInterval(60), claimedBy: nil, claimedUntil: nil),
+                .set(key: "held", dueAt: base, claimedBy: "other", claimedUntil: base.addingTimeInterval(5)),
+            ])
+            try await test.store.insertExecution(new)
+            let first = try await test.store.claimDueTimers(
+                owner: "me", now: base.addingTimeInterval(1), claimUntil: base.addingTimeInterval(31), limit: 10)
+            #expect(first.map(\.key) == ["due"])
+            let again = try await test.store.claimDueTimers(
+                owner: "me", now: base.addingTimeInterval(2), claimUntil: base.addingTimeInterval(32), limit: 10)
+            #expect(again.isEmpty)
+            let afterExpiry = try await test.store.claimDueTimers(
+                owner: "me", now: base.addingTimeInterval(40), claimUntil: base.addingTimeInterval(70), limit: 10)
+            #expect(Set(afterExpiry.map(\.key)) == ["due", "held"])
+            let limited = try await test.store.claimDueTimers(
+                owner: "you", now: base.addingTimeInterval(100), claimUntil: base.addingTimeInterval(130), limit: 1)
+            #expect(limited.count == 1)
+        }
+    }
+
+    @Test("concurrent claimers never get the same timer", arguments: TestBackend.available)
+    func concurrentTimerClaims(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let base = StoreFixtures.base
+            for _ in 0..<10 {
+                let timers = (0..<10).map { TimerChange.set(key: "t\($0)", dueAt: base, claimedBy: nil, claimedUntil: nil) }
+                try await test.store.insertExecution(StoreFixtures.execution(timers: timers))
+            }
+            let store = test.store
+            let claimed = try await withThrowingTaskGroup(of: [TimerRecord].self) { group in
+                for worker in 0..<5 {
+                    group.addTask {
+                        var mine: [TimerRecord] = []
+                        while true {
+                            let batch = try await store.claimDueTimers(
+                                owner: "w\(worker)", now: base.addingTimeInterval(1), claimUntil: base.addingTimeInterval(600), limit: 7)
+                            if batch.isEmpty { return mine }
+                            mine += batch
+                        }
+                    }
+                }
+                return try await group.reduce(into: [TimerRecord]()) { $0 += $1 }
+            }
+            #expect(claimed.count == 100)
+            #expect(Set(claimed).count == 100)
+        }
+    }
+
+    @Test("leases are renewed only for the owner's listed steps and taken over once expired", arguments: TestBackend.available)
+    func leaseRenewalAndTakeover(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let base = StoreFixtures.base
+            let one = StoreFixtures.execution()
+            let two = StoreFixtures.execution()
+            try await test.store.insertExecution(one)
+            try await test.store.insertExecution(two)
+            try await test.store.apply(
+                StoreFixtures.startTransition(executionID: one.record.id, owner: "alive", leaseUntil: base.addingTimeInterval(10)))
+            try await test.store.apply(
+                StoreFixtures.startTransition(executionID: two.record.id, owner: "dead", leaseUntil: base.addingTimeInterval(10)))
+
+            let renewed = try await test.store.renewLeases(
+                owner: "alive", steps: [(one.record.id, "a"), (two.record.id, "a")], until: base.addingTimeInterval(100))
+            #expect(renewed == 1)
+
+            let early = try await test.store.claimExpiredLeases(
+                owner: "sweeper", now: base.addingTimeInterval(5), until: base.addingTimeInterval(50), limit: 10)
+            #expect(early.isEmpty)
+            let taken = try await test.store.claimExpiredLeases(
+                owner: "sweeper", now: base.addingTimeInterval(20), until: base.addingTimeInterval(50), limit: 10)
+            #expect(taken == [LeasedStep(executionID: two.record.id, stepID: "a", attempt: 0, dispatch: ["idempotency_key": "k/a/0"])])
+            let steps = try await test.store.steps(executionID: two.record.id)
+            #expect(steps[0].leaseOwner == "sweeper")
+            let twice = try await test.store.claimExpiredLeases(
+                owner: "late", now: base.addingTimeInterval(20), until: base.addingTimeInterval(50), limit: 10)
+            #expect(twice.isEmpty)
+
+            try await test.store.releaseLease(owner: "alive", executionID: one.record.id, stepID: "a", now: base.addingTimeInterval(1))
+            let released = try await test.store.claimExpiredLeases(
+                owner: "sweeper", now: base.addingTimeInterval(2), until: base.addingTimeInterval(50), limit: 10)
+            #expect(released.map(\.executionID) == [one.record.id])
+        }
+    }
+
+    @Test("retention deletes finished executions in batches and never a running one", arguments: TestBackend.available)
+    func retention(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let base = StoreFixtures.base
+            var finished: [String] = []
+            for index in 0..<5 {
+                let new = StoreFixtures.execution(timers: [.set(key: "x", dueAt: base, claimedBy: nil, claimedUntil: nil)])
+                try await test.store.insertExecution(new)
+                try await test.store.apply(StoreFixtures.startTransition(executionID: new.record.id))
+                let status: ExecutionStatus = index == 4 ? .running : [.completed, .failed, .cancelled][index % 3]
+                try await test.store.apply(
+                    ExecutionTransition(
+                        executionID: new.record.id, expectedVersion: 2,
+                        execution: ExecutionSnapshot(
+                            status: status, startedAt: base, endedAt: status == .running ? nil : base.addingTimeInterval(Double(index))),
+                        eventSequence: 1, now: base))
+                if status != .running { finished.append(new.record.id) }
+            }
+            let recent = StoreFixtures.execution()
+            try await test.store.insertExecution(recent)
+            try await test.store.apply(StoreFixtures.startTransition(executionID: recent.record.id))
+            try await test.store.apply(
+                ExecutionTransition(
+                    executionID: recent.record.id, expectedVersion: 2,
+                    execution: ExecutionSnapshot(status: .completed, startedAt: base, endedAt: base.addingTimeInterval(3600)),
+                    eventSequence: 1, now: base))
+
+            let cutoff = base.addingTimeInterval(60)
+            let candidates = try await test.store.retentionCandidates(endedBefore: cutoff)
+            #expect(candidates.count == 4)
+            #expect(candidates.oldest == base)
+            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 3)
+            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 1)
+            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 0)
+            for id in finished {
+                #expect(try await test.store.execution(id: id) == nil)
+                #expect(try await test.store.steps(executionID: id).isEmpty)
+                #expect(try await test.store.timers(executionID: id).isEmpty)
+                #expect(try await test.store.progressEvents(executionID: id).isEmpty)
+            }
+            #expect(try await test.store.execution(id: recent.record.id) != nil)
+            let counts = try await test.store.executionCounts()
+            #expect(counts[.running] == 1)
+            #expect(counts[.completed] == 1)
+        }
+    }
+}
