@@ -116,8 +116,11 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "PluginTesting",
+                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "PluginTesting", "Runtime", "Storage", "StorageSQLite",
+                "StoragePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks",
             exclude: ["Plugins"],
@@ -165,12 +168,14 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Storage", "PipelineEngine", "PluginSchema", "BudJSON", "BudPipelineHost", "_BudPipelineTestSupport",
+                "Runtime", "Storage", "PipelineEngine", "PluginSchema", "Scheduling", "BudJSON", "BudPipelineHost",
+                "_BudPipelineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
     ]
 )

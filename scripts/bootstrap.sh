@@ -18,9 +18,11 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-packages=(gcc g++)
+# C compilers (plugins), SQLite and libpq headers (the two store backends).
+packages=(gcc g++ libsqlite3-dev libpq-dev)
 if [ "$mode" = "test" ]; then
-    packages+=(abigail-tools)
+    # The PostgreSQL server the tests start, and abidiff for the plugin ABI check.
+    packages+=(postgresql abigail-tools)
 fi
 
 missing=()

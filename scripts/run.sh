@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds BudPipeline and starts it on the embedded defaults with the bundled plugins.
+# Builds BudPipeline and starts it on the embedded defaults: the SQLite store under ./data
+# (created and migrated on first start) and the bundled plugins. Stop it with Ctrl-C.
 #
-# Until the HTTP server lands, this builds everything and shows the plugins the host loads.
+# Until the HTTP API lands this runs the execution runtime (`budpipeline worker`); extra
+# arguments are passed on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh run
 
 swift build
-exec .build/debug/budpipeline plugins list "$@"
+.build/debug/budpipeline plugins list
+exec .build/debug/budpipeline worker --migrate "$@"

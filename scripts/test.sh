@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check of the project, the way CI does: format, build, unit and end-to-end tests,
-# the plugin ABI check, and a plugin rendered from plugin-template/ built and tested standalone.
+# Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
+# against SQLite and a PostgreSQL server it starts itself, the plugin ABI check, and a plugin
+# rendered from plugin-template/ built and tested standalone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -17,7 +18,14 @@ swift format lint --strict --recursive Package.swift Sources Tests Plugins Bench
 step "build"
 swift build --build-tests
 
-step "tests"
+step "PostgreSQL for the tests (initdb in a temporary directory, a free loopback port)"
+source scripts/postgres.sh
+start_test_postgres
+trap stop_test_postgres EXIT
+# The PostgreSQL suites must run: without a server they fail instead of being skipped.
+export BUDPIPELINE_REQUIRE_POSTGRES=1
+
+step "tests (SQLite and PostgreSQL)"
 swift test --skip-build
 
 step "plugin ABI (abidiff against the committed baseline)"

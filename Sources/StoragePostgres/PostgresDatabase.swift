@@ -112,6 +112,8 @@ final class PostgresConnection {
             closed = true
             throw .connection(message)
         }
+        // Notices (such as "relation already exists, skipping") are not errors: keep them off stderr.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         do {
             try executeScript("SET TIME ZONE 'UTC'")
         } catch {

@@ -105,10 +105,9 @@ struct RuntimeHarness {
         }
     }
 
-    /// The probe's log lines naming `executionID`.
+    /// The probe's log lines naming `executionID`, without the process id.
     static func probeCalls(for executionID: String) -> [String] {
-        let text = (try? String(contentsOfFile: probeLog, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").map(String.init).filter { $0.contains(executionID) }
+        ProbeLog.read(probeLog).filter { $0.detail.contains(executionID) }.map { "\($0.call) \($0.detail)" }
     }
 }
 

@@ -239,6 +239,21 @@ struct RuntimeTests {
         }
     }
 
+    @Test("retention deletes finished executions past the retention period and never a running one", arguments: TestBackend.available)
+    func retention(backend: TestBackend) async throws {
+        let oneDay: (inout RuntimeConfiguration) -> Void = { $0.retentionDays = 1 }
+        try await RuntimeHarness.with(backend, configure: oneDay) { harness in
+            let (finished, _) = try await harness.run(Self.dag([Self.step("a", "probe_echo")]))
+            let waiting = try await harness.runtime.startExecution(ExecutionRequest(dag: Self.dag([Self.step("await", "probe_await")])))
+            _ = try await harness.waitForSteps(of: waiting.id) { $0.first?.state.status == .awaitingEvent }
+            let service = RetentionService(runtime: harness.runtime)
+            #expect(await service.runOnce(now: Date()) == 0)
+            #expect(await service.runOnce(now: Date().addingTimeInterval(2 * 86_400)) == 1)
+            #expect(try await harness.store.execution(id: finished.id) == nil)
+            #expect(try await harness.store.execution(id: waiting.id)?.status == .running)
+        }
+    }
+
     @Test("many concurrent executions all finish", arguments: TestBackend.available)
     func manyConcurrent(backend: TestBackend) async throws {
         try await RuntimeHarness.with(backend) { harness in

@@ -84,7 +84,8 @@ final class StepCalls: Sendable {
         } catch {
             switch error.kind {
             case .timedOut, .timedOutWaiting:
-                return .stepTimedOut(stepID: stepID, attempt: call.attempt, error: error.message)
+                let message = call.request.timeoutSeconds.map { "Step timed out after \($0) seconds" } ?? "Step timed out: \(error.message)"
+                return .stepTimedOut(stepID: stepID, attempt: call.attempt, error: message)
             case .unknownAction, .protocolViolation:
                 return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: false, outputs: [:])
             case .pluginUnhealthy, .retryRequested:

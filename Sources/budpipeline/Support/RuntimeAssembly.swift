@@ -87,7 +87,7 @@ struct RuntimeAssembly {
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
-        logger.info(
+        logger.notice(
             "runtime ready",
             metadata: [
                 "database": "\(location)", "worker_id": "\(configuration.workerID)", "plugins": "\(plugins.plugins.map(\.name))",

@@ -1,7 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /*
  * Actions for the runtime tests. Every call of every action appends one line to the file named by
- * the environment variable BUDPIPELINE_PROBE_LOG (when set): "<call> <idempotency key>\n", written
+ * the environment variable BUDPIPELINE_PROBE_LOG (when set): "<call> <idempotency key> pid=<pid>\n", written
  * with one O_APPEND write so that lines from several processes never interleave.
  *
  *   probe_echo         completes with {"attempt": <retry_count>, "key": <idempotency key>}; sleeps
@@ -47,7 +47,7 @@ static void log_line(const char *call, const char *detail) {
     const char *path = getenv("BUDPIPELINE_PROBE_LOG");
     if (!path) return;
     char line[600];
-    int length = snprintf(line, sizeof line, "%s %s\n", call, detail);
+    int length = snprintf(line, sizeof line, "%s %s pid=%ld\n", call, detail, (long)getpid());
     if (length <= 0 || (size_t)length >= sizeof line) return;
     int file = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (file < 0) return;

@@ -1,0 +1,204 @@
+import ArgumentParser
+import BudJSON
+import BudPipelineHost
+import Foundation
+import Logging
+import PipelineEngine
+import Runtime
+import ServiceLifecycle
+import Storage
+import StoragePostgres
+import StorageSQLite
+
+/// Step transitions per second through the whole runtime (engine, store, plugin pool), beside the
+/// raw rate of an equivalent three-statement transaction on the same database in the same run.
+struct RuntimeBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime",
+        abstract: "Step transitions/s for one sequential chain and for many concurrent executions, on SQLite or PostgreSQL.",
+        discussion: """
+            A transition is one committed transaction of the runtime: the changed step rows, the \
+            execution row (version + 1), progress events and outbox events together. For PostgreSQL \
+            give --postgres-url (an admin URL; a fresh database is created) or set \
+            BUDPIPELINE_TEST_POSTGRES_URL (scripts/benchmark-runtime.sh starts a server).
+            """
+    )
+
+    enum Backend: String, ExpressibleByArgument {
+        case sqlite
+        case postgres
+    }
+
+    @Option(help: "sqlite or postgres.")
+    var backend: Backend = .sqlite
+
+    @Option(help: "PostgreSQL admin URL (default: BUDPIPELINE_TEST_POSTGRES_URL).")
+    var postgresURL: String?
+
+    @Option(help: "Steps of the sequential chain.")
+    var chainSteps = 1000
+
+    @Option(help: "Concurrent executions.")
+    var executions = 50
+
+    @Option(help: "Steps of each concurrent execution (a chain).")
+    var stepsPerExecution = 40
+
+    @Option(help: "Raw transactions to time (per mode).")
+    var rawTransactions = 2000
+
+    func run() async throws {
+        var logger = Logger(label: "benchmark.runtime")
+        logger.logLevel = .error
+        let (database, location) = try await openDatabase()
+        try await Migrator(database: database).migrate()
+        let store = PipelineStore(database: database)
+        let plugin = try PluginCallBenchmark.compileNoopPlugin()
+        let plugins = await PluginHost.load(
+            configuration: PluginHostConfiguration(pluginDirectories: [], pluginFiles: [plugin]), logger: logger)
+        guard plugins.action("noop") != nil else { throw ValidationError("the noop plugin did not load: \(plugins.refusals)") }
+        let runtime = ExecutionRuntime(store: store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger)
+        let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
+        let services = Task { try await group.run() }
+
+        print("runtime throughput on \(try await database.serverVersion()) (\(location))")
+        let raw = try await RawTransactions(store: store, count: rawTransactions).run()
+        print(
+            String(
+                format: "raw 3-statement transaction, one round trip per statement: %8.0f/s sequential, %8.0f/s with 50 clients",
+                raw.sequential, raw.concurrent))
+
+        let chain = try await measure(runtime, executions: 1, steps: chainSteps)
+        print(chain.line("one sequential chain of \(chainSteps) noop steps"))
+        print(String(format: "    = %.0f %% of the raw sequential rate", chain.transitionsPerSecond / raw.sequential * 100))
+        let concurrent = try await measure(runtime, executions: executions, steps: stepsPerExecution)
+        print(concurrent.line("\(executions) concurrent executions of \(stepsPerExecution) noop steps"))
+        print(String(format: "    = %.0f %% of the raw rate with 50 clients", concurrent.transitionsPerSecond / raw.concurrent * 100))
+
+        await group.triggerGracefulShutdown()
+        _ = try? await services.value
+        await plugins.shutdown()
+        await database.close()
+    }
+
+    private func openDatabase() async throws -> (any Database, String) {
+        switch backend {
+        case .sqlite:
+            let directory = NSTemporaryDirectory() + "bp-bench-\(UUID().uuidString)"
+            let path = directory + "/budpipeline.sqlite"
+            return (try await SQLiteDatabase.open(path: path), "sqlite://\(path)")
+        case .postgres:
+            guard let admin = postgresURL ?? ProcessInfo.processInfo.environment["BUDPIPELINE_TEST_POSTGRES_URL"] else {
+                throw ValidationError("--backend postgres needs --postgres-url or BUDPIPELINE_TEST_POSTGRES_URL")
+            }
+            let name = "bp_bench_\(UUID().uuidString.prefix(8).lowercased())"
+            let server = try await PostgresDatabase.connect(url: admin, maximumConnections: 1)
+            try await server.withSession { session in try session.executeScript("CREATE DATABASE \(name)") }
+            await server.close()
+            guard let slash = admin.lastIndex(of: "/") else { throw ValidationError("unexpected URL \(admin)") }
+            let url = admin[..<slash] + "/" + name
+            return (try await PostgresDatabase.connect(url: url), url)
+        }
+    }
+
+    struct Result {
+        let transitions: Int
+        let stepWrites: Int
+        let steps: Int
+        let seconds: Double
+
+        var transitionsPerSecond: Double { Double(transitions) / seconds }
+
+        func line(_ label: String) -> String {
+            String(
+                format: "%@: %8.0f transitions/s (%d transactions, %d step rows, %.0f steps/s, %.2f s)", label, transitionsPerSecond,
+                transitions, stepWrites, Double(steps) / seconds, seconds)
+        }
+    }
+
+    /// Runs `executions` chains of `steps` noop steps at once and times them from start to finish.
+    private func measure(_ runtime: ExecutionRuntime, executions: Int, steps: Int) async throws -> Result {
+        let dag: JSONValue = [
+            "name": "bench",
+            "steps": .array(
+                (0..<steps).map { index in
+                    var step: JSONObject = ["id": .string("s\(index)"), "name": .string("Step \(index)"), "action": "noop"]
+                    if index > 0 { step["depends_on"] = [.string("s\(index - 1)")] }
+                    return .object(step)
+                }),
+        ]
+        let before = runtime.statisticsSnapshot
+        let started = ContinuousClock.now
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<executions { group.addTask { try await runtime.startExecution(ExecutionRequest(dag: dag)).id } }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        for id in ids {
+            let finished = try await runtime.waitUntilFinished(executionID: id, timeout: .seconds(600))
+            guard finished.status == .completed else { throw ValidationError("execution \(id) ended \(finished.status.rawValue)") }
+        }
+        let elapsed = ContinuousClock.now - started
+        let after = runtime.statisticsSnapshot
+        return Result(
+            transitions: after.transitions - before.transitions,
+            stepWrites: after.stepWrites - before.stepWrites,
+            steps: executions * steps,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        )
+    }
+}
+
+/// The baseline: BEGIN; UPDATE the execution row; UPDATE a step row; INSERT an outbox row; COMMIT —
+/// each statement waiting for its answer, as a client without pipelining does.
+struct RawTransactions {
+    let store: PipelineStore
+    let count: Int
+
+    func run() async throws -> (sequential: Double, concurrent: Double) {
+        var ids: [String] = []
+        for _ in 0..<50 {
+            let id = UUID().uuidString.lowercased()
+            let now = Date()
+            let record = ExecutionRecord(
+                id: id, pipelineID: nil, definitionSnapshot: ["dag": [:]], initiator: "bench", createdAt: now, updatedAt: now)
+            let step = StepRecord(
+                id: UUID().uuidString.lowercased(), executionID: id, state: StepState(stepID: "s", name: "S", action: "noop", sequence: 1),
+                createdAt: now, updatedAt: now)
+            try await store.insertExecution(NewExecution(record: record, steps: [step]))
+            ids.append(id)
+        }
+        let database = store.database
+        let transaction: @Sendable (String) async throws -> Void = { id in
+            try await database.transaction { session in
+                let now = SQLValue.date(Date())
+                try session.execute("UPDATE pipeline_execution SET version = version + 1, updated_at = $2 WHERE id = $1", .text(id), now)
+                try session.execute(
+                    "UPDATE step_execution SET progress_percentage = 50, updated_at = $2 WHERE execution_id = $1 AND step_id = 's'",
+                    .text(id), now)
+                try session.execute(
+                    "INSERT INTO outbox (execution_id, event_type, payload, available_at, created_at) VALUES ($1, 'bench', $2, $3, $3)",
+                    .text(id), .json(["n": 1]), now)
+            }
+        }
+        for _ in 0..<50 { try await transaction(ids[0]) }
+        var started = ContinuousClock.now
+        for _ in 0..<count { try await transaction(ids[0]) }
+        let sequential = Double(count) / seconds(since: started)
+        started = ContinuousClock.now
+        let perClient = max(1, count / 50)
+        let clientIDs = ids
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in clientIDs {
+                group.addTask { for _ in 0..<perClient { try await transaction(id) } }
+            }
+            try await group.waitForAll()
+        }
+        let concurrent = Double(perClient * 50) / seconds(since: started)
+        return (sequential, concurrent)
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,185 @@
+import BudJSON
+import BudPipelineHost
+import Foundation
+import PipelineEngine
+import PluginSchema
+import Scheduling
+import Storage
+import Testing
+
+@testable import Runtime
+
+@Suite("Runtime configuration")
+struct RuntimeConfigurationTests {
+    static let locations: [(url: String, location: DatabaseLocation)] = [
+        ("sqlite:///var/lib/bp/db.sqlite", .sqlite(path: "/var/lib/bp/db.sqlite")),
+        ("sqlite://data/db.sqlite", .sqlite(path: "data/db.sqlite")),
+        ("postgresql://u:p@db:5432/bp", .postgres(url: "postgresql://u:p@db:5432/bp")),
+        ("postgres://u@db/bp?sslmode=disable", .postgres(url: "postgresql://u@db/bp?sslmode=disable")),
+        ("postgresql+asyncpg://u@db/bp", .postgres(url: "postgresql://u@db/bp")),
+    ]
+
+    @Test(arguments: locations)
+    func databaseURLs(_ example: (url: String, location: DatabaseLocation)) throws {
+        #expect(try DatabaseLocation.parse(example.url) == example.location)
+    }
+
+    @Test(arguments: ["mysql://x/y", "no-scheme", "sqlite:relative", "sqlite://", "sqlite:///"])
+    func unusableURLs(_ url: String) {
+        #expect(throws: ConfigurationError.self) { try DatabaseLocation.parse(url) }
+    }
+
+    @Test func defaultsAndReferenceVariables() throws {
+        #expect(try DatabaseLocation.from(environment: [:]) == .sqlite(path: "data/budpipeline.sqlite"))
+        #expect(try DatabaseLocation.from(environment: ["BUDPIPELINE_DATA_DIR": "/srv/bp"]) == .sqlite(path: "/srv/bp/budpipeline.sqlite"))
+        let fromParts = try DatabaseLocation.from(environment: [
+            "PSQL_HOST": "db", "PSQL_PORT": "6543", "PSQL_USER": "bud", "PSQL_PASSWORD": "s3cret", "PSQL_DB_NAME": "pipes",
+        ])
+        #expect(fromParts == .postgres(url: "postgresql://bud:s3cret@db:6543/pipes"))
+        #expect(fromParts.description == "postgresql://bud:***@db:6543/pipes")
+        #expect(try DatabaseLocation.from(environment: ["DATABASE_URL": "sqlite:///x.db", "PSQL_HOST": "db"]) == .sqlite(path: "/x.db"))
+    }
+
+    @Test func environmentSettings() throws {
+        let configuration = try RuntimeConfiguration.from(environment: [
+            "BUDPIPELINE_LEASE_SECONDS": "9", "RETRY_MAX_ATTEMPTS": "5", "RETRY_BACKOFF_SECONDS": "1.5", "DEFAULT_ASYNC_STEP_TIMEOUT": "60",
+            "PIPELINE_RETENTION_DAYS": "7", "PIPELINE_CLEANUP_SCHEDULE": "@hourly", "BUDPIPELINE_WORKER_ID": "node-a",
+        ])
+        #expect(configuration.leaseDuration == .seconds(9))
+        #expect(configuration.engineOptions.defaultRetry.maxAttempts == 5)
+        #expect(configuration.engineOptions.defaultRetry.backoffSeconds == 1.5)
+        #expect(configuration.engineOptions.defaultAwaitTimeoutSeconds == 60)
+        #expect(configuration.retentionDays == 7)
+        #expect(configuration.retentionSchedule.source == "@hourly")
+        #expect(configuration.workerID == "node-a")
+    }
+
+    static let badSettings: [(name: String, value: String, message: String)] = [
+        ("BUDPIPELINE_LEASE_SECONDS", "0", "BUDPIPELINE_LEASE_SECONDS=0 is not a whole number in 1...3600"),
+        ("RETRY_BACKOFF_MULTIPLIER", "0.5", "RETRY_BACKOFF_MULTIPLIER=0.5 is not a number in 1.0...100.0"),
+        ("PIPELINE_RETENTION_DAYS", "forever", "PIPELINE_RETENTION_DAYS=forever is not a whole number in 0...36500"),
+        ("PIPELINE_CLEANUP_SCHEDULE", "0 3 * *", "PIPELINE_CLEANUP_SCHEDULE '0 3 * *': Too few fields (expected 5)"),
+    ]
+
+    @Test(arguments: badSettings)
+    func badSettingsAreOneLine(_ example: (name: String, value: String, message: String)) {
+        #expect(throws: ConfigurationError(example.message)) { try RuntimeConfiguration.from(environment: [example.name: example.value]) }
+    }
+}
+
+@Suite("Transition plans")
+struct TransitionPlanTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let settings = PlanSettings(workerID: "worker-1", leaseSeconds: 30, timerClaimGrace: 2)
+
+    static func live(_ json: String, params: JSONObject = [:]) throws -> LiveExecution {
+        let catalog = StaticActionCatalog(
+            BuiltInActions.all + [ActionMetadata(type: "work", name: "Work", category: "Test", description: "A plugin action.")])
+        let (report, compiled) = PipelineCompiler.compile(try JSONValue(parsing: json), catalog: catalog)
+        let pipeline = try #require(compiled, "\(report.errors)")
+        let machine = ExecutionStateMachine(pipeline: pipeline, executionID: "exec-1", params: params)
+        let rows = Dictionary(uniqueKeysWithValues: machine.steps.map { ($0.stepID, "row-\($0.stepID)") })
+        return LiveExecution(machine: machine, version: 1, eventSequence: 0, pipelineID: "pipe-1", stepRowIDs: rows)
+    }
+
+    static let start = TimerRecord(executionID: "exec-1", key: RuntimeTimerKey.start, dueAt: now)
+
+    @Test func startingLeasesTheDispatchedStepAndConsumesTheStartTimer() throws {
+        var live = try Self.live(
+            #"{"name": "p", "steps": [{"id": "a", "name": "A", "action": "work", "params": {"x": 1}, "timeout_seconds": 60}]}"#)
+        let plan = live.plan([.timer(Self.start)], now: Self.now, settings: Self.settings)
+        #expect(plan.transition.expectedVersion == 1)
+        #expect(plan.transition.consumedTimers == [Self.start])
+        #expect(plan.transition.execution.status == .running)
+        let write = try #require(plan.transition.steps.first)
+        #expect(write.state.status == .running)
+        #expect(write.lease?.owner == "worker-1")
+        #expect(write.lease?.expiresAt == Self.now.addingTimeInterval(30))
+        let request = try ExecuteRequest(json: try #require(write.lease?.dispatch))
+        #expect(request.idempotencyKey == "exec-1/a/0")
+        #expect(request.stepExecutionID == "row-a")
+        #expect(request.params == ["x": 1])
+        #expect(plan.calls.map(\.request) == [request])
+        #expect(
+            plan.transition.timers == [
+                .set(
+                    key: "step_deadline:a:0", dueAt: Self.now.addingTimeInterval(60), claimedBy: "worker-1",
+                    claimedUntil: Self.now.addingTimeInterval(62))
+            ])
+        #expect(plan.transition.outbox.map(\.eventType) == ["execution_started", "step_started"])
+        #expect(plan.transition.outbox.first?.payload["pipeline_id"] == "pipe-1")
+        #expect(plan.finished == nil)
+    }
+
+    @Test func aStepCancelledInTheSameBatchIsNeitherCalledNorCleanedUp() throws {
+        var live = try Self.live(#"{"name": "p", "steps": [{"id": "a", "name": "A", "action": "work"}]}"#)
+        let plan = live.plan([.timer(Self.start), .engine(.cancel(reason: "stop"))], now: Self.now, settings: Self.settings)
+        #expect(plan.calls.isEmpty)
+        #expect(plan.abandonments.isEmpty)
+        #expect(plan.transition.steps.map(\.state.status) == [.cancelled])
+        #expect(plan.transition.steps.first?.lease == nil)
+        #expect(plan.finished == .cancelled)
+        #expect(plan.transition.progressEvents.last?.kind == .workflowCompleted)
+    }
+
+    @Test func progressEventsAreNumberedFromTheStoredSequence() throws {
+        var live = try Self.live(#"{"name": "p", "steps": [{"id": "a", "name": "A", "action": "log", "params": {"message": "hi"}}]}"#)
+        live.eventSequence = 7
+        let plan = live.plan([.timer(Self.start)], now: Self.now, settings: Self.settings)
+        #expect(plan.logLines == [EngineLogLine(stepID: "a", level: "info", message: "hi")])
+        #expect(plan.transition.progressEvents.map(\.sequenceNumber) == Array(8...(7 + plan.transition.progressEvents.count)))
+        #expect(plan.transition.eventSequence == 7 + plan.transition.progressEvents.count)
+        #expect(plan.finished == .completed)
+        live.committed(plan)
+        #expect(live.version == 2)
+        #expect(live.eventSequence == plan.transition.eventSequence)
+    }
+
+    @Test func anUnknownTimerIsDeletedAndNoted() throws {
+        var live = try Self.live(#"{"name": "p", "steps": [{"id": "a", "name": "A", "action": "work"}]}"#)
+        let stray = TimerRecord(executionID: "exec-1", key: "mystery", dueAt: Self.now)
+        let plan = live.plan([.timer(stray)], now: Self.now, settings: Self.settings)
+        #expect(plan.transition.consumedTimers == [stray])
+        #expect(plan.notes.contains { $0.contains("mystery") })
+        #expect(plan.calls.isEmpty)
+    }
+}
+
+@Suite("Local timer queue")
+struct LocalTimerQueueTests {
+    let base = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func timersComeDueInOrderAndCancelledOnesNever() {
+        let queue = LocalTimerQueue()
+        let first = TimerRecord(executionID: "e", key: "one", dueAt: base.addingTimeInterval(1))
+        let moved = TimerRecord(executionID: "e", key: "two", dueAt: base.addingTimeInterval(2))
+        let cancelled = TimerRecord(executionID: "e", key: "three", dueAt: base.addingTimeInterval(3))
+        queue.apply([.set(cancelled), .set(moved), .set(first)], executionID: "e")
+        queue.apply(
+            [.cancel(key: "three"), .set(TimerRecord(executionID: "e", key: "two", dueAt: base.addingTimeInterval(5)))], executionID: "e")
+        #expect(queue.nextDue() == base.addingTimeInterval(1))
+        #expect(queue.takeDue(now: base.addingTimeInterval(4)) == [first])
+        #expect(queue.nextDue() == base.addingTimeInterval(5))
+        #expect(queue.takeDue(now: base.addingTimeInterval(5)).map(\.key) == ["two"])
+        #expect(queue.nextDue() == nil)
+        #expect(queue.count == 0)
+    }
+
+    @Test func anEarlierTimerWakesTheSleeper() async {
+        let queue = LocalTimerQueue()
+        let started = ContinuousClock.now
+        async let slept: Void = queue.sleep(until: Date().addingTimeInterval(10))
+        try? await Task.sleep(for: .milliseconds(50))
+        queue.apply([.set(TimerRecord(executionID: "e", key: "soon", dueAt: Date()))], executionID: "e")
+        await slept
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test func aWakeBeforeTheSleepIsNotLost() async {
+        let queue = LocalTimerQueue()
+        queue.wake()
+        let started = ContinuousClock.now
+        await queue.sleep(until: Date().addingTimeInterval(10))
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
+}
