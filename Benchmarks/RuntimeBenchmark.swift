@@ -106,6 +106,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         let stepWrites: Int
         let steps: Int
         let seconds: Double
+        let writeTime: Duration
 
         var transitionsPerSecond: Double { Double(transitions) / seconds }
 
@@ -113,6 +114,10 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             String(
                 format: "%@: %8.0f transitions/s (%d transactions, %d step rows, %.0f steps/s, %.2f s)", label, transitionsPerSecond,
                 transitions, stepWrites, Double(steps) / seconds, seconds)
+                + String(
+                    format: "\n    mean write of a transition: %.0f µs",
+                    Double(writeTime.components.attoseconds / 1_000_000_000_000 + writeTime.components.seconds * 1_000_000)
+                        / Double(max(1, transitions)))
         }
     }
 
@@ -143,7 +148,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             transitions: after.transitions - before.transitions,
             stepWrites: after.stepWrites - before.stepWrites,
             steps: executions * steps,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            writeTime: after.writeTime - before.writeTime
         )
     }
 }

@@ -192,7 +192,10 @@ import Testing
         #expect(parallel.batches() == [[0, 1, 2]])
         let disconnected = graph(["b": ["a"], "d": ["c"]], order: ["a", "b", "c", "d"])
         #expect(disconnected.batches() == [[0, 2], [1, 3]])
-        #expect(diamond.ancestorSets()[3] == [0, 1, 2])
+        #expect([0, 1, 2].allSatisfy { diamond.dependsTransitively(3, on: $0) })
+        #expect(!diamond.dependsTransitively(1, on: 2))
+        #expect(!diamond.dependsTransitively(0, on: 3))
+        #expect(disconnected.dependsTransitively(3, on: 2) && !disconnected.dependsTransitively(3, on: 0))
         #expect(diamond.dependants[0] == [1, 2])
     }
 

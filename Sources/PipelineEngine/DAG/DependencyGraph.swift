@@ -91,20 +91,15 @@ public struct DependencyGraph: Sendable {
         return placed == ids.count ? batches : nil
     }
 
-    /// For each step, whether each other step is one of its ancestors (reachable through
-    /// dependencies). Requires an acyclic graph.
-    public func ancestorSets() -> [Set<Int>] {
-        var ancestors = Array(repeating: Set<Int>(), count: ids.count)
-        for batch in batches() ?? [] {
-            for node in batch {
-                var set: Set<Int> = []
-                for dependency in dependencies[node] {
-                    set.insert(dependency)
-                    set.formUnion(ancestors[dependency])
-                }
-                ancestors[node] = set
-            }
+    /// Whether `ancestor` is reachable from `node` through dependencies. Searches only as far as
+    /// needed: a direct dependency answers at once.
+    public func dependsTransitively(_ node: Int, on ancestor: Int) -> Bool {
+        var visited: Set<Int> = [node]
+        var frontier = dependencies[node]
+        while let next = frontier.popLast() {
+            if next == ancestor { return true }
+            if visited.insert(next).inserted { frontier += dependencies[next] }
         }
-        return ancestors
+        return false
     }
 }

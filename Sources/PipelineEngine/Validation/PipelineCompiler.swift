@@ -108,7 +108,7 @@ public enum PipelineCompiler {
     /// (a dependency cycle).
     public static func compileForResume(_ definition: PipelineDefinition, catalog: some ActionCatalog) -> CompiledPipeline? {
         var compilation = Compilation(definition: definition, catalog: catalog)
-        guard compilation.ancestors != nil else { return nil }
+        guard compilation.isAcyclic else { return nil }
         return compilation.run()
     }
 
@@ -131,8 +131,8 @@ private struct Compilation<Catalog: ActionCatalog> {
     let definition: PipelineDefinition
     let catalog: Catalog
     let graph: DependencyGraph
-    /// Each step's ancestors; `nil` when the graph has a cycle.
-    let ancestors: [Set<Int>]?
+    /// Whether the dependencies form no cycle (the ancestry checks need that).
+    let isAcyclic: Bool
     var errors = MessageList()
     var warnings = MessageList()
 
@@ -141,7 +141,7 @@ private struct Compilation<Catalog: ActionCatalog> {
         self.catalog = catalog
         graph = DependencyGraph(definition.steps)
         let cycle = graph.cycle()
-        ancestors = cycle == nil ? graph.ancestorSets() : nil
+        isAcyclic = cycle == nil
         if let cycle { errors.add("Cyclic dependency detected: \(cycle.joined(separator: " -> "))") }
     }
 
@@ -283,7 +283,7 @@ private struct Compilation<Catalog: ActionCatalog> {
                 errors.add("Step '\(step.id)': branch '\(branch.id)' targets unknown step '\(target)'")
                 continue
             }
-            if let ancestors, !ancestors[targetIndex].contains(index) {
+            if isAcyclic, !graph.dependsTransitively(targetIndex, on: index) {
                 warnings.add(
                     "Step '\(step.id)': branch '\(branch.id)' targets step '\(target)', which does not depend on '\(step.id)'; it may run before the branch is chosen"
                 )
@@ -343,7 +343,7 @@ private struct Compilation<Catalog: ActionCatalog> {
                     continue
                 }
                 reads.insert(target)
-                if let ancestors, !ancestors[index].contains(target) {
+                if isAcyclic, !graph.dependsTransitively(index, on: target) {
                     warnings.add(
                         "Step '\(step.id)' \(field) reads step '\(id)', which it does not depend on; its outputs may not exist yet"
                     )

@@ -176,41 +176,49 @@ public final class ExecutionRuntime: Sendable {
                 state.mailboxes[executionID] = mailbox
                 return (inputs, live)
             }
-            guard let batch else {
+            guard var batch else {
                 notifyIdleIfDone()
                 return
             }
-            let (live, outcome) = await process(batch.inputs.map(\.input), live: batch.live, executionID: executionID)
-            state.withLock { $0.mailboxes[executionID]?.live = live }
+            // Moved, not copied: the machine is then uniquely referenced and changes in place.
+            var live = batch.live
+            batch.live = nil
+            let outcome = await process(batch.inputs.map(\.input), live: &live, executionID: executionID)
+            state.withLock { [live] in $0.mailboxes[executionID]?.live = live }
             for queued in batch.inputs { queued.completion?(outcome) }
         }
     }
 
-    /// Applies one batch, reloading and retrying after conflicts and transient failures. Returns
-    /// the execution as now stored (`nil` to read it again next time) and the batch's outcome.
-    private func process(_ inputs: [RuntimeInput], live cached: LiveExecution?, executionID: String) async -> (
-        LiveExecution?, Result<Void, any Error>
-    ) {
+    /// Applies one batch, reloading and retrying after conflicts and transient failures. Leaves in
+    /// `live` the execution as now stored (`nil` to read it again next time) and returns the
+    /// batch's outcome.
+    ///
+    /// The plan changes the machine in place; when its transaction fails, the changed machine is
+    /// dropped and the execution read again, so memory never runs ahead of the store.
+    private func process(_ inputs: [RuntimeInput], live: inout LiveExecution?, executionID: String) async -> Result<Void, any Error> {
         var inputs = inputs
-        var live = cached
         var attempt = 0
         while true {
             attempt += 1
             do {
                 if live == nil {
                     guard let loaded = try await load(executionID) else {
-                        return (nil, .failure(RuntimeError.executionNotFound(executionID)))
+                        return .failure(RuntimeError.executionNotFound(executionID))
                     }
                     live = loaded
                 }
                 guard var current = live else { continue }
+                live = nil
                 let now = Date()
                 let plan = current.plan(inputs, now: now, settings: planSettings)
+                let writeStarted = ContinuousClock.now
                 try await store.apply(plan.transition)
+                let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
-                statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan) }
+                statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
                 perform(plan, executionID: executionID)
-                return (current.isFinished ? nil : current, .success(()))
+                live = current.isFinished ? nil : current
+                return .success(())
             } catch DatabaseError.conflict(let message) {
                 statistics.withLock { $0.conflicts += 1 }
                 logger.debug(
@@ -218,18 +226,18 @@ public final class ExecutionRuntime: Sendable {
                     metadata: ["execution_id": "\(executionID)", "reason": "\(message)"])
                 live = nil
                 inputs = await inputsStillCurrent(inputs)
-                if inputs.isEmpty { return (nil, .success(())) }
-                if attempt >= 20 { return (nil, .failure(DatabaseError.conflict(message))) }
+                if inputs.isEmpty { return .success(()) }
+                if attempt >= 20 { return .failure(DatabaseError.conflict(message)) }
             } catch let error as RuntimeError {
                 logger.error("execution cannot continue", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
-                return (nil, .failure(error))
+                return .failure(error)
             } catch {
                 live = nil
                 guard attempt < 8, !isStopping else {
                     logger.error(
                         "giving up on a transition; work left running is taken over when its claim expires",
                         metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
-                    return (nil, .failure(error))
+                    return .failure(error)
                 }
                 logger.warning("transition failed; retrying", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(min(4000, 50 << attempt)))
@@ -375,11 +383,14 @@ public struct RuntimeStatistics: Sendable {
     public var conflicts = 0
     /// Executions read from the store (not found in memory).
     public var loads = 0
+    /// Time spent writing the committed transitions (from the first statement to the commit).
+    public var writeTime = Duration.zero
 
-    mutating func recordTransition(inputs count: Int, plan: TransitionPlan) {
+    mutating func recordTransition(inputs count: Int, plan: TransitionPlan, writeTime time: Duration) {
         transitions += 1
         inputs += count
         stepWrites += plan.transition.steps.count
+        writeTime += time
     }
 }
 

@@ -93,7 +93,7 @@ extension Migration {
                 updated_at timestamptz NOT NULL,
                 CONSTRAINT uq_step_execution_step_id UNIQUE (execution_id, step_id)
             );
-            CREATE INDEX idx_step_execution_sequence ON step_execution (execution_id, sequence_number);
+
             CREATE INDEX idx_step_execution_external_workflow ON step_execution (external_workflow_id)
                 WHERE status = 'AWAITING_EVENT';
             CREATE INDEX idx_step_execution_lease ON step_execution (lease_expires_at) WHERE status = 'RUNNING';
@@ -113,7 +113,7 @@ extension Migration {
                 created_at timestamptz NOT NULL
             );
             CREATE INDEX idx_progress_event_execution_sequence ON progress_event (execution_id, sequence_number);
-            CREATE INDEX idx_progress_event_execution_type ON progress_event (execution_id, event_type);
+
 
             CREATE TABLE execution_subscription (
                 id uuid PRIMARY KEY,
