@@ -64,6 +64,14 @@ import _BudPipelineTestSupport
         #expect(result.standardError == "Error: BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS must be a positive number, got 'soon'\n")
     }
 
+    @Test func refusesAnUnknownLogLevel() async throws {
+        let result = try await ProcessRunner.run(Repository.executable, ["plugins", "list"], environment: ["LOG_LEVEL": "loud"])
+        #expect(result.status == 1)
+        #expect(result.standardError == "Error: LOG_LEVEL=loud is not one of trace, debug, info, notice, warning, error, critical\n")
+        let accepted = try await ProcessRunner.run(Repository.executable, ["plugins", "list"], environment: ["LOG_LEVEL": "DEBUG"])
+        #expect(accepted.status == 0)
+    }
+
     @Test func inspectsOneLibrary() async throws {
         let greeter = "\(Repository.productsDirectory)/libGreeter.so"
         let text = try await ProcessRunner.run(Repository.executable, ["plugins", "inspect", greeter])

@@ -25,7 +25,7 @@ struct MigrateCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        CLILogging.bootstrap(defaultLevel: .error)
+        try CLILogging.bootstrap(defaultLevel: .error)
         try await database.withDatabase { opened, location in
             try await report(Migrator(database: opened), location: location)
         }
@@ -75,7 +75,7 @@ struct ProbeDatabaseCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        CLILogging.bootstrap(defaultLevel: .error)
+        try CLILogging.bootstrap(defaultLevel: .error)
         try await database.withDatabase { opened, location in
             try await report(opened, location: location)
         }

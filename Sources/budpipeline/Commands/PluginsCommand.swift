@@ -29,7 +29,7 @@ struct PluginsCommand: AsyncParsableCommand {
         var strict = false
 
         func run() async throws {
-            CLILogging.bootstrap(defaultLevel: .error)
+            try CLILogging.bootstrap(defaultLevel: .error)
             let host = await PluginHost.load(configuration: try .forCommandLine(), logger: Logger(label: "budpipeline.plugins"))
             print(json ? Self.json(host).serializedString(options: [.prettyPrinted]) : Self.text(host))
             await host.shutdown()

@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        CLILogging.bootstrap(defaultLevel: .warning)
+        try CLILogging.bootstrap(defaultLevel: .warning)
         let document = try ValidateCommand.readDocument(file)
         let values = try Self.parse(params)
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.run")

@@ -27,7 +27,7 @@ struct ValidateCommand: AsyncParsableCommand {
     var builtinsOnly = false
 
     func run() async throws {
-        CLILogging.bootstrap(defaultLevel: .error)
+        try CLILogging.bootstrap(defaultLevel: .error)
         let document = try Self.readDocument(file)
         let catalog = try await loadCatalog()
         let report = PipelineCompiler.compile(document, catalog: catalog).report

@@ -22,7 +22,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var migrate = false
 
     func run() async throws {
-        CLILogging.bootstrap(defaultLevel: .info)
+        try CLILogging.bootstrap(defaultLevel: .info)
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.worker")
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
