@@ -109,6 +109,17 @@ struct RuntimeHarness {
     static func probeCalls(for executionID: String) -> [String] {
         ProbeLog.read(probeLog).filter { $0.detail.contains(executionID) }.map { "\($0.call) \($0.detail)" }
     }
+
+    /// Whether the probe plugin logs `call` for the execution within `timeout`. Cleanups run after
+    /// the transition that abandons a step is committed, so they may trail the execution's end.
+    static func probeLogs(_ call: String, for executionID: String, within timeout: Duration = .seconds(5)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if probeCalls(for: executionID).contains(call) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return probeCalls(for: executionID).contains(call)
+    }
 }
 
 struct HarnessError: Error, CustomStringConvertible {

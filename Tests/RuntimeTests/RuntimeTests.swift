@@ -172,7 +172,8 @@ struct RuntimeTests {
             #expect(execution.status == .failed)
             #expect(steps[0].state.status == .timedOut)
             #expect(steps[0].state.externalWorkflowID == "ext-\(execution.id)/await/0")
-            #expect(RuntimeHarness.probeCalls(for: execution.id).contains("cleanup \(execution.id)/await"))
+            let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(execution.id)/await", for: execution.id)
+            #expect(cleanedUp)
         }
     }
 
@@ -190,7 +191,8 @@ struct RuntimeTests {
             #expect(steps.map(\.state.status) == [.cancelled, .skipped])
             #expect(try await harness.store.timers(executionID: started.id).isEmpty)
             try await Task.sleep(for: .milliseconds(200))
-            #expect(RuntimeHarness.probeCalls(for: started.id).contains("cleanup \(started.id)/await"))
+            let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(started.id)/await", for: started.id)
+            #expect(cleanedUp)
         }
     }
 
