@@ -156,21 +156,80 @@ struct StoreContractTests {
         }
     }
 
-    @Test("listing is newest first, paged, and filtered by owner", arguments: TestBackend.available)
+    @Test("listing is newest first, scoped to an owner (plus system pipelines), with execution counts", arguments: TestBackend.available)
     func definitionListing(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let owner = StoreFixtures.newID()
+            var ids: [String] = []
             for index in 0..<5 {
                 var record = StoreFixtures.definition(name: "p\(index)", userID: index.isMultiple(of: 2) ? owner : StoreFixtures.newID())
                 record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
+                record.systemOwned = index == 3
                 try await test.store.insertDefinition(record)
+                ids.append(record.id)
             }
-            let all = try await test.store.definitions(limit: 2, offset: 0)
-            #expect(all.total == 5)
-            #expect(all.records.map(\.name) == ["p4", "p3"])
-            let owned = try await test.store.definitions(userID: owner, limit: 10, offset: 0)
-            #expect(owned.total == 3)
-            #expect(owned.records.map(\.name) == ["p4", "p2", "p0"])
+            var first = StoreFixtures.execution(pipelineID: ids[0])
+            first.record.createdAt = StoreFixtures.base.addingTimeInterval(60)
+            try await test.store.insertExecution(first)
+            try await test.store.insertExecution(StoreFixtures.execution(pipelineID: ids[0]))
+
+            let all = try await test.store.definitionSummaries(ownerID: nil, includeSystem: false)
+            #expect(all.map(\.record.name) == ["p4", "p3", "p2", "p1", "p0"])
+            let owned = try await test.store.definitionSummaries(ownerID: owner, includeSystem: false)
+            #expect(owned.map(\.record.name) == ["p4", "p2", "p0"])
+            let withSystem = try await test.store.definitionSummaries(ownerID: owner, includeSystem: true)
+            #expect(withSystem.map(\.record.name) == ["p4", "p3", "p2", "p0"])
+            let counted = try #require(owned.last)
+            #expect(counted.executionCount == 2)
+            #expect(counted.lastExecutionAt == first.record.createdAt)
+            #expect(owned.first?.executionCount == 0 && owned.first?.lastExecutionAt == nil)
+            let single = try await test.store.definitionSummary(id: ids[0])
+            #expect(single?.executionCount == 2)
+        }
+    }
+
+    @Test("a name is unique per owner", arguments: TestBackend.available)
+    func uniqueNamePerOwner(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let owner = StoreFixtures.newID()
+            try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
+            try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: StoreFixtures.newID()))
+            try await test.store.insertDefinition(StoreFixtures.definition(name: "same"))
+            await #expect(throws: DatabaseError.self) {
+                try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
+            }
+            await #expect(throws: DatabaseError.self) { try await test.store.insertDefinition(StoreFixtures.definition(name: "same")) }
+            let stored = try await test.store.definitionSummaries(ownerID: nil, includeSystem: true)
+            #expect(stored.count == 3)
+        }
+    }
+
+    @Test("executions are listed newest first with filters and a total", arguments: TestBackend.available)
+    func executionListing(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let pipeline = StoreFixtures.definition()
+            try await test.store.insertDefinition(pipeline)
+            for index in 0..<5 {
+                var new = StoreFixtures.execution(pipelineID: index < 3 ? pipeline.id : nil)
+                new.record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
+                new.record.initiator = index == 4 ? "someone" : "tester"
+                try await test.store.insertExecution(new)
+            }
+            let page = try await test.store.executions(matching: ExecutionFilter(), limit: 2, offset: 1)
+            #expect(page.total == 5)
+            #expect(page.records.map(\.createdAt) == [3, 2].map { StoreFixtures.base.addingTimeInterval($0) })
+            let ofPipeline = try await test.store.executions(matching: ExecutionFilter(pipelineID: pipeline.id), limit: 10, offset: 0)
+            #expect(ofPipeline.total == 3 && ofPipeline.records.allSatisfy { $0.pipelineID == pipeline.id })
+            let byInitiator = try await test.store.executions(matching: ExecutionFilter(initiator: "someone"), limit: 10, offset: 0)
+            #expect(byInitiator.total == 1)
+            let ranged = try await test.store.executions(
+                matching: ExecutionFilter(
+                    status: .pending, createdFrom: StoreFixtures.base.addingTimeInterval(1),
+                    createdUntil: StoreFixtures.base.addingTimeInterval(3)),
+                limit: 10, offset: 0)
+            #expect(ranged.total == 3)
+            let none = try await test.store.executions(matching: ExecutionFilter(status: .completed), limit: 10, offset: 0)
+            #expect(none.total == 0 && none.records.isEmpty)
         }
     }
 

@@ -35,6 +35,7 @@ extension Migration {
             CREATE INDEX idx_pipeline_definition_status ON pipeline_definition (status);
             CREATE INDEX idx_pipeline_definition_created_at ON pipeline_definition (created_at DESC);
             CREATE INDEX idx_pipeline_definition_user_id ON pipeline_definition (user_id) WHERE user_id IS NOT NULL;
+            CREATE UNIQUE INDEX uq_pipeline_definition_owner_name ON pipeline_definition (COALESCE(CAST(user_id AS text), ''), name);
 
             CREATE TABLE pipeline_execution (
                 id uuid PRIMARY KEY,
@@ -248,6 +249,7 @@ extension Migration {
             CREATE INDEX idx_pipeline_definition_status ON pipeline_definition (status);
             CREATE INDEX idx_pipeline_definition_created_at ON pipeline_definition (created_at DESC);
             CREATE INDEX idx_pipeline_definition_user_id ON pipeline_definition (user_id) WHERE user_id IS NOT NULL;
+            CREATE UNIQUE INDEX uq_pipeline_definition_owner_name ON pipeline_definition (COALESCE(user_id, ''), name);
 
             CREATE TABLE pipeline_execution (
                 id TEXT PRIMARY KEY,

@@ -147,11 +147,7 @@ extension PipelineStore {
     public func progressEvents(executionID: String) async throws -> [ProgressEventRecord] {
         try await database.read { session in
             try session.query(
-                """
-                SELECT id, execution_id, event_type, progress_percentage, eta_seconds, current_step_desc, event_details, timestamp,
-                    sequence_number, created_at
-                FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number
-                """,
+                "SELECT \(Self.progressEventColumns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number",
                 .text(executionID)
             ).map(Self.progressEvent)
         }
@@ -375,6 +371,9 @@ extension PipelineStore {
     }
 
     // MARK: Decoding
+
+    static let progressEventColumns =
+        "id, execution_id, event_type, progress_percentage, eta_seconds, current_step_desc, event_details, timestamp, sequence_number, created_at"
 
     static let executionColumns =
         "id, version, pipeline_id, pipeline_definition, initiator, start_time, end_time, status, progress_percentage, final_outputs, "

@@ -38,26 +38,6 @@ public struct PipelineStore: Sendable {
         }
     }
 
-    /// Definitions newest first; `userID` limits them to one owner's and the system-owned ones.
-    public func definitions(userID: String? = nil, limit: Int, offset: Int) async throws -> (
-        records: [PipelineDefinitionRecord], total: Int
-    ) {
-        try await database.read { session in
-            let filter = userID == nil ? "" : "WHERE user_id = $1 OR system_owned"
-            let binds: [SQLValue] = userID.map { [.text($0)] } ?? []
-            let rows = try session.query(
-                SQLStatement(
-                    "SELECT \(Self.definitionColumns) FROM pipeline_definition \(filter) ORDER BY created_at DESC, id "
-                        + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
-                    binds
-                )
-            )
-            let total = try session.query(SQLStatement("SELECT count(*) AS total FROM pipeline_definition \(filter)", binds)).first?.int(
-                "total")
-            return (try rows.map(Self.definition), total ?? 0)
-        }
-    }
-
     /// Stores `record` as the next version of the definition when the stored one is still at
     /// `expectedVersion`. Returns the stored record; throws ``DatabaseError/conflict(_:)`` when
     /// someone updated it first and ``StoreError/notFound(_:)`` when it does not exist.
