@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
@@ -82,6 +83,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HTTPAPI",
+            dependencies: [
+                "BudJSON", "BudPipelineHost", "PipelineEngine", "PluginSchema", "Runtime", "Storage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PluginTesting",
             dependencies: ["BudPipelineHost", "BudJSON", "PluginSchema", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
@@ -89,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "Runtime", "Storage",
+                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "Runtime", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -8,7 +8,8 @@ struct BudPipelineCommand: AsyncParsableCommand {
         abstract: "Pipeline orchestration with native step-handler plugins.",
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self, PluginsCommand.self,
+            ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
+            PluginsCommand.self,
             PluginCommand.self,
         ]
     )

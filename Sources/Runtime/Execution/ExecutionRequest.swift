@@ -123,4 +123,56 @@ public struct RuntimeActionCatalog: ActionCatalog {
     public func metadata(for type: String) -> ActionMetadata? {
         BuiltInActions.catalog.metadata(for: type) ?? plugins.action(type)?.metadata
     }
+
+    /// Every action: the built-in ones, then the plugins' in load order.
+    public var all: [ActionMetadata] {
+        BuiltInActions.all + plugins.actions.map(\.metadata).filter { BuiltInActions.catalog.metadata(for: $0.type) == nil }
+    }
+
+    /// What is wrong with `params` for the action, as `POST /actions/validate` reports it: missing
+    /// required parameters (unless hidden by `show_when`), numeric and length bounds, then the
+    /// action's own checks (a plugin's `validate_params`). `nil` when the action does not exist.
+    public func validate(params: JSONObject, for type: String) async -> [String]? {
+        guard let metadata = metadata(for: type) else { return nil }
+        var errors: [String] = []
+        for param in metadata.params {
+            let value = params[param.name]
+            if param.required, value == nil || value == .null {
+                if let condition = param.showWhen, !Self.isVisible(condition, params: params) { continue }
+                errors.append("Missing required parameter: \(param.name)")
+                continue
+            }
+            guard let value, let rules = param.validation else { continue }
+            if let number = value.doubleValue {
+                if let min = rules.min, number < min { errors.append("\(param.name): must be >= \(Self.number(min))") }
+                if let max = rules.max, number > max { errors.append("\(param.name): must be <= \(Self.number(max))") }
+            }
+            if let text = value.stringValue {
+                if let min = rules.minLength, text.count < min { errors.append("\(param.name): must be at least \(min) chars") }
+                if let max = rules.maxLength, text.count > max { errors.append("\(param.name): must be at most \(max) chars") }
+            }
+        }
+        if BuiltInActions.catalog.metadata(for: type) != nil {
+            errors += BuiltInActions.validateParams(type, params)
+        } else {
+            do {
+                errors += try await plugins.validateParams(action: type, params: params)
+            } catch {
+                errors.append("Validation error: \(error.message)")
+            }
+        }
+        return errors
+    }
+
+    private static func isVisible(_ condition: ConditionalVisibility, params: JSONObject) -> Bool {
+        let value = params[condition.param] ?? .null
+        if let equals = condition.equals, value != equals { return false }
+        if let notEquals = condition.notEquals, value == notEquals { return false }
+        return true
+    }
+
+    /// `5` rather than `5.0`, as Python prints an integral bound.
+    private static func number(_ value: Double) -> String {
+        value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
 }

@@ -1,0 +1,32 @@
+import BudJSON
+import Hummingbird
+
+extension Request {
+    /// The body as a JSON object. A missing or empty body is `{}` when `emptyAllowed` (routes that
+    /// budapp calls without a body), a 422 otherwise; a body over `limit` bytes is a 413; text that
+    /// is not a JSON object is a 422 naming what is wrong.
+    mutating func jsonObject(limit: Int, emptyAllowed: Bool = false) async throws -> JSONObject {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(
+                .contentTooLarge, code: "BODY_TOO_LARGE", message: "The request body is larger than \(limit) bytes")
+        }
+        let bytes = buffer.readableBytesView
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            if emptyAllowed { return [:] }
+            throw APIError.unprocessable(["body"], "Field required", type: "missing")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: Array(bytes))
+        } catch {
+            throw APIError.unprocessable(["body", .int(error.offset)], "JSON decode error: \(error.reason)", type: "json_invalid")
+        }
+        guard let object = value.objectValue else {
+            throw APIError.unprocessable(["body"], "Input should be a valid dictionary or object", type: "model_attributes_type")
+        }
+        return object
+    }
+}

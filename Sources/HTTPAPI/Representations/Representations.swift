@@ -1,0 +1,213 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import PluginSchema
+import Storage
+
+/// How stored records look on the wire: the reference service's field names and formats
+/// (timestamps as ISO-8601 in UTC with microseconds, percentages as decimal strings, GET statuses
+/// upper-case).
+enum Representation {
+    static func timestamp(_ date: Date?) -> JSONValue {
+        date.map { .string(SQLTimestamp.format($0)) } ?? .null
+    }
+
+    /// `45.00`: the reference serialises its `Numeric(5, 2)` columns as strings.
+    static func percentage(_ value: Double) -> JSONValue {
+        .string(String(format: "%.2f", min(100, max(0, value))))
+    }
+
+    static func optional(_ text: String?) -> JSONValue {
+        text.map(JSONValue.string) ?? .null
+    }
+
+    static func optional(_ object: JSONObject?) -> JSONValue {
+        object.map(JSONValue.object) ?? .null
+    }
+
+    // MARK: Pipelines
+
+    /// The summary create, update and list answer with.
+    static func pipeline(_ summary: PipelineDefinitionSummary) -> JSONValue {
+        let record = summary.record
+        return [
+            "id": .string(record.id),
+            "name": .string(record.name),
+            "version": .string(String(record.version)),
+            "status": .string(record.status.rawValue.lowercased()),
+            "created_at": timestamp(record.createdAt),
+            "updated_at": timestamp(record.updatedAt),
+            "step_count": .int(record.stepCount),
+            "user_id": optional(record.userID),
+            "system_owned": .bool(record.systemOwned),
+            "description": optional(record.description),
+            "icon": optional(record.icon),
+            "created_by": .string(record.createdBy),
+            "dag": record.dag,
+            "execution_count": .int(summary.executionCount),
+            "last_execution_at": timestamp(summary.lastExecutionAt),
+        ]
+    }
+
+    // MARK: Executions
+
+    /// `PipelineExecutionResponse`: what `GET /executions/{id}` and the listing return.
+    static func execution(_ record: ExecutionRecord) -> JSONValue {
+        var errorInfo = record.errorInfo
+        if var info = errorInfo, info["message"] == nil, let error = info["error"] {
+            info["message"] = error
+            errorInfo = info
+        }
+        return [
+            "id": .string(record.id),
+            "version": .int(record.version),
+            "pipeline_definition": .object(record.definitionSnapshot),
+            "initiator": .string(record.initiator),
+            "start_time": timestamp(record.startTime),
+            "end_time": timestamp(record.endTime),
+            "status": .string(record.status.rawValue),
+            "progress_percentage": percentage(record.progress),
+            "final_outputs": optional(record.finalOutputs),
+            "error_info": optional(errorInfo),
+            "created_at": timestamp(record.createdAt),
+            "updated_at": timestamp(record.updatedAt),
+        ]
+    }
+
+    /// `ExecutionResponse`: what `POST /executions` and `/executions/run` answer at once. The
+    /// status is lower-case here, as the reference has it.
+    static func startedExecution(_ record: ExecutionRecord) -> JSONValue {
+        [
+            "execution_id": .string(record.id),
+            "workflow_id": .string(record.pipelineID ?? "ephemeral"),
+            "workflow_name": record.definitionSnapshot["workflow_name"] ?? .string("Ephemeral Pipeline"),
+            "status": .string(record.status == .pending ? "running" : record.status.rawValue.lowercased()),
+            "started_at": timestamp(record.startTime ?? record.createdAt),
+            "completed_at": timestamp(record.endTime),
+            "params": .object(record.params),
+            "outputs": .object(record.finalOutputs ?? [:]),
+            "error": record.errorInfo?["message"] ?? record.errorInfo?["error"] ?? .null,
+        ]
+    }
+
+    /// `StepExecutionResponse`.
+    static func step(_ record: StepRecord) -> JSONValue {
+        let state = record.state
+        return [
+            "id": .string(record.id),
+            "execution_id": .string(record.executionID),
+            "version": .int(record.version),
+            "step_id": .string(state.stepID),
+            "step_name": .string(state.name),
+            "status": .string(state.status.apiValue),
+            "start_time": timestamp(state.startedAt),
+            "end_time": timestamp(state.endedAt),
+            "progress_percentage": percentage(state.progress),
+            "eta_seconds": state.etaSeconds.map(JSONValue.int) ?? .null,
+            "outputs": .object(state.outputs ?? [:]),
+            "error_message": optional(state.error),
+            "retry_count": .int(state.attempt),
+            "sequence_number": .int(state.sequence),
+            "awaiting_event": .bool(state.isAwaitingEvent),
+            "external_workflow_id": optional(state.externalWorkflowID),
+            "handler_type": .string(state.action),
+            "timeout_at": timestamp(state.deadline),
+            "created_at": timestamp(record.createdAt),
+            "updated_at": timestamp(record.updatedAt),
+        ]
+    }
+
+    /// `ProgressEventResponse`.
+    static func progressEvent(_ event: ProgressEventRecord) -> JSONValue {
+        [
+            "id": .string(event.id),
+            "execution_id": .string(event.executionID),
+            "event_type": .string(event.kind.rawValue),
+            "progress_percentage": percentage(event.progress),
+            "eta_seconds": event.etaSeconds.map(JSONValue.int) ?? .null,
+            "current_step_desc": optional(event.currentStepDescription),
+            "event_details": optional(event.details),
+            "timestamp": timestamp(event.timestamp),
+            "sequence_number": .int(event.sequenceNumber),
+            "created_at": timestamp(event.createdAt),
+        ]
+    }
+
+    /// `aggregated_progress`: the stored overall progress, step counts, the running step and the
+    /// longest ETA any running step reported.
+    static func aggregatedProgress(_ execution: ExecutionRecord, steps: [StepRecord]) -> JSONValue {
+        let states = steps.map(\.state)
+        let running = states.filter { $0.status == .running || $0.status == .awaitingEvent }
+        let eta = running.compactMap(\.etaSeconds).max()
+        return [
+            "overall_progress": percentage(execution.progress),
+            "eta_seconds": eta.map(JSONValue.int) ?? .null,
+            "completed_steps": .int(states.filter { $0.status == .completed }.count),
+            "total_steps": .int(states.count),
+            "current_step": running.first.map { .string($0.name) } ?? .null,
+        ]
+    }
+
+    // MARK: Actions
+
+    /// `ActionMetaResponse`: the metadata with the reference's camelCase keys.
+    static func action(_ metadata: ActionMetadata) -> JSONValue {
+        [
+            "type": .string(metadata.type),
+            "version": .string(metadata.version),
+            "name": .string(metadata.name),
+            "description": .string(metadata.description),
+            "category": .string(metadata.category),
+            "icon": .string(metadata.icon),
+            "color": .string(metadata.color),
+            "params": .array(metadata.params.map(param)),
+            "outputs": .array(
+                metadata.outputs.map { output in
+                    ["name": .string(output.name), "type": .string(output.type), "description": optional(output.description)]
+                }),
+            "executionMode": .string(metadata.executionMode.rawValue),
+            "timeoutSeconds": metadata.timeoutSeconds.map(JSONValue.int) ?? .null,
+            "retryPolicy": metadata.retryPolicy.map { policy in
+                [
+                    "maxAttempts": .int(policy.maxAttempts), "backoffMultiplier": .double(policy.backoffMultiplier),
+                    "initialIntervalSeconds": .double(policy.initialIntervalSeconds),
+                    "maxIntervalSeconds": .double(policy.maxIntervalSeconds),
+                ]
+            } ?? .null,
+            "idempotent": .bool(metadata.idempotent),
+            "requiredServices": .array(metadata.requiredServices.map(JSONValue.string)),
+            "requiredPermissions": .array(metadata.requiredPermissions.map(JSONValue.string)),
+            "examples": .array(
+                metadata.examples.map { example in
+                    ["title": .string(example.title), "params": .object(example.params), "description": optional(example.description)]
+                }),
+            "docsUrl": optional(metadata.docsURL),
+        ]
+    }
+
+    private static func param(_ param: ParamDefinition) -> JSONValue {
+        [
+            "name": .string(param.name),
+            "label": .string(param.label),
+            "type": .string(param.type.rawValue),
+            "description": optional(param.description),
+            "required": .bool(param.required),
+            "default": param.defaultValue ?? .null,
+            "placeholder": optional(param.placeholder),
+            "options": param.options.map { options in
+                .array(options.map { ["value": .string($0.value), "label": .string($0.label)] })
+            } ?? .null,
+            "validation": param.validation.map { rules in
+                [
+                    "min": rules.min.map(JSONValue.double) ?? .null, "max": rules.max.map(JSONValue.double) ?? .null,
+                    "minLength": rules.minLength.map(JSONValue.int) ?? .null, "maxLength": rules.maxLength.map(JSONValue.int) ?? .null,
+                    "pattern": optional(rules.pattern), "patternMessage": optional(rules.patternMessage),
+                ]
+            } ?? .null,
+            "group": optional(param.group),
+            "visibleWhen": param.showWhen.map { visibility in
+                ["param": .string(visibility.param), "equals": visibility.equals ?? .null, "notEquals": visibility.notEquals ?? .null]
+            } ?? .null,
+        ]
+    }
+}

@@ -1,0 +1,217 @@
+import BudJSON
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PipelineEngine
+import Runtime
+import Storage
+
+/// The `/executions` routes (also under `/api/v1` and budapp's `/budpipeline` proxy names).
+struct ExecutionRoutes: Sendable {
+    let runtime: ExecutionRuntime
+    let configuration: APIConfiguration
+
+    private var store: PipelineStore { runtime.store }
+
+    /// `POST /executions`: starts a saved pipeline and answers at once.
+    func start(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        try await start(request, context: context, pathPipelineID: nil)
+    }
+
+    /// `POST /budpipeline/{id}/execute`: the same, with the pipeline in the path.
+    func startFromPath(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        try await start(request, context: context, pathPipelineID: context.parameters.get("id") ?? "")
+    }
+
+    private func start(_ request: Request, context: some RequestContext, pathPipelineID: String?) async throws -> JSONResponse {
+        var request = request
+        var reader = FieldReader(
+            body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: pathPipelineID != nil))
+        let rawID = pathPipelineID ?? reader.requiredString("workflow_id")
+        var options = Self.startOptions(&reader)
+        try reader.finish()
+        let raw = rawID ?? ""
+        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await store.definition(id: id) else {
+            throw APIError.pipelineNotFound(raw)
+        }
+        guard pipeline.status != .draft, pipeline.stepCount > 0 else {
+            throw APIError(
+                .badRequest, code: "PIPELINE_IS_DRAFT", message: "Pipeline \(pipeline.id) is a draft without steps and cannot run",
+                detail: .string("Pipeline \(pipeline.id) is a draft without steps and cannot run"))
+        }
+        options.request.dag = pipeline.dag
+        options.request.pipelineID = pipeline.id
+        options.request.pipelineName = pipeline.name
+        return try await run(options.request, invalidTitle: "Invalid pipeline definition")
+    }
+
+    /// `POST /executions/run`: runs a DAG that is not saved.
+    func runEphemeral(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        var request = request
+        var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
+        let dag = reader.requiredObject("pipeline_definition")
+        var options = Self.startOptions(&reader)
+        try reader.finish()
+        options.request.dag = .object(dag ?? [:])
+        options.request.pipelineName = dag?["name"]?.stringValue ?? "Ephemeral Pipeline"
+        return try await run(options.request, invalidTitle: "Invalid pipeline definition")
+    }
+
+    private func run(_ request: ExecutionRequest, invalidTitle: String) async throws -> JSONResponse {
+        do {
+            let record = try await runtime.startExecution(request)
+            return JSONResponse(Representation.startedExecution(record), status: .created)
+        } catch let error as ExecutionStartError {
+            switch error {
+            case .invalidPipeline(let report): throw APIError.validationFailed(report.errors, title: invalidTitle, code: "INVALID_PIPELINE")
+            case .unregisteredActions(let types):
+                throw APIError.validationFailed(
+                    types.map { "Action '\($0)' is not registered" }, title: invalidTitle, code: "UNREGISTERED_ACTIONS")
+            case .invalidParameters(let problems):
+                throw APIError.validationFailed(problems, title: "Invalid parameters", code: "INVALID_PARAMETERS")
+            }
+        }
+    }
+
+    private struct StartOptions {
+        var request: ExecutionRequest
+    }
+
+    /// The fields both start routes share.
+    private static func startOptions(_ reader: inout FieldReader) -> StartOptions {
+        var params = reader.object("params") ?? [:]
+        let userID = reader.string("user_id", maxLength: 255)
+        if let userID { params["user_id"] = .string(userID) }
+        let topics = reader.stringArray("callback_topics") ?? []
+        let request = ExecutionRequest(
+            dag: .null,
+            params: params,
+            initiator: reader.string("initiator", maxLength: 255) ?? "api",
+            callbackTopics: topics,
+            subscriberIDs: reader.string("subscriber_ids", maxLength: 500),
+            payloadType: reader.string("payload_type", maxLength: 100),
+            notificationWorkflowID: reader.string("notification_workflow_id", maxLength: 255)
+        )
+        for topic in topics where !Self.isTopicName(topic) {
+            reader.reject("callback_topics", "Invalid topic name '\(topic)': use 1-255 letters, digits, '.', '_' or '-'")
+        }
+        return StartOptions(request: request)
+    }
+
+    static func isTopicName(_ topic: String) -> Bool {
+        (1...255).contains(topic.count)
+            && topic.unicodeScalars.allSatisfy {
+                CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0)
+            }
+    }
+
+    // MARK: Reading
+
+    /// `GET /executions`: newest first, with filters, in pages.
+    func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let page = reader.integer("page", in: 1...1_000_000) ?? 1
+        let pageSize = reader.integer("page_size", in: 1...100) ?? 20
+        let filter = ExecutionFilter(
+            pipelineID: reader.uuid("workflow_id"),
+            status: reader.choice("status", as: ExecutionStatus.self, among: ExecutionStatus.allCases),
+            initiator: reader.string("initiator"),
+            createdFrom: reader.date("start_date"),
+            createdUntil: reader.date("end_date")
+        )
+        try reader.finish()
+        let (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
+        return JSONResponse([
+            "executions": .array(records.map(Representation.execution)),
+            "pagination": [
+                "page": .int(page), "page_size": .int(pageSize), "total_count": .int(total),
+                "total_pages": .int((total + pageSize - 1) / pageSize),
+            ],
+        ])
+    }
+
+    func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        return JSONResponse(Representation.execution(record))
+    }
+
+    /// `GET /executions/{id}/progress`: `detail` = `summary` | `steps` | `full` (default).
+    func progress(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let detail = reader.string("detail") ?? "full"
+        let includeEvents = reader.bool("include_events") ?? true
+        let eventsLimit = reader.integer("events_limit", in: 1...100) ?? 20
+        try reader.finish()
+        guard let (execution, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        var recent: [JSONValue] = []
+        if detail == "full", includeEvents {
+            let events = try await store.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
+            recent = events.events.reversed().map(Representation.progressEvent)
+        }
+        let showSteps = detail == "full" || detail == "steps"
+        return JSONResponse([
+            "execution": Representation.execution(execution),
+            "steps": .array(showSteps ? steps.map(Representation.step) : []),
+            "recent_events": .array(recent),
+            "aggregated_progress": Representation.aggregatedProgress(execution, steps: steps),
+        ])
+    }
+
+    func steps(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        guard let (_, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        return JSONResponse(["steps": .array(steps.map(Representation.step))])
+    }
+
+    /// `GET /executions/{id}/events`: progress events newest first.
+    func events(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let filter = ProgressEventFilter(
+            kind: reader.choice("event_type", as: ProgressEventRecord.Kind.self, among: ProgressEventRecord.Kind.allCases),
+            from: reader.date("start_time"),
+            until: reader.date("end_time")
+        )
+        let limit = reader.integer("limit", in: 1...1000) ?? 100
+        let offset = reader.integer("offset", in: 0...Int(Int32.max)) ?? 0
+        try reader.finish()
+        guard try await store.execution(id: id) != nil else { throw notFound(id, request) }
+        let (events, total) = try await store.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
+        return JSONResponse([
+            "events": .array(events.map(Representation.progressEvent)), "total_count": .int(total), "limit": .int(limit),
+            "offset": .int(offset),
+        ])
+    }
+
+    // MARK: Steering
+
+    /// `POST /executions/{id}/cancel`: stops a running execution; answers with it as stored.
+    func cancel(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        guard !record.status.isFinished else {
+            throw APIError(
+                .conflict, code: "EXECUTION_FINISHED", message: "Execution \(id) already finished with status \(record.status.rawValue)")
+        }
+        try await runtime.cancel(executionID: id, reason: "Execution cancelled by request")
+        guard let cancelled = try await store.execution(id: id) else { throw notFound(id, request) }
+        return JSONResponse(Representation.execution(cancelled))
+    }
+
+    // MARK: Helpers
+
+    /// The `id` path parameter as a lower-case UUID; anything else is a 422, as in the reference.
+    private func executionID(_ request: Request, context: some RequestContext) throws -> String {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = PipelineRoutes.uuid(raw) else {
+            throw APIError.unprocessable(["path", "execution_id"], "Input should be a valid UUID", type: "uuid_parsing")
+        }
+        return id
+    }
+
+    private func notFound(_ id: String, _ request: Request) -> APIError {
+        APIError.executionNotFound(id, correlationID: request.headers[HTTPField.Name("X-Correlation-ID")!])
+    }
+}

@@ -1,0 +1,149 @@
+import BudJSON
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PipelineEngine
+import Runtime
+import Storage
+
+/// `POST /validate` and the `/pipelines` routes (also under `/api/v1/pipeline`, `/workflows` and
+/// budapp's `/budpipeline` proxy names).
+struct PipelineRoutes: Sendable {
+    let runtime: ExecutionRuntime
+    let configuration: APIConfiguration
+
+    private var store: PipelineStore { runtime.store }
+
+    func validate(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        var request = request
+        var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
+        let dag = reader.requiredObject("dag")
+        try reader.finish()
+        let report = PipelineCompiler.compile(.object(dag ?? [:]), catalog: runtime.catalog).report
+        return JSONResponse(report.json)
+    }
+
+    func create(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        var request = request
+        var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
+        let dag = reader.requiredObject("dag")
+        let name = reader.string("name", maxLength: 255)
+        let icon = reader.string("icon", maxLength: 255)
+        let bodyOwner = reader.string("user_id").flatMap(Self.uuid)
+        let systemOwned = reader.bool("system_owned") ?? false
+        try reader.finish()
+        let owner = bodyOwner ?? Self.userID(request)
+        let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: nil)
+        let now = Date()
+        let record = PipelineDefinitionRecord(
+            id: UUID().uuidString.lowercased(), name: checked.name, description: nil, icon: icon, dag: .object(dag ?? [:]),
+            status: checked.status, userID: owner, systemOwned: systemOwned, stepCount: checked.stepCount, createdBy: "api",
+            createdAt: now, updatedAt: now)
+        do {
+            try await store.insertDefinition(record)
+        } catch DatabaseError.uniqueViolation {
+            throw Self.duplicateName(checked.name)
+        }
+        return JSONResponse(
+            Representation.pipeline(PipelineDefinitionSummary(record: record, executionCount: 0, lastExecutionAt: nil)), status: .created)
+    }
+
+    func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        let includeSystem = reader.bool("include_system") ?? false
+        try reader.finish()
+        let summaries = try await store.definitionSummaries(ownerID: Self.userID(request), includeSystem: includeSystem)
+        return JSONResponse(.array(summaries.map(Representation.pipeline)))
+    }
+
+    func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        JSONResponse(Representation.pipeline(try await visibleSummary(request, context: context)))
+    }
+
+    func update(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let current = try await visibleSummary(request, context: context).record
+        var request = request
+        var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
+        let dag = reader.requiredObject("dag")
+        let name = reader.string("name", maxLength: 255)
+        let icon = reader.string("icon", maxLength: 255)
+        try reader.finish()
+        let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: current.name)
+        var updated = current
+        updated.name = checked.name
+        updated.dag = .object(dag ?? [:])
+        updated.status = checked.status
+        updated.stepCount = checked.stepCount
+        updated.updatedAt = Date()
+        if let icon { updated.icon = icon }
+        if let description = dag?["description"] { updated.description = description.stringValue }
+        let stored: PipelineDefinitionRecord
+        do {
+            stored = try await store.updateDefinition(updated, expectedVersion: current.version)
+        } catch DatabaseError.uniqueViolation {
+            throw Self.duplicateName(checked.name)
+        } catch StoreError.notFound {
+            throw APIError.pipelineNotFound(current.id)
+        }
+        let summary = try await store.definitionSummary(id: stored.id)
+        return JSONResponse(
+            Representation.pipeline(summary ?? PipelineDefinitionSummary(record: stored, executionCount: 0, lastExecutionAt: nil)))
+    }
+
+    func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
+        let current = try await visibleSummary(request, context: context).record
+        guard try await store.deleteDefinition(id: current.id) else { throw APIError.pipelineNotFound(current.id) }
+        return NoContent()
+    }
+
+    // MARK: Helpers
+
+    /// The pipeline named by the `id` path parameter, if the caller may see it (no `X-User-ID`:
+    /// every pipeline; else the caller's own and the system-owned ones).
+    func visibleSummary(_ request: Request, context: some RequestContext) async throws -> PipelineDefinitionSummary {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = Self.uuid(raw), let summary = try await store.definitionSummary(id: id) else {
+            throw APIError.pipelineNotFound(raw)
+        }
+        if let user = Self.userID(request), !summary.record.systemOwned, summary.record.userID != user {
+            throw APIError.pipelineNotFound(raw)
+        }
+        return summary
+    }
+
+    private struct CheckedDefinition {
+        var name: String
+        var status: PipelineDefinitionRecord.Status
+        var stepCount: Int
+    }
+
+    /// A DAG without steps is a draft and needs only a name; any other is validated in full.
+    private func check(dag: JSONObject, nameOverride: String?, existingName: String?) throws -> CheckedDefinition {
+        let steps = dag["steps"]?.arrayValue ?? []
+        let name = nameOverride ?? dag["name"]?.stringValue ?? existingName
+        if steps.isEmpty {
+            guard let name, !name.isEmpty else { throw APIError.validationFailed(["name: Field required"]) }
+            return CheckedDefinition(name: name, status: .draft, stepCount: 0)
+        }
+        let report = PipelineCompiler.compile(.object(dag), catalog: runtime.catalog).report
+        guard report.valid else { throw APIError.validationFailed(report.errors) }
+        guard let name, !name.isEmpty else { throw APIError.validationFailed(["name: Field required"]) }
+        return CheckedDefinition(name: name, status: .active, stepCount: report.stepCount)
+    }
+
+    private static func duplicateName(_ name: String) -> APIError {
+        let message = "A pipeline with the name '\(name)' already exists"
+        return APIError(
+            .conflict, code: "DUPLICATE_PIPELINE_NAME", message: message,
+            detail: ["error": "Duplicate pipeline name", "message": .string(message)])
+    }
+
+    /// `X-User-ID` as a lower-case UUID; anything else counts as absent, as in the reference.
+    static func userID(_ request: Request) -> String? {
+        request.headers[HTTPField.Name("X-User-ID")!].flatMap(uuid)
+    }
+
+    static func uuid(_ text: String) -> String? {
+        UUID(uuidString: text.trimmingCharacters(in: .whitespaces)).map { $0.uuidString.lowercased() }
+    }
+}
