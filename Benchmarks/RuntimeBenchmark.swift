@@ -116,8 +116,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
                 transitions, stepWrites, Double(steps) / seconds, seconds)
                 + String(
                     format: "\n    mean write of a transition: %.0f µs",
-                    Double(writeTime.components.attoseconds / 1_000_000_000_000 + writeTime.components.seconds * 1_000_000)
-                        / Double(max(1, transitions)))
+                    writeTime / .microseconds(1) / Double(max(1, transitions)))
         }
     }
 
@@ -148,7 +147,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             transitions: after.transitions - before.transitions,
             stepWrites: after.stepWrites - before.stepWrites,
             steps: executions * steps,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            seconds: elapsed / .seconds(1),
             writeTime: after.writeTime - before.writeTime
         )
     }
@@ -204,7 +203,6 @@ struct RawTransactions {
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        (ContinuousClock.now - start) / .seconds(1)
     }
 }

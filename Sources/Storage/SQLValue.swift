@@ -47,6 +47,13 @@ public struct Row: Sendable {
         return value
     }
 
+    /// A column holding one of an enumeration's raw values; any other text is a decoding error.
+    public func value<Value: RawRepresentable<String>>(_ name: String, as type: Value.Type) throws(DatabaseError) -> Value {
+        let text = try string(name)
+        guard let value = Value(rawValue: text) else { throw .decoding("column \(name) has an unknown value: \(text)") }
+        return value
+    }
+
     public func optionalInt(_ name: String) throws(DatabaseError) -> Int? {
         guard self[name] != nil else { return nil }
         return try int(name)

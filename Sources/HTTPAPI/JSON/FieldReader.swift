@@ -1,5 +1,6 @@
 import BudJSON
 import Foundation
+import Hummingbird
 import Storage
 
 /// Reads typed fields out of a request body or query, collecting every problem before failing,
@@ -14,10 +15,12 @@ struct FieldReader {
         place = "body"
     }
 
-    /// Query parameters, each a string.
-    init(query: [(String, String)]) {
+    /// The request's query parameters, each a string; the first of repeated names counts.
+    init(query request: Request) {
         var fields = JSONObject()
-        for (name, value) in query where fields[name] == nil { fields[name] = .string(value) }
+        for (name, value) in request.uri.queryParameters where fields[String(name)] == nil {
+            fields[String(name)] = .string(String(value))
+        }
         self.fields = fields
         place = "query"
     }

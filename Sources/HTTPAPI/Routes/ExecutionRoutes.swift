@@ -28,7 +28,7 @@ struct ExecutionRoutes: Sendable {
         var reader = FieldReader(
             body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: pathPipelineID != nil))
         let rawID = pathPipelineID ?? reader.requiredString("workflow_id")
-        var options = Self.startOptions(&reader)
+        var start = Self.request(&reader)
         try reader.finish()
         let raw = rawID ?? ""
         guard let id = PipelineRoutes.uuid(raw), let pipeline = try await store.definition(id: id) else {
@@ -39,10 +39,10 @@ struct ExecutionRoutes: Sendable {
                 .badRequest, code: "PIPELINE_IS_DRAFT", message: "Pipeline \(pipeline.id) is a draft without steps and cannot run",
                 detail: .string("Pipeline \(pipeline.id) is a draft without steps and cannot run"))
         }
-        options.request.dag = pipeline.dag
-        options.request.pipelineID = pipeline.id
-        options.request.pipelineName = pipeline.name
-        return try await run(options.request, invalidTitle: "Invalid pipeline definition")
+        start.dag = pipeline.dag
+        start.pipelineID = pipeline.id
+        start.pipelineName = pipeline.name
+        return try await run(start, invalidTitle: "Invalid pipeline definition")
     }
 
     /// `POST /executions/run`: runs a DAG that is not saved.
@@ -50,11 +50,11 @@ struct ExecutionRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let dag = reader.requiredObject("pipeline_definition")
-        var options = Self.startOptions(&reader)
+        var start = Self.request(&reader)
         try reader.finish()
-        options.request.dag = .object(dag ?? [:])
-        options.request.pipelineName = dag?["name"]?.stringValue ?? "Ephemeral Pipeline"
-        return try await run(options.request, invalidTitle: "Invalid pipeline definition")
+        start.dag = .object(dag ?? [:])
+        start.pipelineName = dag?["name"]?.stringValue ?? "Ephemeral Pipeline"
+        return try await run(start, invalidTitle: "Invalid pipeline definition")
     }
 
     private func run(_ request: ExecutionRequest, invalidTitle: String) async throws -> JSONResponse {
@@ -73,12 +73,8 @@ struct ExecutionRoutes: Sendable {
         }
     }
 
-    private struct StartOptions {
-        var request: ExecutionRequest
-    }
-
-    /// The fields both start routes share.
-    private static func startOptions(_ reader: inout FieldReader) -> StartOptions {
+    /// The fields both start routes share; the caller fills in the DAG.
+    private static func request(_ reader: inout FieldReader) -> ExecutionRequest {
         var params = reader.object("params") ?? [:]
         let userID = reader.string("user_id", maxLength: 255)
         if let userID { params["user_id"] = .string(userID) }
@@ -95,7 +91,7 @@ struct ExecutionRoutes: Sendable {
         for topic in topics where !Self.isTopicName(topic) {
             reader.reject("callback_topics", "Invalid topic name '\(topic)': use 1-255 letters, digits, '.', '_' or '-'")
         }
-        return StartOptions(request: request)
+        return request
     }
 
     static func isTopicName(_ topic: String) -> Bool {
@@ -109,7 +105,7 @@ struct ExecutionRoutes: Sendable {
 
     /// `GET /executions`: newest first, with filters, in pages.
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        var reader = FieldReader(query: request)
         let page = reader.integer("page", in: 1...1_000_000) ?? 1
         let pageSize = reader.integer("page_size", in: 1...100) ?? 20
         let filter = ExecutionFilter(
@@ -139,7 +135,7 @@ struct ExecutionRoutes: Sendable {
     /// `GET /executions/{id}/progress`: `detail` = `summary` | `steps` | `full` (default).
     func progress(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
-        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        var reader = FieldReader(query: request)
         let detail = reader.string("detail") ?? "full"
         let includeEvents = reader.bool("include_events") ?? true
         let eventsLimit = reader.integer("events_limit", in: 1...100) ?? 20
@@ -168,7 +164,7 @@ struct ExecutionRoutes: Sendable {
     /// `GET /executions/{id}/events`: progress events newest first.
     func events(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
-        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        var reader = FieldReader(query: request)
         let filter = ProgressEventFilter(
             kind: reader.choice("event_type", as: ProgressEventRecord.Kind.self, among: ProgressEventRecord.Kind.allCases),
             from: reader.date("start_time"),

@@ -49,7 +49,7 @@ struct PipelineRoutes: Sendable {
     }
 
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var reader = FieldReader(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+        var reader = FieldReader(query: request)
         let includeSystem = reader.bool("include_system") ?? false
         try reader.finish()
         let summaries = try await store.definitionSummaries(ownerID: Self.userID(request), includeSystem: includeSystem)

@@ -396,8 +396,5 @@ public struct RuntimeStatistics: Sendable {
 
 extension Duration {
     /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
+    var seconds: Double { self / .seconds(1) }
 }

@@ -385,17 +385,13 @@ extension PipelineStore {
         + "lease_owner, lease_expires_at, created_at, updated_at"
 
     static func execution(_ row: Row) throws -> ExecutionRecord {
-        let statusText = try row.string("status")
-        guard let status = ExecutionStatus(rawValue: statusText) else {
-            throw DatabaseError.decoding("unknown execution status \(statusText)")
-        }
-        return ExecutionRecord(
+        ExecutionRecord(
             id: try row.string("id"),
             version: try row.int("version"),
             pipelineID: row["pipeline_id"],
             definitionSnapshot: try row.json("pipeline_definition").objectValue ?? [:],
             initiator: try row.string("initiator"),
-            status: status,
+            status: try row.value("status", as: ExecutionStatus.self),
             startTime: try row.optionalDate("start_time"),
             endTime: try row.optionalDate("end_time"),
             progress: try row.double("progress_percentage"),
@@ -411,15 +407,13 @@ extension PipelineStore {
     }
 
     static func step(_ row: Row) throws -> StepRecord {
-        let statusText = try row.string("status")
-        guard let status = StepStatus(rawValue: statusText) else { throw DatabaseError.decoding("unknown step status \(statusText)") }
         var state = StepState(
             stepID: try row.string("step_id"),
             name: try row.string("step_name"),
             action: row["handler_type"] ?? "",
             sequence: try row.int("sequence_number")
         )
-        state.status = status
+        state.status = try row.value("status", as: StepStatus.self)
         state.attempt = try row.int("retry_count")
         state.startedAt = try row.optionalDate("start_time")
         state.endedAt = try row.optionalDate("end_time")
@@ -444,14 +438,10 @@ extension PipelineStore {
     }
 
     static func progressEvent(_ row: Row) throws -> ProgressEventRecord {
-        let kindText = try row.string("event_type")
-        guard let kind = ProgressEventRecord.Kind(rawValue: kindText) else {
-            throw DatabaseError.decoding("unknown progress event \(kindText)")
-        }
-        return ProgressEventRecord(
+        ProgressEventRecord(
             id: try row.string("id"),
             executionID: try row.string("execution_id"),
-            kind: kind,
+            kind: try row.value("event_type", as: ProgressEventRecord.Kind.self),
             progress: try row.double("progress_percentage"),
             etaSeconds: try row.optionalInt("eta_seconds"),
             currentStepDescription: row["current_step_desc"],

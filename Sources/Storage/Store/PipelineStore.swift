@@ -79,18 +79,14 @@ public struct PipelineStore: Sendable {
         "id, version, name, description, icon, dag_definition, status, user_id, system_owned, step_count, created_by, created_at, updated_at"
 
     static func definition(_ row: Row) throws -> PipelineDefinitionRecord {
-        let statusText = try row.string("status")
-        guard let status = PipelineDefinitionRecord.Status(rawValue: statusText) else {
-            throw DatabaseError.decoding("unknown pipeline status \(statusText)")
-        }
-        return PipelineDefinitionRecord(
+        PipelineDefinitionRecord(
             id: try row.string("id"),
             version: try row.int("version"),
             name: try row.string("name"),
             description: row["description"],
             icon: row["icon"],
             dag: try row.json("dag_definition"),
-            status: status,
+            status: try row.value("status", as: PipelineDefinitionRecord.Status.self),
             userID: row["user_id"],
             systemOwned: try row.bool("system_owned"),
             stepCount: try row.int("step_count"),

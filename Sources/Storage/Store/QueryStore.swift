@@ -59,13 +59,12 @@ extension PipelineStore {
     /// Definitions newest first, with their execution counts. With an `ownerID`, only that owner's
     /// definitions, plus the system-owned ones when `includeSystem`; without, all of them.
     public func definitionSummaries(ownerID: String?, includeSystem: Bool) async throws -> [PipelineDefinitionSummary] {
-        var conditions: [String] = []
         var binds: [SQLValue] = []
+        var filter = ""
         if let ownerID {
             binds.append(.text(ownerID))
-            conditions.append(includeSystem ? "(d.user_id = $1 OR d.system_owned)" : "d.user_id = $1")
+            filter = includeSystem ? "WHERE d.user_id = $1 OR d.system_owned" : "WHERE d.user_id = $1"
         }
-        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         let columns = Self.definitionColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespaces) }
         let sql = """
             SELECT \(columns.joined(separator: ", ")), COALESCE(e.total, 0) AS execution_count, e.latest AS last_execution_at
@@ -109,19 +108,14 @@ extension PipelineStore {
     public func executions(matching filter: ExecutionFilter, limit: Int, offset: Int) async throws -> (
         records: [ExecutionRecord], total: Int
     ) {
-        var conditions: [String] = []
-        var binds: [SQLValue] = []
-        func add(_ condition: (Int) -> String, _ value: SQLValue) {
-            binds.append(value)
-            conditions.append(condition(binds.count))
-        }
-        if let pipelineID = filter.pipelineID { add({ "pipeline_id = $\($0)" }, .text(pipelineID)) }
-        if let status = filter.status { add({ "status = $\($0)" }, .text(status.rawValue)) }
-        if let initiator = filter.initiator { add({ "initiator = $\($0)" }, .text(initiator)) }
-        if let from = filter.createdFrom { add({ "created_at >= $\($0)" }, .date(from)) }
-        if let until = filter.createdUntil { add({ "created_at <= $\($0)" }, .date(until)) }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let filterBinds = binds
+        var conditions = SQLConditions()
+        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .text(pipelineID)) }
+        if let status = filter.status { conditions.add("status =", .text(status.rawValue)) }
+        if let initiator = filter.initiator { conditions.add("initiator =", .text(initiator)) }
+        if let from = filter.createdFrom { conditions.add("created_at >=", .date(from)) }
+        if let until = filter.createdUntil { conditions.add("created_at <=", .date(until)) }
+        let whereClause = conditions.whereClause
+        let filterBinds = conditions.binds
         return try await database.read { session in
             let results = try session.queryAll([
                 SQLStatement(
@@ -139,17 +133,13 @@ extension PipelineStore {
     public func progressEvents(executionID: String, matching filter: ProgressEventFilter, limit: Int, offset: Int) async throws -> (
         events: [ProgressEventRecord], total: Int
     ) {
-        var conditions = ["execution_id = $1"]
-        var binds: [SQLValue] = [.text(executionID)]
-        func add(_ condition: (Int) -> String, _ value: SQLValue) {
-            binds.append(value)
-            conditions.append(condition(binds.count))
-        }
-        if let kind = filter.kind { add({ "event_type = $\($0)" }, .text(kind.rawValue)) }
-        if let from = filter.from { add({ "timestamp >= $\($0)" }, .date(from)) }
-        if let until = filter.until { add({ "timestamp <= $\($0)" }, .date(until)) }
-        let whereClause = "WHERE " + conditions.joined(separator: " AND ")
-        let filterBinds = binds
+        var conditions = SQLConditions()
+        conditions.add("execution_id =", .text(executionID))
+        if let kind = filter.kind { conditions.add("event_type =", .text(kind.rawValue)) }
+        if let from = filter.from { conditions.add("timestamp >=", .date(from)) }
+        if let until = filter.until { conditions.add("timestamp <=", .date(until)) }
+        let whereClause = conditions.whereClause
+        let filterBinds = conditions.binds
         return try await database.read { session in
             let results = try session.queryAll([
                 SQLStatement(
@@ -162,4 +152,19 @@ extension PipelineStore {
             return (try results[0].map(Self.progressEvent), try results[1].first?.int("total") ?? 0)
         }
     }
+}
+
+/// A `WHERE` clause built from optional filters, each comparing a column with a bound parameter.
+struct SQLConditions {
+    private var clauses: [String] = []
+    private(set) var binds: [SQLValue] = []
+
+    /// Adds `comparison $n` for `value`, e.g. `add("created_at >=", .date(from))`.
+    mutating func add(_ comparison: String, _ value: SQLValue) {
+        binds.append(value)
+        clauses.append("\(comparison) $\(binds.count)")
+    }
+
+    /// `WHERE a AND b`, or nothing when no filter applies.
+    var whereClause: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }
 }

@@ -3,8 +3,6 @@ import Foundation
 import HTTPAPI
 import Logging
 import Runtime
-import ServiceLifecycle
-import UnixSignals
 
 /// `budpipeline serve`: the HTTP API and the runtime in one process.
 struct ServeCommand: AsyncParsableCommand {
@@ -46,19 +44,6 @@ struct ServeCommand: AsyncParsableCommand {
         ) { port in
             logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)"])
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [application] + RuntimeServices.all(for: assembly.runtime),
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
-        do {
-            try await group.run()
-        } catch {
-            await assembly.close()
-            throw CLIError("server stopped: \(error)")
-        }
-        await assembly.close()
+        try await assembly.run([application], command: "server")
     }
 }

@@ -1,9 +1,5 @@
 import ArgumentParser
-import Foundation
 import Logging
-import Runtime
-import ServiceLifecycle
-import UnixSignals
 
 /// `budpipeline worker`: runs executions from the store without serving HTTP.
 struct WorkerCommand: AsyncParsableCommand {
@@ -24,19 +20,6 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         try CLILogging.bootstrap(defaultLevel: .info)
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.worker")
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: RuntimeServices.all(for: assembly.runtime),
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: assembly.logger
-            )
-        )
-        do {
-            try await group.run()
-        } catch {
-            await assembly.close()
-            throw CLIError("worker stopped: \(error)")
-        }
-        await assembly.close()
+        try await assembly.run(command: "worker")
     }
 }

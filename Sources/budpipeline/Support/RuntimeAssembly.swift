@@ -4,7 +4,9 @@ import Foundation
 import Logging
 import PipelineEngine
 import Runtime
+import ServiceLifecycle
 import Storage
+import UnixSignals
 
 /// `--database-url` and `--migrate`, shared by the commands that use the store.
 struct DatabaseOptions: ParsableArguments {
@@ -93,6 +95,25 @@ struct RuntimeAssembly {
                 "database": "\(location)", "worker_id": "\(configuration.workerID)", "plugins": "\(plugins.plugins.map(\.name))",
             ])
         return RuntimeAssembly(database: database, location: location, plugins: plugins, runtime: runtime, logger: logger)
+    }
+
+    /// Runs `services` with the runtime's own in one service group until SIGTERM or SIGINT, then
+    /// closes the plugins and the store. `command` names the process in the error it throws.
+    func run(_ services: [any Service] = [], command: String) async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services + RuntimeServices.all(for: runtime),
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            await close()
+            throw CLIError("\(command) stopped: \(error)")
+        }
+        await close()
     }
 
     /// Stops the plugins and closes the store (after the runtime's services have stopped).
