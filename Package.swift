@@ -188,6 +188,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPAPITests", dependencies: ["BudJSON", "_BudPipelineTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,5 +1,6 @@
 import BudJSON
 import Hummingbird
+import NIOCore
 
 extension Request {
     /// The body as a JSON object. A missing or empty body is `{}` when `emptyAllowed` (routes that
@@ -9,9 +10,8 @@ extension Request {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(
-                .contentTooLarge, code: "BODY_TOO_LARGE", message: "The request body is larger than \(limit) bytes")
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "BODY_TOO_LARGE", message: "The request body is larger than \(limit) bytes")
         }
         let bytes = buffer.readableBytesView
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {

@@ -1,0 +1,88 @@
+import BudJSON
+import Foundation
+import _BudPipelineTestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A `budpipeline serve` process on a free loopback port, over a fresh database of one backend,
+/// and a small HTTP client for it.
+struct APIServerProcess {
+    let process: BackgroundProcess
+    let database: TestDatabase
+    let baseURL: String
+
+    static func with(
+        _ backend: TestBackend, environment: [String: String] = [:], _ body: (APIServerProcess) async throws -> Void
+    ) async throws {
+        let database = try await TestDatabase.make(backend, migrated: false)
+        let process = try BackgroundProcess(
+            Repository.executable, ["serve", "--migrate", "--port", "0"],
+            environment: [
+                "DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice",
+            ].merging(environment) { _, new in new })
+        guard await process.waitForOutput("serving HTTP"), let port = Self.port(in: process.output) else {
+            await process.stop()
+            await database.close()
+            throw ServerError("the server did not start:\n\(process.output)")
+        }
+        let server = APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(port)")
+        do {
+            try await body(server)
+        } catch {
+            await process.stop()
+            await database.close()
+            throw error
+        }
+        let status = await process.stop()
+        await database.close()
+        guard status == 0 else { throw ServerError("the server exited with \(status.map(String.init) ?? "no status"):\n\(process.output)") }
+    }
+
+    private static func port(in output: String) -> Int? {
+        guard let range = output.range(of: "address=127.0.0.1:") else { return nil }
+        return Int(output[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    struct Reply {
+        let status: Int
+        let text: String
+        var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
+    }
+
+    /// Sends a request; `body` is raw text (so malformed JSON can be sent too).
+    func send(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        guard let url = URL(string: baseURL + path) else { throw ServerError("bad path \(path)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw ServerError("no HTTP response") }
+        return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self))
+    }
+
+    func send(_ method: String, _ path: String, json: JSONValue, headers: [String: String] = [:]) async throws -> Reply {
+        try await send(method, path, body: json.serializedString(), headers: headers)
+    }
+
+    /// Polls `GET /executions/{id}` until it has finished.
+    func finished(_ executionID: String) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let execution = try await send("GET", "/executions/\(executionID)").json
+            if let status = execution["status"]?.stringValue, ["COMPLETED", "FAILED", "CANCELLED"].contains(status) { return execution }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ServerError("execution \(executionID) did not finish in 30 s")
+    }
+}
+
+struct ServerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
