@@ -224,6 +224,62 @@ struct APIContractTests {
         }
     }
 
+    @Test("retry-from-failed: a new execution keeps completed steps and runs the rest", arguments: TestBackend.available)
+    func retryFromFailed(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend) { server in
+            let dag: JSONValue = [
+                "name": "acc-retry",
+                "steps": [
+                    ["id": "a", "name": "A", "action": "set_output", "params": ["outputs": ["token": "kept"]]],
+                    ["id": "f", "name": "F", "action": "fail", "params": ["message": "boom"], "depends_on": ["a"]],
+                    ["id": "g", "name": "G", "action": "log", "depends_on": ["f"]],
+                ],
+            ]
+            let pipelineID = try #require(try await server.send("POST", "/pipelines", json: ["dag": dag]).json["id"]?.stringValue)
+            let started = try await server.send("POST", "/executions", json: ["workflow_id": .string(pipelineID)]).json
+            let originalID = try #require(started["execution_id"]?.stringValue)
+            #expect(try await server.finished(originalID)["status"] == "FAILED")
+            let originalSteps = try await server.send("GET", "/executions/\(originalID)/steps").json["steps"]?.arrayValue ?? []
+
+            let retried = try await server.send("POST", "/executions/\(originalID)/retry")
+            #expect(retried.status == 201 && retried.json["status"] == "running" && retried.json["retry_of"]?.stringValue == originalID)
+            #expect(retried.json["workflow_id"]?.stringValue == pipelineID)
+            let retryID = try #require(retried.json["execution_id"]?.stringValue)
+            #expect(retryID != originalID)
+            let retry = try await server.finished(retryID)
+            #expect(retry["status"] == "FAILED" && retry["retry_of"]?.stringValue == originalID)
+            let steps = try await server.send("GET", "/executions/\(retryID)/steps").json["steps"]?.arrayValue ?? []
+            try #require(steps.map { $0["status"]?.stringValue } == ["COMPLETED", "FAILED", "SKIPPED"] && originalSteps.count == 3)
+            // The completed step was carried over, not run again: same outputs, same start time.
+            #expect(steps.first?["outputs"] == originalSteps.first?["outputs"])
+            #expect(steps.first?["start_time"] == originalSteps.first?["start_time"])
+            #expect(steps[1]["start_time"] != originalSteps[1]["start_time"])
+            let original = try await server.send("GET", "/executions/\(originalID)").json
+            #expect(original["status"] == "FAILED" && original["retry_of"] == .null)
+
+            let withInitiator = try await server.send("POST", "/executions/\(retryID)/retry", json: ["initiator": "operator"])
+            #expect(withInitiator.status == 201)
+            let secondID = try #require(withInitiator.json["execution_id"]?.stringValue)
+            #expect(try await server.finished(secondID)["initiator"] == "operator")
+
+            let succeeding = try #require(
+                try await server.send(
+                    "POST", "/executions/run",
+                    json: ["pipeline_definition": ["name": "ok", "steps": [["id": "a", "name": "A", "action": "log"]]]]
+                )
+                .json["execution_id"]?.stringValue)
+            #expect(try await server.finished(succeeding)["status"] == "COMPLETED")
+            let notRetryable = try await server.send("POST", "/executions/\(succeeding)/retry")
+            #expect(notRetryable.status == 409 && notRetryable.json["code"] == "EXECUTION_NOT_RETRYABLE")
+            let missing = try await server.send("POST", "/executions/\(Self.newUser())/retry")
+            #expect(missing.status == 404 && missing.json["detail"]?["error"]?["code"] == "NOT_FOUND")
+            let notUUID = try await server.send("POST", "/executions/nope/retry")
+            #expect(notUUID.status == 422)
+            let badBody = try await server.send("POST", "/executions/\(originalID)/retry", json: ["initiator": 5])
+            #expect(badBody.status == 422 && badBody.json["code"] == "REQUEST_INVALID")
+        }
+    }
+
     @Test("A22: the actions catalogue and parameter validation", arguments: TestBackend.available)
     func actions(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in

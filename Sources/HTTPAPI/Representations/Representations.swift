@@ -58,10 +58,12 @@ enum Representation {
             info["message"] = error
             errorInfo = info
         }
+        var snapshot = record.definitionSnapshot
+        let retryOf = snapshot.removeValue(forKey: "retry_of") ?? .null
         return [
             "id": .string(record.id),
             "version": .int(record.version),
-            "pipeline_definition": .object(record.definitionSnapshot),
+            "pipeline_definition": .object(snapshot),
             "initiator": .string(record.initiator),
             "start_time": timestamp(record.startTime),
             "end_time": timestamp(record.endTime),
@@ -71,6 +73,7 @@ enum Representation {
             "error_info": optional(errorInfo),
             "created_at": timestamp(record.createdAt),
             "updated_at": timestamp(record.updatedAt),
+            "retry_of": retryOf,
         ]
     }
 
@@ -87,6 +90,7 @@ enum Representation {
             "params": .object(record.params),
             "outputs": .object(record.finalOutputs ?? [:]),
             "error": record.errorInfo?["message"] ?? record.errorInfo?["error"] ?? .null,
+            "retry_of": record.definitionSnapshot["retry_of"] ?? .null,
         ]
     }
 

@@ -62,14 +62,16 @@ struct ExecutionRoutes: Sendable {
             let record = try await runtime.startExecution(request)
             return JSONResponse(Representation.startedExecution(record), status: .created)
         } catch let error as ExecutionStartError {
-            switch error {
-            case .invalidPipeline(let report): throw APIError.validationFailed(report.errors, title: invalidTitle, code: "INVALID_PIPELINE")
-            case .unregisteredActions(let types):
-                throw APIError.validationFailed(
-                    types.map { "Action '\($0)' is not registered" }, title: invalidTitle, code: "UNREGISTERED_ACTIONS")
-            case .invalidParameters(let problems):
-                throw APIError.validationFailed(problems, title: "Invalid parameters", code: "INVALID_PARAMETERS")
-            }
+            throw Self.apiError(error, invalidTitle: invalidTitle)
+        }
+    }
+
+    private static func apiError(_ error: ExecutionStartError, invalidTitle: String) -> APIError {
+        switch error {
+        case .invalidPipeline(let report): APIError.validationFailed(report.errors, title: invalidTitle, code: "INVALID_PIPELINE")
+        case .unregisteredActions(let types):
+            APIError.validationFailed(types.map { "Action '\($0)' is not registered" }, title: invalidTitle, code: "UNREGISTERED_ACTIONS")
+        case .invalidParameters(let problems): APIError.validationFailed(problems, title: "Invalid parameters", code: "INVALID_PARAMETERS")
         }
     }
 
@@ -194,6 +196,30 @@ struct ExecutionRoutes: Sendable {
         try await runtime.cancel(executionID: id, reason: "Execution cancelled by request")
         guard let cancelled = try await store.execution(id: id) else { throw notFound(id, request) }
         return JSONResponse(Representation.execution(cancelled))
+    }
+
+    /// `POST /executions/{id}/retry`: starts a new execution that continues a failed or cancelled
+    /// one; completed steps keep their outputs and do not run again. Body optional:
+    /// `{"initiator": str}`. Answers 201 like `POST /executions`, plus `retry_of`.
+    func retry(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
+        let id = try executionID(request, context: context)
+        var request = request
+        var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: true))
+        let initiator = reader.string("initiator", maxLength: 255)
+        try reader.finish()
+        do {
+            let record = try await runtime.retry(executionID: id, initiator: initiator)
+            return JSONResponse(Representation.startedExecution(record), status: .created)
+        } catch RuntimeError.executionNotFound {
+            throw notFound(id, request)
+        } catch let error as ExecutionRetryError {
+            switch error {
+            case .notRetryable: throw APIError(.conflict, code: "EXECUTION_NOT_RETRYABLE", message: error.description)
+            case .unreadableSnapshot: throw APIError(.unprocessableContent, code: "EXECUTION_NOT_RETRYABLE", message: error.description)
+            }
+        } catch let error as ExecutionStartError {
+            throw Self.apiError(error, invalidTitle: "Invalid pipeline definition")
+        }
     }
 
     // MARK: Helpers

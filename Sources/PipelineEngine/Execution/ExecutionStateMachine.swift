@@ -174,7 +174,7 @@ public struct ExecutionStateMachine: Sendable {
         if let timeout = pipeline.definition.settings.timeoutSeconds {
             pending.timers.append(.setTimer(EngineTimer(kind: .executionDeadline), at: now.addingTimeInterval(Double(timeout))))
         }
-        for index in steps.indices where waitingOn[index] == 0 { ready.insert(index) }
+        for index in steps.indices where steps[index].status == .pending && waitingOn[index] == 0 { ready.insert(index) }
     }
 
     /// Starts ready steps while slots are free; finishes the execution when nothing is left.

@@ -22,6 +22,9 @@ public struct ExecutionRequest: Sendable {
     public var notificationWorkflowID: String?
     /// The id to use; a new UUID by default.
     public var executionID: String?
+    /// For a retry: the execution it retries and the steps that already completed there, which
+    /// the new execution keeps (outputs included) instead of running them again.
+    public var retry: (of: String, completedSteps: [StepState])?
 
     public init(
         dag: JSONValue,
@@ -89,12 +92,13 @@ enum ExecutionPreparation {
         }
         let id = request.executionID ?? UUID().uuidString.lowercased()
         let name = request.pipelineName ?? pipeline.definition.name
-        let snapshot: JSONObject = [
+        var snapshot: JSONObject = [
             "workflow_id": request.pipelineID.map(JSONValue.string) ?? .null,
             "workflow_name": .string(name),
             "dag": request.dag,
             "params": .object(params),
         ]
+        if let retry = request.retry { snapshot["retry_of"] = .string(retry.of) }
         let now = Date()
         let record = ExecutionRecord(
             id: id,
@@ -107,8 +111,27 @@ enum ExecutionPreparation {
             createdAt: now,
             updatedAt: now
         )
-        let machine = ExecutionStateMachine(pipeline: pipeline, executionID: id, params: params, options: options)
+        var machine = ExecutionStateMachine(pipeline: pipeline, executionID: id, params: params, options: options)
+        if let retry = request.retry {
+            machine = carryingOver(retry.completedSteps, into: machine, pipeline: pipeline, params: params, options: options)
+        }
         return Prepared(record: record, machine: machine)
+    }
+
+    /// A machine that has not started, whose steps that completed in the retried execution are
+    /// already completed (steps the pipeline no longer has are ignored).
+    private static func carryingOver(
+        _ completed: [StepState], into fresh: ExecutionStateMachine, pipeline: CompiledPipeline, params: JSONObject,
+        options: EngineOptions
+    ) -> ExecutionStateMachine {
+        let carried = Dictionary(
+            completed.filter { $0.status == .completed }.map { ($0.stepID, $0) }, uniquingKeysWith: { first, _ in first })
+        let steps = fresh.steps.map { carried[$0.stepID] ?? $0 }
+        // One state per step of the pipeline, none duplicated: restoring cannot fail.
+        return
+            (try? ExecutionStateMachine(
+                restoring: pipeline, executionID: fresh.executionID, params: params, options: options, steps: steps,
+                execution: fresh.execution)) ?? fresh
     }
 }
 

@@ -132,6 +132,16 @@ extension PipelineStore {
         }
     }
 
+    /// The callback topics an execution publishes to, in the order they were given.
+    public func callbackTopics(executionID: String) async throws -> [String] {
+        try await database.read { session in
+            try session.query(
+                "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
+                .text(executionID)
+            ).map { try $0.string("callback_topic") }
+        }
+    }
+
     /// How many executions are in each status.
     public func executionCounts() async throws -> [ExecutionStatus: Int] {
         try await database.read { session in
@@ -336,7 +346,7 @@ extension PipelineStore {
                 ]
             )
         ]
-        let columnsPerStep = 10
+        let columnsPerStep = 14
         for chunk in stride(from: 0, to: new.steps.count, by: 100).map({ Array(new.steps[$0..<min($0 + 100, new.steps.count)]) }) {
             var binds: [SQLValue] = []
             var rows: [String] = []
@@ -347,13 +357,15 @@ extension PipelineStore {
                     .text(step.id), .text(step.executionID), .text(step.state.stepID), .text(step.state.name),
                     .text(step.state.status.rawValue),
                     .integer(step.state.sequence), .text(step.state.action), .integer(step.state.attempt), .date(step.createdAt),
-                    .date(step.updatedAt),
+                    .date(step.updatedAt), step.state.startedAt.map(SQLValue.date) ?? .null,
+                    step.state.endedAt.map(SQLValue.date) ?? .null, step.state.outputs.map { .json(.object($0)) } ?? .null,
+                    .double(step.state.progress),
                 ]
             }
             statements.append(
                 SQLStatement(
                     "INSERT INTO step_execution (id, execution_id, step_id, step_name, status, sequence_number, handler_type, retry_count, "
-                        + "created_at, updated_at) VALUES \(rows.joined(separator: ", "))",
+                        + "created_at, updated_at, start_time, end_time, outputs, progress_percentage) VALUES \(rows.joined(separator: ", "))",
                     binds
                 )
             )

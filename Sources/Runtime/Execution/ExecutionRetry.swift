@@ -1,0 +1,51 @@
+import BudJSON
+import Foundation
+public import PipelineEngine
+public import Storage
+
+/// Why an execution cannot be retried.
+public enum ExecutionRetryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Only failed or cancelled executions are retried; this one has another status.
+    case notRetryable(id: String, status: ExecutionStatus)
+    /// The stored execution lacks what a retry needs (its DAG).
+    case unreadableSnapshot(String)
+
+    public var description: String {
+        switch self {
+        case .notRetryable(let id, let status):
+            "Execution \(id) has status \(status.rawValue); only FAILED or CANCELLED executions can be retried"
+        case .unreadableSnapshot(let id): "Execution \(id) has no stored pipeline definition to retry"
+        }
+    }
+}
+
+extension ExecutionRuntime {
+    /// Retries a failed or cancelled execution from where it stopped: a new execution of the same
+    /// stored DAG and parameters, in which the steps that completed keep their outputs and are
+    /// not run again; every other step runs anew (under new idempotency keys). The original stays
+    /// as it was; the new one names it in `retry_of`.
+    ///
+    /// - Parameter initiator: who asked for the retry; the original's initiator by default.
+    public func retry(executionID: String, initiator: String? = nil) async throws -> ExecutionRecord {
+        guard let (original, steps) = try await store.executionWithSteps(id: executionID) else {
+            throw RuntimeError.executionNotFound(executionID)
+        }
+        guard original.status == .failed || original.status == .cancelled else {
+            throw ExecutionRetryError.notRetryable(id: executionID, status: original.status)
+        }
+        guard let dag = original.definitionSnapshot["dag"] else { throw ExecutionRetryError.unreadableSnapshot(executionID) }
+        var request = ExecutionRequest(
+            dag: dag,
+            params: original.definitionSnapshot["params"]?.objectValue ?? [:],
+            pipelineID: original.pipelineID,
+            pipelineName: original.definitionSnapshot["workflow_name"]?.stringValue,
+            initiator: initiator ?? original.initiator,
+            callbackTopics: try await store.callbackTopics(executionID: executionID),
+            subscriberIDs: original.subscriberIDs,
+            payloadType: original.payloadType,
+            notificationWorkflowID: original.notificationWorkflowID
+        )
+        request.retry = (of: executionID, completedSteps: steps.map(\.state).filter { $0.status == .completed })
+        return try await startExecution(request)
+    }
+}
