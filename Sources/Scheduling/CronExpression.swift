@@ -47,10 +47,25 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { source }
 
-    /// The first matching minute strictly after `date`, or `nil` when none comes within eight
-    /// years (a day that never exists, such as 30 February).
-    public func next(after date: Date) -> Date? {
-        let calendar = Self.calendar
+    /// The first matching minute strictly after `date`, reading the fields as wall-clock time in
+    /// `timeZone` (UTC by default), or `nil` when none comes within eight years (a day that never
+    /// exists, such as 30 February). A wall-clock time that a daylight-saving change skips fires
+    /// when the clock resumes; one that occurs twice fires once.
+    public func next(after date: Date, in timeZone: TimeZone = .gmt) -> Date? {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        var cursor = date
+        // A match that maps back to `date` or earlier (the repeated hour of a change back) is
+        // passed over; two changes never fall within a few hours.
+        for _ in 0..<4 {
+            guard let found = nextWallClockMatch(after: cursor, calendar: calendar) else { return nil }
+            if found > date { return found }
+            cursor = cursor.addingTimeInterval(3600)
+        }
+        return nil
+    }
+
+    private func nextWallClockMatch(after date: Date, calendar: Calendar) -> Date? {
         let start = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
         var parts = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: start)
         guard var year = parts.year, var month = parts.month, var day = parts.day, var hour = parts.hour, var minute = parts.minute
@@ -87,10 +102,10 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The next `count` matching times after `date`.
-    public func nextTimes(after date: Date, count: Int) -> [Date] {
+    public func nextTimes(after date: Date, count: Int, in timeZone: TimeZone = .gmt) -> [Date] {
         var times: [Date] = []
         var cursor = date
-        while times.count < count, let next = next(after: cursor) {
+        while times.count < count, let next = next(after: cursor, in: timeZone) {
             times.append(next)
             cursor = next
         }
@@ -178,12 +193,6 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     // MARK: Calendar
-
-    private static let calendar: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
-        return calendar
-    }()
 
     private static func daysIn(year: Int, month: Int) -> Int {
         switch month {

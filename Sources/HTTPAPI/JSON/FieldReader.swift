@@ -7,12 +7,28 @@ import Storage
 /// with FastAPI's locations and wording (`["body", "params"]`, "Input should be a valid string").
 struct FieldReader {
     private let fields: JSONObject
-    private let place: JSONValue
+    /// Where the fields are: `["body"]`, `["query"]`, `["body", "schedule"]`.
+    private let place: [JSONValue]
     private(set) var problems: [RequestProblem] = []
 
     init(body: JSONObject) {
         fields = body
-        place = "body"
+        place = ["body"]
+    }
+
+    private init(fields: JSONObject, place: [JSONValue]) {
+        self.fields = fields
+        self.place = place
+    }
+
+    /// Reads the object `name` with `read`, reporting its problems at their nested location.
+    /// `nil` when absent (or not an object, which is a problem).
+    mutating func nested<Result>(_ name: String, _ read: (inout FieldReader) -> Result) -> Result? {
+        guard let object = object(name) else { return nil }
+        var inner = FieldReader(fields: object, place: place + [.string(name)])
+        let result = read(&inner)
+        problems += inner.problems
+        return result
     }
 
     /// The request's query parameters, each a string; the first of repeated names counts.
@@ -22,7 +38,7 @@ struct FieldReader {
             fields[String(name)] = .string(String(value))
         }
         self.fields = fields
-        place = "query"
+        place = ["query"]
     }
 
     /// Throws a 422 listing every problem found so far.
@@ -36,7 +52,7 @@ struct FieldReader {
     }
 
     private mutating func problem(_ name: String, _ message: String, type: String) {
-        problems.append(RequestProblem(location: [place, .string(name)], message: message, type: type))
+        problems.append(RequestProblem(location: place + [.string(name)], message: message, type: type))
     }
 
     /// The raw value, `nil` when absent or `null`.

@@ -84,7 +84,7 @@ enum Representation {
             "execution_id": .string(record.id),
             "workflow_id": .string(record.pipelineID ?? "ephemeral"),
             "workflow_name": record.definitionSnapshot["workflow_name"] ?? .string("Ephemeral Pipeline"),
-            "status": .string(record.status == .pending ? "running" : record.status.rawValue.lowercased()),
+            "status": startStatus(record),
             "started_at": timestamp(record.startTime ?? record.createdAt),
             "completed_at": timestamp(record.endTime),
             "params": .object(record.params),
@@ -92,6 +92,11 @@ enum Representation {
             "error": record.errorInfo?["message"] ?? record.errorInfo?["error"] ?? .null,
             "retry_of": record.definitionSnapshot["retry_of"] ?? .null,
         ]
+    }
+
+    /// The lower-case status of a just-started execution (`running` until it settles).
+    static func startStatus(_ record: ExecutionRecord) -> JSONValue {
+        .string(record.status == .pending ? "running" : record.status.rawValue.lowercased())
     }
 
     /// `StepExecutionResponse`.

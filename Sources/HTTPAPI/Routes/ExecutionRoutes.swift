@@ -28,21 +28,16 @@ struct ExecutionRoutes: Sendable {
         var reader = FieldReader(
             body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: pathPipelineID != nil))
         let rawID = pathPipelineID ?? reader.requiredString("workflow_id")
-        var start = Self.request(&reader)
+        let start = Self.request(&reader)
         try reader.finish()
         let raw = rawID ?? ""
-        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await store.definition(id: id) else {
-            throw APIError.pipelineNotFound(raw)
+        guard let id = PipelineRoutes.uuid(raw) else { throw APIError.pipelineNotFound(raw) }
+        do {
+            let record = try await runtime.startSavedPipeline(id, start)
+            return JSONResponse(Representation.startedExecution(record), status: .created)
+        } catch let error as ExecutionStartError {
+            throw Self.apiError(error, invalidTitle: "Invalid pipeline definition")
         }
-        guard pipeline.status != .draft, pipeline.stepCount > 0 else {
-            throw APIError(
-                .badRequest, code: "PIPELINE_IS_DRAFT", message: "Pipeline \(pipeline.id) is a draft without steps and cannot run",
-                detail: .string("Pipeline \(pipeline.id) is a draft without steps and cannot run"))
-        }
-        start.dag = pipeline.dag
-        start.pipelineID = pipeline.id
-        start.pipelineName = pipeline.name
-        return try await run(start, invalidTitle: "Invalid pipeline definition")
     }
 
     /// `POST /executions/run`: runs a DAG that is not saved.
@@ -66,12 +61,15 @@ struct ExecutionRoutes: Sendable {
         }
     }
 
-    private static func apiError(_ error: ExecutionStartError, invalidTitle: String) -> APIError {
+    static func apiError(_ error: ExecutionStartError, invalidTitle: String) -> APIError {
         switch error {
         case .invalidPipeline(let report): APIError.validationFailed(report.errors, title: invalidTitle, code: "INVALID_PIPELINE")
         case .unregisteredActions(let types):
             APIError.validationFailed(types.map { "Action '\($0)' is not registered" }, title: invalidTitle, code: "UNREGISTERED_ACTIONS")
         case .invalidParameters(let problems): APIError.validationFailed(problems, title: "Invalid parameters", code: "INVALID_PARAMETERS")
+        case .pipelineNotFound(let id): APIError.pipelineNotFound(id)
+        case .pipelineIsDraft:
+            APIError(.badRequest, code: "PIPELINE_IS_DRAFT", message: error.description, detail: .string(error.description))
         }
     }
 

@@ -67,6 +67,7 @@ struct PipelineRoutes: Sendable {
         let dag = reader.requiredObject("dag")
         let name = reader.string("name", maxLength: 255)
         let icon = reader.string("icon", maxLength: 255)
+        let expectedVersion = reader.integer("version", in: 1...Int(Int32.max)) ?? current.version
         try reader.finish()
         let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: current.name)
         var updated = current
@@ -79,7 +80,7 @@ struct PipelineRoutes: Sendable {
         if let description = dag?["description"] { updated.description = description.stringValue }
         let stored: PipelineDefinitionRecord
         do {
-            stored = try await store.updateDefinition(updated, expectedVersion: current.version)
+            stored = try await store.updateDefinition(updated, expectedVersion: expectedVersion)
         } catch DatabaseError.uniqueViolation {
             throw Self.duplicateName(checked.name)
         } catch StoreError.notFound {

@@ -9,13 +9,16 @@ public import Runtime
 /// `/budpipeline` (which the SDK's Dapr mode sends straight to the service).
 public enum APIServer {
     /// The router with all routes, for serving or for in-process tests.
-    public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
         let pipelines = PipelineRoutes(runtime: runtime, configuration: configuration)
         let executions = ExecutionRoutes(runtime: runtime, configuration: configuration)
         let actions = ActionRoutes(runtime: runtime, configuration: configuration)
         let health = HealthRoutes(runtime: runtime, version: version)
+        let schedules = ScheduleRoutes(runtime: runtime, configuration: configuration)
+        let webhooks = WebhookRoutes(runtime: runtime, configuration: configuration)
+        let eventTriggers = EventTriggerRoutes(runtime: runtime, configuration: configuration)
 
         router.get("health", use: health.health)
         router.get("ready", use: health.ready)
@@ -48,6 +51,34 @@ public enum APIServer {
             group.get(use: actions.list)
             group.post("validate", use: actions.validate)
             group.get("{type}", use: actions.get)
+        }
+
+        for prefix in ["", "api/v1"] {
+            let group = router.group(RouterPath(prefix))
+            group.post("schedules", use: schedules.create)
+            group.get("schedules", use: schedules.list)
+            group.get("schedules/{id}", use: schedules.get)
+            group.put("schedules/{id}", use: schedules.update)
+            group.delete("schedules/{id}", use: schedules.delete)
+            group.post("schedules/{id}/pause", use: schedules.pause)
+            group.post("schedules/{id}/resume", use: schedules.resume)
+            group.post("schedules/{id}/trigger", use: schedules.trigger)
+            group.get("schedules/{id}/next-runs", use: schedules.nextRuns)
+
+            group.post("webhooks", use: webhooks.create)
+            group.get("webhooks", use: webhooks.list)
+            group.get("webhooks/{id}", use: webhooks.get)
+            group.put("webhooks/{id}", use: webhooks.update)
+            group.delete("webhooks/{id}", use: webhooks.delete)
+            group.post("webhooks/{id}/rotate-secret", use: webhooks.rotateSecret)
+            group.post("trigger/{id}", use: webhooks.trigger)
+
+            group.post("event-triggers", use: eventTriggers.create)
+            group.get("event-triggers", use: eventTriggers.list)
+            group.get("event-triggers/event-types", use: eventTriggers.types)
+            group.get("event-triggers/{id}", use: eventTriggers.get)
+            group.put("event-triggers/{id}", use: eventTriggers.update)
+            group.delete("event-triggers/{id}", use: eventTriggers.delete)
         }
 
         // budapp's proxy names: /budpipeline is the pipelines collection.

@@ -59,6 +59,10 @@ public enum ExecutionStartError: Error, Sendable, Equatable, CustomStringConvert
     case unregisteredActions([String])
     /// The parameters do not fit the DAG's declarations.
     case invalidParameters([String])
+    /// No saved pipeline has this id.
+    case pipelineNotFound(String)
+    /// The saved pipeline is a draft without steps.
+    case pipelineIsDraft(String)
 
     public var description: String {
         switch self {
@@ -66,6 +70,8 @@ public enum ExecutionStartError: Error, Sendable, Equatable, CustomStringConvert
         case .unregisteredActions(let types):
             "the pipeline uses actions that no loaded plugin provides: \(types.joined(separator: ", "))"
         case .invalidParameters(let problems): "invalid parameters: \(problems.joined(separator: "; "))"
+        case .pipelineNotFound(let id): "Pipeline not found: \(id)"
+        case .pipelineIsDraft(let id): "Pipeline \(id) is a draft without steps and cannot run"
         }
     }
 }

@@ -24,6 +24,8 @@ public final class ExecutionRuntime: Sendable {
     public let catalog: RuntimeActionCatalog
     let logger: Logger
     let timers = LocalTimerQueue()
+    /// Wakes the schedule service when a schedule changed here.
+    let scheduleAlarm = Alarm()
     let calls: StepCalls
 
     private struct Mailbox {
@@ -97,6 +99,24 @@ public final class ExecutionRuntime: Sendable {
         state.withLock { $0.mailboxes[record.id, default: Mailbox()].live = live }
         submit(.timer(start), to: record.id)
         return record
+    }
+
+    /// Starts the saved pipeline `pipelineID` with the request's parameters and options; the
+    /// request's DAG, pipeline id and name are taken from the stored pipeline.
+    public func startSavedPipeline(_ pipelineID: String, _ request: ExecutionRequest) async throws -> ExecutionRecord {
+        guard let pipeline = try await store.definition(id: pipelineID) else { throw ExecutionStartError.pipelineNotFound(pipelineID) }
+        guard pipeline.status != .draft, pipeline.stepCount > 0 else { throw ExecutionStartError.pipelineIsDraft(pipeline.id) }
+        var request = request
+        request.dag = pipeline.dag
+        request.pipelineID = pipeline.id
+        request.pipelineName = pipeline.name
+        return try await startExecution(request)
+    }
+
+    /// Tells the schedule service that schedules changed, so that it reconsiders when to fire
+    /// next without waiting for its poll.
+    public func schedulesChanged() {
+        scheduleAlarm.wake()
     }
 
     /// Cancels a running execution: running and awaiting steps are abandoned (their plugins get

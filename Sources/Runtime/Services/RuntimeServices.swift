@@ -9,12 +9,12 @@ import Storage
 import Synchronization
 
 /// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
-/// itself (stopped last, after the others), timers, step claims, retention.
+/// itself (stopped last, after the others), timers, step claims, retention, schedules.
 public enum RuntimeServices {
     public static func all(for runtime: ExecutionRuntime) -> [any Service] {
         [
             RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime), LeaseService(runtime: runtime),
-            RetentionService(runtime: runtime),
+            RetentionService(runtime: runtime), ScheduleService(runtime: runtime),
         ]
     }
 }
@@ -218,5 +218,81 @@ func sleepUnlessShuttingDown(seconds: Double) async -> Bool {
         return true
     } catch {
         return false
+    }
+}
+
+/// Fires due schedules: each occurrence once across all processes (claimed in the store), on
+/// time — it sleeps until the earliest schedule is due, is woken when schedules change here, and
+/// polls every `timerPollInterval` for changes made by other processes.
+public struct ScheduleService: Service {
+    let runtime: ExecutionRuntime
+
+    public init(runtime: ExecutionRuntime) {
+        self.runtime = runtime
+    }
+
+    public func run() async throws {
+        let stopped = StopFlag()
+        let alarm = runtime.scheduleAlarm
+        await withGracefulShutdownHandler {
+            while !stopped.isSet {
+                let now = Date()
+                let full = await fireDue(now: now)
+                var wake = now.addingTimeInterval(runtime.configuration.timerPollInterval.seconds)
+                if full {
+                    wake = now
+                } else if let due = try? await runtime.store.nextScheduleDue(), due < wake {
+                    wake = due
+                }
+                await alarm.sleep(until: wake)
+            }
+        } onGracefulShutdown: {
+            stopped.set()
+            alarm.wake()
+        }
+    }
+
+    /// Fires the schedules due at `now`; true when the batch was full (more may be due).
+    @discardableResult
+    public func fireDue(now: Date) async -> Bool {
+        let batch = 50
+        let owner = runtime.configuration.workerID
+        let claimed: [ScheduleRecord]
+        do {
+            claimed = try await runtime.store.claimDueSchedules(
+                owner: owner, now: now, claimUntil: now.addingTimeInterval(60), limit: batch)
+        } catch {
+            runtime.logger.warning("could not read due schedules", metadata: ["error": "\(error)"])
+            return false
+        }
+        for schedule in claimed {
+            await fire(schedule, now: now, owner: owner)
+        }
+        return claimed.count == batch
+    }
+
+    private func fire(_ schedule: ScheduleRecord, now: Date, owner: String) async {
+        let updated: ScheduleRecord
+        switch ScheduleFiring.decide(schedule, now: now) {
+        case .retire(let retired):
+            updated = retired
+        case .run(let params):
+            do {
+                let record = try await runtime.startSavedPipeline(schedule.pipelineID, ExecutionRequest(dag: .null, params: params))
+                updated = ScheduleFiring.afterRun(schedule, executionID: record.id, started: true, now: now)
+            } catch {
+                runtime.logger.warning(
+                    "a schedule could not start its pipeline",
+                    metadata: ["schedule_id": "\(schedule.id)", "pipeline_id": "\(schedule.pipelineID)", "error": "\(error)"])
+                updated = ScheduleFiring.afterRun(schedule, executionID: nil, started: false, now: now)
+            }
+        }
+        do {
+            if try await !runtime.store.releaseSchedule(updated, owner: owner) {
+                runtime.logger.info("a schedule changed while it fired; its change stands", metadata: ["schedule_id": "\(schedule.id)"])
+            }
+        } catch {
+            runtime.logger.warning("could not store a fired schedule", metadata: ["schedule_id": "\(schedule.id)", "error": "\(error)"])
+        }
     }
 }

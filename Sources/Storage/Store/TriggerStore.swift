@@ -1,0 +1,127 @@
+public import Foundation
+
+/// Schedules, webhooks and event triggers: stored whole, updated under optimistic locking, and
+/// for schedules claimed when due so that one process fires each occurrence.
+extension PipelineStore {
+    public func insertTrigger<Trigger: StoredTrigger>(_ trigger: Trigger) async throws {
+        let columns = ["id", "version"] + Trigger.columns
+        let placeholders = (1...columns.count).map { "$\($0)" }.joined(separator: ", ")
+        let statement = SQLStatement(
+            "INSERT INTO \(Trigger.table) (\(columns.joined(separator: ", "))) VALUES (\(placeholders))",
+            [.text(trigger.id), .integer(trigger.version)] + trigger.columnValues)
+        try await database.transaction { session in _ = try session.execute(statement) }
+    }
+
+    public func trigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Trigger? {
+        try await database.read { session in
+            try session.query("SELECT \(Self.columns(of: type)) FROM \(type.table) WHERE id = $1", .text(id)).first.map(Trigger.init)
+        }
+    }
+
+    /// The triggers that match `filter`, newest first.
+    public func triggers<Trigger: StoredTrigger>(_ type: Trigger.Type, matching filter: TriggerFilter) async throws -> [Trigger] {
+        var conditions = SQLConditions()
+        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .text(pipelineID)) }
+        if let enabled = filter.enabled { conditions.add("enabled =", .bool(enabled)) }
+        if let status = filter.status { conditions.add("status =", .text(status.rawValue)) }
+        if let eventType = filter.eventType { conditions.add("event_type =", .text(eventType)) }
+        let statement = SQLStatement(
+            "SELECT \(Self.columns(of: type)) FROM \(type.table) \(conditions.whereClause) ORDER BY created_at DESC, id", conditions.binds)
+        return try await database.read { session in try session.query(statement).map(Trigger.init) }
+    }
+
+    /// Stores `trigger` as the next version when the stored one is still at `expectedVersion`.
+    /// Returns the stored trigger; throws ``DatabaseError/conflict(_:)`` when someone changed it
+    /// first and ``StoreError/notFound(_:)`` when it does not exist.
+    public func updateTrigger<Trigger: StoredTrigger>(_ trigger: Trigger, expectedVersion: Int) async throws -> Trigger {
+        var updated = trigger
+        updated.version = expectedVersion + 1
+        let assignments = (["version"] + Trigger.columns).enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+        let versionParameter = Trigger.columns.count + 3
+        let statement = SQLStatement(
+            "UPDATE \(Trigger.table) SET \(assignments) WHERE id = $1 AND version = $\(versionParameter)",
+            [.text(updated.id), .integer(updated.version)] + updated.columnValues + [.integer(expectedVersion)])
+        let id = trigger.id
+        try await database.transaction { session in
+            guard try session.execute(statement) == 1 else {
+                guard let current = try session.query("SELECT version FROM \(Trigger.table) WHERE id = $1", .text(id)).first else {
+                    throw StoreError.notFound("\(Trigger.table) \(id)")
+                }
+                throw DatabaseError.conflict(
+                    "\(Trigger.table) \(id) is at version \(try current.int("version")), not \(expectedVersion): it was updated concurrently"
+                )
+            }
+        }
+        return updated
+    }
+
+    /// Deletes a trigger; false when it did not exist.
+    @discardableResult
+    public func deleteTrigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Bool {
+        try await database.transaction { session in
+            try session.execute("DELETE FROM \(type.table) WHERE id = $1", .text(id)) == 1
+        }
+    }
+
+    /// Counts one firing of a webhook or event trigger at `time`; false when it no longer exists.
+    @discardableResult
+    public func recordFiring<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String, at time: Date) async throws -> Bool {
+        try await database.transaction { session in
+            try session.execute(
+                """
+                UPDATE \(type.table) SET trigger_count = trigger_count + 1, last_triggered_at = $2, updated_at = $2, version = version + 1
+                WHERE id = $1
+                """,
+                .text(id), .date(time)) == 1
+        }
+    }
+
+    // MARK: Schedule claims
+
+    /// Claims up to `limit` active, enabled schedules due at `now` that no live process holds, for
+    /// `owner` until `claimUntil`; earliest first. The claim ends with ``releaseSchedule(_:owner:)``.
+    public func claimDueSchedules(owner: String, now: Date, claimUntil: Date, limit: Int) async throws -> [ScheduleRecord] {
+        let skipLocked = dialect == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
+        let sql = """
+            UPDATE schedule SET claimed_by = $1, claimed_until = $2
+            WHERE id IN (
+                SELECT id FROM schedule
+                WHERE enabled AND status = 'active' AND next_run_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
+                ORDER BY next_run_at LIMIT \(max(1, limit)) \(skipLocked))
+            RETURNING \(Self.columns(of: ScheduleRecord.self))
+            """
+        let rows = try await database.transaction { session in try session.query(sql, .text(owner), .date(claimUntil), .date(now)) }
+        return try rows.map(ScheduleRecord.init).sorted { ($0.nextRunAt ?? now) < ($1.nextRunAt ?? now) }
+    }
+
+    /// Stores a fired schedule's new state (as the next version) and ends `owner`'s claim on it.
+    /// Returns false, storing nothing but the end of the claim, when the schedule was changed or
+    /// deleted while it was claimed: the change wins, and its next run is whatever the change set.
+    public func releaseSchedule(_ schedule: ScheduleRecord, owner: String) async throws -> Bool {
+        let assignments = (["version"] + ScheduleRecord.columns).enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+        let last = ScheduleRecord.columns.count + 2
+        let update = SQLStatement(
+            "UPDATE schedule SET \(assignments), claimed_by = NULL, claimed_until = NULL "
+                + "WHERE id = $1 AND version = $\(last + 1) AND claimed_by = $\(last + 2)",
+            [.text(schedule.id), .integer(schedule.version + 1)] + schedule.columnValues + [.integer(schedule.version), .text(owner)])
+        let id = schedule.id
+        return try await database.transaction { session in
+            if try session.execute(update) == 1 { return true }
+            _ = try session.execute(
+                "UPDATE schedule SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2", .text(id), .text(owner))
+            return false
+        }
+    }
+
+    /// When the earliest active, enabled schedule is due.
+    public func nextScheduleDue() async throws -> Date? {
+        try await database.read { session in
+            try session.query("SELECT min(next_run_at) AS due FROM schedule WHERE enabled AND status = 'active'").first?
+                .optionalDate("due")
+        }
+    }
+
+    private static func columns<Trigger: StoredTrigger>(of type: Trigger.Type) -> String {
+        (["id", "version"] + type.columns).joined(separator: ", ")
+    }
+}
