@@ -38,3 +38,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
+if [ "$mode" = "test" ] && ! python3 -m schemathesis.cli --version >/dev/null 2>&1; then
+    echo "bootstrap: installing schemathesis"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi

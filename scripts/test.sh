@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
-# against SQLite and a PostgreSQL server it starts itself, the plugin ABI check, and a plugin
-# rendered from plugin-template/ built and tested standalone.
+# against SQLite and a PostgreSQL server it starts itself, schemathesis against the served OpenAPI
+# document, the plugin ABI check, and a plugin rendered from plugin-template/ built and tested
+# standalone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -27,6 +28,10 @@ export BUDPIPELINE_REQUIRE_POSTGRES=1
 
 step "tests (SQLite and PostgreSQL)"
 swift test --skip-build
+
+step "HTTP API fuzzing (schemathesis against /openapi.json, SQLite and PostgreSQL)"
+scripts/api-fuzz.sh sqlite
+scripts/api-fuzz.sh postgres "$BUDPIPELINE_TEST_POSTGRES_URL"
 
 step "plugin ABI (abidiff against the committed baseline)"
 scripts/abi-check.sh

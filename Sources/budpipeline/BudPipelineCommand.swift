@@ -9,7 +9,7 @@ struct BudPipelineCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
-            PluginsCommand.self,
+            OpenAPICommand.self, PluginsCommand.self,
             PluginCommand.self,
         ]
     )

@@ -319,6 +319,13 @@ struct APIContractTests {
             #expect(wrongType.status == 422 && wrongType.json["detail"]?[0]?["loc"] == ["body", "dag"])
             let notObject = try await server.send("POST", "/validate", body: "[1, 2]")
             #expect(notObject.status == 422)
+            // PostgreSQL text cannot hold NUL: refused, never stored truncated.
+            let nul = try await server.send(
+                "POST", "/pipelines", body: #"{"dag": {"name": "a\u0000b", "steps": [{"id": "a", "name": "A", "action": "log"}]}}"#)
+            #expect(nul.status == 422 && nul.json["detail"]?[0]?["type"] == "string_nul")
+            let nulQuery = try await server.send("GET", "/executions?initiator=a%00b")
+            #expect(nulQuery.status == 422)
+            #expect(try await server.send("GET", "/pipelines").json.arrayValue?.isEmpty == true)
             let large = try await server.send("POST", "/validate", json: ["dag": ["name": .string(String(repeating: "x", count: 8192))]])
             #expect(large.status == 413 && large.json["code"] == "BODY_TOO_LARGE")
             for query in ["page_size=0", "page_size=101", "page=0", "page=x", "status=running", "workflow_id=nope", "start_date=yesterday"]

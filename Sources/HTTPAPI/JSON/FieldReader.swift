@@ -92,6 +92,10 @@ struct FieldReader {
             problem(name, "Input should be a valid string", type: "string_type")
             return nil
         }
+        if text.utf8.contains(0) {
+            problem(name, "String must not contain NUL (\\u0000) characters", type: "string_nul")
+            return nil
+        }
         if let maxLength, text.count > maxLength {
             problem(name, "String should have at most \(maxLength) characters", type: "string_too_long")
             return nil

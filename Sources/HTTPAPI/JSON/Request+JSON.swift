@@ -24,9 +24,22 @@ extension Request {
         } catch {
             throw APIError.unprocessable(["body", .int(error.offset)], "JSON decode error: \(error.reason)", type: "json_invalid")
         }
+        // PostgreSQL text cannot hold NUL: refuse it rather than store a truncated value.
+        guard !Self.containsNUL(value) else {
+            throw APIError.unprocessable(["body"], "Strings must not contain NUL (\\u0000) characters", type: "string_nul")
+        }
         guard let object = value.objectValue else {
             throw APIError.unprocessable(["body"], "Input should be a valid dictionary or object", type: "model_attributes_type")
         }
         return object
+    }
+
+    private static func containsNUL(_ value: JSONValue) -> Bool {
+        switch value {
+        case .string(let text): text.utf8.contains(0)
+        case .array(let items): items.contains(where: containsNUL)
+        case .object(let object): object.keys.contains { $0.utf8.contains(0) } || object.values.contains(where: containsNUL)
+        default: false
+        }
     }
 }

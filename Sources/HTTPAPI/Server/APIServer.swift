@@ -22,6 +22,8 @@ public enum APIServer {
 
         router.get("health", use: health.health)
         router.get("ready", use: health.ready)
+        let document = JSONResponse(OpenAPIDocument.document(version: version))
+        router.get("openapi.json") { _, _ in document }
 
         for prefix in ["", "api/v1/pipeline"] {
             let group = router.group(RouterPath(prefix))

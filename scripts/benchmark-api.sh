@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Measures `GET /executions/{id}` with wrk at 64 connections against a release build of
+# `budpipeline serve`, on PostgreSQL (a server started for the run) and on SQLite
+# (see docs/performance.md). Usage: scripts/benchmark-api.sh [SECONDS]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh test
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "benchmark-api: installing wrk"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+duration=${1:-20}
+
+swift build -c release --product budpipeline
+source scripts/postgres.sh
+start_test_postgres
+workdir=$(mktemp -d /tmp/budpipeline-bench.XXXXXX)
+server_pid=""
+finish() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    stop_test_postgres
+    rm -rf "$workdir"
+}
+trap finish EXIT
+
+measure() {
+    local label=$1 url=$2
+    DATABASE_URL=$url LOG_LEVEL=notice .build/release/budpipeline serve --migrate --port 0 >"$workdir/$label.log" 2>&1 &
+    server_pid=$!
+    local port=""
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'address=127.0.0.1:[0-9]*' "$workdir/$label.log" | head -1 | cut -d: -f2 || true)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$workdir/$label.log" >&2; exit 1; }
+    local base="http://127.0.0.1:$port" id
+    id=$(curl -sf -X POST "$base/executions/run" -H 'Content-Type: application/json' \
+        -d '{"pipeline_definition": {"name": "bench", "steps": [{"id": "a", "name": "A", "action": "log"}, {"id": "b", "name": "B", "action": "log", "depends_on": ["a"]}]}}' |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["execution_id"])')
+    sleep 1
+    curl -sf "$base/executions/$id" >/dev/null
+    echo "== $label: GET /executions/{id}, 64 connections, 2 threads, ${duration}s"
+    wrk -t2 -c64 -d5s "$base/executions/$id" >/dev/null
+    wrk -t2 -c64 -d"${duration}s" --latency "$base/executions/$id" | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx'
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+psql -q "$BUDPIPELINE_TEST_POSTGRES_URL" -c "CREATE DATABASE bench" >/dev/null
+measure postgres "${BUDPIPELINE_TEST_POSTGRES_URL%/*}/bench"
+echo
+measure sqlite "sqlite://$workdir/bench.db"
