@@ -40,9 +40,7 @@ struct EventTriggerRoutes: Sendable {
         if name?.isEmpty == true { reader.reject("name", "String should have at least 1 character") }
         if config.eventType == nil, reader.problems.isEmpty { reader.reject("config", "event_type is required") }
         try reader.finish()
-        guard let pipeline = PipelineRoutes.uuid(pipelineID ?? ""), try await store.definition(id: pipeline) != nil else {
-            throw APIError.pipelineNotFound(pipelineID ?? "")
-        }
+        let pipeline = try await store.existingPipelineID(pipelineID ?? "")
         let eventType = try Self.supported(config.eventType ?? "")
         let now = Date()
         let record = EventTriggerRecord(
@@ -96,9 +94,7 @@ struct EventTriggerRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""),
-            try await store.deleteTrigger(EventTriggerRecord.self, id: id)
-        else { throw Self.notFound }
+        try await store.deleteTrigger(EventTriggerRecord.self, in: context, notFound: Self.notFound)
         return NoContent()
     }
 
@@ -107,10 +103,7 @@ struct EventTriggerRoutes: Sendable {
     private static let notFound = APIError(.notFound, code: "EVENT_TRIGGER_NOT_FOUND", message: "Event trigger not found")
 
     private func eventTrigger(_ context: some RequestContext) async throws -> EventTriggerRecord {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""),
-            let trigger = try await store.trigger(EventTriggerRecord.self, id: id)
-        else { throw Self.notFound }
-        return trigger
+        try await store.trigger(EventTriggerRecord.self, in: context, notFound: Self.notFound)
     }
 
     private static func configFields(_ reader: inout FieldReader) -> ConfigFields {

@@ -36,7 +36,7 @@ struct ScheduleRoutes: Sendable {
         let expiresAt = reader.date("expires_at")
         if name?.isEmpty == true { reader.reject("name", "String should have at least 1 character") }
         try reader.finish()
-        let pipeline = try await existingPipeline(pipelineID ?? "")
+        let pipeline = try await store.existingPipelineID(pipelineID ?? "")
         guard let timing, let kind = timing.kind, let name else {
             throw APIError.unprocessable(["body", "schedule"], "Field required", type: "missing")
         }
@@ -111,8 +111,7 @@ struct ScheduleRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), try await store.deleteTrigger(ScheduleRecord.self, id: id)
-        else { throw Self.notFound }
+        try await store.deleteTrigger(ScheduleRecord.self, in: context, notFound: Self.notFound)
         runtime.schedulesChanged()
         return NoContent()
     }
@@ -177,15 +176,7 @@ struct ScheduleRoutes: Sendable {
     private static let notFound = APIError(.notFound, code: "SCHEDULE_NOT_FOUND", message: "Schedule not found")
 
     private func schedule(_ context: some RequestContext) async throws -> ScheduleRecord {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""),
-            let schedule = try await store.trigger(ScheduleRecord.self, id: id)
-        else { throw Self.notFound }
-        return schedule
-    }
-
-    private func existingPipeline(_ raw: String) async throws -> String {
-        guard let id = PipelineRoutes.uuid(raw), try await store.definition(id: id) != nil else { throw APIError.pipelineNotFound(raw) }
-        return id
+        try await store.trigger(ScheduleRecord.self, in: context, notFound: Self.notFound)
     }
 
     private static func timingFields(_ reader: inout FieldReader) -> TimingFields {

@@ -32,9 +32,7 @@ struct WebhookRoutes: Sendable {
         let enabled = reader.bool("enabled") ?? true
         if name?.isEmpty == true { reader.reject("name", "String should have at least 1 character") }
         try reader.finish()
-        guard let pipeline = PipelineRoutes.uuid(pipelineID ?? ""), try await store.definition(id: pipeline) != nil else {
-            throw APIError.pipelineNotFound(pipelineID ?? "")
-        }
+        let pipeline = try await store.existingPipelineID(pipelineID ?? "")
         let secret = config?.requireSecret ?? true ? Self.newSecret() : nil
         let now = Date()
         let record = WebhookRecord(
@@ -85,8 +83,7 @@ struct WebhookRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), try await store.deleteTrigger(WebhookRecord.self, id: id)
-        else { throw Self.notFound }
+        try await store.deleteTrigger(WebhookRecord.self, in: context, notFound: Self.notFound)
         return NoContent()
     }
 
@@ -147,10 +144,7 @@ struct WebhookRoutes: Sendable {
     private static let notFound = APIError(.notFound, code: "WEBHOOK_NOT_FOUND", message: "Webhook not found")
 
     private func webhook(_ context: some RequestContext) async throws -> WebhookRecord {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""),
-            let webhook = try await store.trigger(WebhookRecord.self, id: id)
-        else { throw Self.notFound }
-        return webhook
+        try await store.trigger(WebhookRecord.self, in: context, notFound: Self.notFound)
     }
 
     private func baseURL(_ request: Request) -> String {

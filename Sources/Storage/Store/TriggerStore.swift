@@ -36,7 +36,7 @@ extension PipelineStore {
     public func updateTrigger<Trigger: StoredTrigger>(_ trigger: Trigger, expectedVersion: Int) async throws -> Trigger {
         var updated = trigger
         updated.version = expectedVersion + 1
-        let assignments = (["version"] + Trigger.columns).enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+        let assignments = Self.assignments(of: Trigger.self)
         let versionParameter = Trigger.columns.count + 3
         let statement = SQLStatement(
             "UPDATE \(Trigger.table) SET \(assignments) WHERE id = $1 AND version = $\(versionParameter)",
@@ -98,7 +98,7 @@ extension PipelineStore {
     /// Returns false, storing nothing but the end of the claim, when the schedule was changed or
     /// deleted while it was claimed: the change wins, and its next run is whatever the change set.
     public func releaseSchedule(_ schedule: ScheduleRecord, owner: String) async throws -> Bool {
-        let assignments = (["version"] + ScheduleRecord.columns).enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+        let assignments = Self.assignments(of: ScheduleRecord.self)
         let last = ScheduleRecord.columns.count + 2
         let update = SQLStatement(
             "UPDATE schedule SET \(assignments), claimed_by = NULL, claimed_until = NULL "
@@ -119,6 +119,11 @@ extension PipelineStore {
             try session.query("SELECT min(next_run_at) AS due FROM schedule WHERE enabled AND status = 'active'").first?
                 .optionalDate("due")
         }
+    }
+
+    /// `version = $2, pipeline_id = $3, …`: every stored column but `id` (which is `$1`).
+    private static func assignments<Trigger: StoredTrigger>(of type: Trigger.Type) -> String {
+        (["version"] + type.columns).enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
     }
 
     private static func columns<Trigger: StoredTrigger>(of type: Trigger.Type) -> String {
