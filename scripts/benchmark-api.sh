@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Measures `GET /executions/{id}` with wrk at 64 connections against a release build of
-# `budpipeline serve`, on PostgreSQL (a server started for the run) and on SQLite
-# (see docs/performance.md). Usage: scripts/benchmark-api.sh [SECONDS]   (default 20)
+# Measures `GET /executions/{id}` at 64 connections against a release build of `budpipeline serve`,
+# on PostgreSQL (a server started for the run) and on SQLite (see docs/performance.md): the most
+# it serves (wrk, closed loop) and the latency at a fixed 8,000 requests/s (open loop, the
+# `http-load` benchmark). Usage: scripts/benchmark-api.sh [SECONDS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -14,6 +15,7 @@ fi
 duration=${1:-20}
 
 swift build -c release --product budpipeline
+swift build -c release --product budpipeline-benchmarks
 source scripts/postgres.sh
 start_test_postgres
 workdir=$(mktemp -d /tmp/budpipeline-bench.XXXXXX)
@@ -42,9 +44,11 @@ measure() {
         python3 -c 'import json, sys; print(json.load(sys.stdin)["execution_id"])')
     sleep 1
     curl -sf "$base/executions/$id" >/dev/null
-    echo "== $label: GET /executions/{id}, 64 connections, 2 threads, ${duration}s"
+    echo "== $label: GET /executions/{id}, 64 connections, 2 threads, ${duration}s, as fast as it answers (wrk)"
     wrk -t2 -c64 -d5s "$base/executions/$id" >/dev/null
     wrk -t2 -c64 -d"${duration}s" --latency "$base/executions/$id" | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx'
+    echo "-- $label: at a fixed rate (http-load)"
+    .build/release/budpipeline-benchmarks http-load --url "$base/executions/$id" --connections 64 --rate 8000 --duration "$duration" --warmup 3
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=""

@@ -3,220 +3,264 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// A thread that owns one database connection and runs work on it, one job at a time.
+/// A bounded set of threads, each owning one database connection, that take work from one
+/// shared queue.
 ///
-/// The connection is opened on the thread and never leaves it: jobs receive it as a parameter, so a
-/// connection type that is not `Sendable` (a libpq or SQLite handle) is only ever touched by the
-/// thread that owns it. Blocking database calls therefore never run on the caller's executor.
-package final class ConnectionThread<Connection>: Sendable {
-    package typealias Job = @Sendable (Result<Connection, DatabaseError>) -> Void
-
-    private struct State {
-        var jobs: Deque<Job> = []
-        var stopping = false
-    }
-
-    private let state = Mutex(State())
-    private let wake = DispatchSemaphore(value: 0)
-    /// Cleared when the connection failed to open or was lost: the pool then discards the thread.
-    private let usable = Atomic<Bool>(true)
-
-    /// Starts the thread; it opens its connection with `open` before running the first job.
-    package init(
-        name: String,
-        open: @escaping @Sendable () throws(DatabaseError) -> Connection,
-        isHealthy: @escaping @Sendable (Connection) -> Bool,
-        close: @escaping @Sendable (Connection) -> Void
-    ) {
-        let thread = Thread { [self] in
-            let connection: Result<Connection, DatabaseError>
-            do throws(DatabaseError) {
-                connection = .success(try open())
-            } catch {
-                connection = .failure(error)
-                usable.store(false, ordering: .releasing)
-            }
-            while let job = nextJob() {
-                job(connection)
-                if case .success(let open) = connection, !isHealthy(open) { usable.store(false, ordering: .releasing) }
-            }
-            if case .success(let open) = connection { close(open) }
-        }
-        thread.name = name
-        thread.start()
-    }
-
-    /// Whether the connection opened and still works.
-    package var isUsable: Bool { usable.load(ordering: .acquiring) }
-
-    /// Runs `body` on the thread with the connection and returns its result.
-    package func run<Result: Sendable>(_ body: @escaping @Sendable (Connection) throws -> Result) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue { connection in
-                switch connection {
-                case .success(let connection): continuation.resume(with: Swift.Result { try body(connection) })
-                case .failure(let error): continuation.resume(throwing: error)
-                }
-            }
-        }
-    }
-
-    /// Lets the thread finish its queued jobs, close the connection and exit.
-    package func stop() {
-        state.withLock { $0.stopping = true }
-        wake.signal()
-    }
-
-    private func enqueue(_ job: @escaping Job) {
-        let accepted = state.withLock { state -> Bool in
-            guard !state.stopping else { return false }
-            state.jobs.append(job)
-            return true
-        }
-        if accepted {
-            wake.signal()
-        } else {
-            job(.failure(.connection("the database is closed")))
-        }
-    }
-
-    private func nextJob() -> Job? {
-        while true {
-            let next = state.withLock { state -> (job: Job?, exit: Bool) in
-                if let job = state.jobs.popFirst() { return (job, false) }
-                return (nil, state.stopping)
-            }
-            if let job = next.job { return job }
-            if next.exit { return nil }
-            wake.wait()
-        }
-    }
-}
-
-/// A bounded set of connection threads handed out one caller at a time.
+/// A connection is opened on its thread and never leaves it: work receives it as a parameter, so
+/// a connection type that is not `Sendable` (a libpq or SQLite handle) is only ever touched by the
+/// thread that owns it, and blocking database calls never run on the caller's executor.
 ///
-/// Connections open lazily, up to `maximumConnections`; callers beyond that wait in order. A
-/// connection that failed or was lost is discarded when returned, and the next caller opens a new one.
+/// Callers do not check a connection out: they queue their work and the first free thread runs
+/// it. Work therefore costs one hand-over to a database thread and one back, however many callers
+/// compete, instead of a wait for a free connection followed by a hand-over. Threads start lazily,
+/// up to `maximumConnections`, when work finds none free. A connection that fails to open or is
+/// lost is closed; its thread opens a new one for its next work.
+///
+/// Reads waiting next to each other in the queue are taken together and given to `runReads` as one
+/// batch, which a backend sends in one round trip. While a thread is running reads, a new read
+/// wakes no other thread: the busy one takes it, with the others that arrive meanwhile, as soon
+/// as its batch is done. Under load this turns many wake-ups and round trips into few (thread
+/// hand-overs, not the database, are the cost that matters on a small machine). So that a slow
+/// read cannot hold the others up, a read left waiting for `readRescueDelay` wakes another thread.
 package final class ConnectionPool<Connection>: Sendable {
-    package typealias Thread = ConnectionThread<Connection>
+    package typealias Job = @Sendable (Result<Connection, DatabaseError>) -> Void
+    /// Runs independent reads on one connection and returns the outcome of each, in order.
+    package typealias ReadRunner = @Sendable (Connection, [[SQLStatement]]) -> [Result<[[Row]], DatabaseError>]
+
+    /// The most reads one thread takes from the queue at once.
+    package static var maximumReadBatch: Int { 32 }
+    /// How long a read waits for a busy reading thread before another thread is woken for it.
+    private static var readRescueDelay: DispatchTimeInterval { .milliseconds(1) }
+
+    private struct PendingRead {
+        let statements: [SQLStatement]
+        let deliver: @Sendable (Result<[[Row]], DatabaseError>) -> Void
+    }
+
+    private enum Work {
+        case job(Job)
+        case read(PendingRead)
+    }
 
     private struct State {
-        var idle: [Thread] = []
-        var open = 0
-        var waiters: Deque<CheckedContinuation<Thread?, Never>> = []
+        var queue: Deque<Work> = []
+        /// Threads started and not yet exited.
+        var threads = 0
+        /// Threads waiting on `wake` (or about to) that no work has been promised to.
+        var idle = 0
+        /// Threads running a batch of reads.
+        var reading = 0
+        /// Whether a check for reads left waiting is scheduled.
+        var rescueScheduled = false
         var closed = false
-        var nextThreadNumber = 0
+    }
+
+    private enum Next {
+        case job(Job)
+        case reads([PendingRead])
+        case wait
+        case exit
+    }
+
+    /// What a caller does after queueing its work.
+    private enum Submission {
+        case none
+        case signal
+        case start(number: Int)
+        case scheduleRescue
+        case refuse
     }
 
     package let maximumConnections: Int
     private let name: String
     private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
     private let openConnection: @Sendable () throws(DatabaseError) -> Connection
     private let isHealthy: @Sendable (Connection) -> Bool
     private let closeConnection: @Sendable (Connection) -> Void
+    private let runReads: ReadRunner
 
     package init(
         name: String,
         maximumConnections: Int,
         open: @escaping @Sendable () throws(DatabaseError) -> Connection,
         isHealthy: @escaping @Sendable (Connection) -> Bool,
-        close: @escaping @Sendable (Connection) -> Void
+        close: @escaping @Sendable (Connection) -> Void,
+        runReads: @escaping ReadRunner
     ) {
         self.name = name
         self.maximumConnections = max(1, maximumConnections)
         self.openConnection = open
         self.isHealthy = isHealthy
         self.closeConnection = close
+        self.runReads = runReads
     }
 
     /// Runs `body` with a connection of the pool, on that connection's thread.
     package func withConnection<Result: Sendable>(_ body: @escaping @Sendable (Connection) throws -> Result) async throws -> Result {
-        guard let thread = await acquire() else { throw DatabaseError.connection("the database is closed") }
-        defer { release(thread) }
-        return try await thread.run(body)
+        try await withCheckedThrowingContinuation { continuation in
+            submit(
+                .job { connection in
+                    switch connection {
+                    case .success(let connection): continuation.resume(with: Swift.Result { try body(connection) })
+                    case .failure(let error): continuation.resume(throwing: error)
+                    }
+                })
+        }
     }
 
-    /// Stops every connection; callers waiting for one get an error.
+    /// Runs read-only statements, possibly in one batch with other callers' reads.
+    package func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(.read(PendingRead(statements: statements) { continuation.resume(with: $0) }))
+        }
+    }
+
+    /// Lets the threads finish the queued work, close their connections and exit; later work fails.
     package func close() {
-        let (idle, waiters) = state.withLock { state -> ([Thread], Deque<CheckedContinuation<Thread?, Never>>) in
+        let sleepers = state.withLock { state -> Int in
             state.closed = true
-            defer {
-                state.idle = []
-                state.waiters = []
+            defer { state.idle = 0 }
+            return state.idle
+        }
+        for _ in 0..<sleepers { wake.signal() }
+    }
+
+    private func submit(_ work: Work) {
+        let action = state.withLock { state -> Submission in
+            guard !state.closed else { return .refuse }
+            state.queue.append(work)
+            if case .read = work, state.reading > 0 {
+                guard !state.rescueScheduled else { return .none }
+                state.rescueScheduled = true
+                return .scheduleRescue
             }
-            return (state.idle, state.waiters)
+            return Self.wakeThread(&state, maximum: maximumConnections)
         }
-        for thread in idle { thread.stop() }
-        for waiter in waiters { waiter.resume(returning: nil) }
+        perform(action, for: work)
     }
 
-    private enum Acquisition {
-        case ready(Thread)
-        case create(number: Int)
-        case wait
-        case closed
+    private func perform(_ action: Submission, for work: Work?) {
+        switch action {
+        case .none: break
+        case .signal: wake.signal()
+        case .start(let number): startThread(number: number)
+        case .scheduleRescue:
+            DispatchQueue.global().asyncAfter(deadline: .now() + Self.readRescueDelay) { [self] in rescueWaitingReads() }
+        case .refuse: if let work { Self.fail(work, .connection("the database is closed")) }
+        }
     }
 
-    private func acquire() async -> Thread? {
-        let acquisition = state.withLock { state -> Acquisition in
-            if state.closed { return .closed }
-            if let thread = state.idle.popLast() { return .ready(thread) }
-            guard state.open < maximumConnections else { return .wait }
-            state.open += 1
-            state.nextThreadNumber += 1
-            return .create(number: state.nextThreadNumber)
+    /// Promises queued work to an idle thread, or starts a thread when none is idle and the pool
+    /// may grow.
+    private static func wakeThread(_ state: inout State, maximum: Int) -> Submission {
+        if state.idle > 0 {
+            state.idle -= 1
+            return .signal
         }
-        switch acquisition {
-        case .ready(let thread): return thread
-        case .closed: return nil
-        case .create(let number):
-            return Thread(name: "\(name)-\(number)", open: openConnection, isHealthy: isHealthy, close: closeConnection)
-        case .wait:
-            return await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.closed { return true }
-                    state.waiters.append(continuation)
-                    return false
+        guard state.threads < maximum else { return .none }
+        state.threads += 1
+        return .start(number: state.threads)
+    }
+
+    /// Wakes a thread for reads still queued behind a busy reading thread.
+    private func rescueWaitingReads() {
+        let action = state.withLock { state -> Submission in
+            state.rescueScheduled = false
+            guard !state.closed, !state.queue.isEmpty else { return .none }
+            return Self.wakeThread(&state, maximum: maximumConnections)
+        }
+        perform(action, for: nil)
+    }
+
+    private static func fail(_ work: Work, _ error: DatabaseError) {
+        switch work {
+        case .job(let job): job(.failure(error))
+        case .read(let read): read.deliver(.failure(error))
+        }
+    }
+
+    /// The next work for a thread; `finishedReads` says that the thread just ran a batch of reads.
+    private func nextWork(finishedReads: Bool) -> Next {
+        state.withLock { state -> Next in
+            if finishedReads { state.reading -= 1 }
+            switch state.queue.popFirst() {
+            case .job(let job):
+                return .job(job)
+            case .read(let first):
+                var reads = [first]
+                while reads.count < Self.maximumReadBatch, case .read(let read) = state.queue.first {
+                    state.queue.removeFirst()
+                    reads.append(read)
                 }
-                if resumeNow { continuation.resume(returning: nil) }
+                state.reading += 1
+                return .reads(reads)
+            case nil:
+                if state.closed {
+                    state.threads -= 1
+                    return .exit
+                }
+                state.idle += 1
+                return .wait
             }
         }
     }
 
-    private enum Release {
-        case handOver(CheckedContinuation<Thread?, Never>, Thread)
-        case create(CheckedContinuation<Thread?, Never>, number: Int)
-        case keep
-        case stop
+    private func startThread(number: Int) {
+        let thread = Thread { [self] in
+            var connection: Connection?
+            var finishedReads = false
+            while true {
+                let next = nextWork(finishedReads: finishedReads)
+                finishedReads = false
+                switch next {
+                case .exit:
+                    if let connection { closeConnection(connection) }
+                    return
+                case .wait:
+                    wake.wait()
+                case .job(let job):
+                    switch usableConnection(&connection) {
+                    case .success(let open):
+                        job(.success(open))
+                        retireIfBroken(&connection)
+                    case .failure(let error): job(.failure(error))
+                    }
+                case .reads(let reads):
+                    finishedReads = true
+                    switch usableConnection(&connection) {
+                    case .success(let open):
+                        let outcomes = runReads(open, reads.map(\.statements))
+                        for (index, read) in reads.enumerated() {
+                            read.deliver(index < outcomes.count ? outcomes[index] : .failure(.connection("the read was not run")))
+                        }
+                        retireIfBroken(&connection)
+                    case .failure(let error):
+                        for read in reads { read.deliver(.failure(error)) }
+                    }
+                }
+            }
+        }
+        thread.name = "\(name)-\(number)"
+        thread.start()
     }
 
-    private func release(_ thread: Thread) {
-        let usable = thread.isUsable
-        let next = state.withLock { state -> Release in
-            if state.closed {
-                state.open -= 1
-                return .stop
-            }
-            if usable {
-                if let waiter = state.waiters.popFirst() { return .handOver(waiter, thread) }
-                state.idle.append(thread)
-                return .keep
-            }
-            // A broken connection: replace it for the next waiter, if any.
-            if let waiter = state.waiters.popFirst() {
-                state.nextThreadNumber += 1
-                return .create(waiter, number: state.nextThreadNumber)
-            }
-            state.open -= 1
-            return .stop
+    /// The thread's connection, opened now if it has none.
+    private func usableConnection(_ connection: inout Connection?) -> Result<Connection, DatabaseError> {
+        if let connection { return .success(connection) }
+        do throws(DatabaseError) {
+            let opened = try openConnection()
+            connection = opened
+            return .success(opened)
+        } catch {
+            return .failure(error)
         }
-        switch next {
-        case .handOver(let waiter, let thread): waiter.resume(returning: thread)
-        case .keep: break
-        case .stop: thread.stop()
-        case .create(let waiter, let number):
-            thread.stop()
-            waiter.resume(returning: Thread(name: "\(name)-\(number)", open: openConnection, isHealthy: isHealthy, close: closeConnection))
-        }
+    }
+
+    /// Closes the thread's connection when it no longer works, so that the next work opens another.
+    private func retireIfBroken(_ connection: inout Connection?) {
+        guard let open = connection, !isHealthy(open) else { return }
+        closeConnection(open)
+        connection = nil
     }
 }

@@ -26,8 +26,10 @@ public protocol Database: Sendable {
     @discardableResult
     func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result
 
-    /// Runs read-only work on a pooled connection, in one read transaction (a consistent snapshot).
-    func read<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result
+    /// Runs read-only statements and returns the rows of each, in order. All of them see one
+    /// consistent snapshot. PostgreSQL sends them in one round trip (a single statement needs no
+    /// transaction around it). The rows are decoded by the caller, off the connection's thread.
+    func read(_ statements: [SQLStatement]) async throws -> [[Row]]
 
     /// Runs `body` on a connection outside any transaction: for schema changes that manage their
     /// own transactions and locks.
@@ -40,7 +42,7 @@ public protocol Database: Sendable {
     func close() async
 }
 
-/// Work on one connection, inside `Database.transaction` or `Database.read`.
+/// Work on one connection, inside `Database.transaction` or `Database.withSession`.
 public protocol DatabaseSession {
     /// Runs one statement at once and returns its rows. Statements queued with `enqueue` run first.
     func query(_ statement: SQLStatement) throws -> [Row]
@@ -79,6 +81,16 @@ extension DatabaseSession {
 }
 
 extension Database {
+    /// Runs one read-only statement and returns its rows.
+    public func read(_ statement: SQLStatement) async throws -> [Row] {
+        try await read([statement])[0]
+    }
+
+    /// Runs one read-only statement and returns its rows.
+    public func read(_ sql: String, _ binds: SQLValue...) async throws -> [Row] {
+        try await read([SQLStatement(sql, binds)])[0]
+    }
+
     /// Runs `body` in a transaction, again after a transient failure (up to `attempts` times in all).
     package func retryingTransient<Result: Sendable>(
         attempts: Int = 4,

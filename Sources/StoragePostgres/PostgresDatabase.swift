@@ -32,7 +32,8 @@ public final class PostgresDatabase: Database {
             maximumConnections: maximumConnections,
             open: { () throws(DatabaseError) in try PostgresConnection(url: url) },
             isHealthy: { $0.isHealthy },
-            close: { $0.close() }
+            close: { $0.close() },
+            runReads: { connection, reads in connection.snapshots(reads) }
         )
     }
 
@@ -44,11 +45,9 @@ public final class PostgresDatabase: Database {
         }
     }
 
-    public func read<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+    public func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
         try await retryingTransient {
-            try await pool.withConnection { connection in
-                try PostgresSession.run(on: connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
-            }
+            try await pool.read(statements)
         }
     }
 
@@ -80,6 +79,8 @@ final class PostgresConnection {
     private let connection: OpaquePointer
     /// SQL text → prepared statement name, for statements the server confirmed.
     private var prepared: [String: String] = [:]
+    /// SQL text → the column names of its results, built once per statement.
+    private var resultColumns: [String: SQLColumns] = [:]
     private var nextStatementNumber = 0
     private var closed = false
     /// Statements beyond this many are sent unprepared.
@@ -147,52 +148,115 @@ final class PostgresConnection {
         }
     }
 
+    /// Runs independent reads in one round trip and returns the outcome of each. A read's
+    /// statements see one snapshot: a single statement alone (it is its own snapshot), several
+    /// inside a read-only repeatable-read transaction. That transaction's `COMMIT` follows a
+    /// synchronisation point of its own, so it also ends the transaction when a statement failed
+    /// (the server then rolls back), and one read's failure never reaches the next.
+    func snapshots(_ reads: [[SQLStatement]]) -> [Result<[[Row]], DatabaseError>] {
+        var segments: [[SQLStatement]] = []
+        var layout: [(segment: Int, inTransaction: Bool)] = []
+        for statements in reads {
+            let inTransaction = statements.count > 1
+            layout.append((segments.count, inTransaction))
+            if inTransaction {
+                segments.append([SQLStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")] + statements)
+                segments.append([SQLStatement("COMMIT")])
+            } else {
+                segments.append(statements)
+            }
+        }
+        let results: [[CommandResult]]
+        do {
+            results = try runPipeline(segments: segments)
+        } catch {
+            return reads.map { _ in .failure(error) }
+        }
+        return layout.map { entry in
+            var rows: [[Row]] = []
+            let statements = segments[entry.segment]
+            for (index, result) in results[entry.segment].enumerated() where !(entry.inTransaction && index == 0) {
+                switch result {
+                case .success(let resultRows, _): rows.append(resultRows)
+                case .failure(let error): return .failure(error)
+                case .skipped:
+                    return .failure(
+                        .statement(code: "pipeline", message: "the server skipped a command without an error", sql: statements[index].sql))
+                }
+            }
+            return .success(rows)
+        }
+    }
+
     /// Sends `statements` in one pipeline and returns one result per statement.
     fileprivate func runPipeline(_ statements: [SQLStatement]) throws(DatabaseError) -> [CommandResult] {
-        guard PQenterPipelineMode(connection) == 1 else { throw lostConnection() }
-        var preparing: [Int: (sql: String, name: String)] = [:]
-        for (index, statement) in statements.enumerated() {
-            var name = prepared[statement.sql]
-            if name == nil, prepared.count < Self.preparedStatementLimit {
-                nextStatementNumber += 1
-                let newName = "bp_\(nextStatementNumber)"
-                guard PQsendPrepare(connection, newName, statement.sql, 0, nil) == 1 else { throw abandonPipeline() }
-                preparing[index] = (statement.sql, newName)
-                name = newName
-            }
-            let sent = withParameters(statement.binds) { count, values in
-                if let name {
-                    PQsendQueryPrepared(connection, name, count, values, nil, nil, 0)
-                } else {
-                    PQsendQueryParams(connection, statement.sql, count, nil, values, nil, nil, 0)
-                }
-            }
-            guard sent == 1 else { throw abandonPipeline() }
-        }
-        guard PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
+        try runPipeline(segments: [statements])[0]
+    }
 
-        var results: [CommandResult] = []
-        results.reserveCapacity(statements.count)
-        for (index, statement) in statements.enumerated() {
-            var preparationFailure: CommandResult?
-            if let preparation = preparing[index] {
-                let outcome = try readCommand(sql: statement.sql)
-                switch outcome {
-                case .success: prepared[preparation.sql] = preparation.name
-                case .failure, .skipped: preparationFailure = outcome
+    /// Sends `segments` in one pipeline, a synchronisation point after each, and returns one result
+    /// per statement of each segment. A failure skips the rest of its own segment only.
+    fileprivate func runPipeline(segments: [[SQLStatement]]) throws(DatabaseError) -> [[CommandResult]] {
+        guard PQenterPipelineMode(connection) == 1 else { throw lostConnection() }
+        // Statements prepared by this pipeline: by segment, the index of the statement and its name.
+        var preparing: [[Int: (sql: String, name: String)]] = []
+        var preparedHere: [String: String] = [:]
+        for segment in segments {
+            var segmentPreparations: [Int: (sql: String, name: String)] = [:]
+            for (index, statement) in segment.enumerated() {
+                var name = prepared[statement.sql] ?? preparedHere[statement.sql]
+                if name == nil, prepared.count + preparedHere.count < Self.preparedStatementLimit {
+                    nextStatementNumber += 1
+                    let newName = "bp_\(nextStatementNumber)"
+                    guard PQsendPrepare(connection, newName, statement.sql, 0, nil) == 1 else { throw abandonPipeline() }
+                    segmentPreparations[index] = (statement.sql, newName)
+                    preparedHere[statement.sql] = newName
+                    name = newName
                 }
+                let sent = withParameters(statement.binds) { count, values in
+                    if let name {
+                        PQsendQueryPrepared(connection, name, count, values, nil, nil, 0)
+                    } else {
+                        PQsendQueryParams(connection, statement.sql, count, nil, values, nil, nil, 0)
+                    }
+                }
+                guard sent == 1 else { throw abandonPipeline() }
             }
-            let outcome = try readCommand(sql: statement.sql)
-            results.append(preparationFailure ?? outcome)
+            guard PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
+            preparing.append(segmentPreparations)
         }
-        // The synchronisation point ends the pipeline.
-        while let result = PQgetResult(connection) {
-            let status = PQresultStatus(result)
-            PQclear(result)
-            if status == PGRES_PIPELINE_SYNC { break }
+
+        var results: [[CommandResult]] = []
+        results.reserveCapacity(segments.count)
+        for (segmentIndex, segment) in segments.enumerated() {
+            var segmentResults: [CommandResult] = []
+            segmentResults.reserveCapacity(segment.count)
+            for (index, statement) in segment.enumerated() {
+                var preparationFailure: CommandResult?
+                if let preparation = preparing[segmentIndex][index] {
+                    let outcome = try readCommand(sql: statement.sql)
+                    switch outcome {
+                    case .success: prepared[preparation.sql] = preparation.name
+                    case .failure, .skipped: preparationFailure = outcome
+                    }
+                }
+                let outcome = try readCommand(sql: statement.sql)
+                segmentResults.append(preparationFailure ?? outcome)
+            }
+            try readSynchronisation()
+            results.append(segmentResults)
         }
         guard PQexitPipelineMode(connection) == 1 else { throw lostConnection() }
         return results
+    }
+
+    /// Reads up to and including the result that marks a synchronisation point.
+    private func readSynchronisation() throws(DatabaseError) {
+        while true {
+            guard let result = PQgetResult(connection) else { throw lostConnection() }
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { return }
+        }
     }
 
     /// Reads the result of one command and the `NULL` that follows it.
@@ -200,7 +264,7 @@ final class PostgresConnection {
         guard let result = PQgetResult(connection) else { throw lostConnection() }
         let outcome: CommandResult
         switch PQresultStatus(result) {
-        case PGRES_TUPLES_OK: outcome = .success(rows: rows(of: result), changes: Int(PQntuples(result)))
+        case PGRES_TUPLES_OK: outcome = .success(rows: rows(of: result, sql: sql), changes: Int(PQntuples(result)))
         case PGRES_COMMAND_OK: outcome = .success(rows: [], changes: Int(String(cString: PQcmdTuples(result))) ?? 0)
         case PGRES_PIPELINE_ABORTED: outcome = .skipped
         default: outcome = .failure(error(from: result, sql: sql))
@@ -210,10 +274,16 @@ final class PostgresConnection {
         return outcome
     }
 
-    private func rows(of result: OpaquePointer) -> [Row] {
+    private func rows(of result: OpaquePointer, sql: String) -> [Row] {
         let rowCount = PQntuples(result)
         let columnCount = PQnfields(result)
-        let columns = SQLColumns((0..<columnCount).map { String(cString: PQfname(result, $0)) })
+        let columns: SQLColumns
+        if let known = resultColumns[sql], known.names.count == columnCount {
+            columns = known
+        } else {
+            columns = SQLColumns((0..<columnCount).map { String(cString: PQfname(result, $0)) })
+            if resultColumns.count < Self.preparedStatementLimit { resultColumns[sql] = columns }
+        }
         var rows: [Row] = []
         rows.reserveCapacity(Int(rowCount))
         for row in 0..<rowCount {

@@ -39,14 +39,16 @@ public final class SQLiteDatabase: Database {
             maximumConnections: 1,
             open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .writer) },
             isHealthy: { _ in true },
-            close: { $0.close() }
+            close: { $0.close() },
+            runReads: { connection, reads in reads.map { connection.snapshot($0) } }
         )
         readers = ConnectionPool(
             name: "bp-sqlite-reader",
             maximumConnections: readerConnections,
             open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .reader) },
             isHealthy: { _ in true },
-            close: { $0.close() }
+            close: { $0.close() },
+            runReads: { connection, reads in reads.map { connection.snapshot($0) } }
         )
     }
 
@@ -58,11 +60,9 @@ public final class SQLiteDatabase: Database {
         }
     }
 
-    public func read<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+    public func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
         try await retryingTransient {
-            try await readers.withConnection { connection in
-                try connection.inTransaction(begin: "BEGIN", body)
-            }
+            try await readers.read(statements)
         }
     }
 
@@ -142,6 +142,16 @@ final class SQLiteConnection {
         } catch {
             try? executeScript("ROLLBACK")
             throw error
+        }
+    }
+
+    /// Runs read-only statements in one snapshot: a single statement alone, several in a transaction.
+    func snapshot(_ statements: [SQLStatement]) -> Result<[[Row]], DatabaseError> {
+        Result { () throws(DatabaseError) -> [[Row]] in
+            if statements.count == 1 { return [try run(statements[0], collect: true).rows] }
+            try executeScript("BEGIN")
+            defer { try? executeScript("COMMIT") }
+            return try statements.map { statement throws(DatabaseError) in try run(statement, collect: true).rows }
         }
     }
 

@@ -57,9 +57,7 @@ struct BackendTests {
             let sum = try await withThrowingTaskGroup(of: Int.self) { group in
                 for value in 0..<200 {
                     group.addTask {
-                        try await database.read { session in
-                            try session.query("SELECT CAST($1 AS integer) AS value", .integer(value)).first?.int("value") ?? -1
-                        }
+                        try await database.read("SELECT CAST($1 AS integer) AS value", .integer(value)).first?.int("value") ?? -1
                     }
                 }
                 return try await group.reduce(0, +)
@@ -68,18 +66,62 @@ struct BackendTests {
         }
     }
 
+    @Test("reads taken together keep their own snapshots and failures", arguments: TestBackend.available)
+    func batchedReadsStayApart(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let database = test.database
+            // Many callers at once, so the pool takes their reads in batches: single statements,
+            // multi-statement snapshots, and reads that fail, mixed.
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
+                for value in 0..<300 {
+                    group.addTask {
+                        switch value % 3 {
+                        case 0:
+                            let rows = try await database.read("SELECT CAST($1 AS integer) AS value", .integer(value))
+                            return (value, try rows.first?.int("value"))
+                        case 1:
+                            let results = try await database.read([
+                                SQLStatement("SELECT CAST($1 AS integer) AS value", [.integer(value)]),
+                                SQLStatement("SELECT CAST($1 AS integer) + 1 AS value", [.integer(value)]),
+                            ])
+                            let first = try results[0].first?.int("value") ?? -1
+                            let second = try results[1].first?.int("value") ?? -1
+                            return (value, second == first + 1 ? first : nil)
+                        default:
+                            do {
+                                _ = try await database.read([
+                                    SQLStatement("SELECT 1 AS one"),
+                                    SQLStatement("SELECT * FROM no_such_table_\(value)"),
+                                ])
+                                return (value, nil)
+                            } catch let error as DatabaseError {
+                                guard case .statement = error else { return (value, nil) }
+                                return (value, value)
+                            }
+                        }
+                    }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            #expect(outcomes.count == 300)
+            #expect(outcomes.allSatisfy { $0.key == $0.value })
+            let after = try await database.read("SELECT 7 AS seven")
+            #expect(try after.first?.int("seven") == 7)
+        }
+    }
+
     @Test("a PostgreSQL connection the server dropped is replaced", .enabled(if: TestPostgres.isAvailable))
     func postgresReconnects() async throws {
         try await TestDatabase.with(.postgres) { test in
-            let pid = try await test.database.read { session in try session.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
+            let pid = try await test.database.read("SELECT pg_backend_pid() AS pid").first?.int("pid")
             let admin = try await PostgresDatabase.connect(url: try #require(TestPostgres.adminURL), maximumConnections: 1)
             try await admin.withSession { session in
                 _ = try session.query("SELECT pg_terminate_backend($1)", .integer(pid ?? 0))
             }
             await admin.close()
             // The first call may see the dropped connection; the pool must not keep handing it out.
-            _ = try? await test.database.read { session in try session.query("SELECT 1 AS one") }
-            let rows = try await test.database.read { session in try session.query("SELECT 1 AS one") }
+            _ = try? await test.database.read("SELECT 1 AS one")
+            let rows = try await test.database.read("SELECT 1 AS one")
             #expect(try rows.first?.int("one") == 1)
         }
     }

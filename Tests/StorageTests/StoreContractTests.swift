@@ -419,7 +419,7 @@ struct StoreContractTests {
                 return false
             }
             for _ in 0..<20 {
-                let rows = try await test.database.read { session in try session.query("SELECT 1 AS one") }
+                let rows = try await test.database.read("SELECT 1 AS one")
                 #expect(try rows.first?.int("one") == 1)
             }
         }

@@ -14,7 +14,9 @@ enum Representation {
 
     /// `45.00`: the reference serialises its `Numeric(5, 2)` columns as strings.
     static func percentage(_ value: Double) -> JSONValue {
-        .string(String(format: "%.2f", min(100, max(0, value))))
+        let hundredths = Int((min(100, max(0, value.isNaN ? 0 : value)) * 100).rounded(.toNearestOrEven))
+        let fraction = hundredths % 100
+        return .string("\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)")
     }
 
     static func optional(_ text: String?) -> JSONValue {

@@ -144,7 +144,26 @@ struct PipelineRoutes: Sendable {
         request.headers[HTTPField.Name("X-User-ID")!].flatMap(uuid)
     }
 
+    /// A UUID in its `8-4-4-4-12` hexadecimal form, any case, surrounding blanks ignored; written
+    /// lower-case. Strict: Foundation's parser on Linux also takes signs such as `-3` for digits.
     static func uuid(_ text: String) -> String? {
-        UUID(uuidString: text.trimmingCharacters(in: .whitespaces)).map { $0.uuidString.lowercased() }
+        let padded = text.first?.isWhitespace == true || text.last?.isWhitespace == true
+        var utf8 = Array((padded ? text.trimmingCharacters(in: .whitespaces) : text).utf8)
+        guard utf8.count == 36 else { return nil }
+        for index in utf8.indices {
+            let byte = utf8[index]
+            let dash = index == 8 || index == 13 || index == 18 || index == 23
+            switch byte {
+            case UInt8(ascii: "-"):
+                guard dash else { return nil }
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"):
+                guard !dash else { return nil }
+            case UInt8(ascii: "A")...UInt8(ascii: "F"):
+                guard !dash else { return nil }
+                utf8[index] = byte + 32
+            default: return nil
+            }
+        }
+        return String(decoding: utf8, as: UTF8.self)
     }
 }

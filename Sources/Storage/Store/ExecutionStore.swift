@@ -106,77 +106,62 @@ extension PipelineStore {
 
     /// The execution and its steps (in definition order), read together.
     public func executionWithSteps(id: String) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
-        try await database.read { session in
-            let results = try session.queryAll([
-                SQLStatement("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE id = $1", [.text(id)]),
-                SQLStatement(
-                    "SELECT \(Self.stepColumns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.text(id)]),
-            ])
-            guard let row = results[0].first else { return nil }
-            return (try Self.execution(row), try results[1].map(Self.step))
-        }
+        let results = try await database.read([
+            SQLStatement("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE id = $1", [.text(id)]),
+            SQLStatement("SELECT \(Self.stepColumns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.text(id)]),
+        ])
+        guard let row = results[0].first else { return nil }
+        return (try Self.execution(row), try results[1].map(Self.step))
     }
 
     public func execution(id: String) async throws -> ExecutionRecord? {
-        try await database.read { session in
-            try session.query("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE id = $1", .text(id)).first.map(Self.execution)
-        }
+        try await database.read("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE id = $1", .text(id)).first.map(
+            Self.execution)
     }
 
     /// The steps of an execution in definition order.
     public func steps(executionID: String) async throws -> [StepRecord] {
-        try await database.read { session in
-            try session.query(
-                "SELECT \(Self.stepColumns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID)
-            ).map(Self.step)
-        }
+        try await database.read(
+            "SELECT \(Self.stepColumns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID)
+        ).map(Self.step)
     }
 
     /// The callback topics an execution publishes to, in the order they were given.
     public func callbackTopics(executionID: String) async throws -> [String] {
-        try await database.read { session in
-            try session.query(
-                "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
-                .text(executionID)
-            ).map { try $0.string("callback_topic") }
-        }
+        try await database.read(
+            "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
+            .text(executionID)
+        ).map { try $0.string("callback_topic") }
     }
 
     /// How many executions are in each status.
     public func executionCounts() async throws -> [ExecutionStatus: Int] {
-        try await database.read { session in
-            var counts: [ExecutionStatus: Int] = [:]
-            for row in try session.query("SELECT status, count(*) AS total FROM pipeline_execution GROUP BY status") {
-                if let status = ExecutionStatus(rawValue: try row.string("status")) { counts[status] = try row.int("total") }
-            }
-            return counts
+        var counts: [ExecutionStatus: Int] = [:]
+        for row in try await database.read("SELECT status, count(*) AS total FROM pipeline_execution GROUP BY status") {
+            if let status = ExecutionStatus(rawValue: try row.string("status")) { counts[status] = try row.int("total") }
         }
+        return counts
     }
 
     /// The progress history of an execution, oldest first.
     public func progressEvents(executionID: String) async throws -> [ProgressEventRecord] {
-        try await database.read { session in
-            try session.query(
-                "SELECT \(Self.progressEventColumns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number",
-                .text(executionID)
-            ).map(Self.progressEvent)
-        }
+        try await database.read(
+            "SELECT \(Self.progressEventColumns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID)
+        ).map(Self.progressEvent)
     }
 
     /// Outbox events not yet delivered, oldest first.
     public func pendingOutbox(limit: Int) async throws -> [OutboxRecord] {
-        try await database.read { session in
-            try session.query(
-                "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT \(max(0, limit))"
-            ).map { row in
-                OutboxRecord(
-                    id: try row.int("id"),
-                    executionID: row["execution_id"],
-                    event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
-                    attempts: try row.int("attempts"),
-                    createdAt: try row.date("created_at")
-                )
-            }
+        try await database.read(
+            "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT \(max(0, limit))"
+        ).map { row in
+            OutboxRecord(
+                id: try row.int("id"),
+                executionID: row["execution_id"],
+                event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
+                attempts: try row.int("attempts"),
+                createdAt: try row.date("created_at")
+            )
         }
     }
 

@@ -32,10 +32,8 @@ public struct PipelineStore: Sendable {
     }
 
     public func definition(id: String) async throws -> PipelineDefinitionRecord? {
-        try await database.read { session in
-            try session.query("SELECT \(Self.definitionColumns) FROM pipeline_definition WHERE id = $1", .text(id)).first.map(
-                Self.definition)
-        }
+        try await database.read("SELECT \(Self.definitionColumns) FROM pipeline_definition WHERE id = $1", .text(id)).first.map(
+            Self.definition)
     }
 
     /// Stores `record` as the next version of the definition when the stored one is still at

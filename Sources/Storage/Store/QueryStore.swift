@@ -75,33 +75,28 @@ extension PipelineStore {
             ORDER BY d.created_at DESC, d.id
             """
         let statement = SQLStatement(sql, binds)
-        return try await database.read { session in
-            try session.query(statement).map { row in
-                PipelineDefinitionSummary(
-                    record: try Self.definition(row),
-                    executionCount: try row.int("execution_count"),
-                    lastExecutionAt: try row.optionalDate("last_execution_at")
-                )
-            }
+        return try await database.read(statement).map { row in
+            PipelineDefinitionSummary(
+                record: try Self.definition(row),
+                executionCount: try row.int("execution_count"),
+                lastExecutionAt: try row.optionalDate("last_execution_at")
+            )
         }
     }
 
     /// A definition with its execution count, or `nil` when it does not exist.
     public func definitionSummary(id: String) async throws -> PipelineDefinitionSummary? {
-        try await database.read { session in
-            let results = try session.queryAll([
-                SQLStatement("SELECT \(Self.definitionColumns) FROM pipeline_definition WHERE id = $1", [.text(id)]),
-                SQLStatement(
-                    "SELECT count(*) AS total, max(created_at) AS latest FROM pipeline_execution WHERE pipeline_id = $1", [.text(id)]),
-            ])
-            guard let row = results[0].first else { return nil }
-            let statistics = results[1].first
-            return PipelineDefinitionSummary(
-                record: try Self.definition(row),
-                executionCount: try statistics?.int("total") ?? 0,
-                lastExecutionAt: try statistics?.optionalDate("latest")
-            )
-        }
+        let results = try await database.read([
+            SQLStatement("SELECT \(Self.definitionColumns) FROM pipeline_definition WHERE id = $1", [.text(id)]),
+            SQLStatement("SELECT count(*) AS total, max(created_at) AS latest FROM pipeline_execution WHERE pipeline_id = $1", [.text(id)]),
+        ])
+        guard let row = results[0].first else { return nil }
+        let statistics = results[1].first
+        return PipelineDefinitionSummary(
+            record: try Self.definition(row),
+            executionCount: try statistics?.int("total") ?? 0,
+            lastExecutionAt: try statistics?.optionalDate("latest")
+        )
     }
 
     /// Executions newest first, a page at a time, and how many match in all.
@@ -116,17 +111,15 @@ extension PipelineStore {
         if let until = filter.createdUntil { conditions.add("created_at <=", .date(until)) }
         let whereClause = conditions.whereClause
         let filterBinds = conditions.binds
-        return try await database.read { session in
-            let results = try session.queryAll([
-                SQLStatement(
-                    "SELECT \(Self.executionColumns) FROM pipeline_execution \(whereClause) ORDER BY created_at DESC, id "
-                        + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
-                    filterBinds
-                ),
-                SQLStatement("SELECT count(*) AS total FROM pipeline_execution \(whereClause)", filterBinds),
-            ])
-            return (try results[0].map(Self.execution), try results[1].first?.int("total") ?? 0)
-        }
+        let results = try await database.read([
+            SQLStatement(
+                "SELECT \(Self.executionColumns) FROM pipeline_execution \(whereClause) ORDER BY created_at DESC, id "
+                    + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
+                filterBinds
+            ),
+            SQLStatement("SELECT count(*) AS total FROM pipeline_execution \(whereClause)", filterBinds),
+        ])
+        return (try results[0].map(Self.execution), try results[1].first?.int("total") ?? 0)
     }
 
     /// Progress events of an execution, newest first, a page at a time, and how many match in all.
@@ -140,17 +133,15 @@ extension PipelineStore {
         if let until = filter.until { conditions.add("timestamp <=", .date(until)) }
         let whereClause = conditions.whereClause
         let filterBinds = conditions.binds
-        return try await database.read { session in
-            let results = try session.queryAll([
-                SQLStatement(
-                    "SELECT \(Self.progressEventColumns) FROM progress_event \(whereClause) ORDER BY sequence_number DESC "
-                        + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
-                    filterBinds
-                ),
-                SQLStatement("SELECT count(*) AS total FROM progress_event \(whereClause)", filterBinds),
-            ])
-            return (try results[0].map(Self.progressEvent), try results[1].first?.int("total") ?? 0)
-        }
+        let results = try await database.read([
+            SQLStatement(
+                "SELECT \(Self.progressEventColumns) FROM progress_event \(whereClause) ORDER BY sequence_number DESC "
+                    + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
+                filterBinds
+            ),
+            SQLStatement("SELECT count(*) AS total FROM progress_event \(whereClause)", filterBinds),
+        ])
+        return (try results[0].map(Self.progressEvent), try results[1].first?.int("total") ?? 0)
     }
 }
 

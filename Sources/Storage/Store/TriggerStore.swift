@@ -13,9 +13,7 @@ extension PipelineStore {
     }
 
     public func trigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Trigger? {
-        try await database.read { session in
-            try session.query("SELECT \(Self.columns(of: type)) FROM \(type.table) WHERE id = $1", .text(id)).first.map(Trigger.init)
-        }
+        try await database.read("SELECT \(Self.columns(of: type)) FROM \(type.table) WHERE id = $1", .text(id)).first.map(Trigger.init)
     }
 
     /// The triggers that match `filter`, newest first.
@@ -27,7 +25,7 @@ extension PipelineStore {
         if let eventType = filter.eventType { conditions.add("event_type =", .text(eventType)) }
         let statement = SQLStatement(
             "SELECT \(Self.columns(of: type)) FROM \(type.table) \(conditions.whereClause) ORDER BY created_at DESC, id", conditions.binds)
-        return try await database.read { session in try session.query(statement).map(Trigger.init) }
+        return try await database.read(statement).map(Trigger.init)
     }
 
     /// Stores `trigger` as the next version when the stored one is still at `expectedVersion`.
@@ -115,10 +113,8 @@ extension PipelineStore {
 
     /// When the earliest active, enabled schedule is due.
     public func nextScheduleDue() async throws -> Date? {
-        try await database.read { session in
-            try session.query("SELECT min(next_run_at) AS due FROM schedule WHERE enabled AND status = 'active'").first?
-                .optionalDate("due")
-        }
+        try await database.read("SELECT min(next_run_at) AS due FROM schedule WHERE enabled AND status = 'active'").first?
+            .optionalDate("due")
     }
 
     /// `version = $2, pipeline_id = $3, …`: every stored column but `id` (which is `$1`).

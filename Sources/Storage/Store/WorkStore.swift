@@ -31,21 +31,17 @@ extension PipelineStore {
 
     /// When the timer fires now, if it still exists.
     public func timerDue(executionID: String, key: String) async throws -> Date? {
-        try await database.read { session in
-            try session.query(
-                "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .text(executionID), .text(key)
-            ).first?.date("due_at")
-        }
+        try await database.read(
+            "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .text(executionID), .text(key)
+        ).first?.date("due_at")
     }
 
     /// Every timer of an execution, earliest first.
     public func timers(executionID: String) async throws -> [TimerRecord] {
-        try await database.read { session in
-            try session.query(
-                "SELECT execution_id, timer_key, due_at FROM execution_timer WHERE execution_id = $1 ORDER BY due_at", .text(executionID)
-            )
-            .map { TimerRecord(executionID: try $0.string("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at")) }
-        }
+        try await database.read(
+            "SELECT execution_id, timer_key, due_at FROM execution_timer WHERE execution_id = $1 ORDER BY due_at", .text(executionID)
+        )
+        .map { TimerRecord(executionID: try $0.string("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at")) }
     }
 
     // MARK: Step leases
@@ -122,15 +118,13 @@ extension PipelineStore {
 
     /// How many finished executions ended before `cutoff`, and the oldest end time among them.
     public func retentionCandidates(endedBefore cutoff: Date) async throws -> (count: Int, oldest: Date?) {
-        try await database.read { session in
-            let row = try session.query(
-                """
-                SELECT count(*) AS total, min(end_time) AS oldest FROM pipeline_execution
-                WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND end_time < $1
-                """,
-                .date(cutoff)
-            ).first
-            return (try row?.int("total") ?? 0, try row?.optionalDate("oldest"))
-        }
+        let row = try await database.read(
+            """
+            SELECT count(*) AS total, min(end_time) AS oldest FROM pipeline_execution
+            WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND end_time < $1
+            """,
+            .date(cutoff)
+        ).first
+        return (try row?.int("total") ?? 0, try row?.optionalDate("oldest"))
     }
 }
