@@ -106,7 +106,7 @@ public enum OpenAPIDocument {
 
     static let operations: [Operation] =
         pipelineOperations + executionOperations + actionOperations + scheduleOperations + webhookOperations + eventTriggerOperations
-        + serviceOperations
+        + serviceOperations + eventOperations
 
     private static let pipelineOperations: [Operation] = [
         Operation(
@@ -317,5 +317,16 @@ public enum OpenAPIDocument {
         Operation(
             method: "get", paths: ["/openapi.json"], id: "openAPIDocument", summary: "This document", tag: "service",
             responses: [(200, "OpenAPI")]),
+    ]
+
+    private static let eventOperations: [Operation] = [
+        Operation(
+            method: "post", paths: ["/workflow-events"], id: "receiveWorkflowEvent",
+            summary: "An event for an awaiting step or an event trigger (Dapr delivery; header dapr-api-token)", tag: "events",
+            parameters: [parameter("dapr-api-token", in: "header", Schema.string)], body: Schema.anyObject,
+            responses: [(200, "EventDelivery"), (403, "Error")]),
+        Operation(
+            method: "get", paths: ["/dapr/subscribe"], id: "daprSubscriptions", summary: "The subscriptions Dapr reads at start-up",
+            tag: "events", responses: [(200, "Subscriptions")]),
     ]
 }

@@ -145,6 +145,12 @@ enum Schema {
             "status": choice(["healthy", "degraded"]), "service": string, "version": string, "database": string,
             "fallback_mode": boolean, "plugins": object(["loaded": integer, "unhealthy": array(string)]),
         ]),
+        "EventDelivery": object(
+            [
+                "status": choice(["SUCCESS", "RETRY", "DROP"]), "routed": boolean, "step_completed": boolean,
+                "triggers": nullable(array(anyObject)), "duplicate": boolean, "message": string,
+            ], optional: ["triggers", "duplicate", "message"]),
+        "Subscriptions": array(object(["pubsubname": string, "topic": string, "route": string, "deadLetterTopic": string])),
         "Readiness": object([
             "status": choice(["ready", "not_ready"]), "database_connected": boolean, "plugins_healthy": boolean,
             "fallback_active": boolean,

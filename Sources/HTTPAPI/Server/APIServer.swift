@@ -20,6 +20,9 @@ public enum APIServer {
         let webhooks = WebhookRoutes(runtime: runtime, configuration: configuration)
         let eventTriggers = EventTriggerRoutes(runtime: runtime, configuration: configuration)
 
+        let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
+        router.post("workflow-events", use: events.receive)
+        router.get("dapr/subscribe", use: events.subscriptions)
         router.get("health", use: health.health)
         router.get("ready", use: health.ready)
         let document = JSONResponse(OpenAPIDocument.document(version: version))

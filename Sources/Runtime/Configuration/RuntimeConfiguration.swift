@@ -24,6 +24,8 @@ public struct RuntimeConfiguration: Sendable {
     public var retentionDays: Int
     /// When retention runs.
     public var retentionSchedule: CronExpression
+    /// How long an action's `on_event` may take before the event is handed back for redelivery.
+    public var eventCallTimeout: Duration = .seconds(30)
 
     public init(
         workerID: String = RuntimeConfiguration.defaultWorkerID(),
