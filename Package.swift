@@ -146,6 +146,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // A stand-in for the Dapr sidecar (publish, service invocation, subscription delivery),
+        // for end-to-end tests and local runs.
+        .target(
+            name: "DaprSidecar",
+            dependencies: [
+                "BudJSON",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Test support and tests.
         .target(
             name: "_BudPipelineTestSupport",
@@ -198,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
+                "BudJSON", "BudPipelineHost", "DaprSidecar", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

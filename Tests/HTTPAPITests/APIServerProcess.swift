@@ -17,17 +17,14 @@ struct APIServerProcess {
         _ backend: TestBackend, environment: [String: String] = [:], _ body: (APIServerProcess) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.make(backend, migrated: false)
-        let process = try BackgroundProcess(
-            Repository.executable, ["serve", "--migrate", "--port", "0"],
-            environment: [
-                "DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice",
-            ].merging(environment) { _, new in new })
-        guard await process.waitForOutput("serving HTTP"), let port = Self.port(in: process.output) else {
-            await process.stop()
+        let server: APIServerProcess
+        do {
+            server = try await launch(database, environment: environment)
+        } catch {
             await database.close()
-            throw ServerError("the server did not start:\n\(process.output)")
+            throw error
         }
-        let server = APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(port)")
+        let process = server.process
         do {
             try await body(server)
         } catch {
@@ -38,6 +35,20 @@ struct APIServerProcess {
         let status = await process.stop()
         await database.close()
         guard status == 0 else { throw ServerError("the server exited with \(status.map(String.init) ?? "no status"):\n\(process.output)") }
+    }
+
+    /// Starts a server over `database` (migrating it) on `port` (0: a free one).
+    static func launch(_ database: TestDatabase, environment: [String: String] = [:], port: Int = 0) async throws -> APIServerProcess {
+        let process = try BackgroundProcess(
+            Repository.executable, ["serve", "--migrate", "--port", String(port)],
+            environment: [
+                "DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice",
+            ].merging(environment) { _, new in new })
+        guard await process.waitForOutput("serving HTTP"), let bound = Self.port(in: process.output) else {
+            await process.stop()
+            throw ServerError("the server did not start:\n\(process.output)")
+        }
+        return APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(bound)")
     }
 
     private static func port(in output: String) -> Int? {

@@ -34,7 +34,8 @@ import Testing
         #expect(machine.execution.outputs == ["total": 7, "label": "Ada!"])
         #expect(machine.execution.progress == 100)
         #expect(machine.execution.endedAt == at(3))
-        #expect(done.events.last == .executionCompleted(outputs: ["total": 7, "label": "Ada!"]))
+        #expect(
+            done.events.last == .executionCompleted(outputs: ["total": 7, "label": "Ada!"], stepOutputs: ["a": ["n": 2], "b": ["n": 5]]))
     }
 
     @Test func builtInStepsCompleteWithoutARoundTrip() throws {
@@ -47,6 +48,19 @@ import Testing
         #expect(machine.execution.outputs == ["r": 0])
         let stepChanges = actions.compactMap { if case .stepChanged(let step) = $0 { step.stepID } else { nil } }
         #expect(stepChanges == ["a", "b"], "each changed step is reported once per batch")
+    }
+
+    @Test func withoutDeclaredOutputsTheFinalOutputsAreEachCompletedStepsOutputs() throws {
+        var machine = try EngineFixtures.machine(
+            #"{"name": "plain", "steps": [{"id": "a", "name": "A", "action": "set_output", "params": {"outputs": {"x": 1}}}, {"id": "skip", "name": "S", "action": "log", "condition": "{{ false }}"}, {"id": "b", "name": "B", "action": "transform", "depends_on": ["a"], "params": {"input": "hi", "operation": "uppercase"}}]}"#
+        )
+        let actions = machine.handle(.start, at: t0)
+        #expect(machine.execution.status == .completed)
+        let expected: JSONObject = [
+            "a": ["x": 1], "b": ["result": "HI", "operation": "uppercase", "input_type": "str", "output_type": "str"],
+        ]
+        #expect(machine.execution.outputs == expected, "skipped steps are left out")
+        #expect(actions.events.last == .executionCompleted(outputs: expected, stepOutputs: expected))
     }
 
     @Test func anAwaitingBranchNeverBlocksAnIndependentOne() throws {

@@ -6,6 +6,7 @@ import PipelineEngine
 import Runtime
 import ServiceLifecycle
 import Storage
+import Synchronization
 import _BudPipelineTestSupport
 
 /// A runtime with its services running in this process, on a fresh database of one backend, with
@@ -80,6 +81,11 @@ struct RuntimeHarness {
 
     var store: PipelineStore { database.store }
 
+    /// Starts recording the runtime's bus; read it with ``BusRecorder/eventTypes(of:through:timeout:)``.
+    func recordBus() -> BusRecorder {
+        BusRecorder(bus: runtime.eventBus)
+    }
+
     /// Starts `dag` and waits for it to finish.
     func run(_ dag: JSONValue, params: JSONObject = [:], timeout: Duration = .seconds(30)) async throws -> (ExecutionRecord, [StepRecord]) {
         let started = try await runtime.startExecution(ExecutionRequest(dag: dag, params: params, initiator: "test"))
@@ -127,5 +133,36 @@ struct HarnessError: Error, CustomStringConvertible {
 
     init(_ description: String) {
         self.description = description
+    }
+}
+
+/// Everything published on a bus from its creation on.
+final class BusRecorder: Sendable {
+    private final class Received: Sendable {
+        let messages = Mutex<[EventBus.Message]>([])
+    }
+
+    private let received = Received()
+    private let reader: Task<Void, Never>
+
+    init(bus: EventBus) {
+        let subscription = bus.subscribe(executionID: nil)
+        let received = self.received
+        reader = Task {
+            for await message in subscription.messages { received.messages.withLock { $0.append(message) } }
+        }
+    }
+
+    deinit { reader.cancel() }
+
+    /// The internal event types published for `executionID`, in order, once `last` was among them.
+    func eventTypes(of executionID: String, through last: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let types = received.messages.withLock { $0 }.filter { $0.executionID == executionID && $0.topic == nil }.map(\.eventType)
+            if types.contains(last) { return types }
+            guard ContinuousClock.now < deadline else { throw HarnessError("no \(last) on the bus within \(timeout); saw \(types)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 }

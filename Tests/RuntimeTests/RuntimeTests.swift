@@ -37,6 +37,7 @@ struct RuntimeTests {
                 outputs: ["first_key": "{{ steps.first.outputs.key }}", "who": "{{ params.who }}"],
                 parameters: [["name": "who", "type": "string", "default": "tester"]]
             )
+            let bus = harness.recordBus()
             let (execution, steps) = try await harness.run(dag)
             #expect(execution.status == .completed)
             #expect(execution.progress == 100)
@@ -51,7 +52,7 @@ struct RuntimeTests {
             #expect(events.map(\.sequenceNumber) == Array(1...events.count))
             #expect(events.filter { $0.kind == .stepCompleted }.count == 3)
             #expect(events.last?.kind == .workflowCompleted)
-            let outbox = try await harness.store.pendingOutbox(limit: 1000).filter { $0.executionID == execution.id }.map(\.event.eventType)
+            let outbox = try await bus.eventTypes(of: execution.id, through: "workflow_completed")
             #expect(outbox.first == "execution_started")
             #expect(outbox.last == "workflow_completed")
             #expect(outbox.filter { $0 == "step_started" }.count == 3)
@@ -84,16 +85,15 @@ struct RuntimeTests {
                     "flaky", "probe_flaky", params: ["fail_times": 2],
                     extra: ["on_failure": "retry", "retry": ["max_attempts": 3, "backoff_seconds": 1, "backoff_multiplier": 1]])
             ])
+            let bus = harness.recordBus()
             let (execution, steps) = try await harness.run(dag)
             #expect(execution.status == .completed)
             #expect(steps[0].state.attempt == 2)
             #expect(steps[0].state.outputs?["attempt"] == 2)
             let calls = RuntimeHarness.probeCalls(for: execution.id)
             #expect(calls == (0..<3).map { "execute \(execution.id)/flaky/\($0)" })
-            let retried = try await harness.store.pendingOutbox(limit: 1000).filter {
-                $0.executionID == execution.id && $0.event.eventType == "step_retrying"
-            }
-            #expect(retried.count == 2)
+            let published = try await bus.eventTypes(of: execution.id, through: "workflow_completed")
+            #expect(published.filter { $0 == "step_retrying" }.count == 2)
         }
     }
 
@@ -273,6 +273,32 @@ struct RuntimeTests {
                 #expect(finished.status == .completed)
                 #expect(RuntimeHarness.probeCalls(for: id).count == 3)
             }
+        }
+    }
+}
+
+@Suite("Publishing outbox events")
+struct OutboxPublishingTests {
+    @Test("events no transport accepts are retried, then kept as DEAD without holding up the outbox", arguments: TestBackend.available)
+    func deadLetters(backend: TestBackend) async throws {
+        try await RuntimeHarness.with(backend) { configuration in
+            // Nothing listens on port 1: every publish is refused.
+            configuration.publishing = PublishingConfiguration(
+                daprEndpoint: "http://127.0.0.1:1", maximumAttempts: 2, maximumBackoff: .milliseconds(100),
+                pollInterval: .milliseconds(100))
+        } _: { harness in
+            let dag = RuntimeTests.dag([RuntimeTests.step("only", "log", params: ["message": "hi"])])
+            let started = try await harness.runtime.startExecution(
+                ExecutionRequest(dag: dag, initiator: "test", callbackTopics: ["budAppMessages"]))
+            _ = try await harness.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(10))
+            let deadline = ContinuousClock.now + .seconds(15)
+            var counts = try await harness.store.outboxCounts()
+            while counts.pending > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                counts = try await harness.store.outboxCounts()
+            }
+            #expect(counts.pending == 0)
+            #expect(counts.dead == 3, "step started, step completed, workflow completed; the rest notify no topic")
         }
     }
 }

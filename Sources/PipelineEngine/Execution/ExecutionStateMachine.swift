@@ -520,7 +520,11 @@ public struct ExecutionStateMachine: Sendable {
             pending.events.append(.executionFailed(error: failure.message))
             return
         }
-        var outputs = JSONObject()
+        var stepOutputs = JSONObject()
+        for step in steps where step.status == .completed { stepOutputs[step.stepID] = .object(step.outputs ?? [:]) }
+        // Without declared outputs, the final outputs are every completed step's outputs (the
+        // shape the reference gives executions completed by events, and clients read).
+        var outputs = pipeline.outputs.isEmpty ? stepOutputs : JSONObject()
         let scope = fullScope()
         for output in pipeline.outputs {
             do throws(FieldTemplateError) {
@@ -535,7 +539,7 @@ public struct ExecutionStateMachine: Sendable {
         execution.outputs = outputs
         execution.progress = 100
         end(.completed, now: now, errorMessage: nil, stepID: nil)
-        pending.events.append(.executionCompleted(outputs: outputs))
+        pending.events.append(.executionCompleted(outputs: outputs, stepOutputs: stepOutputs))
     }
 
     private mutating func end(_ status: ExecutionStatus, now: Date, errorMessage: String?, stepID: String?) {

@@ -213,7 +213,9 @@ public enum EngineEvent: Sendable, Equatable {
     case stepAwaitingEvent(stepID: String, name: String, externalWorkflowID: String)
     /// The execution's progress changed; `stepID` names the step whose report caused it, if any.
     case progress(percent: Double, etaSeconds: Int?, stepID: String?)
-    case executionCompleted(outputs: JSONObject)
+    /// `outputs` are the execution's final outputs; `stepOutputs` the outputs of every completed
+    /// step by step id (what budapp reads from the completion notification).
+    case executionCompleted(outputs: JSONObject, stepOutputs: JSONObject)
     case executionFailed(error: String)
     case executionCancelled(reason: String)
 }

@@ -26,6 +26,8 @@ public struct RuntimeConfiguration: Sendable {
     public var retentionSchedule: CronExpression
     /// How long an action's `on_event` may take before the event is handed back for redelivery.
     public var eventCallTimeout: Duration = .seconds(30)
+    /// Where outbox events are published.
+    public var publishing = PublishingConfiguration()
 
     public init(
         workerID: String = RuntimeConfiguration.defaultWorkerID(),
@@ -88,6 +90,7 @@ public struct RuntimeConfiguration: Sendable {
             )
         )
         configuration.retentionDays = try reader.integer("PIPELINE_RETENTION_DAYS", default: 30, range: 0...36_500)
+        configuration.publishing = try PublishingConfiguration.from(environment: environment)
         if let schedule = environment["PIPELINE_CLEANUP_SCHEDULE"], !schedule.isEmpty {
             do {
                 configuration.retentionSchedule = try CronExpression(schedule)

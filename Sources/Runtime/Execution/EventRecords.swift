@@ -74,9 +74,9 @@ struct EventRecords {
             if let eta {
                 progress(.etaUpdate, percent: percent, eta: eta, description: nil, details: details.merging(["reason": "step_report"]))
             }
-        case .executionCompleted(let outputs):
+        case .executionCompleted(let outputs, let stepOutputs):
             type = "workflow_completed"
-            payload.merge(["outputs": .object(outputs), "success": true])
+            payload.merge(["outputs": .object(outputs), "step_outputs": .object(stepOutputs), "success": true])
             finished(success: true, message: "Completed", execution: execution)
         case .executionFailed(let error):
             type = "workflow_failed"

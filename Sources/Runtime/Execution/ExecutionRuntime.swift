@@ -26,6 +26,10 @@ public final class ExecutionRuntime: Sendable {
     let timers = LocalTimerQueue()
     /// Wakes the schedule service when a schedule changed here.
     let scheduleAlarm = Alarm()
+    /// Wakes the publisher when a transition here wrote outbox events.
+    let publishAlarm = Alarm()
+    /// Live events of this process's executions, for streams; without Dapr, notifications too.
+    public let eventBus = EventBus()
     let calls: StepCalls
 
     private struct Mailbox {
@@ -313,6 +317,7 @@ public final class ExecutionRuntime: Sendable {
         } else {
             timers.apply(plan.timerEffects, executionID: executionID)
         }
+        if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
         if let status = plan.finished {

@@ -9,12 +9,12 @@ import Storage
 import Synchronization
 
 /// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
-/// itself (stopped last, after the others), timers, step claims, retention, schedules.
+/// itself (stopped last, after the others), timers, step claims, retention, schedules, publishing.
 public enum RuntimeServices {
     public static func all(for runtime: ExecutionRuntime) -> [any Service] {
         [
             RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime), LeaseService(runtime: runtime),
-            RetentionService(runtime: runtime), ScheduleService(runtime: runtime),
+            RetentionService(runtime: runtime), ScheduleService(runtime: runtime), PublisherService(runtime: runtime),
         ]
     }
 }
@@ -177,8 +177,12 @@ public struct RetentionService: Service {
         try? await gracefulShutdown()
     }
 
+    /// How long handled inbound event ids are remembered: 7 days.
+    static let inboundEventMemory: TimeInterval = 7 * 86_400
+
     /// Deletes, in batches of 100, every finished execution that ended more than the retention
-    /// period before `now`; returns how many it deleted.
+    /// period before `now`, and inbound event ids older than ``inboundEventMemory``; returns how
+    /// many executions it deleted.
     @discardableResult
     public func runOnce(now: Date) async -> Int {
         let cutoff = now.addingTimeInterval(-Double(runtime.configuration.retentionDays) * 86_400)
@@ -195,6 +199,12 @@ public struct RetentionService: Service {
         }
         runtime.logger.info(
             "retention removed finished executions", metadata: ["deleted": "\(deleted)", "ended_before": "\(SQLTimestamp.format(cutoff))"])
+        // Event ids are kept to recognise redeliveries, which Dapr stops after hours, not weeks.
+        do {
+            try await runtime.store.forgetInboundEvents(processedBefore: now.addingTimeInterval(-Self.inboundEventMemory))
+        } catch {
+            runtime.logger.warning("could not forget old inbound event ids", metadata: ["error": "\(error)"])
+        }
         return deleted
     }
 }

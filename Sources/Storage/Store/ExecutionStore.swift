@@ -154,15 +154,7 @@ extension PipelineStore {
     public func pendingOutbox(limit: Int) async throws -> [OutboxRecord] {
         try await database.read(
             "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT \(max(0, limit))"
-        ).map { row in
-            OutboxRecord(
-                id: try row.int("id"),
-                executionID: row["execution_id"],
-                event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
-                attempts: try row.int("attempts"),
-                createdAt: try row.date("created_at")
-            )
-        }
+        ).map(Self.outboxRecord)
     }
 
     // MARK: Transitions

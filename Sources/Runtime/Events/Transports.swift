@@ -1,0 +1,147 @@
+public import BudJSON
+public import Foundation
+import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// One message for one topic.
+public struct OutgoingMessage: Sendable, Equatable {
+    public var topic: String
+    public var body: JSONObject
+    /// The internal event type (`step_completed`, …): the CloudEvent `type`.
+    public var eventType: String
+    /// Stable across redeliveries of the same outbox event to the same topic: the CloudEvent `id`.
+    public var messageID: String
+    public var executionID: String?
+
+    public init(topic: String, body: JSONObject, eventType: String, messageID: String, executionID: String?) {
+        self.topic = topic
+        self.body = body
+        self.eventType = eventType
+        self.messageID = messageID
+        self.executionID = executionID
+    }
+
+    /// A W3C `traceparent` whose trace id is the execution id (its 32 hex digits), so every event
+    /// of an execution carries the same correlation id without a new top-level key in the body.
+    public var traceparent: String? {
+        guard let executionID else { return nil }
+        let hex = executionID.lowercased().filter(\.isHexDigit)
+        guard hex.count == 32, hex != String(repeating: "0", count: 32) else { return nil }
+        let span = messageID.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        return "00-\(hex)-\(String(format: "%016llx", span | 1))-01"
+    }
+}
+
+/// Why a message was not accepted.
+public struct PublishError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// Where published messages go.
+public protocol MessageTransport: Sendable {
+    /// Publishes one message; returns once it was accepted, throws otherwise.
+    func publish(_ message: OutgoingMessage) async throws(PublishError)
+}
+
+/// Dapr's HTTP publish API: `POST {endpoint}/v1.0/publish/{pubsub}/{topic}` with the body as a
+/// CloudEvent (`application/cloudevents+json`, so Dapr does not wrap it) and the CloudEvent id,
+/// source, type and traceparent as publish metadata — not in the body, whose consumers reject
+/// unknown keys.
+public struct DaprTransport: MessageTransport {
+    public let endpoint: String
+    public let apiToken: String?
+    public let pubsubName: String
+    public let timeout: TimeInterval
+
+    public init(endpoint: String, apiToken: String?, pubsubName: String, timeout: TimeInterval = 10) {
+        self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        self.apiToken = apiToken
+        self.pubsubName = pubsubName
+        self.timeout = timeout
+    }
+
+    public func publish(_ message: OutgoingMessage) async throws(PublishError) {
+        guard var components = URLComponents(string: "\(endpoint)/v1.0/publish/\(pubsubName)/\(message.topic)") else {
+            throw PublishError("cannot build a publish URL from \(endpoint), \(pubsubName) and \(message.topic)")
+        }
+        var metadata = [
+            URLQueryItem(name: "metadata.cloudevent.id", value: message.messageID),
+            URLQueryItem(name: "metadata.cloudevent.source", value: "budpipeline"),
+            URLQueryItem(name: "metadata.cloudevent.type", value: message.eventType),
+        ]
+        if let traceparent = message.traceparent {
+            metadata.append(URLQueryItem(name: "metadata.cloudevent.traceparent", value: traceparent))
+        }
+        components.queryItems = metadata
+        guard let url = components.url else { throw PublishError("cannot build a publish URL for topic \(message.topic)") }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        request.httpBody = Data(JSONValue.object(message.body).serialized())
+        request.setValue("application/cloudevents+json", forHTTPHeaderField: "Content-Type")
+        if let apiToken { request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token") }
+        let answer: (Data, URLResponse)
+        do {
+            answer = try await URLSession.shared.data(for: request)
+        } catch {
+            throw PublishError("Dapr did not answer the publish to \(message.topic): \(error.localizedDescription)")
+        }
+        let status = (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            let text = String(decoding: answer.0.prefix(300), as: UTF8.self)
+            throw PublishError("Dapr answered \(status) to the publish to \(message.topic): \(text)")
+        }
+    }
+}
+
+/// The in-process bus: live events for subscribers in this process (the execution stream), and,
+/// without Dapr, the callback-topic messages too. Best effort: a subscriber that falls more than
+/// 1,000 messages behind loses the oldest.
+public final class EventBus: Sendable {
+    /// A message on the bus: an execution's internal event, or (with `topic`) a notification.
+    public struct Message: Sendable, Equatable {
+        public var topic: String?
+        public var executionID: String?
+        public var eventType: String
+        public var payload: JSONValue
+    }
+
+    private struct Subscriber {
+        let executionID: String?
+        let continuation: AsyncStream<Message>.Continuation
+    }
+
+    private let subscribers = Mutex<[UUID: Subscriber]>([:])
+
+    public init() {}
+
+    /// Messages from now on, of one execution or of all; the stream ends when `unsubscribe` is
+    /// called with the returned id.
+    public func subscribe(executionID: String?) -> (id: UUID, messages: AsyncStream<Message>) {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Message>.makeStream(bufferingPolicy: .bufferingNewest(1000))
+        subscribers.withLock { $0[id] = Subscriber(executionID: executionID, continuation: continuation) }
+        continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
+        return (id, stream)
+    }
+
+    public func unsubscribe(_ id: UUID) {
+        subscribers.withLock { $0.removeValue(forKey: id) }?.continuation.finish()
+    }
+
+    public func publish(_ message: Message) {
+        let receivers = subscribers.withLock { subscribers in
+            subscribers.values.filter { $0.executionID == nil || $0.executionID == message.executionID }.map(\.continuation)
+        }
+        for receiver in receivers { receiver.yield(message) }
+    }
+
+    /// How many subscribers are listening.
+    public var subscriberCount: Int { subscribers.withLock { $0.count } }
+}

@@ -1,0 +1,166 @@
+import BudJSON
+public import Foundation
+import Logging
+public import ServiceLifecycle
+import Storage
+
+/// Drains the outbox: every event a transition wrote goes to the in-process bus (for live
+/// streams) and, as a notification, to the execution's callback topics and — when it has
+/// subscribers — to the notification service's topic, through Dapr or, without Dapr, the bus.
+///
+/// Nothing is lost across restarts: an event leaves the outbox only once every topic accepted it.
+/// A failed event is tried again after a growing wait, and given up on (status `DEAD`) after the
+/// configured number of attempts; until then the later events of its execution wait behind it, so
+/// each execution's events arrive in order. Delivery is at least once: a retried event may reach a
+/// topic that already accepted it, with the same CloudEvent id.
+public struct PublisherService: Service {
+    let runtime: ExecutionRuntime
+    let transport: (any MessageTransport)?
+
+    /// `transport` defaults to Dapr when an endpoint is configured.
+    public init(runtime: ExecutionRuntime, transport: (any MessageTransport)? = nil) {
+        self.runtime = runtime
+        let publishing = runtime.configuration.publishing
+        self.transport =
+            transport
+            ?? publishing.daprEndpoint.map {
+                DaprTransport(endpoint: $0, apiToken: publishing.daprAPIToken, pubsubName: publishing.pubsubName, timeout: 5)
+            }
+    }
+
+    public func run() async throws {
+        let stopped = StopFlag()
+        let alarm = runtime.publishAlarm
+        await withGracefulShutdownHandler {
+            while !stopped.isSet {
+                let now = Date()
+                let full = await publishDue(now: now)
+                var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
+                if full {
+                    wake = now
+                } else if let due = try? await runtime.store.nextOutboxDue(), due < wake {
+                    wake = max(due, now.addingTimeInterval(0.01))
+                }
+                await alarm.sleep(until: wake)
+            }
+        } onGracefulShutdown: {
+            stopped.set()
+            alarm.wake()
+        }
+    }
+
+    /// How long claimed events stay reserved for this process: longer than publishing one
+    /// execution's batch takes (a publish that hangs fails after 5 s and ends the batch), short
+    /// enough that events a killed process held go out soon after.
+    static let claimSeconds: TimeInterval = 15
+
+    /// Publishes the events due at `now`; true when the batch was full (more may be due).
+    @discardableResult
+    public func publishDue(now: Date) async -> Bool {
+        let batch = 50
+        let owner = runtime.configuration.workerID
+        let claimed: [OutboxRecord]
+        do {
+            claimed = try await runtime.store.claimOutbox(
+                owner: owner, now: now, claimUntil: now.addingTimeInterval(Self.claimSeconds), executions: batch)
+        } catch {
+            runtime.logger.warning("could not read the outbox", metadata: ["error": "\(error)"])
+            return false
+        }
+        var order: [String] = []
+        var byExecution: [String: [OutboxRecord]] = [:]
+        for record in claimed {
+            let key = record.executionID ?? "event-\(record.id)"
+            if byExecution[key] == nil { order.append(key) }
+            byExecution[key, default: []].append(record)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for key in order {
+                let records = byExecution[key] ?? []
+                group.addTask { await publish(records, owner: owner) }
+            }
+        }
+        return Set(claimed.compactMap(\.executionID)).count >= batch
+    }
+
+    /// Publishes one execution's events in order, stopping at the first that fails.
+    private func publish(_ records: [OutboxRecord], owner: String) async {
+        let publishing = runtime.configuration.publishing
+        let audience = await self.audience(of: records.first?.executionID)
+        var delivered: [Int] = []
+        for (index, record) in records.enumerated() {
+            if record.attempts == 0 {
+                runtime.eventBus.publish(
+                    EventBus.Message(
+                        topic: nil, executionID: record.executionID, eventType: record.event.eventType, payload: record.event.payload))
+            }
+            do throws(PublishError) {
+                try await send(record, audience: audience, notifyTopic: publishing.notifyTopic)
+                delivered.append(record.id)
+            } catch {
+                let attempts = record.attempts + 1
+                let dead = attempts >= publishing.maximumAttempts
+                let retryAt = Date().addingTimeInterval(publishing.backoff(afterFailures: attempts).seconds)
+                let metadata: Logger.Metadata = [
+                    "execution_id": "\(record.executionID ?? "-")", "event": "\(record.event.eventType)", "attempts": "\(attempts)",
+                    "error": "\(error)",
+                ]
+                if dead {
+                    runtime.logger.error("giving up on publishing an event; it stays in the outbox as DEAD", metadata: metadata)
+                } else {
+                    runtime.logger.warning("publishing failed; trying again later", metadata: metadata)
+                }
+                do {
+                    try await runtime.store.outboxDelivered(ids: delivered, owner: owner)
+                    try await runtime.store.outboxFailed(
+                        record, owner: owner, error: error.description, retryAt: retryAt, dead: dead,
+                        releasing: records[(index + 1)...].map(\.id))
+                } catch {
+                    runtime.logger.warning("could not record a publish failure", metadata: ["error": "\(error)"])
+                }
+                return
+            }
+        }
+        do {
+            try await runtime.store.outboxDelivered(ids: delivered, owner: owner)
+        } catch {
+            runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func send(_ record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?) async throws(PublishError) {
+        guard let audience else { return }
+        let notifications = Notifications.make(for: record.event, audience: audience)
+        for topic in audience.topics(notifyTopic: notifyTopic) {
+            for (index, notification) in notifications.enumerated() {
+                let body = Notifications.addressed(notification, to: topic)
+                let message = OutgoingMessage(
+                    topic: topic, body: body, eventType: record.event.eventType,
+                    messageID: "\(record.executionID ?? "bp")-\(record.id)-\(index)", executionID: record.executionID)
+                if let transport {
+                    try await transport.publish(message)
+                } else {
+                    runtime.eventBus.publish(
+                        EventBus.Message(
+                            topic: topic, executionID: record.executionID, eventType: record.event.eventType, payload: .object(body)))
+                }
+            }
+        }
+    }
+
+    /// The execution's topics and notification options; `nil` when it no longer exists.
+    private func audience(of executionID: String?) async -> NotificationAudience? {
+        guard let executionID else { return nil }
+        do {
+            guard let execution = try await runtime.store.execution(id: executionID) else { return nil }
+            return NotificationAudience(
+                executionID: executionID, callbackTopics: try await runtime.store.callbackTopics(executionID: executionID),
+                subscriberIDs: execution.subscriberIDs, payloadType: execution.payloadType,
+                notificationWorkflowID: execution.notificationWorkflowID)
+        } catch {
+            runtime.logger.warning(
+                "could not read an execution's topics", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
+            return nil
+        }
+    }
+}

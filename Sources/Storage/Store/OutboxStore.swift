@@ -1,0 +1,98 @@
+public import Foundation
+
+/// The outbox: events written by transitions, waiting to be published.
+///
+/// Claims keep each execution's events in order across processes: an execution's events are
+/// claimed only together with its oldest pending one, and only when that one is due and nobody
+/// holds it. So while its oldest event waits for a retry, nothing after it goes out.
+extension PipelineStore {
+    /// Claims, for `owner` until `claimUntil`, the pending events of up to `executions` executions
+    /// whose oldest pending event is due at `now`. Returns them oldest first.
+    public func claimOutbox(owner: String, now: Date, claimUntil: Date, executions: Int) async throws -> [OutboxRecord] {
+        let lock = dialect == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
+        let sql = """
+            UPDATE outbox SET claimed_by = $1, claimed_until = $2
+            WHERE id IN (
+                SELECT o.id FROM outbox o
+                WHERE o.status = 'PENDING' AND (o.claimed_until IS NULL OR o.claimed_until < $3)
+                AND o.execution_id IN (
+                    SELECT h.execution_id FROM outbox h
+                    WHERE h.status = 'PENDING' AND h.available_at <= $3 AND (h.claimed_until IS NULL OR h.claimed_until < $3)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM outbox e WHERE e.execution_id = h.execution_id AND e.status = 'PENDING' AND e.id < h.id)
+                    ORDER BY h.id LIMIT \(max(1, executions)))
+                ORDER BY o.id \(lock))
+            RETURNING id, execution_id, event_type, payload, attempts, created_at
+            """
+        let rows = try await database.transaction { session in
+            try session.query(sql, .text(owner), .date(claimUntil), .date(now))
+        }
+        return try rows.map(Self.outboxRecord).sorted { $0.id < $1.id }
+    }
+
+    /// Removes published events.
+    public func outboxDelivered(ids: [Int], owner: String) async throws {
+        guard !ids.isEmpty else { return }
+        try await database.transaction { session in
+            session.enqueue(
+                SQLStatement(
+                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(ids.map(String.init).joined(separator: ", ")))", [.text(owner)]))
+        }
+    }
+
+    /// Records a failed attempt: the event is tried again at `retryAt`, or given up on (status
+    /// `DEAD`, kept for inspection) when `dead`. Later events of its execution claimed with it are
+    /// released to wait behind it.
+    public func outboxFailed(
+        _ record: OutboxRecord, owner: String, error: String, retryAt: Date, dead: Bool, releasing later: [Int]
+    ) async throws {
+        try await database.transaction { session in
+            session.enqueue(
+                SQLStatement(
+                    """
+                    UPDATE outbox SET attempts = attempts + 1, last_error = $1, available_at = $2, status = $3,
+                    claimed_by = NULL, claimed_until = NULL WHERE id = $4 AND claimed_by = $5
+                    """,
+                    [
+                        .text(String(error.prefix(2000))), .date(retryAt), .text(dead ? "DEAD" : "PENDING"), .integer(record.id),
+                        .text(owner),
+                    ]
+                ))
+            if !later.isEmpty {
+                session.enqueue(
+                    SQLStatement(
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(later.map(String.init).joined(separator: ", ")))",
+                        [.text(owner)]))
+            }
+        }
+    }
+
+    /// How many events wait to be published and how many were given up on.
+    public func outboxCounts() async throws -> (pending: Int, dead: Int) {
+        let rows = try await database.read("SELECT status, count(*) AS total FROM outbox GROUP BY status")
+        var counts = (pending: 0, dead: 0)
+        for row in rows {
+            switch row["status"] {
+            case "PENDING": counts.pending = try row.int("total")
+            case "DEAD": counts.dead = try row.int("total")
+            default: break
+            }
+        }
+        return counts
+    }
+
+    /// When the earliest pending event becomes due, if any.
+    public func nextOutboxDue() async throws -> Date? {
+        try await database.read("SELECT min(available_at) AS due FROM outbox WHERE status = 'PENDING'").first?.optionalDate("due")
+    }
+
+    static func outboxRecord(_ row: Row) throws -> OutboxRecord {
+        OutboxRecord(
+            id: try row.int("id"),
+            executionID: row["execution_id"],
+            event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
+            attempts: try row.int("attempts"),
+            createdAt: try row.date("created_at")
+        )
+    }
+}
