@@ -8,6 +8,9 @@ struct BenchmarksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budpipeline-benchmarks",
         abstract: "Measure BudPipeline's hot paths.",
-        subcommands: [PluginCallBenchmark.self, JSONBenchmark.self, EngineBenchmark.self, RuntimeBenchmark.self, HTTPLoadBenchmark.self]
+        subcommands: [
+            PluginCallBenchmark.self, JSONBenchmark.self, EngineBenchmark.self, RuntimeBenchmark.self, EventBenchmark.self,
+            HTTPLoadBenchmark.self,
+        ]
     )
 }

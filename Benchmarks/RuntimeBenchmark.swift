@@ -24,13 +24,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             """
     )
 
-    enum Backend: String, ExpressibleByArgument {
-        case sqlite
-        case postgres
-    }
-
     @Option(help: "sqlite or postgres.")
-    var backend: Backend = .sqlite
+    var backend: BenchmarkDatabase.Backend = .sqlite
 
     @Option(help: "PostgreSQL admin URL (default: BUDPIPELINE_TEST_POSTGRES_URL).")
     var postgresURL: String?
@@ -82,23 +77,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     }
 
     private func openDatabase() async throws -> (any Database, String) {
-        switch backend {
-        case .sqlite:
-            let directory = NSTemporaryDirectory() + "bp-bench-\(UUID().uuidString)"
-            let path = directory + "/budpipeline.sqlite"
-            return (try await SQLiteDatabase.open(path: path), "sqlite://\(path)")
-        case .postgres:
-            guard let admin = postgresURL ?? ProcessInfo.processInfo.environment["BUDPIPELINE_TEST_POSTGRES_URL"] else {
-                throw ValidationError("--backend postgres needs --postgres-url or BUDPIPELINE_TEST_POSTGRES_URL")
-            }
-            let name = "bp_bench_\(UUID().uuidString.prefix(8).lowercased())"
-            let server = try await PostgresDatabase.connect(url: admin, maximumConnections: 1)
-            try await server.withSession { session in try session.executeScript("CREATE DATABASE \(name)") }
-            await server.close()
-            guard let slash = admin.lastIndex(of: "/") else { throw ValidationError("unexpected URL \(admin)") }
-            let url = admin[..<slash] + "/" + name
-            return (try await PostgresDatabase.connect(url: url), url)
-        }
+        try await BenchmarkDatabase.open(backend, postgresURL: postgresURL)
     }
 
     struct Result {

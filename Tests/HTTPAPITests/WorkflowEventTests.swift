@@ -108,6 +108,36 @@ struct WorkflowEventTests {
         }
     }
 
+    @Test("the execution stream sends a snapshot, then each event live, and ends with the execution", arguments: TestBackend.available)
+    func liveStream(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+            let request = String(UUID().uuidString.prefix(8).lowercased())
+            let executionID = try await Self.run(Self.diamond(request: request), on: server)
+            _ = try await Self.awaiting("approve", of: executionID, on: server)
+            async let streamed = server.send("GET", "/executions/\(executionID)/stream")
+            try await Task.sleep(for: .milliseconds(300))
+            let event: JSONValue = [
+                "id": .string("stream-\(request)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
+                "decision": "approved",
+            ]
+            #expect(try await server.send("POST", "/workflow-events", json: event, headers: Self.authorized).json["step_completed"] == true)
+            let reply = try await streamed
+            #expect(reply.status == 200)
+            let events = reply.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { block in
+                let lines = block.split(separator: "\n")
+                let name = lines.first { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) } ?? ""
+                let data = lines.first { $0.hasPrefix("data: ") }.flatMap { try? JSONValue(parsing: String($0.dropFirst(6))) }
+                return (name, data)
+            }
+            #expect(events.first?.0 == "snapshot" && events.first?.1?["status"] == "RUNNING")
+            let names = events.map(\.0)
+            #expect(names.contains("step_completed") && names.last == "workflow_completed")
+            let completedStep = events.first { $0.0 == "step_completed" && $0.1?["step_id"] == "approve" }
+            #expect(completedStep?.1?["execution_id"]?.stringValue == executionID)
+            #expect(try await server.send("GET", "/executions/\(UUID().uuidString)/stream").status == 404)
+        }
+    }
+
     @Test(
         "A14–A16: wrapped and metadata-carried ids; a failure event fails the execution; progress does not complete",
         arguments: TestBackend.available)

@@ -36,6 +36,8 @@ public enum OpenAPIDocument {
         var body: JSONValue?
         var bodyRequired = true
         var responses: [(status: Int, schema: String?)]
+        /// The success answer is a `text/event-stream`, not JSON.
+        var eventStream = false
 
         func json(aliasIndex: Int) -> JSONValue {
             var operation: JSONObject = [
@@ -55,7 +57,11 @@ public enum OpenAPIDocument {
             for (status, schema) in responses + OpenAPIDocument.commonErrors(bodyRequired: body != nil) where answers[String(status)] == nil
             {
                 var response: JSONObject = ["description": .string(OpenAPIDocument.reason(status))]
-                if let schema { response["content"] = ["application/json": ["schema": Schema.ref(schema)]] }
+                if eventStream, status == 200 {
+                    response["content"] = ["text/event-stream": ["schema": Schema.string]]
+                } else if let schema {
+                    response["content"] = ["application/json": ["schema": Schema.ref(schema)]]
+                }
                 answers[String(status)] = .object(response)
             }
             operation["responses"] = .object(answers)
@@ -191,6 +197,10 @@ public enum OpenAPIDocument {
             summary: "Retry a failed or cancelled execution from where it stopped (a new execution)", tag: "executions",
             body: Schema.object(["initiator": Schema.nullable(Schema.string(maxLength: 255))], optional: ["initiator"]),
             bodyRequired: false, responses: [(201, "StartedExecution"), (404, "Error"), (409, "Error")]),
+        Operation(
+            method: "get", paths: under(executionRoots, "/executions/{id}/stream"), id: "streamExecution",
+            summary: "Server-sent events: a snapshot, then the execution's events live until it ends", tag: "executions",
+            responses: [(200, nil), (404, "Error")], eventStream: true),
     ]
 
     private static let actionRoots = ["/actions", "/api/v1/actions", "/budpipeline/actions"]

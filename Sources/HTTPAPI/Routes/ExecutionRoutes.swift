@@ -220,6 +220,70 @@ struct ExecutionRoutes: Sendable {
         }
     }
 
+    // MARK: Live stream
+
+    /// `GET /executions/{id}/stream`: server-sent events. First `snapshot` (the execution as
+    /// `GET /executions/{id}` returns it), then each event of the execution as it is published
+    /// (`step_started`, `step_completed`, `workflow_progress`, …; data: the event's JSON), with a
+    /// `: keep-alive` comment every 15 s; the stream ends after the execution's final event.
+    func stream(_ request: Request, context: some RequestContext) async throws -> Response {
+        let id = try executionID(request, context: context)
+        let bus = runtime.eventBus
+        // Subscribe before reading, so that nothing published in between is missed.
+        let subscription = bus.subscribe(executionID: id)
+        let record: ExecutionRecord?
+        do {
+            record = try await store.execution(id: id)
+        } catch {
+            bus.unsubscribe(subscription.id)
+            throw error
+        }
+        guard let record else {
+            bus.unsubscribe(subscription.id)
+            throw notFound(id, request)
+        }
+        let (items, sink) = AsyncStream<EventBus.Message?>.makeStream()
+        let forwarder = Task {
+            for await message in subscription.messages where message.topic == nil { sink.yield(message) }
+            sink.finish()
+        }
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(15))
+                sink.yield(nil)
+            }
+        }
+        let body = ResponseBody { writer in
+            defer {
+                forwarder.cancel()
+                keepAlive.cancel()
+                bus.unsubscribe(subscription.id)
+            }
+            try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record)))
+            if !record.status.isFinished {
+                for await item in items {
+                    guard let message = item else {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        continue
+                    }
+                    try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
+                    if Self.finalEvents.contains(message.eventType) { break }
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: body)
+    }
+
+    private static let finalEvents: Set<String> = ["workflow_completed", "workflow_failed", "workflow_cancelled"]
+
+    private static func serverSentEvent(_ name: String, _ data: JSONValue) -> ByteBuffer {
+        ByteBuffer(string: "event: \(name)\ndata: \(data.serializedString())\n\n")
+    }
+
     // MARK: Helpers
 
     /// The `id` path parameter as a lower-case UUID; anything else is a 422, as in the reference.

@@ -50,6 +50,7 @@ public enum APIServer {
             group.get("executions/{id}/events", use: executions.events)
             group.post("executions/{id}/cancel", use: executions.cancel)
             group.post("executions/{id}/retry", use: executions.retry)
+            group.get("executions/{id}/stream", use: executions.stream)
         }
         for prefix in ["actions", "api/v1/actions", "budpipeline/actions"] {
             let group = router.group(RouterPath(prefix))
