@@ -156,6 +156,9 @@ struct WorkflowEventTests {
             #expect(progress.json["routed"] == true && progress.json["step_completed"] == false)
             let waiting = try await Self.awaiting("approve", of: executionID, on: server)
             #expect(waiting["eta_seconds"] == 300 && waiting["status"] == "RUNNING")
+            let aggregated = try await server.send("GET", "/executions/\(executionID)/progress?detail=summary").json["aggregated_progress"]
+            let left = try #require(aggregated?["eta_seconds"]?.intValue)
+            #expect((300...302).contains(left), "approve's 300 s, then join (expected to take as long as side did)")
 
             // A14/A15: wrapped in a Dapr `data` envelope, the id in payload.workflow_id; a rejection fails the step.
             let wrapped: JSONValue = [

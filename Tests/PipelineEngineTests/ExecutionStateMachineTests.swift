@@ -379,6 +379,57 @@ import Testing
         #expect(machine.step("nap")?.outputs?["actual_wake_time"] != .null)
     }
 
+    @Test func stepsWeighTheirEstimatedDurations() throws {
+        var weighted = try EngineFixtures.machine(
+            #"{"name": "w", "steps": [{"id": "long", "name": "L", "action": "work", "estimated_duration_seconds": 30}, {"id": "short", "name": "S", "action": "work", "estimated_duration_seconds": 10}, {"id": "plain", "name": "P", "action": "work"}]}"#
+        )
+        _ = weighted.handle(.start, at: t0)
+        _ = weighted.handle(.stepSucceeded(stepID: "short", attempt: 0, outputs: [:]), at: at(1))
+        // Weights 30, 10 and (no estimate: the mean of the given ones) 20.
+        #expect(weighted.execution.progress == 16.67)
+        _ = weighted.handle(.stepProgress(stepID: "long", percent: 50, etaSeconds: nil, message: nil), at: at(2))
+        #expect(weighted.execution.progress == 41.67)
+
+        var equal = try EngineFixtures.machine(
+            #"{"name": "e", "steps": [{"id": "a", "name": "A", "action": "work"}, {"id": "b", "name": "B", "action": "work"}]}"#
+        )
+        _ = equal.handle(.start, at: t0)
+        _ = equal.handle(.stepSucceeded(stepID: "b", attempt: 0, outputs: [:]), at: at(1))
+        #expect(equal.execution.progress == 50)
+    }
+
+    @Test func theTimeLeftFollowsTheLongestRemainingChain() throws {
+        // a (60 s) → b (30 s), and c (20 s) beside them.
+        var machine = try EngineFixtures.machine(
+            #"{"name": "eta", "steps": [{"id": "a", "name": "A", "action": "work", "estimated_duration_seconds": 60}, {"id": "b", "name": "B", "action": "work", "depends_on": ["a"], "estimated_duration_seconds": 30}, {"id": "c", "name": "C", "action": "work", "estimated_duration_seconds": 20}]}"#
+        )
+        #expect(machine.estimatedSecondsLeft(at: t0) == 90)
+        _ = machine.handle(.start, at: t0)
+        #expect(machine.estimatedSecondsLeft(at: at(10)) == 80, "a has 50 s left, then b; c's 10 s overlap")
+        let reported = machine.handle(.stepProgress(stepID: "a", percent: nil, etaSeconds: 5, message: nil), at: at(10))
+        #expect(machine.estimatedSecondsLeft(at: at(10)) == 35)
+        #expect(
+            reported.events.contains(.progress(percent: 0, etaSeconds: 35, stepID: "a")), "a step's ETA is published as the execution's")
+        _ = machine.handle(.stepSucceeded(stepID: "a", attempt: 0, outputs: [:]), at: at(15))
+        _ = machine.handle(.stepSucceeded(stepID: "c", attempt: 0, outputs: [:]), at: at(16))
+        #expect(machine.estimatedSecondsLeft(at: at(20)) == 25)
+        _ = machine.handle(.stepSucceeded(stepID: "b", attempt: 0, outputs: [:]), at: at(21))
+        #expect(machine.estimatedSecondsLeft(at: at(21)) == 0)
+    }
+
+    @Test func withoutEstimatesTheTimeLeftComesFromCompletedSteps() throws {
+        var machine = try EngineFixtures.machine(
+            #"{"name": "eta", "steps": [{"id": "a", "name": "A", "action": "work"}, {"id": "b", "name": "B", "action": "work", "depends_on": ["a"]}, {"id": "c", "name": "C", "action": "work", "depends_on": ["b"]}]}"#
+        )
+        _ = machine.handle(.start, at: t0)
+        #expect(machine.estimatedSecondsLeft(at: at(5)) == nil, "nothing to go by yet")
+        _ = machine.handle(.stepProgress(stepID: "a", percent: 25, etaSeconds: nil, message: nil), at: at(10))
+        #expect(machine.estimatedSecondsLeft(at: at(10)) == nil, "later steps have no expectation yet")
+        _ = machine.handle(.stepSucceeded(stepID: "a", attempt: 0, outputs: [:]), at: at(40))
+        // b started at 40 and c waits: each expected to take a's 40 s.
+        #expect(machine.estimatedSecondsLeft(at: at(50)) == 70)
+    }
+
     @Test func progressGrowsAndNeverShrinks() throws {
         var machine = try EngineFixtures.machine(
             #"{"name": "p", "steps": [{"id": "a", "name": "A", "action": "work"}, {"id": "b", "name": "B", "action": "work"}]}"#

@@ -144,12 +144,11 @@ enum Representation {
         ]
     }
 
-    /// `aggregated_progress`: the stored overall progress, step counts, the running step and the
-    /// longest ETA any running step reported.
-    static func aggregatedProgress(_ execution: ExecutionRecord, steps: [StepRecord]) -> JSONValue {
+    /// `aggregated_progress`: the stored overall progress, the estimated seconds left, step counts
+    /// and the running step.
+    static func aggregatedProgress(_ execution: ExecutionRecord, steps: [StepRecord], eta: Int?) -> JSONValue {
         let states = steps.map(\.state)
         let running = states.filter { $0.status == .running || $0.status == .awaitingEvent }
-        let eta = running.compactMap(\.etaSeconds).max()
         return [
             "overall_progress": percentage(execution.progress),
             "eta_seconds": eta.map(JSONValue.int) ?? .null,

@@ -151,7 +151,8 @@ struct ExecutionRoutes: Sendable {
             "execution": Representation.execution(execution),
             "steps": .array(showSteps ? steps.map(Representation.step) : []),
             "recent_events": .array(recent),
-            "aggregated_progress": Representation.aggregatedProgress(execution, steps: steps),
+            "aggregated_progress": Representation.aggregatedProgress(
+                execution, steps: steps, eta: runtime.estimatedSecondsLeft(execution, steps: steps)),
         ])
     }
 

@@ -104,6 +104,9 @@ public struct PipelineStep: Sendable, Equatable {
     /// Time one attempt may take; `nil` for the action's default.
     public var timeoutSeconds: Int?
     public var retry: StepRetry?
+    /// How long the step is expected to take: its weight in the execution's progress and its part
+    /// of the estimated time left.
+    public var estimatedDurationSeconds: Int?
 
     public init(
         id: String,
@@ -115,7 +118,8 @@ public struct PipelineStep: Sendable, Equatable {
         condition: String? = nil,
         onFailure: FailurePolicy = .fail,
         timeoutSeconds: Int? = nil,
-        retry: StepRetry? = nil
+        retry: StepRetry? = nil,
+        estimatedDurationSeconds: Int? = nil
     ) {
         self.id = id
         self.name = name
@@ -127,6 +131,7 @@ public struct PipelineStep: Sendable, Equatable {
         self.onFailure = onFailure
         self.timeoutSeconds = timeoutSeconds
         self.retry = retry
+        self.estimatedDurationSeconds = estimatedDurationSeconds
     }
 }
 

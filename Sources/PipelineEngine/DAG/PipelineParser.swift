@@ -179,6 +179,9 @@ private struct SchemaDecoder {
         }
         let timeout = value["timeout_seconds"].flatMap { integer($0, at: "\(location).timeout_seconds", minimum: 1) }
         let retry = value["retry"].flatMap { decodeRetry($0, at: "\(location).retry") }
+        let estimate = value["estimated_duration_seconds"].flatMap {
+            integer($0, at: "\(location).estimated_duration_seconds", minimum: 1, maximum: 31_536_000)
+        }
         guard let id, let name, let action else { return nil }
         return PipelineStep(
             id: id,
@@ -190,7 +193,8 @@ private struct SchemaDecoder {
             condition: condition,
             onFailure: onFailure,
             timeoutSeconds: timeout,
-            retry: retry
+            retry: retry,
+            estimatedDurationSeconds: estimate
         )
     }
 

@@ -29,9 +29,13 @@ public struct ExecutionStateMachine: Sendable {
     private var ruledOut: [Int: String] = [:]
     /// The first failure that was not tolerated.
     private var failure: (message: String, stepID: String?)?
-    /// Each step's share of the progress (0…100) and their sum, kept up to date as steps change.
+    /// Each step's share of the progress (0…100) and their weighted sum, kept up to date as steps
+    /// change. A step weighs its `estimated_duration_seconds`; steps without one weigh the mean
+    /// of those given, and all weigh the same when none is.
     private var progressShares: [Double]
     private var progressTotal = 0.0
+    private let weights: [Double]
+    private let totalWeight: Double
     /// Which steps are settled, and how many, kept up to date as steps change.
     private var settled: [Bool]
     private var settledCount = 0
@@ -53,6 +57,11 @@ public struct ExecutionStateMachine: Sendable {
         execution = ExecutionSnapshot(status: .pending, progress: 0)
         waitingOn = pipeline.graph.dependencies.map(\.count)
         progressShares = Array(repeating: 0, count: pipeline.steps.count)
+        let estimates = pipeline.steps.map { $0.definition.estimatedDurationSeconds.map(Double.init) }
+        let declared = estimates.compactMap { $0 }
+        let fallback = declared.isEmpty ? 1 : declared.reduce(0, +) / Double(declared.count)
+        weights = estimates.map { $0 ?? fallback }
+        totalWeight = max(weights.reduce(0, +), .leastNonzeroMagnitude)
         settled = Array(repeating: false, count: pipeline.steps.count)
         changedIn = Array(repeating: 0, count: pipeline.steps.count)
     }
@@ -100,6 +109,63 @@ public struct ExecutionStateMachine: Sendable {
         pending = Pending()
     }
 
+    /// The estimated seconds until the execution ends, `nil` when it cannot be told yet.
+    ///
+    /// Each unsettled step is expected to take its `estimated_duration_seconds`, else the mean
+    /// time of the steps completed so far. A step under way has left: the ETA its plugin last
+    /// reported, else its expectation minus the time it has run, else — with progress reported but
+    /// no expectation — the time it has run scaled by the progress still to make. The execution
+    /// ends when the longest chain of remaining times through the DAG does, so parallel branches
+    /// overlap instead of adding up.
+    public func estimatedSecondsLeft(at now: Date) -> Int? {
+        guard !execution.status.isFinished else { return 0 }
+        let observed = steps.compactMap { step -> Double? in
+            guard step.status == .completed, let start = step.startedAt, let end = step.endedAt else { return nil }
+            return max(0, end.timeIntervalSince(start))
+        }
+        let mean = observed.isEmpty ? nil : observed.reduce(0, +) / Double(observed.count)
+        var remaining: [Double] = []
+        remaining.reserveCapacity(steps.count)
+        for index in steps.indices {
+            let step = steps[index]
+            let expected = pipeline.steps[index].definition.estimatedDurationSeconds.map(Double.init) ?? mean
+            switch step.status {
+            case .completed, .failed, .skipped, .timedOut, .cancelled:
+                remaining.append(0)
+            case .running, .awaitingEvent:
+                let elapsed = step.startedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0
+                if let eta = step.etaSeconds {
+                    remaining.append(Double(eta))
+                } else if let expected {
+                    remaining.append(max(0, expected - elapsed))
+                } else if step.progress > 0, step.progress < 100 {
+                    remaining.append(elapsed * (100 - step.progress) / step.progress)
+                } else {
+                    return nil
+                }
+            case .pending, .retrying:
+                guard let expected else { return nil }
+                remaining.append(expected)
+            }
+        }
+        // Finish times in dependency order (Kahn's algorithm; the compiled graph has no cycle).
+        let graph = pipeline.graph
+        var unresolved = graph.dependencies.map(\.count)
+        var queue = steps.indices.filter { unresolved[$0] == 0 }
+        var finish = Array(repeating: 0.0, count: steps.count)
+        var head = 0
+        while head < queue.count {
+            let index = queue[head]
+            head += 1
+            finish[index] = remaining[index] + (graph.dependencies[index].map { finish[$0] }.max() ?? 0)
+            for dependant in graph.dependants[index] {
+                unresolved[dependant] -= 1
+                if unresolved[dependant] == 0 { queue.append(dependant) }
+            }
+        }
+        return Int((finish.max() ?? 0).rounded(.up))
+    }
+
     /// The state of the step with `id`.
     public func step(_ id: String) -> StepState? {
         pipeline.graph.index(of: id).map { steps[$0] }
@@ -145,7 +211,7 @@ public struct ExecutionStateMachine: Sendable {
             }
         case .stepProgress(let id, let percent, let eta, _):
             if let index = current(id, attempt: nil, in: [.running, .awaitingEvent], input: "progress") {
-                reportProgress(index, percent: percent, etaSeconds: eta)
+                reportProgress(index, percent: percent, etaSeconds: eta, now: now)
             }
         case .timerFired(let timer): timerFired(timer, now: now)
         case .cancel(let reason):
@@ -156,7 +222,7 @@ public struct ExecutionStateMachine: Sendable {
             }
         }
         if execution.status == .running { advance(now: now) }
-        updateProgress(stepID: nil, etaSeconds: nil)
+        updateProgress(stepID: nil, etaSeconds: nil, now: now)
         return pending.actions(steps: steps, execution: execution)
     }
 
@@ -395,11 +461,13 @@ public struct ExecutionStateMachine: Sendable {
         }
     }
 
-    private mutating func reportProgress(_ index: Int, percent: Double?, etaSeconds: Int?) {
+    private mutating func reportProgress(_ index: Int, percent: Double?, etaSeconds: Int?, now: Date) {
         if let percent { steps[index].progress = min(100, max(steps[index].progress, percent)) }
         if let etaSeconds { steps[index].etaSeconds = max(0, etaSeconds) }
         touch(index)
-        updateProgress(stepID: steps[index].stepID, etaSeconds: etaSeconds)
+        // A reported ETA is the step's; the execution's follows from it and the rest of the DAG.
+        let executionETA = etaSeconds.map { estimatedSecondsLeft(at: now) ?? max(0, $0) }
+        updateProgress(stepID: steps[index].stepID, etaSeconds: executionETA, now: now)
     }
 
     // MARK: Timers
@@ -635,7 +703,7 @@ public struct ExecutionStateMachine: Sendable {
             case .running, .awaitingEvent: share = steps[index].progress
             case .pending, .retrying: share = 0
             }
-            progressTotal += share - progressShares[index]
+            progressTotal += (share - progressShares[index]) * weights[index]
             progressShares[index] = share
         }
     }
@@ -708,10 +776,10 @@ public struct ExecutionStateMachine: Sendable {
 
     /// Recomputes the execution's progress (equal weights; settled steps count fully, running ones
     /// by their reported percent) and reports it when it grew.
-    private mutating func updateProgress(stepID: String?, etaSeconds: Int?) {
+    private mutating func updateProgress(stepID: String?, etaSeconds: Int?, now: Date) {
         account()
         guard execution.status == .running, !steps.isEmpty else { return }
-        let percent = (progressTotal / Double(steps.count) * 100).rounded() / 100
+        let percent = min(100, (progressTotal / totalWeight * 100).rounded() / 100)
         guard percent > execution.progress || etaSeconds != nil else { return }
         execution.progress = max(execution.progress, percent)
         pending.executionChanged = true

@@ -1,6 +1,6 @@
 import BudJSON
 public import BudPipelineHost
-import Foundation
+public import Foundation
 public import Logging
 public import PipelineEngine
 import PluginSchema
@@ -144,6 +144,13 @@ public final class ExecutionRuntime: Sendable {
             guard ContinuousClock.now < deadline else { return record }
             await waitForFinish(executionID, atMost: .milliseconds(500))
         }
+    }
+
+    /// The estimated seconds until a stored execution ends (see
+    /// ``ExecutionStateMachine/estimatedSecondsLeft(at:)``); `nil` when it cannot be told.
+    public func estimatedSecondsLeft(_ execution: ExecutionRecord, steps: [StepRecord], at now: Date = Date()) -> Int? {
+        let live = try? LiveExecution.restore(execution: execution, steps: steps, catalog: catalog, options: configuration.engineOptions)
+        return live?.machine.estimatedSecondsLeft(at: now)
     }
 
     /// Counters since the runtime started.
