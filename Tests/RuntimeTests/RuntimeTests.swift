@@ -172,6 +172,8 @@ struct RuntimeTests {
             #expect(execution.status == .failed)
             #expect(steps[0].state.status == .timedOut)
             #expect(steps[0].state.externalWorkflowID == "ext-\(execution.id)/await/0")
+            let waited = try #require(steps[0].state.endedAt).timeIntervalSince(try #require(steps[0].state.startedAt))
+            #expect(waited >= 1 && waited < 2, "the timeout fires under a second late (waited \(waited) s)")
             let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(execution.id)/await", for: execution.id)
             #expect(cleanedUp)
         }
