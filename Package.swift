@@ -202,7 +202,7 @@ let package = Package(
             name: "RuntimeTests",
             dependencies: [
                 "Runtime", "Storage", "PipelineEngine", "PluginSchema", "Scheduling", "BudJSON", "BudPipelineHost",
-                "_BudPipelineTestSupport",
+                "DaprSidecar", "_BudPipelineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -39,6 +39,9 @@ public final class DaprSidecar: Sendable {
         /// The method path, with its query string.
         public var path: String
         public var body: JSONValue
+        /// The request's `dapr-api-token` and `traceparent` headers, when sent.
+        public var apiToken: String?
+        public var traceparent: String?
     }
 
     /// How a delivery ended.
@@ -216,7 +219,9 @@ public final class DaprSidecar: Sendable {
         let bytes = try await request.body.collect(upTo: 16 << 20)
         let body =
             bytes.readableBytes == 0 ? JSONValue.null : (try? JSONValue(parsing: String(buffer: bytes))) ?? .string(String(buffer: bytes))
-        let invocation = Invocation(app: app, method: request.method.rawValue, path: path, body: body)
+        let invocation = Invocation(
+            app: app, method: request.method.rawValue, path: path, body: body,
+            apiToken: request.headers[HTTPField.Name("dapr-api-token")!], traceparent: request.headers[HTTPField.Name("traceparent")!])
         let handler = state.withLock { state -> InvocationHandler? in
             state.invocations.append(invocation)
             return state.handlers[app]

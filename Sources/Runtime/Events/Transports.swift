@@ -24,13 +24,20 @@ public struct OutgoingMessage: Sendable, Equatable {
         self.executionID = executionID
     }
 
-    /// A W3C `traceparent` whose trace id is the execution id (its 32 hex digits), so every event
-    /// of an execution carries the same correlation id without a new top-level key in the body.
-    public var traceparent: String? {
+    /// The correlation id, as ``TraceContext`` makes it: every event of an execution carries the
+    /// same one without a new top-level key in the body.
+    public var traceparent: String? { TraceContext.traceparent(executionID: executionID, spanSeed: messageID) }
+}
+
+/// W3C trace context for an execution's messages and calls.
+public enum TraceContext {
+    /// A `traceparent` whose trace id is the execution id (its 32 hex digits) and whose span id
+    /// derives from `spanSeed`; `nil` without a usable execution id.
+    public static func traceparent(executionID: String?, spanSeed: String) -> String? {
         guard let executionID else { return nil }
         let hex = executionID.lowercased().filter(\.isHexDigit)
         guard hex.count == 32, hex != String(repeating: "0", count: 32) else { return nil }
-        let span = messageID.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        let span = spanSeed.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
         return "00-\(hex)-\(String(format: "%016llx", span | 1))-01"
     }
 }

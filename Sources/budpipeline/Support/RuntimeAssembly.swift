@@ -85,7 +85,11 @@ struct RuntimeAssembly {
             await database.close()
             throw CLIError("\(location): \(error)")
         }
-        let plugins = await PluginHost.load(configuration: try .forCommandLine(), logger: logger)
+        // Plugins call other services through the Dapr sidecar, when there is one.
+        let invoker = configuration.publishing.daprEndpoint.map {
+            DaprServiceInvoker(endpoint: $0, apiToken: configuration.publishing.daprAPIToken)
+        }
+        let plugins = await PluginHost.load(configuration: try .forCommandLine(), serviceInvoker: invoker, logger: logger)
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)

@@ -1,0 +1,118 @@
+public import BudPipelineHost
+import Foundation
+import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Carries out the service calls plugins make (`invoke_service`) through Dapr's service
+/// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`.
+///
+/// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token` and
+/// `x-app-api-token` (as the reference sends it); and a W3C `traceparent` whose trace id is the
+/// execution id, so the called service's logs correlate with the execution. A call without an
+/// answer (refused, timed out) is an error, which the plugin sees as RETRYABLE_ERROR; any HTTP
+/// status is an answer, for the plugin to judge.
+///
+/// Each app has a circuit breaker: after `failureThreshold` calls in a row that got no answer or a
+/// 5xx, calls to it fail at once for `openInterval`; then one call is let through, and its outcome
+/// closes or reopens the circuit. A service that is down thus costs its callers no timeouts.
+public final class DaprServiceInvoker: ServiceInvoker {
+    public let endpoint: String
+    public let apiToken: String?
+    public let defaultTimeout: Duration
+    public let failureThreshold: Int
+    public let openInterval: Duration
+
+    private struct Circuit {
+        var consecutiveFailures = 0
+        var openUntil: ContinuousClock.Instant?
+        var trialInFlight = false
+    }
+
+    private let circuits = Mutex<[String: Circuit]>([:])
+
+    public init(
+        endpoint: String, apiToken: String?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
+        openInterval: Duration = .seconds(30)
+    ) {
+        self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        self.apiToken = apiToken
+        self.defaultTimeout = defaultTimeout
+        self.failureThreshold = max(1, failureThreshold)
+        self.openInterval = openInterval
+    }
+
+    public func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
+        try admit(invocation.appID)
+        let path = invocation.path.hasPrefix("/") ? String(invocation.path.dropFirst()) : invocation.path
+        guard let url = URL(string: "\(endpoint)/v1.0/invoke/\(invocation.appID)/method/\(path)") else {
+            record(invocation.appID, failed: false)
+            throw ServiceInvocationError("cannot build an invocation URL for \(invocation.appID) \(invocation.path)")
+        }
+        let timeout = invocation.timeout ?? defaultTimeout
+        var request = URLRequest(url: url, timeoutInterval: timeout / .seconds(1))
+        request.httpMethod = invocation.method
+        if !invocation.body.isEmpty {
+            request.httpBody = Data(invocation.body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        if let apiToken {
+            request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token")
+            request.setValue(apiToken, forHTTPHeaderField: "x-app-api-token")
+        }
+        let span = "\(invocation.stepID ?? "")/\(invocation.method) \(invocation.path)"
+        if let traceparent = TraceContext.traceparent(executionID: invocation.executionID, spanSeed: span) {
+            request.setValue(traceparent, forHTTPHeaderField: "traceparent")
+        }
+        let answer: (Data, URLResponse)
+        do {
+            answer = try await URLSession.shared.data(for: request)
+        } catch {
+            record(invocation.appID, failed: true)
+            throw ServiceInvocationError(
+                "\(invocation.appID) did not answer \(invocation.method) \(invocation.path): \(error.localizedDescription)")
+        }
+        let status = (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
+        record(invocation.appID, failed: status >= 500 || status == 0)
+        return ServiceInvocationResponse(statusCode: status, body: Array(answer.0))
+    }
+
+    /// Whether calls to `appID` currently fail at once.
+    public func isOpen(_ appID: String) -> Bool {
+        circuits.withLock { circuits in
+            guard let until = circuits[appID]?.openUntil else { return false }
+            return ContinuousClock.now < until
+        }
+    }
+
+    private func admit(_ appID: String) throws(ServiceInvocationError) {
+        let refusal = circuits.withLock { circuits -> String? in
+            var circuit = circuits[appID] ?? Circuit()
+            defer { circuits[appID] = circuit }
+            guard let until = circuit.openUntil else { return nil }
+            if ContinuousClock.now < until {
+                return "circuit open for \(appID) after \(circuit.consecutiveFailures) failed calls in a row; calls resume shortly"
+            }
+            guard !circuit.trialInFlight else { return "circuit open for \(appID): a trial call is in flight" }
+            circuit.trialInFlight = true
+            return nil
+        }
+        if let refusal { throw ServiceInvocationError(refusal) }
+    }
+
+    private func record(_ appID: String, failed: Bool) {
+        circuits.withLock { circuits in
+            var circuit = circuits[appID] ?? Circuit()
+            circuit.trialInFlight = false
+            if failed {
+                circuit.consecutiveFailures += 1
+                if circuit.consecutiveFailures >= failureThreshold { circuit.openUntil = ContinuousClock.now + openInterval }
+            } else {
+                circuit = Circuit()
+            }
+            circuits[appID] = circuit
+        }
+    }
+}
