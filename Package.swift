@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "BudPipelineHost", targets: ["BudPipelineHost"]),
         .library(name: "TextStats", type: .dynamic, targets: ["TextStats"]),
         .library(name: "Greeter", type: .dynamic, targets: ["Greeter"]),
+        .library(name: "Notification", type: .dynamic, targets: ["Notification"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -127,6 +128,13 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: swiftPluginLinkerSettings
         ),
+        .target(
+            name: "Notification",
+            dependencies: ["PluginKit"],
+            path: "Plugins/Notification",
+            swiftSettings: swiftSettings,
+            linkerSettings: swiftPluginLinkerSettings
+        ),
 
         .executableTarget(
             name: "budpipeline-benchmarks",
@@ -190,7 +198,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PluginKitTests",
-            dependencies: ["PluginKit", "PluginSchema", "BudJSON", "_BudPipelineTestSupport"],
+            dependencies: [
+                "PluginKit", "PluginSchema", "BudJSON", "BudPipelineHost", "DaprSidecar", "PluginTesting", "Runtime",
+                "_BudPipelineTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -98,6 +98,28 @@ struct PublishingTests {
         }
     }
 
+    @Test("plugins call services through the sidecar: a notification step reaches budnotify")
+    func pluginServiceCalls() async throws {
+        let sidecar = DaprSidecar(appToken: Self.token)
+        sidecar.handleInvocations(of: "budnotify") { _ in (200, ["acknowledged": true]) }
+        try await sidecar.start()
+        try await APIServerProcess.with(.sqlite, environment: try Self.environment(sidecar)) { server in
+            let dag: JSONValue = [
+                "name": "notify",
+                "steps": [["id": "tell", "name": "Tell", "action": "notification", "params": ["channel": "email", "message": "done"]]],
+            ]
+            let started = try await server.send("POST", "/executions/run", json: ["pipeline_definition": dag, "user_id": "u-7"])
+            let executionID = try #require(started.json["execution_id"]?.stringValue)
+            let execution = try await server.finished(executionID)
+            #expect(execution["status"] == "COMPLETED")
+            #expect(execution["final_outputs"]?["tell"]?["sent"] == true)
+            let call = try #require(sidecar.invocations.first { $0.app == "budnotify" })
+            #expect(call.body["subscriber_ids"] == ["u-7"] && call.body["payload"]?["workflow_id"]?.stringValue == executionID)
+            #expect(call.traceparent?.contains(executionID.replacingOccurrences(of: "-", with: "")) == true)
+        }
+        await sidecar.stop()
+    }
+
     @Test("the publisher outlasts a sidecar that is down, then delivers everything in order")
     func sidecarDown() async throws {
         let sidecar = DaprSidecar(appToken: Self.token)

@@ -45,7 +45,7 @@ struct DaprServiceInvokerTests {
         await sidecar.stop()
         let invoker = DaprServiceInvoker(
             endpoint: "http://127.0.0.1:\(port)", apiToken: nil, defaultTimeout: .seconds(2), failureThreshold: 3,
-            openInterval: .milliseconds(300))
+            openInterval: .seconds(5))
         for _ in 0..<3 {
             await #expect(throws: ServiceInvocationError.self) { try await invoker.invoke(Self.invocation("GET", "health")) }
         }
@@ -59,7 +59,7 @@ struct DaprServiceInvokerTests {
             #expect(error.message.contains("circuit open for budapp"))
         }
         #expect(sidecar.invocations.isEmpty)
-        try await Task.sleep(for: .milliseconds(350))
+        while invoker.isOpen("budapp") { try await Task.sleep(for: .milliseconds(50)) }
         let answer = try await invoker.invoke(Self.invocation("GET", "health"))
         #expect(answer.statusCode == 200 && !invoker.isOpen("budapp"))
         #expect(sidecar.invocations.count == 1)
