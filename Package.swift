@@ -213,7 +213,7 @@ let package = Package(
             name: "RuntimeTests",
             dependencies: [
                 "Runtime", "Storage", "PipelineEngine", "PluginSchema", "Scheduling", "BudJSON", "BudPipelineHost",
-                "DaprSidecar", "_BudPipelineTestSupport",
+                "_BudPipelineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -10,6 +10,7 @@ struct BenchmarksCommand: AsyncParsableCommand {
         abstract: "Measure BudPipeline's hot paths.",
         subcommands: [
             PluginCallBenchmark.self, JSONBenchmark.self, EngineBenchmark.self, RuntimeBenchmark.self, EventBenchmark.self,
+            TimerBenchmark.self,
             HTTPLoadBenchmark.self,
         ]
     )

@@ -5,7 +5,8 @@ import Foundation
 import Runtime
 import Testing
 
-/// Service invocation through the test Dapr sidecar, as plugins make it through the host.
+/// Service invocation through the test Dapr sidecar, as plugins make it through the host. (Kept out
+/// of the runtime tests' process, whose timer-lag checks an in-process sidecar disturbed.)
 @Suite("Dapr service invocation")
 struct DaprServiceInvokerTests {
     static let executionID = "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b"
