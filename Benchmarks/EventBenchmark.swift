@@ -1,12 +1,9 @@
 import ArgumentParser
 import BudJSON
-import BudPipelineHost
 import Foundation
-import Logging
 import PipelineEngine
 import PluginTesting
 import Runtime
-import ServiceLifecycle
 import Storage
 
 /// Latency from an inbound event to the awaiting step completed and its dependant dispatched.
@@ -33,19 +30,9 @@ struct EventBenchmark: AsyncParsableCommand {
     var executions = 300
 
     func run() async throws {
-        var logger = Logger(label: "benchmark.events")
-        logger.logLevel = .error
-        let (database, location) = try await BenchmarkDatabase.open(backend, postgresURL: postgresURL)
-        try await Migrator(database: database).migrate()
-        let store = PipelineStore(database: database)
-        let plugins = await PluginHost.load(
-            configuration: PluginHostConfiguration(pluginDirectories: [], pluginFiles: [try BuildProducts.library(named: "Greeter")]),
-            logger: logger)
-        guard plugins.action("await_approval") != nil else { throw ValidationError("Greeter did not load: \(plugins.refusals)") }
-        let runtime = ExecutionRuntime(store: store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger)
-        let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
-        let services = Task { try await group.run() }
-
+        let bench = try await BenchmarkRuntime.start(
+            backend, postgresURL: postgresURL, pluginFiles: [try BuildProducts.library(named: "Greeter")], label: "benchmark.events")
+        let (runtime, store) = (bench.runtime, bench.store)
         var ids: [String] = []
         for index in 0..<executions {
             let dag: JSONValue = [
@@ -72,7 +59,7 @@ struct EventBenchmark: AsyncParsableCommand {
                 ])
             let started = ContinuousClock.now
             let report = try await runtime.handle(event)
-            latencies.append((ContinuousClock.now - started) / .microseconds(1))
+            latencies.append((ContinuousClock.now - started) / .milliseconds(1))
             guard report.stepCompleted else { throw ValidationError("event \(index) did not complete its step") }
             try await Task.sleep(for: .milliseconds(2))
         }
@@ -81,18 +68,11 @@ struct EventBenchmark: AsyncParsableCommand {
             guard finished.status == .completed else { throw ValidationError("execution \(id) ended \(finished.status)") }
         }
         latencies.sort()
-        func percentile(_ fraction: Double) -> Double {
-            latencies[min(latencies.count - 1, max(0, Int((Double(latencies.count) * fraction).rounded(.up)) - 1))] / 1000
-        }
-        print("event → step completed → dependant dispatched on \(try await database.serverVersion()) (\(location))")
+        print("event → step completed → dependant dispatched on \(try await bench.describe())")
         print(
             String(
-                format: "%d events, one at a time: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms", latencies.count, percentile(0.5),
-                percentile(0.9), percentile(0.99), percentile(1)))
-
-        await group.triggerGracefulShutdown()
-        _ = try? await services.value
-        await plugins.shutdown()
-        await database.close()
+                format: "%d events, one at a time: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms", latencies.count,
+                latencies.percentile(0.5), latencies.percentile(0.9), latencies.percentile(0.99), latencies.percentile(1)))
+        await bench.stop()
     }
 }

@@ -75,27 +75,20 @@ struct LoadPlan: Sendable {
 struct LoadReport: Sendable, CustomStringConvertible {
     let offeredRate: Int
     let seconds: Double
-    /// Latencies in microseconds of the requests answered, sorted.
-    let latencies: [Int64]
+    /// Latencies in milliseconds of the requests answered, sorted.
+    let latencies: [Double]
     let failedStatuses: Int
     let connectionErrors: Int
     /// Requests due in the window that got no answer before the run ended.
     let unanswered: Int
-
-    func percentile(_ fraction: Double) -> Double {
-        guard !latencies.isEmpty else { return .nan }
-        let index = min(latencies.count - 1, Int((Double(latencies.count) * fraction).rounded(.up)) - 1)
-        return Double(latencies[max(0, index)]) / 1000
-    }
 
     var description: String {
         let rate = Double(latencies.count) / seconds
         let lines = [
             String(format: "Requests/sec: %.0f answered (%d offered)", rate, offeredRate),
             String(
-                format: "Latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", percentile(0.5), percentile(0.9),
-                percentile(0.99),
-                percentile(0.999), percentile(1)),
+                format: "Latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f", latencies.percentile(0.5),
+                latencies.percentile(0.9), latencies.percentile(0.99), latencies.percentile(0.999), latencies.percentile(1)),
             "Answers: \(latencies.count), non-2xx \(failedStatuses), connection errors \(connectionErrors), unanswered \(unanswered)",
         ]
         return lines.joined(separator: "\n")
@@ -114,7 +107,7 @@ final class LoadRun {
     private var waiting: Deque<NIODeadline> = []
     private var scheduled = 0
     private var inFlight = 0
-    private var latencies: [Int64] = []
+    private var latencies: [Double] = []
     private var failedStatuses = 0
     private var connectionErrors = 0
 
@@ -181,7 +174,7 @@ final class LoadRun {
     func answered(_ connection: LoadConnection, due: NIODeadline, success: Bool) {
         inFlight -= 1
         if due >= measureFrom, due < end {
-            latencies.append((NIODeadline.now() - due).nanoseconds / 1000)
+            latencies.append(Double((NIODeadline.now() - due).nanoseconds) / 1_000_000)
             if !success { failedStatuses += 1 }
         }
         idle.append(connection)

@@ -43,18 +43,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     var rawTransactions = 2000
 
     func run() async throws {
-        var logger = Logger(label: "benchmark.runtime")
-        logger.logLevel = .error
-        let (database, location) = try await openDatabase()
-        try await Migrator(database: database).migrate()
-        let store = PipelineStore(database: database)
-        let plugin = try PluginCallBenchmark.compileNoopPlugin()
-        let plugins = await PluginHost.load(
-            configuration: PluginHostConfiguration(pluginDirectories: [], pluginFiles: [plugin]), logger: logger)
-        guard plugins.action("noop") != nil else { throw ValidationError("the noop plugin did not load: \(plugins.refusals)") }
-        let runtime = ExecutionRuntime(store: store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger)
-        let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
-        let services = Task { try await group.run() }
+        let bench = try await BenchmarkRuntime.start(
+            backend, postgresURL: postgresURL, pluginFiles: [try PluginCallBenchmark.compileNoopPlugin()], label: "benchmark.runtime")
+        let (runtime, store, database, location) = (bench.runtime, bench.store, bench.database, bench.location)
 
         print("runtime throughput on \(try await database.serverVersion()) (\(location))")
         let raw = try await RawTransactions(store: store, count: rawTransactions).run()
@@ -70,14 +61,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         print(concurrent.line("\(executions) concurrent executions of \(stepsPerExecution) noop steps"))
         print(String(format: "    = %.0f %% of the raw rate with 50 clients", concurrent.transitionsPerSecond / raw.concurrent * 100))
 
-        await group.triggerGracefulShutdown()
-        _ = try? await services.value
-        await plugins.shutdown()
-        await database.close()
-    }
-
-    private func openDatabase() async throws -> (any Database, String) {
-        try await BenchmarkDatabase.open(backend, postgresURL: postgresURL)
+        await bench.stop()
     }
 
     struct Result {
