@@ -47,9 +47,6 @@ public protocol DatabaseSession {
     /// Runs one statement at once and returns its rows. Statements queued with `enqueue` run first.
     func query(_ statement: SQLStatement) throws -> [Row]
 
-    /// Runs several queries together (PostgreSQL: in one round trip) and returns their rows.
-    func queryAll(_ statements: [SQLStatement]) throws -> [[Row]]
-
     /// Runs one statement at once and returns the number of rows it changed.
     @discardableResult
     func execute(_ statement: SQLStatement) throws -> Int

@@ -378,16 +378,6 @@ final class PostgresSession: DatabaseSession {
         return rows
     }
 
-    func queryAll(_ statements: [SQLStatement]) throws -> [[Row]] {
-        guard !statements.isEmpty else { return [] }
-        let results = try runBatch(queued + statements)
-        queued = []
-        return results.suffix(statements.count).map { result in
-            guard case .success(let rows, _) = result else { return [] }
-            return rows
-        }
-    }
-
     func execute(_ statement: SQLStatement) throws -> Int {
         guard case .success(_, let changes) = try send(statement) else { return 0 }
         return changes

@@ -278,10 +278,6 @@ final class SQLiteSession: DatabaseSession {
         return try connection.run(statement, collect: true).rows
     }
 
-    func queryAll(_ statements: [SQLStatement]) throws -> [[Row]] {
-        try statements.map { try query($0) }
-    }
-
     func execute(_ statement: SQLStatement) throws -> Int {
         try finish()
         return try connection.run(statement, collect: false).changes

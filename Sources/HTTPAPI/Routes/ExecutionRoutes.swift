@@ -88,17 +88,10 @@ struct ExecutionRoutes: Sendable {
             payloadType: reader.string("payload_type", maxLength: 100),
             notificationWorkflowID: reader.string("notification_workflow_id", maxLength: 255)
         )
-        for topic in topics where !Self.isTopicName(topic) {
+        for topic in topics where !PublishingConfiguration.isName(topic) {
             reader.reject("callback_topics", "Invalid topic name '\(topic)': use 1-255 letters, digits, '.', '_' or '-'")
         }
         return request
-    }
-
-    static func isTopicName(_ topic: String) -> Bool {
-        (1...255).contains(topic.count)
-            && topic.unicodeScalars.allSatisfy {
-                CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0)
-            }
     }
 
     // MARK: Reading

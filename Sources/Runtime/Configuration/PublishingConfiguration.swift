@@ -67,7 +67,9 @@ public struct PublishingConfiguration: Sendable, Equatable {
         return .milliseconds(Int(seconds * (1 - 0.2 * random) * 1000))
     }
 
-    static func isName(_ text: String) -> Bool {
+    /// Whether `text` can name a pub/sub component or topic: 1–255 ASCII letters, digits, `.`,
+    /// `_` or `-` (safe in a publish URL's path).
+    public static func isName(_ text: String) -> Bool {
         (1...255).contains(text.count)
             && text.unicodeScalars.allSatisfy {
                 $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0))
