@@ -26,6 +26,8 @@ let package = Package(
         .library(name: "TextStats", type: .dynamic, targets: ["TextStats"]),
         .library(name: "Greeter", type: .dynamic, targets: ["Greeter"]),
         .library(name: "Notification", type: .dynamic, targets: ["Notification"]),
+        .library(name: "ClusterDeploy", type: .dynamic, targets: ["ClusterDeploy"]),
+        .library(name: "ModelBenchmark", type: .dynamic, targets: ["ModelBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,6 +47,8 @@ let package = Package(
         .target(name: "BudJSON", swiftSettings: swiftSettings),
         .target(name: "PluginSchema", dependencies: ["BudJSON", "PluginABI"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["BudJSON", "PluginABI", "PluginSchema"], swiftSettings: swiftSettings),
+        // What the domain plugins share about the bud services: calls, settings, event shapes.
+        .target(name: "BudServices", dependencies: ["PluginKit"], swiftSettings: swiftSettings),
         .target(
             name: "PipelineEngine",
             dependencies: [
@@ -135,6 +139,20 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: swiftPluginLinkerSettings
         ),
+        .target(
+            name: "ClusterDeploy",
+            dependencies: ["BudServices", "PluginKit"],
+            path: "Plugins/ClusterDeploy",
+            swiftSettings: swiftSettings,
+            linkerSettings: swiftPluginLinkerSettings
+        ),
+        .target(
+            name: "ModelBenchmark",
+            dependencies: ["BudServices", "PluginKit"],
+            path: "Plugins/ModelBenchmark",
+            swiftSettings: swiftSettings,
+            linkerSettings: swiftPluginLinkerSettings
+        ),
 
         .executableTarget(
             name: "budpipeline-benchmarks",
@@ -164,6 +182,21 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // A stand-in for the bud services the domain plugins call, behind the test sidecar.
+        .target(
+            name: "BudServicesSimulator",
+            dependencies: ["BudJSON", "DaprSidecar"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "bud-simulator",
+            dependencies: [
+                "BudServicesSimulator", "DaprSidecar",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

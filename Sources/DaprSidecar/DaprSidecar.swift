@@ -1,7 +1,7 @@
 public import BudJSON
 import Foundation
 import HTTPTypes
-public import Hummingbird
+import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
