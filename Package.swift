@@ -256,7 +256,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "DaprSidecar", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
+                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

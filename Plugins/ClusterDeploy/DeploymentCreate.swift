@@ -175,6 +175,8 @@ struct DeploymentCreate: StepHandler {
                 "budapp started no deployment workflow: its answer has no workflow_id",
                 outputs: outputs.failed(with: "budapp started no deployment workflow"))
         }
+        // `success` stays false until the completion event says otherwise: a step that times out
+        // waiting keeps these outputs.
         outputs["status"] = "deploying"
         outputs["message"] = "Model deployment in progress..."
         context.reportProgress(percent: 5, message: "Deployment workflow \(workflowID) started")

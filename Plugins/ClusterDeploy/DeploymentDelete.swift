@@ -78,7 +78,7 @@ struct DeploymentDelete: StepHandler {
             outputs.merge(["success": true, "status": "deleted", "message": .string(message.isEmpty ? "Deployment deleted" : message)])
             return .completed(outputs: outputs)
         }
-        outputs.merge(["success": true, "status": "deleting", "message": "Deployment deletion in progress..."])
+        outputs.merge(["status": "deleting", "message": "Deployment deletion in progress..."])
         context.reportProgress(percent: 5, message: "Deletion of endpoint \(endpointID) started")
         return .awaitingEvent(externalWorkflowID: key, timeoutSeconds: wait, outputs: outputs)
     }

@@ -162,7 +162,7 @@ struct RunModelBenchmark: StepHandler {
             let message = "budapp started no benchmark workflow: its answer has no workflow_id"
             throw StepFailure(message, outputs: outputs.failed(with: message))
         }
-        outputs.merge(["success": true, "workflow_id": .string(workflowID), "status": "running", "message": "Benchmark running..."])
+        outputs.merge(["workflow_id": .string(workflowID), "status": "running", "message": "Benchmark running..."])
         context.log(.info, "benchmark started as budapp workflow \(workflowID) on cluster \(cluster.budClusterID)")
         let wait = ParamReading.integer(params, "max_wait_seconds") ?? Self.defaultWaitSeconds
         return .awaitingEvent(externalWorkflowID: workflowID, timeoutSeconds: wait, outputs: outputs)

@@ -324,6 +324,21 @@ import Testing
         #expect(machine.execution.status == .failed)
     }
 
+    @Test func aStepsOwnTimeoutCapsTheWaitTheActionAsks() throws {
+        let dag =
+            #"{"name": "cap", "steps": [{"id": "d", "name": "D", "action": "deploy", "timeout_seconds": 40, "params": {"model": "m", "slo": "s"}}]}"#
+        var capped = try EngineFixtures.machine(dag)
+        _ = capped.handle(.start, at: t0)
+        let asksLonger = capped.handle(
+            .stepAwaitingEvent(stepID: "d", attempt: 0, externalWorkflowID: "wf-1", timeoutSeconds: 1200, outputs: [:]), at: at(5))
+        #expect(asksLonger.timersSet.first?.1 == at(45), "the step's 40 s win over the action's 1,200 s")
+        var shorter = try EngineFixtures.machine(dag)
+        _ = shorter.handle(.start, at: t0)
+        let asksShorter = shorter.handle(
+            .stepAwaitingEvent(stepID: "d", attempt: 0, externalWorkflowID: "wf-1", timeoutSeconds: 10, outputs: [:]), at: at(5))
+        #expect(asksShorter.timersSet.first?.1 == at(15), "the action's shorter wait stands")
+    }
+
     @Test func theExecutionTimesOut() throws {
         var machine = try EngineFixtures.machine(
             #"{"name": "et", "settings": {"timeout_seconds": 100}, "steps": [{"id": "a", "name": "A", "action": "work"}, {"id": "b", "name": "B", "action": "work", "depends_on": ["a"]}]}"#

@@ -17,6 +17,23 @@ struct DaprServiceInvokerTests {
             stepID: "deploy")
     }
 
+    @Test("a call that outlasts its timeout is an error, and the caller is not kept waiting")
+    func slowAnswerTimesOut() async throws {
+        let sidecar = DaprSidecar()
+        sidecar.handleInvocations(of: "budapp") { _ in
+            try? await Task.sleep(for: .seconds(3))
+            return (200, [:])
+        }
+        let port = try await sidecar.start()
+        let invoker = DaprServiceInvoker(endpoint: "http://127.0.0.1:\(port)", apiToken: nil)
+        var slow = Self.invocation("GET", "models/1")
+        slow.timeout = .milliseconds(500)
+        let started = ContinuousClock.now
+        await #expect(throws: ServiceInvocationError.self) { try await invoker.invoke(slow) }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        await sidecar.stop()
+    }
+
     @Test("a call reaches the app with its method, path, query, body, token and trace context; any status is an answer")
     func callsReachTheApp() async throws {
         let sidecar = DaprSidecar()

@@ -354,8 +354,11 @@ public struct ExecutionStateMachine: Sendable {
 
     // MARK: Results
 
+    /// The wait lasts as long as the action asks, at most the step's own `timeout_seconds` (the
+    /// pipeline author's limit); without either, the engine's default.
     private mutating func startAwaiting(_ index: Int, externalID: String, timeoutSeconds: Int?, outputs: JSONObject, now: Date) {
-        let timeout = timeoutSeconds ?? pipeline.steps[index].definition.timeoutSeconds ?? options.defaultAwaitTimeoutSeconds
+        let stepLimit = pipeline.steps[index].definition.timeoutSeconds
+        let timeout = [timeoutSeconds, stepLimit].compactMap { $0 }.min() ?? options.defaultAwaitTimeoutSeconds
         let deadline = now.addingTimeInterval(Double(timeout))
         enterAwaiting(index, externalID: externalID, outputs: outputs, until: deadline, timer: deadlineTimer(index))
     }

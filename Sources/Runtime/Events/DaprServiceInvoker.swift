@@ -68,7 +68,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
         }
         let answer: (Data, URLResponse)
         do {
-            answer = try await URLSession.shared.data(for: request)
+            answer = try await URLSession.shared.data(for: request, within: timeout)
         } catch {
             record(invocation.appID, failed: true)
             throw ServiceInvocationError(

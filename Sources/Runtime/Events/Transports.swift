@@ -95,7 +95,7 @@ public struct DaprTransport: MessageTransport {
         if let apiToken { request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token") }
         let answer: (Data, URLResponse)
         do {
-            answer = try await URLSession.shared.data(for: request)
+            answer = try await URLSession.shared.data(for: request, within: .seconds(timeout))
         } catch {
             throw PublishError("Dapr did not answer the publish to \(message.topic): \(error.localizedDescription)")
         }
