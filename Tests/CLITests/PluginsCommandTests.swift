@@ -23,8 +23,13 @@ import _BudPipelineTestSupport
             let columns = line.split(separator: " ", omittingEmptySubsequences: true)
             return columns.count == 5 && line.hasPrefix("  ") ? String(columns[0]) : nil
         }
-        #expect(Array(actions.dropFirst()) == ["await_approval", "greet", "notification", "text_stats"])
-        #expect(result.standardOutput.contains("Loaded actions (4) from 3 plugin(s):"))
+        #expect(
+            Array(actions.dropFirst()) == [
+                "await_approval", "cluster_health", "deployment_create", "deployment_delete", "deployment_scale", "greet",
+                "model_benchmark",
+                "notification", "text_stats",
+            ])
+        #expect(result.standardOutput.contains("Loaded actions (9) from 5 plugin(s):"))
         #expect(result.standardOutput.contains("Refused (\(Self.brokenFixtures.count)):"))
         let expected = [
             "libno_entry.so: no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin",
@@ -49,7 +54,9 @@ import _BudPipelineTestSupport
         #expect(result.status == 0)
         let document = try JSONValue(parsing: result.standardOutput)
         #expect(
-            document["plugins"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == ["greeter", "notification", "text_stats"])
+            document["plugins"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == [
+                "cluster_deploy", "greeter", "model_benchmark", "notification", "text_stats",
+            ])
         #expect(document["refused"]?[0]?["reason"] == "no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin")
         let strict = try await ProcessRunner.run(Repository.executable, ["plugins", "list", "--strict"], environment: environment)
         #expect(strict.status == 1)
