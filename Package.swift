@@ -134,7 +134,7 @@ let package = Package(
         ),
         .target(
             name: "Notification",
-            dependencies: ["PluginKit"],
+            dependencies: ["BudServices", "PluginKit"],
             path: "Plugins/Notification",
             swiftSettings: swiftSettings,
             linkerSettings: swiftPluginLinkerSettings

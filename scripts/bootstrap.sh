@@ -3,6 +3,7 @@
 #
 #   scripts/bootstrap.sh run     what building and running the server needs
 #   scripts/bootstrap.sh test    that plus what the test suite needs
+#   scripts/bootstrap.sh quickstart   what running plus scripts/quickstart.sh needs (curl)
 #
 # Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
@@ -20,6 +21,10 @@ fi
 
 # C compilers (plugins), SQLite and libpq headers (the two store backends).
 packages=(gcc g++ libsqlite3-dev libpq-dev)
+if [ "$mode" = "quickstart" ]; then
+    # The REST calls of scripts/quickstart.sh.
+    packages+=(curl)
+fi
 if [ "$mode" = "test" ]; then
     # The PostgreSQL server the tests start, and abidiff for the plugin ABI check.
     packages+=(postgresql abigail-tools)

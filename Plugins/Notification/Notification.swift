@@ -1,3 +1,4 @@
+import BudServices
 import PluginKit
 
 /// The Notification plugin: the `notification` action sends a message to people through budnotify.
@@ -122,19 +123,10 @@ struct SendNotification: StepHandler {
                 ],
             ],
         ]
-        let answer: ServiceResponse
-        do {
-            answer = try context.invokeService(appID, method: "POST", path: "notifications", body: body, timeout: .seconds(10))
+        do throws(BudServiceError) {
+            _ = try context.callBudService(appID, "POST", "notifications", body: body, timeout: .seconds(10))
         } catch {
-            throw StepFailure.retryable("Failed to send notification: \(error.message)", outputs: failureOutputs)
-        }
-        guard answer.isSuccess else {
-            let detail =
-                answer.json?["detail"]?.stringValue ?? answer.json?["message"]?.stringValue
-                ?? String(decoding: answer.body.prefix(300), as: UTF8.self)
-            throw StepFailure(
-                "Failed to send notification: \(appID) answered HTTP \(answer.statusCode): \(detail)", outputs: failureOutputs,
-                retryable: answer.statusCode >= 500)
+            throw error.stepFailure("Failed to send notification", outputs: failureOutputs)
         }
         context.log(
             .info,

@@ -14,51 +14,10 @@ struct DomainPluginTests {
     static let user = "6f1c0e2a-user"
 
     /// Cluster health → deploy → benchmark → scale → notify → tear down, in the spirit of
-    /// ml_deployment_dag.json.
-    static let pipeline: JSONValue = [
-        "name": "deploy-benchmark-notify",
-        "parameters": [
-            ["name": "model_id", "type": "model_ref"], ["name": "cluster_id", "type": "cluster_ref"],
-            ["name": "bud_cluster_id", "type": "string"], ["name": "project_id", "type": "project_ref"],
-            ["name": "endpoint_name", "type": "string", "default": "llama-e2e"],
-        ],
-        "settings": ["timeout_seconds": 120, "fail_fast": true],
-        "steps": [
-            [
-                "id": "health", "name": "Check the cluster", "action": "cluster_health",
-                "params": ["cluster_id": "{{ params.bud_cluster_id }}", "checks": ["nodes", "gpu"]],
-            ],
-            [
-                "id": "deploy", "name": "Deploy the model", "action": "deployment_create", "depends_on": ["health"],
-                "estimated_duration_seconds": 120,
-                "params": [
-                    "model_id": "{{ params.model_id }}", "project_id": "{{ params.project_id }}",
-                    "endpoint_name": "{{ params.endpoint_name }}", "cluster_id": "{{ params.cluster_id }}",
-                ],
-            ],
-            [
-                "id": "benchmark", "name": "Benchmark it", "action": "model_benchmark", "depends_on": ["deploy"],
-                "estimated_duration_seconds": 180,
-                "params": ["model_id": "{{ params.model_id }}", "cluster_id": "{{ params.cluster_id }}", "benchmark_name": "e2e"],
-            ],
-            [
-                "id": "scale", "name": "Scale out", "action": "deployment_scale", "depends_on": ["benchmark"],
-                "params": ["endpoint_id": "{{ steps.deploy.outputs.endpoint_id }}", "target_replicas": 2],
-            ],
-            [
-                "id": "notify", "name": "Tell the team", "action": "notification", "depends_on": ["scale"],
-                "params": [
-                    "channel": "email", "title": "Model deployed",
-                    "message":
-                        "{{ steps.deploy.outputs.endpoint_url }} serves {{ steps.benchmark.outputs.results.throughput_tokens_per_sec }} tokens/s",
-                ],
-            ],
-            [
-                "id": "teardown", "name": "Tear down", "action": "deployment_delete", "depends_on": ["notify"],
-                "params": ["endpoint_id": "{{ steps.deploy.outputs.endpoint_id }}"],
-            ],
-        ],
-    ]
+    /// ml_deployment_dag.json; the README's quick-start runs the same file.
+    static func pipeline() throws -> JSONValue {
+        try JSONValue(parsing: String(contentsOfFile: Repository.path("docs/examples/deploy-benchmark-notify.json"), encoding: .utf8))
+    }
 
     static let params: JSONValue = [
         "model_id": .string(SimulatorFixtures.modelID), "cluster_id": .string(SimulatorFixtures.clusterID),
@@ -110,7 +69,8 @@ struct DomainPluginTests {
     @Test("deploy → benchmark → scale → notify → tear down completes through REST, progress streamed", arguments: TestBackend.available)
     func deployBenchmarkNotify(backend: TestBackend) async throws {
         try await Self.withServices(backend) { server, sidecar, simulator in
-            let created = try await server.send("POST", "/pipelines", json: ["dag": Self.pipeline, "name": .string("e2e-\(backend)")])
+            let created = try await server.send(
+                "POST", "/pipelines", json: ["dag": try Self.pipeline(), "name": .string("e2e-\(backend)")])
             #expect(created.status == 201, "\(created.text)")
             let pipelineID = try #require(created.json["id"]?.stringValue)
             let started = try await server.send(
