@@ -5,7 +5,7 @@ import _BudPipelineTestSupport
 
 /// `POST /workflow-events` against a real `budpipeline serve` with the bundled Greeter plugin,
 /// whose `await_approval` action waits for `approval:<request_id>` (client-contracts.md §4:
-/// A13–A17 in shape; the model actions themselves come with the domain plugins).
+/// A13–A17 in shape; the domain actions are exercised end to end in DomainPluginTests).
 @Suite("Workflow events", .serialized)
 struct WorkflowEventTests {
     static let token = "test-app-token"
