@@ -108,6 +108,25 @@ struct WorkflowEventTests {
         }
     }
 
+    @Test("an event that comes before its step waits is parked, then completes the step once it waits", arguments: TestBackend.available)
+    func earlyEventIsParked(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+            let request = String(UUID().uuidString.prefix(8).lowercased())
+            let event: JSONValue = [
+                "id": .string("early-\(request)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
+                "decision": "approved", "approver": "early-bird",
+            ]
+            let answer = try await server.send("POST", "/workflow-events", json: event, headers: Self.authorized)
+            #expect(answer.json["status"] == "SUCCESS" && answer.json["routed"] == false && answer.json["parked"] == true)
+            let executionID = try await Self.run(Self.diamond(request: request), on: server)
+            let execution = try await server.finished(executionID)
+            #expect(execution["status"] == "COMPLETED", "\(execution)")
+            #expect(execution["final_outputs"]?["approve"]?["approver"] == "early-bird")
+            let again = try await server.send("POST", "/workflow-events", json: event, headers: Self.authorized)
+            #expect(again.json["duplicate"] == true, "the parked event's id was remembered when it arrived")
+        }
+    }
+
     @Test("the execution stream sends a snapshot, then each event live, and ends with the execution", arguments: TestBackend.available)
     func liveStream(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend, environment: Self.environment) { server in

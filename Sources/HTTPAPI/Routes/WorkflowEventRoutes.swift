@@ -33,6 +33,7 @@ struct WorkflowEventRoutes: Sendable {
                 "triggers": report.triggers.map { .array($0.map(Self.firing)) } ?? .null,
             ]
             if report.duplicate { answer["duplicate"] = true }
+            if report.parked { answer["parked"] = true }
             return JSONResponse(.object(answer))
         } catch {
             switch error {

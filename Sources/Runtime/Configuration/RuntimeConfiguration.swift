@@ -26,6 +26,9 @@ public struct RuntimeConfiguration: Sendable {
     public var retentionSchedule: CronExpression
     /// How long an action's `on_event` may take before the event is handed back for redelivery.
     public var eventCallTimeout: Duration = .seconds(30)
+    /// How long an event that arrived before any step awaited its workflow id is kept for the
+    /// step that will (a service may report faster than the step is stored as waiting).
+    public var parkedEventWindow: Duration = .seconds(600)
     /// Where outbox events are published.
     public var publishing = PublishingConfiguration()
 

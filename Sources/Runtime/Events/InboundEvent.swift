@@ -1,4 +1,5 @@
 public import BudJSON
+import Storage
 
 /// An event delivered to `POST /workflow-events`, unwrapped from its envelope.
 ///
@@ -40,6 +41,15 @@ public struct InboundEvent: Sendable, Equatable {
         type = Self.text(body["type"]) ?? "unknown"
         self.body = body
         workflowID = Self.workflowID(in: body)
+    }
+
+    /// An event parked until a step awaited its workflow id.
+    init(parked: ParkedInboundEvent) {
+        id = parked.eventID
+        source = parked.source
+        type = Self.text(parked.body["type"]) ?? "unknown"
+        body = parked.body
+        workflowID = parked.externalWorkflowID
     }
 
     /// `workflow_id` → `payload.workflow_id` → `notification_metadata.workflow_id` →
@@ -101,6 +111,8 @@ public struct InboundEventReport: Sendable, Equatable {
     public var stepCompleted = false
     /// The event id was handled before; nothing was done.
     public var duplicate = false
+    /// No step awaited the event's workflow id yet: the event is kept for the step that will.
+    public var parked = false
     /// Event triggers fired by the event; `nil` when its type cannot fire triggers.
     public var triggers: [TriggerFiring]?
 

@@ -9,7 +9,8 @@ import Storage
 extension ExecutionRuntime {
     /// Handles an event from `/workflow-events`: the awaiting step whose external id it carries
     /// gets it through its action's `on_event` (complete, progress or ignore, applied like any
-    /// other input), then the enabled event triggers of its type fire. An event id seen before
+    /// other input), then the enabled event triggers of its type fire. An event whose id no step
+    /// awaits yet is parked for the step that will (``RuntimeConfiguration/parkedEventWindow``). An event id seen before
     /// does nothing. Returns once the effects are stored; throws ``InboundEventError/retryLater(_:)``
     /// when the event should be delivered again (nothing was lost by handling it partly: a step it
     /// completed no longer awaits, so a redelivery passes it by).
@@ -21,21 +22,12 @@ extension ExecutionRuntime {
                 return report
             }
             if let workflowID = event.workflowID {
-                for step in try await store.stepsAwaitingEvent(externalWorkflowID: workflowID) {
-                    guard let outcome = try await deliver(event, to: step, externalWorkflowID: workflowID) else { continue }
-                    report.routed = true
-                    switch outcome {
-                    case .complete(let status, let outputs, let error):
-                        try await apply(
-                            .eventCompletedStep(stepID: step.state.stepID, status: status, outputs: outputs, error: error),
-                            to: step.executionID)
-                        report.stepCompleted = true
-                    case .updateProgress(let percent, let eta, let message):
-                        try await apply(
-                            .stepProgress(stepID: step.state.stepID, percent: percent, etaSeconds: eta, message: message),
-                            to: step.executionID)
-                    case .ignore: break
-                    }
+                let steps = try await store.stepsAwaitingEvent(externalWorkflowID: workflowID)
+                if steps.isEmpty {
+                    try await park(event, workflowID: workflowID, now: now)
+                    report.parked = true
+                } else {
+                    try await route(event, to: steps, workflowID: workflowID, report: &report)
                 }
             }
             report.triggers = try await fireEventTriggers(for: event, now: now)
@@ -52,6 +44,68 @@ extension ExecutionRuntime {
             throw .retryLater("\(error)")
         }
         return report
+    }
+
+    /// Gives the event to the actions of the steps awaiting `workflowID` and applies what they make
+    /// of it.
+    private func route(
+        _ event: InboundEvent, to steps: [StepRecord], workflowID: String, report: inout InboundEventReport
+    ) async throws {
+        for step in steps {
+            guard let outcome = try await deliver(event, to: step, externalWorkflowID: workflowID) else { continue }
+            report.routed = true
+            switch outcome {
+            case .complete(let status, let outputs, let error):
+                try await apply(
+                    .eventCompletedStep(stepID: step.state.stepID, status: status, outputs: outputs, error: error), to: step.executionID)
+                report.stepCompleted = true
+            case .updateProgress(let percent, let eta, let message):
+                try await apply(
+                    .stepProgress(stepID: step.state.stepID, percent: percent, etaSeconds: eta, message: message), to: step.executionID)
+            case .ignore: break
+            }
+        }
+    }
+
+    /// Keeps an event no step awaits yet. Should a step have started waiting meanwhile (and
+    /// looked for parked events before this one was stored), it is handed over at once.
+    private func park(_ event: InboundEvent, workflowID: String, now: Date) async throws {
+        try await store.parkInboundEvent(
+            ParkedInboundEvent(externalWorkflowID: workflowID, eventID: event.id, source: event.source, body: event.body, receivedAt: now))
+        if try await !store.stepsAwaitingEvent(externalWorkflowID: workflowID).isEmpty {
+            await deliverParkedEvents(for: workflowID)
+        }
+    }
+
+    /// Hands the events parked for `workflowID` to the steps now awaiting it, oldest first. Called
+    /// after a step starts waiting. An event whose handling fails for now is parked again.
+    func deliverParkedEvents(for workflowID: String) async {
+        let now = Date()
+        let parked: [ParkedInboundEvent]
+        do {
+            parked = try await store.takeParkedEvents(
+                externalWorkflowID: workflowID, receivedAfter: now.addingTimeInterval(-(configuration.parkedEventWindow / .seconds(1))))
+        } catch {
+            logger.warning("could not read parked events", metadata: ["workflow_id": "\(workflowID)", "error": "\(error)"])
+            return
+        }
+        for (index, entry) in parked.enumerated() {
+            let event = InboundEvent(parked: entry)
+            var report = InboundEventReport()
+            do {
+                let steps = try await store.stepsAwaitingEvent(externalWorkflowID: workflowID)
+                try await route(event, to: steps, workflowID: workflowID, report: &report)
+                logger.debug(
+                    "parked event delivered",
+                    metadata: ["workflow_id": "\(workflowID)", "routed": "\(report.routed)", "step_completed": "\(report.stepCompleted)"])
+            } catch {
+                logger.warning(
+                    "a parked event could not be delivered yet; parked again",
+                    metadata: ["workflow_id": "\(workflowID)", "error": "\(error)"])
+                for later in parked[index...] { try? await store.parkInboundEvent(later) }
+                return
+            }
+        }
     }
 
     /// Gives the event to the action of an awaiting step. `nil` when no plugin action can take it

@@ -327,6 +327,7 @@ public final class ExecutionRuntime: Sendable {
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
+        for workflowID in plan.awaitedWorkflowIDs { Task { await deliverParkedEvents(for: workflowID) } }
         if let status = plan.finished {
             logger.info("execution finished", metadata: ["execution_id": "\(executionID)", "status": "\(status.rawValue)"])
             notifyFinished(executionID)

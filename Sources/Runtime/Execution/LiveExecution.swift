@@ -172,6 +172,10 @@ struct LiveExecution: Sendable {
             logLines: logLines,
             notes: notes,
             timerEffects: timerEffects,
+            awaitedWorkflowIDs: events.compactMap { event in
+                guard case .stepAwaitingEvent(_, _, let externalID) = event else { return nil }
+                return externalID
+            },
             finished: machine.execution.status.isFinished ? machine.execution.status : nil
         )
     }
@@ -213,6 +217,8 @@ struct TransitionPlan: Sendable {
     var logLines: [EngineLogLine]
     var notes: [String]
     var timerEffects: [TimerEffect]
+    /// The external workflow ids steps started waiting for: events parked for them are due.
+    var awaitedWorkflowIDs: [String]
     /// The execution's final status, when this transition ended it.
     var finished: ExecutionStatus?
 }

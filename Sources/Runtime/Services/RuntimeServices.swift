@@ -202,8 +202,10 @@ public struct RetentionService: Service {
         // Event ids are kept to recognise redeliveries, which Dapr stops after hours, not weeks.
         do {
             try await runtime.store.forgetInboundEvents(processedBefore: now.addingTimeInterval(-Self.inboundEventMemory))
+            try await runtime.store.forgetParkedEvents(
+                receivedBefore: now.addingTimeInterval(-(runtime.configuration.parkedEventWindow / .seconds(1))))
         } catch {
-            runtime.logger.warning("could not forget old inbound event ids", metadata: ["error": "\(error)"])
+            runtime.logger.warning("could not forget old inbound events", metadata: ["error": "\(error)"])
         }
         return deleted
     }
