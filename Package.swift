@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "Notification", type: .dynamic, targets: ["Notification"]),
         .library(name: "ClusterDeploy", type: .dynamic, targets: ["ClusterDeploy"]),
         .library(name: "ModelBenchmark", type: .dynamic, targets: ["ModelBenchmark"]),
+        .library(name: "ModelOperations", type: .dynamic, targets: ["ModelOperations"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -150,6 +151,13 @@ let package = Package(
             name: "ModelBenchmark",
             dependencies: ["BudServices", "PluginKit"],
             path: "Plugins/ModelBenchmark",
+            swiftSettings: swiftSettings,
+            linkerSettings: swiftPluginLinkerSettings
+        ),
+        .target(
+            name: "ModelOperations",
+            dependencies: ["BudServices", "PluginKit"],
+            path: "Plugins/ModelOperations",
             swiftSettings: swiftSettings,
             linkerSettings: swiftPluginLinkerSettings
         ),

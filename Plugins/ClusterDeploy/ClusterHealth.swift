@@ -6,7 +6,7 @@ import PluginKit
 /// A cluster that budcluster does not know (a 4xx answer) fails the step. When budcluster cannot
 /// be reached or answers 5xx, the step still completes — with every check unhealthy and status
 /// `error` — so that a pipeline can branch on the outcome.
-struct ClusterHealth: StepHandler {
+struct ClusterHealth: BudServiceAction {
     static let checks = ["nodes", "api", "storage", "network", "gpu"]
 
     static let metadata = ActionMetadata(
@@ -46,10 +46,6 @@ struct ClusterHealth: StepHandler {
     )
 
     let settings: BudServiceSettings
-
-    init(configuration: PluginConfiguration) throws {
-        settings = try BudServiceSettings(configuration: configuration)
-    }
 
     func validate(params: JSONObject) -> [String] {
         var problems: [String] = []

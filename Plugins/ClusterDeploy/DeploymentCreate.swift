@@ -6,7 +6,7 @@ import PluginKit
 ///
 /// For a local model with SLO targets it first asks budsim for a recommended configuration
 /// ("smart mode"), as the reference does, and passes the recommendation on to budapp.
-struct DeploymentCreate: StepHandler {
+struct DeploymentCreate: BudServiceAction {
     static let sloTargets = ["ttft", "per_session_tokens_per_sec", "e2e_latency"]
     static let parserParams = ["tool_calling_parser_type", "reasoning_parser_type", "chat_template"]
     static let hardwareModes = ["dedicated", "shared"]
@@ -33,10 +33,7 @@ struct DeploymentCreate: StepHandler {
             ParamDefinition(
                 name: "credential_id", label: "Credential", type: .credentialRef,
                 description: "Provider credential (required for cloud models)"),
-            ParamDefinition(
-                name: "hardware_mode", label: "Hardware Mode", type: .select, description: "Dedicated GPUs or shared ones",
-                defaultValue: "dedicated",
-                options: [SelectOption(label: "Dedicated", value: "dedicated"), SelectOption(label: "Shared", value: "shared")]),
+            SharedParams.hardwareMode(),
             ParamDefinition(
                 name: "concurrent_requests", label: "Concurrent Requests", type: .number, required: true, defaultValue: 1,
                 validation: ValidationRules(min: 1, max: 1000), group: "Performance"),
@@ -84,10 +81,6 @@ struct DeploymentCreate: StepHandler {
 
     let settings: BudServiceSettings
 
-    init(configuration: PluginConfiguration) throws {
-        settings = try BudServiceSettings(configuration: configuration)
-    }
-
     func validate(params: JSONObject) -> [String] {
         var problems: [String] = []
         for name in ["model_id", "project_id", "endpoint_name"] where ParamReading.string(params, name) == nil {
@@ -126,7 +119,7 @@ struct DeploymentCreate: StepHandler {
         guard problems.isEmpty else {
             throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
         }
-        let user = try actingUser(settings, request, outputs: outputs.failed(with: "no user to act as"))
+        let user = try settings.requireActingUser(of: request, outputs: outputs)
 
         var body: JSONObject = [
             "workflow_total_steps": 1, "step_number": 1, "trigger_workflow": true,
@@ -190,7 +183,7 @@ struct DeploymentCreate: StepHandler {
         let name = request.stepOutputs["endpoint_name"]?.stringValue ?? ""
         if event.isWorkflowCompleted {
             return event.isCompleted
-                ? completed(event.result, name: name) : failure(event.flatFailureReason("Deployment workflow failed"))
+                ? completed(event.result, name: name) : .failedWorkflow(event.flatFailureReason("Deployment workflow failed"))
         }
         guard let kind = event.workflowKind, Self.workflowKinds.contains(kind), event.type == "notification" || event.type == kind else {
             return .ignore
@@ -199,7 +192,7 @@ struct DeploymentCreate: StepHandler {
         let activity = event.activity ?? ""
         if ["results", "deploy_model", "deployment_status"].contains(activity) || event.isFailed {
             if event.isCompleted { return completed(event.result, name: name) }
-            if event.isFailed { return failure(event.failureReason("Deployment failed")) }
+            if event.isFailed { return .failedWorkflow(event.failureReason("Deployment failed")) }
         }
         if event.isStarted, let percent = ["deploy_model": 30.0, "deployment_status": 60.0][activity] {
             return .updateProgress(percent: percent, etaSeconds: nil, message: event.message ?? activity)
@@ -236,7 +229,7 @@ struct DeploymentCreate: StepHandler {
             context.log(.warning, "model \(modelID) lookup failed, deploying without a simulation: \(error)")
             return
         }
-        let path = ["local_path", "uri", "huggingface_url"].lazy.compactMap { model[$0]?.stringValue }.first { !$0.isEmpty }
+        let path = BudModel.path(model)
         guard model["provider_type"]?.stringValue?.uppercased() != "CLOUD_MODEL", let path else { return }
         let mode = params["hardware_mode"]?.stringValue ?? "dedicated"
         var simulation: JSONObject = [
@@ -299,10 +292,6 @@ struct DeploymentCreate: StepHandler {
                 "success": true, "endpoint_id": result["endpoint_id"] ?? .null, "endpoint_url": result["endpoint_url"] ?? .null,
                 "status": "completed", "message": .string("Endpoint '\(name)' deployed successfully"),
             ])
-    }
-
-    private func failure(_ reason: String) -> EventOutcome {
-        .complete(status: .failed, outputs: ["success": false, "status": "failed", "message": .string(reason)], error: reason)
     }
 
     // MARK: Parameter checks

@@ -3,7 +3,7 @@ import PluginKit
 
 /// Deletes a deployment by starting budapp's delete workflow, then waits for budcluster to report
 /// the namespace gone.
-struct DeploymentDelete: StepHandler {
+struct DeploymentDelete: BudServiceAction {
     static let metadata = ActionMetadata(
         type: "deployment_delete",
         name: "Delete Deployment",
@@ -17,9 +17,7 @@ struct DeploymentDelete: StepHandler {
             ParamDefinition(
                 name: "force", label: "Force Delete", type: .boolean, description: "Passed to budapp (which does not use it yet)",
                 defaultValue: false),
-            ParamDefinition(
-                name: "max_wait_seconds", label: "Max Wait (seconds)", type: .number, description: "How long to wait for the deletion",
-                defaultValue: 300, validation: ValidationRules(min: 30, max: 600)),
+            SharedParams.maxWait(default: 300, range: 30...600),
         ],
         outputs: [
             OutputDefinition(name: "success", type: "boolean", description: "Whether the deployment is deleted"),
@@ -38,10 +36,6 @@ struct DeploymentDelete: StepHandler {
 
     let settings: BudServiceSettings
 
-    init(configuration: PluginConfiguration) throws {
-        settings = try BudServiceSettings(configuration: configuration)
-    }
-
     func validate(params: JSONObject) -> [String] {
         var problems: [String] = []
         if ParamReading.string(params, "endpoint_id") == nil { problems.append("endpoint_id is required") }
@@ -59,7 +53,7 @@ struct DeploymentDelete: StepHandler {
         guard problems.isEmpty else {
             throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
         }
-        let user = try actingUser(settings, request, outputs: outputs.failed(with: "no user to act as"))
+        let user = try settings.requireActingUser(of: request, outputs: outputs)
         let answer: JSONValue
         do throws(BudServiceError) {
             answer = try context.callBudService(
@@ -86,10 +80,10 @@ struct DeploymentDelete: StepHandler {
     func onEvent(_ request: EventRequest, context: StepContext) throws -> EventOutcome {
         let event = BudWorkflowEvent(request.event)
         if event.isWorkflowCompleted {
-            return event.isCompleted ? deleted(event.result) : failure(event.flatFailureReason("Deployment deletion failed"))
+            return event.isCompleted ? deleted(event.result) : .failedWorkflow(event.flatFailureReason("Deployment deletion failed"))
         }
         guard event.type == "notification" || event.type == event.workflowKind else { return .ignore }
-        if event.isFailed { return failure(event.failureReason("Deployment deletion failed")) }
+        if event.isFailed { return .failedWorkflow(event.failureReason("Deployment deletion failed")) }
         if let eta = event.etaSeconds { return .updateProgress(percent: nil, etaSeconds: eta) }
         let activity = event.activity ?? ""
         if event.isCompleted, activity == "results" || activity == "deployment_deletion_status" { return deleted(event.result) }
@@ -108,9 +102,5 @@ struct DeploymentDelete: StepHandler {
                 "cluster_id": result["cluster_id"] ?? .null,
                 "message": .string(namespace.map { "Deployment '\($0)' deleted successfully" } ?? "Deployment deleted successfully"),
             ])
-    }
-
-    private func failure(_ reason: String) -> EventOutcome {
-        .complete(status: .failed, outputs: ["success": false, "status": "failed", "message": .string(reason)], error: reason)
     }
 }

@@ -3,7 +3,7 @@ import PluginKit
 
 /// Sets a deployment's replica count through budapp's autoscale settings, keeping the rest of its
 /// autoscaler configuration.
-struct DeploymentScale: StepHandler {
+struct DeploymentScale: BudServiceAction {
     /// Autoscaler settings kept from the current configuration when the replica count changes.
     static let preservedSettings = [
         "scalingStrategy", "metricsSources", "gpuConfig", "costConfig", "predictionConfig", "scheduleHints", "multiCluster", "behavior",
@@ -42,10 +42,6 @@ struct DeploymentScale: StepHandler {
 
     let settings: BudServiceSettings
 
-    init(configuration: PluginConfiguration) throws {
-        settings = try BudServiceSettings(configuration: configuration)
-    }
-
     func validate(params: JSONObject) -> [String] {
         var problems: [String] = []
         if ParamReading.string(params, "endpoint_id") == nil { problems.append("endpoint_id is required") }
@@ -74,7 +70,7 @@ struct DeploymentScale: StepHandler {
             throw StepFailure(
                 problems.joined(separator: "; "), outputs: outputs.merging(["message": .string(problems.joined(separator: "; "))]))
         }
-        let user = try actingUser(settings, request, outputs: outputs)
+        let user = try settings.requireActingUser(of: request, outputs: outputs)
         let path = "endpoints/\(endpointID)/autoscale"
         var current = JSONObject()
         do throws(BudServiceError) {

@@ -13,7 +13,7 @@ let modelBenchmarkManifest = PluginManifest(
 
 /// Benchmarks a model on a cluster: resolves the cluster, picks its nodes and a device and
 /// parallelism budapp supports, starts budapp's benchmark workflow and waits for the results.
-struct RunModelBenchmark: StepHandler {
+struct RunModelBenchmark: BudServiceAction {
     static let devicePriority = ["cuda", "hpu", "cpu_high", "cpu"]
     static let defaultWaitSeconds = 1200
 
@@ -43,10 +43,7 @@ struct RunModelBenchmark: StepHandler {
             ParamDefinition(
                 name: "num_prompts", label: "Number of Prompts", type: .number, defaultValue: 10,
                 validation: ValidationRules(min: 1, max: 1000), group: "Load"),
-            ParamDefinition(
-                name: "hardware_mode", label: "Hardware Mode", type: .select, defaultValue: "dedicated",
-                options: [SelectOption(label: "Dedicated", value: "dedicated"), SelectOption(label: "Shared", value: "shared")],
-                group: "Hardware"),
+            SharedParams.hardwareMode(group: "Hardware"),
             ParamDefinition(
                 name: "selected_device_type", label: "Device Type", type: .select, description: "Default: the best the cluster offers",
                 options: [
@@ -62,9 +59,7 @@ struct RunModelBenchmark: StepHandler {
                 group: "Hardware"),
             ParamDefinition(
                 name: "replicas", label: "Replicas", type: .number, validation: ValidationRules(min: 1, max: 32), group: "Hardware"),
-            ParamDefinition(
-                name: "max_wait_seconds", label: "Max Wait (seconds)", type: .number, defaultValue: 1200,
-                validation: ValidationRules(min: 60, max: 7200)),
+            SharedParams.maxWait(default: 1200, range: 60...7200),
         ],
         outputs: [
             OutputDefinition(name: "success", type: "boolean", description: "Whether the benchmark finished"),
@@ -87,10 +82,6 @@ struct RunModelBenchmark: StepHandler {
     )
 
     let settings: BudServiceSettings
-
-    init(configuration: PluginConfiguration) throws {
-        settings = try BudServiceSettings(configuration: configuration)
-    }
 
     func validate(params: JSONObject) -> [String] {
         var problems: [String] = []
@@ -127,10 +118,7 @@ struct RunModelBenchmark: StepHandler {
         guard problems.isEmpty else {
             throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
         }
-        guard let user = settings.actingUser(of: request) else {
-            let message = "no user to act as on budapp: run the pipeline with a user_id or configure system_user_id"
-            throw StepFailure(message, outputs: outputs.failed(with: message))
-        }
+        let user = try settings.requireActingUser(of: request, outputs: outputs)
         let calls = BenchmarkCalls(settings: settings, context: context, user: user, outputs: outputs)
         let cluster = try calls.resolveCluster(ParamReading.string(params, "cluster_id") ?? "")
         let nodes = try calls.nodes(ofCluster: cluster.budClusterID)
@@ -201,11 +189,6 @@ struct RunModelBenchmark: StepHandler {
     }
 
     private func failure(_ reason: String, failedStep: String? = nil) -> EventOutcome {
-        .complete(
-            status: .failed,
-            outputs: [
-                "success": false, "status": "failed", "message": .string(reason), "failed_step": failedStep.map(JSONValue.string) ?? .null,
-            ],
-            error: reason)
+        .failedWorkflow(reason, extra: ["failed_step": failedStep.map(JSONValue.string) ?? .null])
     }
 }

@@ -54,6 +54,15 @@ public struct BudServiceSettings: Sendable, Equatable {
         return systemUserID
     }
 
+    /// ``actingUser(of:)``, or a failure (carrying `outputs` marked failed) saying how to give one.
+    public func requireActingUser(of request: ExecuteRequest, outputs: JSONObject) throws(StepFailure) -> String {
+        guard let user = actingUser(of: request) else {
+            let message = "no user to act as on budapp: run the pipeline with a user_id or configure system_user_id"
+            throw StepFailure(message, outputs: outputs.failed(with: message))
+        }
+        return user
+    }
+
     /// `seconds`, or the configured cap when that is shorter.
     public func timeout(seconds: Int) -> Duration {
         let own = Duration.seconds(seconds)
@@ -65,3 +74,12 @@ public struct BudServiceSettings: Sendable, Equatable {
 /// The topic budapp is asked to publish a started workflow's progress and completion to
 /// (`callback_topic`), which BudPipeline subscribes to.
 public let callbackTopic = "budpipelineEvents"
+
+/// Reading budapp's model records.
+public enum BudModel {
+    /// The path budsim and the engines load the model from: `local_path`, else `uri`, else
+    /// `huggingface_url`.
+    public static func path(_ model: JSONValue) -> String? {
+        ["local_path", "uri", "huggingface_url"].lazy.compactMap { model[$0]?.stringValue }.first { !$0.isEmpty }
+    }
+}

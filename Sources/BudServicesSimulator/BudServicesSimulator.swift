@@ -20,6 +20,10 @@ public final class BudServicesSimulator: Sendable {
     public enum Operation: String, Sendable, CaseIterable {
         /// budapp `GET models/{id}`.
         case modelLookup = "model_lookup"
+        /// budapp `POST models/local-model-workflow` and the extraction it starts.
+        case modelAdd = "model_add"
+        /// budapp `DELETE models/{id}`.
+        case modelDelete = "model_delete"
         /// budapp `POST models/deploy-workflow` and the deployment it starts.
         case deploy
         /// budapp `POST endpoints/{id}/delete-workflow` and the deletion it starts.
@@ -36,7 +40,7 @@ public final class BudServicesSimulator: Sendable {
         case clusterHealth = "cluster_health"
         /// budcluster `GET cluster/{id}/nodes`.
         case clusterNodes = "cluster_nodes"
-        /// budsim `POST simulator/run`.
+        /// budsim `POST simulator/run` (answered at once with `debug: true`, else run as a workflow).
         case simulate
         /// budnotify `POST notifications`.
         case notify
@@ -57,6 +61,7 @@ public final class BudServicesSimulator: Sendable {
     private struct State {
         var faults: [Operation: Fault] = [:]
         var endpoints: [String: JSONObject] = [:]
+        var models: [String: JSONValue] = [SimulatorFixtures.modelID: SimulatorFixtures.model]
         var notifications: [JSONValue] = []
         var published: [JSONValue] = []
     }
@@ -101,6 +106,9 @@ public final class BudServicesSimulator: Sendable {
     /// The events published to ``topic``, in order.
     public var publishedEvents: [JSONValue] { state.withLock { $0.published } }
 
+    /// The models in the catalogue, by id (the fixture model and those added).
+    public var models: [String: JSONValue] { state.withLock { $0.models } }
+
     /// The endpoints deployed and not deleted, by id.
     public var endpoints: [String: JSONObject] { state.withLock { $0.endpoints } }
 
@@ -113,10 +121,16 @@ public final class BudServicesSimulator: Sendable {
         let parts = path.split(separator: "/").map(String.init)
         guard query["user_id"]?.isEmpty == false else { return Self.error(422, "user_id is required") }
         switch (call.method, parts.count, parts.first) {
+        case ("POST", 2, "models") where parts[1] == "local-model-workflow":
+            return await startModelExtraction(call, user: query["user_id"] ?? "")
         case ("GET", 2, "models"):
             if let fault = await fault(.modelLookup) { return fault }
-            return parts[1] == SimulatorFixtures.modelID
-                ? (200, ["object": "model.get", "model": SimulatorFixtures.model]) : Self.error(404, "Model not found")
+            guard let model = state.withLock({ $0.models[parts[1]] }) else { return Self.error(404, "Model not found") }
+            return (200, ["object": "model.get", "model": model])
+        case ("DELETE", 2, "models"):
+            if let fault = await fault(.modelDelete) { return fault }
+            guard state.withLock({ $0.models.removeValue(forKey: parts[1]) }) != nil else { return Self.error(404, "Model not found") }
+            return (200, ["object": "info", "message": "Model deleted successfully"])
         case ("POST", 2, "models") where parts[1] == "deploy-workflow":
             return await startDeployment(call)
         case ("POST", 3, "endpoints") where parts[2] == "delete-workflow":
@@ -163,7 +177,25 @@ public final class BudServicesSimulator: Sendable {
         guard call.body["pretrained_model_uri"]?.stringValue?.isEmpty == false else {
             return Self.error(422, "pretrained_model_uri is required")
         }
-        return (200, ["workflow_id": .string(Self.newID()), "recommendations": [SimulatorFixtures.recommendation]])
+        let workflowID = Self.newID()
+        guard call.body["debug"] == false else {
+            return (200, ["workflow_id": .string(workflowID), "recommendations": [SimulatorFixtures.recommendation]])
+        }
+        // Called directly by BudPipeline, budsim publishes without subscribers: the top-level
+        // type is the workflow kind.
+        run(
+            workflowID, operation: .simulate, user: nil, kind: "get_cluster_recommendations", source: "budsim", failure: "Simulation failed"
+        ) {
+            [
+                .event("validation", status: "COMPLETED", message: "Inputs are valid"),
+                .event("hardware_selection", status: "STARTED", message: "Choosing hardware"),
+                .event("performance_estimation", status: "STARTED", message: "Estimating performance"),
+                .results(
+                    status: "COMPLETED", message: "Recommendations ready", result: ["recommendations": [SimulatorFixtures.recommendation]]),
+            ]
+        } completed: {
+        }
+        return (200, ["workflow_id": .string(workflowID), "status": "RUNNING"])
     }
 
     private func budnotify(_ call: DaprSidecar.Invocation) async -> Answer {
@@ -181,7 +213,9 @@ public final class BudServicesSimulator: Sendable {
     private func startDeployment(_ call: DaprSidecar.Invocation) async -> Answer {
         if let fault = await fault(.deploy) { return fault }
         let body = call.body
-        guard body["model_id"]?.stringValue == SimulatorFixtures.modelID else { return Self.error(404, "Model not found") }
+        guard let modelID = body["model_id"]?.stringValue, state.withLock({ $0.models[modelID] != nil }) else {
+            return Self.error(404, "Model not found")
+        }
         guard body["project_id"]?.stringValue == SimulatorFixtures.projectID else { return Self.error(404, "Project not found") }
         if let cluster = body["cluster_id"]?.stringValue, cluster != SimulatorFixtures.clusterID {
             return Self.error(404, "Cluster not found")
@@ -191,7 +225,7 @@ public final class BudServicesSimulator: Sendable {
         let name = body["endpoint_name"]?.stringValue ?? "endpoint"
         let user = Self.split(call.path).query["user_id"] ?? ""
         let kind = "perform_deployment"
-        run(workflowID, user: user, kind: kind, source: "budcluster", failure: "Deployment failed") {
+        run(workflowID, operation: .deploy, user: user, kind: kind, source: "budcluster", failure: "Deployment failed") {
             [
                 .event("eta", status: "RUNNING", message: "2"),
                 .event("deploy_model", status: "STARTED", message: "Deploying \(name)"),
@@ -214,11 +248,43 @@ public final class BudServicesSimulator: Sendable {
         )
     }
 
+    private func startModelExtraction(_ call: DaprSidecar.Invocation, user: String) async -> Answer {
+        if let fault = await fault(.modelAdd) { return fault }
+        guard let uri = call.body["uri"]?.stringValue, !uri.isEmpty else { return Self.error(422, "uri is required") }
+        guard call.body["callback_topic"]?.stringValue?.isEmpty == false else { return Self.error(422, "callback_topic is required") }
+        let workflowID = Self.newID()
+        let modelID = Self.newID()
+        let name = call.body["name"]?.stringValue ?? String(uri.split(separator: "/").last ?? "model")
+        let model: JSONValue = [
+            "id": .string(modelID), "name": .string(name), "provider_type": call.body["provider_type"] ?? "hugging_face",
+            "local_path": .string(uri), "uri": .string(uri), "supported_endpoints": ["chat": ["enabled": true]],
+        ]
+        run(
+            workflowID, operation: .modelAdd, user: user, kind: "perform_model_extraction", source: "budmodel",
+            failure: "Model extraction failed"
+        ) {
+            [
+                .event("eta", status: "RUNNING", message: "1"),
+                .event("transfer_model", status: "STARTED", message: "Downloading \(uri)"),
+                .event("save_model", status: "RUNNING", message: "Saving"),
+                .results(
+                    status: "COMPLETED", message: "Model extraction completed",
+                    result: ["model_id": .string(modelID), "model_name": .string(name)]),
+            ]
+        } completed: {
+            self.state.withLock { $0.models[modelID] = model }
+        }
+        return (200, ["object": "workflow.get", "code": 200, "data": ["workflow_id": .string(workflowID), "status": "in_progress"]])
+    }
+
     private func startDeletion(endpointID: String, user: String) async -> Answer {
         if let fault = await fault(.delete) { return fault }
         guard let endpoint = state.withLock({ $0.endpoints[endpointID] }) else { return Self.error(404, "Endpoint not found") }
         let workflowID = Self.newID()
-        run(workflowID, user: user, kind: "delete_deployment", source: "budcluster", failure: "Deployment deletion failed") {
+        run(
+            workflowID, operation: .delete, user: user, kind: "delete_deployment", source: "budcluster",
+            failure: "Deployment deletion failed"
+        ) {
             [
                 .event("deployment_deletion_status", status: "STARTED", message: "Deleting"),
                 .results(
@@ -259,7 +325,9 @@ public final class BudServicesSimulator: Sendable {
 
     private func startBenchmark(_ call: DaprSidecar.Invocation, user: String) async -> Answer {
         if let fault = await fault(.benchmark) { return fault }
-        guard call.body["model_id"]?.stringValue == SimulatorFixtures.modelID else { return Self.error(404, "Model not found") }
+        guard let modelID = call.body["model_id"]?.stringValue, state.withLock({ $0.models[modelID] != nil }) else {
+            return Self.error(404, "Model not found")
+        }
         guard call.body["cluster_id"]?.stringValue == SimulatorFixtures.clusterID,
             call.body["bud_cluster_id"]?.stringValue == SimulatorFixtures.budClusterID
         else { return Self.error(404, "Cluster not found") }
@@ -268,7 +336,8 @@ public final class BudServicesSimulator: Sendable {
         result["benchmark_id"] = .string(Self.newID())
         result["concurrent_requests"] = call.body["concurrent_requests"] ?? 1
         let finalResult = result
-        run(workflowID, user: user, kind: "performance_benchmark", source: "budcluster", failure: "Benchmark failed") {
+        run(workflowID, operation: .benchmark, user: user, kind: "performance_benchmark", source: "budcluster", failure: "Benchmark failed")
+        {
             [
                 .event("eta", status: "RUNNING", message: "3"),
                 .event("deploy_model", status: "STARTED", message: "Deploying the model for the benchmark"),
@@ -287,12 +356,12 @@ public final class BudServicesSimulator: Sendable {
     }
 
     /// Publishes a workflow's notifications one per ``pace``; a failing workflow reports failure
-    /// after its first event, a silent one nothing at all.
+    /// after its first event, a silent one nothing at all. `completed` runs just before a
+    /// successful result is published.
     private func run(
-        _ workflowID: String, user: String, kind: String, source: String, failure: String, reports: @escaping @Sendable () -> [Report],
-        completed: @escaping @Sendable () -> Void
+        _ workflowID: String, operation: Operation, user: String?, kind: String, source: String, failure: String,
+        reports: @escaping @Sendable () -> [Report], completed: @escaping @Sendable () -> Void
     ) {
-        let operation: Operation = kind == "perform_deployment" ? .deploy : kind == "performance_benchmark" ? .benchmark : .delete
         let fault = state.withLock { $0.faults[operation] }
         Task {
             var plan = reports()
@@ -308,23 +377,25 @@ public final class BudServicesSimulator: Sendable {
                     case .event(let event, let status, let message): (event, status, message, [:])
                     case .results(let status, let message, let result): ("results", status, message, result)
                     }
+                // The service's own records change before it reports the result.
+                if event == "results", status == "COMPLETED" { completed() }
                 await publish(
                     workflowID: workflowID, user: user, kind: kind, source: source, event: event, status: status,
                     title: status == "FAILED" ? failure : event, message: message, result: result)
             }
-            if case .results(let status, _, _) = plan.last, status == "COMPLETED" { completed() }
         }
     }
 
     /// Publishes a notification as budmicroframe does: the notification itself is the CloudEvent
-    /// (`application/cloudevents+json`), its id, source and type given as publish metadata.
+    /// (`application/cloudevents+json`), its id, source and type given as publish metadata. With
+    /// subscribers its type is `notification`; without (`user` nil), the workflow kind.
     private func publish(
-        workflowID: String, user: String, kind: String, source: String, event: String, status: String, title: String, message: String,
+        workflowID: String, user: String?, kind: String, source: String, event: String, status: String, title: String, message: String,
         result: JSONObject
     ) async {
         let notification: JSONValue = [
-            "notification_type": "event", "name": "bud-internal", "subscriber_ids": .string(user), "actor": nil, "topic_keys": nil,
-            "type": "notification", "source_topic": "budAppMessages",
+            "notification_type": "event", "name": "bud-internal", "subscriber_ids": user.map(JSONValue.string) ?? .null, "actor": nil,
+            "topic_keys": nil, "type": .string(user == nil ? kind : "notification"), "source_topic": "budAppMessages",
             "payload": [
                 "category": "internal", "type": .string(kind), "event": .string(event), "workflow_id": .string(workflowID),
                 "source": .string(source),
@@ -338,7 +409,7 @@ public final class BudServicesSimulator: Sendable {
         guard let endpoint = sidecar.endpoint,
             let url = URL(
                 string: "\(endpoint)/v1.0/publish/\(pubsub)/\(topic)?metadata.cloudevent.id=\(Self.newID())"
-                    + "&metadata.cloudevent.source=\(source)&metadata.cloudevent.type=notification")
+                    + "&metadata.cloudevent.source=\(source)&metadata.cloudevent.type=\(user == nil ? kind : "notification")")
         else { return }
         var request = URLRequest(url: url, timeoutInterval: 10)
         request.httpMethod = "POST"

@@ -25,11 +25,10 @@ import _BudPipelineTestSupport
         }
         #expect(
             Array(actions.dropFirst()) == [
-                "await_approval", "cluster_health", "deployment_create", "deployment_delete", "deployment_scale", "greet",
-                "model_benchmark",
-                "notification", "text_stats",
+                "await_approval", "cluster_health", "deployment_create", "deployment_delete", "deployment_scale", "greet", "model_add",
+                "model_benchmark", "model_delete", "notification", "simulation_run", "text_stats",
             ])
-        #expect(result.standardOutput.contains("Loaded actions (9) from 5 plugin(s):"))
+        #expect(result.standardOutput.contains("Loaded actions (12) from 6 plugin(s):"))
         #expect(result.standardOutput.contains("Refused (\(Self.brokenFixtures.count)):"))
         let expected = [
             "libno_entry.so: no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin",
@@ -55,7 +54,7 @@ import _BudPipelineTestSupport
         let document = try JSONValue(parsing: result.standardOutput)
         #expect(
             document["plugins"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == [
-                "cluster_deploy", "greeter", "model_benchmark", "notification", "text_stats",
+                "cluster_deploy", "greeter", "model_benchmark", "model_operations", "notification", "text_stats",
             ])
         #expect(document["refused"]?[0]?["reason"] == "no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin")
         let strict = try await ProcessRunner.run(Repository.executable, ["plugins", "list", "--strict"], environment: environment)

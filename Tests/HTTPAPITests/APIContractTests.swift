@@ -287,7 +287,14 @@ struct APIContractTests {
             let actions = catalogue["actions"]?.arrayValue ?? []
             #expect(catalogue["total"] == .int(actions.count))
             let types = Set(actions.compactMap { $0["type"]?.stringValue })
-            #expect(types.isSuperset(of: ["log", "transform", "fail", "set_output", "aggregate", "conditional", "wait_until"]))
+            #expect(
+                types.isSuperset(of: [
+                    "log", "transform", "fail", "set_output", "aggregate", "conditional", "wait_until", "model_add", "simulation_run",
+                    "deployment_create",
+                ]))
+            #expect(actions.first { $0["type"] == "model_add" }?["executionMode"] == "event_driven")
+            let modelAdd = try await server.send("POST", "/actions/validate", json: ["action_type": "model_add", "params": [:]]).json
+            #expect(modelAdd["valid"] == false && modelAdd["errors"]?.arrayValue?.contains("Missing required parameter: model_uri") == true)
             #expect(
                 actions.allSatisfy { action in
                     ["type", "name", "category", "params", "outputs", "executionMode", "idempotent"].allSatisfy { action[$0] != nil }

@@ -127,6 +127,48 @@ struct DomainPluginTests {
         }
     }
 
+    @Test("add a model → simulate its serving → delete it completes, each step on its service's events", arguments: TestBackend.available)
+    func onboardSimulateDelete(backend: TestBackend) async throws {
+        let dag: JSONValue = [
+            "name": "onboard",
+            "steps": [
+                [
+                    "id": "add", "name": "Add", "action": "model_add",
+                    "params": ["model_uri": "org/model-e2e", "model_source": "hugging_face", "max_wait_seconds": 600],
+                ],
+                [
+                    "id": "size", "name": "Size", "action": "simulation_run", "depends_on": ["add"],
+                    "params": [
+                        "model_id": "{{ steps.add.outputs.model_id }}", "target_ttft": 200, "target_throughput_per_user": 20,
+                        "target_e2e_latency": 30,
+                    ],
+                ],
+                [
+                    "id": "remove", "name": "Remove", "action": "model_delete", "depends_on": ["size"],
+                    "params": ["model_id": "{{ steps.add.outputs.model_id }}"],
+                ],
+            ],
+        ]
+        try await Self.withServices(backend) { server, sidecar, simulator in
+            let executionID = try await Self.start(dag, params: [:], on: server)
+            let execution = try await server.finished(executionID)
+            #expect(execution["status"] == "COMPLETED", "\(execution)")
+            let outputs = try #require(execution["final_outputs"])
+            let modelID = try #require(outputs["add"]?["model_id"]?.stringValue)
+            #expect(outputs["add"]?["model_name"] == "model-e2e")
+            #expect(
+                outputs["size"]?["tool_calling_parser_type"] == "llama3_json" && outputs["size"]?["recommendations"]?.arrayValue?.count == 1
+            )
+            #expect(outputs["remove"]?["success"] == true)
+            #expect(simulator.models[modelID] == nil, "deleted again")
+            let add = try #require(sidecar.invocations.first { $0.path.hasPrefix("models/local-model-workflow") })
+            #expect(add.body["callback_topic"] == "budpipelineEvents" && add.body["uri"] == "org/model-e2e")
+            let simulate = try #require(sidecar.invocations.first { $0.app == "budsim" })
+            #expect(simulate.body["source_topic"] == "budpipelineEvents" && simulate.body["debug"] == false)
+            #expect(simulate.body["pretrained_model_uri"] == "org/model-e2e" && simulate.body["target_ttft"] == 200)
+        }
+    }
+
     /// A failure and what the failed step's error must say.
     struct FailureCase: CustomStringConvertible, Sendable {
         var description: String

@@ -140,6 +140,75 @@ struct DomainPluginEventTests {
         }
     }
 
+    @Test("model_add and simulation_run: completion, failure, progress")
+    func modelOperationsEvents() async throws {
+        try await PluginTestHost.withPlugin(product: "ModelOperations") { plugin in
+            let saved = try await plugin.handleEvent(
+                "model_add", externalWorkflowID: "wf-1",
+                event: Self.notification(
+                    "perform_model_extraction", "save_model", "COMPLETED", result: ["model_id": "m-1", "model_name": "M"]))
+            #expect(
+                saved
+                    == .complete(
+                        status: .completed,
+                        outputs: [
+                            "success": true, "model_id": "m-1", "model_name": "M", "status": "completed",
+                            "message": "Model added successfully",
+                        ]))
+            let failed = try await plugin.handleEvent(
+                "model_add", externalWorkflowID: "wf-1",
+                event: Self.notification("perform_model_extraction", "transfer_model", "FAILED", message: "403 gated repo"))
+            #expect(
+                failed
+                    == .complete(
+                        status: .failed, outputs: ["success": false, "status": "failed", "message": "403 gated repo"],
+                        error: "403 gated repo"))
+            #expect(
+                try await plugin.handleEvent(
+                    "model_add", externalWorkflowID: "wf-1", event: Self.notification("perform_deployment", "results", "COMPLETED"))
+                    == .ignore)
+
+            let budsim = { (activity: String, status: String, result: JSONValue) -> JSONValue in
+                var event = Self.notification("get_cluster_recommendations", activity, status, result: result)
+                if case .object(var members) = event {
+                    members["type"] = "get_cluster_recommendations"
+                    event = .object(members)
+                }
+                return event
+            }
+            let phase = try await plugin.handleEvent(
+                "simulation_run", externalWorkflowID: "wf-2", event: budsim("ranking", "COMPLETED", nil))
+            #expect(phase == .updateProgress(percent: 95, etaSeconds: nil, message: ""))
+            let empty = try await plugin.handleEvent(
+                "simulation_run", externalWorkflowID: "wf-2", event: budsim("results", "COMPLETED", ["recommendations": []]))
+            #expect(
+                empty
+                    == .complete(
+                        status: .failed,
+                        outputs: ["success": false, "status": "failed", "message": "Simulation completed but returned no recommendations"],
+                        error: "Simulation completed but returned no recommendations"))
+            let top: JSONValue = ["cluster_id": "c-1", "metrics": ["ttft": 40], "chat_template": "chatml"]
+            let done = try await plugin.handleEvent(
+                "simulation_run", externalWorkflowID: "wf-2", event: budsim("results", "COMPLETED", ["recommendations": [top]]))
+            guard case .complete(.completed, let outputs, nil) = done else {
+                Issue.record("expected completion, got \(done)")
+                return
+            }
+            #expect(outputs["cluster_id"] == "c-1" && outputs["metrics"]?["ttft"] == 40 && outputs["chat_template"] == "chatml")
+            #expect(outputs["top_recommendation"] == top && outputs["recommendations"] == [top])
+            #expect(
+                try await plugin.validate("simulation_run", params: ["model_id": "m", "target_ttft": 100, "quantization_method": "awq"])
+                    == [
+                        "SLO targets required: missing target_throughput_per_user, target_e2e_latency",
+                        "quantization_method/quantization_type require is_quantization=true",
+                    ])
+            #expect(
+                try await plugin.validate("model_add", params: ["model_uri": "llama", "model_source": "hugging_face"]) == [
+                    "Hugging Face model_uri must look like org/model"
+                ])
+        }
+    }
+
     @Test("parameter checks say what is wrong")
     func parameterChecks() async throws {
         try await PluginTestHost.withPlugin(product: "ClusterDeploy") { plugin in
