@@ -115,10 +115,7 @@ struct DeploymentCreate: BudServiceAction {
             "success": false, "endpoint_id": nil, "endpoint_url": nil, "endpoint_name": .string(endpointName), "workflow_id": nil,
             "status": "failed", "message": "",
         ]
-        let problems = validate(params: params)
-        guard problems.isEmpty else {
-            throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
-        }
+        try requireValid(params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
 
         var body: JSONObject = [
@@ -143,16 +140,11 @@ struct DeploymentCreate: BudServiceAction {
         if body["tool_calling_parser_type"] != nil { body["enable_tool_calling"] = true }
         if body["reasoning_parser_type"] != nil { body["enable_reasoning"] = true }
 
-        let answer: JSONValue
-        do throws(BudServiceError) {
-            answer = try context.callBudService(
-                settings.budappAppID, "POST", "models/deploy-workflow", query: ["user_id": user], body: .object(body),
-                timeout: settings.timeout(seconds: 120))
-        } catch {
-            throw error.stepFailure("Failed to start the deployment", outputs: outputs.failed(with: error.description))
-        }
+        let answer = try context.requireBudService(
+            settings.budappAppID, "POST", "models/deploy-workflow", query: ["user_id": user], body: .object(body),
+            timeout: settings.timeout(seconds: 120), failing: "Failed to start the deployment", outputs: outputs)
         let data = answer["data"]
-        let workflowID = data?["workflow_id"]?.stringValue ?? answer["workflow_id"]?.stringValue
+        let workflowID = BudAnswer.workflowID(answer)
         let status = (data?["status"]?.stringValue ?? answer["status"]?.stringValue ?? "").lowercased()
         outputs["workflow_id"] = workflowID.map(JSONValue.string) ?? .null
         if status == "completed" {
@@ -163,7 +155,7 @@ struct DeploymentCreate: BudServiceAction {
             ])
             return .completed(outputs: outputs)
         }
-        guard let workflowID, !workflowID.isEmpty else {
+        guard let workflowID else {
             throw StepFailure(
                 "budapp started no deployment workflow: its answer has no workflow_id",
                 outputs: outputs.failed(with: "budapp started no deployment workflow"))

@@ -49,26 +49,17 @@ struct DeploymentDelete: BudServiceAction {
         var outputs: JSONObject = [
             "success": false, "endpoint_id": .string(endpointID), "namespace": nil, "cluster_id": nil, "status": "failed", "message": "",
         ]
-        let problems = validate(params: request.params)
-        guard problems.isEmpty else {
-            throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
-        }
+        try requireValid(request.params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
-        let answer: JSONValue
-        do throws(BudServiceError) {
-            answer = try context.callBudService(
-                settings.budappAppID, "POST", "endpoints/\(endpointID)/delete-workflow", query: ["user_id": user],
-                body: ["callback_topic": .string(callbackTopic), "force": .bool(request.params["force"]?.boolValue ?? false)],
-                timeout: settings.timeout(seconds: 60))
-        } catch {
-            throw error.stepFailure("Failed to start the deletion", outputs: outputs.failed(with: error.description))
-        }
+        let answer = try context.requireBudService(
+            settings.budappAppID, "POST", "endpoints/\(endpointID)/delete-workflow", query: ["user_id": user],
+            body: ["callback_topic": .string(callbackTopic), "force": .bool(request.params["force"]?.boolValue ?? false)],
+            timeout: settings.timeout(seconds: 60), failing: "Failed to start the deletion", outputs: outputs)
         let wait = ParamReading.integer(request.params, "max_wait_seconds") ?? 300
         let message = answer["message"]?.stringValue ?? ""
-        let correlation = answer["workflow_id"]?.stringValue ?? answer["data"]?["workflow_id"]?.stringValue
         // budapp answers a delete it started without a workflow id with "... initiated": its events
         // then carry the endpoint id.
-        guard let key = correlation ?? (message.lowercased().contains("initiated") ? endpointID : nil) else {
+        guard let key = BudAnswer.workflowID(answer) ?? (message.lowercased().contains("initiated") ? endpointID : nil) else {
             outputs.merge(["success": true, "status": "deleted", "message": .string(message.isEmpty ? "Deployment deleted" : message)])
             return .completed(outputs: outputs)
         }

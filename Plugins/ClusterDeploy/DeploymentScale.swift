@@ -48,7 +48,7 @@ struct DeploymentScale: BudServiceAction {
         switch params["target_replicas"] {
         case nil, .null?: problems.append("target_replicas is required")
         case let value?:
-            if let replicas = ParamReading.integer(["n": value], "n") {
+            if let replicas = ParamReading.integer(value) {
                 if replicas < 0 { problems.append("target_replicas must be non-negative") }
                 if replicas > 100 { problems.append("target_replicas cannot exceed 100") }
             } else {

@@ -114,10 +114,7 @@ struct RunModelBenchmark: BudServiceAction {
             "success": false, "benchmark_id": nil, "workflow_id": nil, "status": "failed", "results": [:], "message": "",
             "failed_step": nil,
         ]
-        let problems = validate(params: params)
-        guard problems.isEmpty else {
-            throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
-        }
+        try requireValid(params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
         let calls = BenchmarkCalls(settings: settings, context: context, user: user, outputs: outputs)
         let cluster = try calls.resolveCluster(ParamReading.string(params, "cluster_id") ?? "")
@@ -138,15 +135,10 @@ struct RunModelBenchmark: BudServiceAction {
             "user_confirmation": true, "run_as_simulation": false, "callback_topic": .string(callbackTopic),
         ]
         for name in ["prompt", "prompt_tokens"] { if let value = params[name], value != .null { body[name] = value } }
-        let answer: JSONValue
-        do throws(BudServiceError) {
-            answer = try context.callBudService(
-                settings.budappAppID, "POST", "benchmark/run-workflow", query: ["user_id": user], body: .object(body),
-                timeout: settings.timeout(seconds: 60))
-        } catch {
-            throw error.stepFailure("Failed to start the benchmark", outputs: outputs.failed(with: error.description))
-        }
-        guard let workflowID = answer["data"]?["workflow_id"]?.stringValue ?? answer["workflow_id"]?.stringValue, !workflowID.isEmpty else {
+        let answer = try context.requireBudService(
+            settings.budappAppID, "POST", "benchmark/run-workflow", query: ["user_id": user], body: .object(body),
+            timeout: settings.timeout(seconds: 60), failing: "Failed to start the benchmark", outputs: outputs)
+        guard let workflowID = BudAnswer.workflowID(answer) else {
             let message = "budapp started no benchmark workflow: its answer has no workflow_id"
             throw StepFailure(message, outputs: outputs.failed(with: message))
         }

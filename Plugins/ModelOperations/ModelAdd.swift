@@ -75,10 +75,7 @@ struct ModelAdd: BudServiceAction {
         var outputs: JSONObject = [
             "success": false, "model_id": nil, "model_name": .string(name), "workflow_id": nil, "status": "failed", "message": "",
         ]
-        let problems = validate(params: params)
-        guard problems.isEmpty else {
-            throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
-        }
+        try requireValid(params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
         let source = params["model_source"]?.stringValue ?? "hugging_face"
         var body: JSONObject = [
@@ -89,15 +86,10 @@ struct ModelAdd: BudServiceAction {
         if source == "hugging_face", let credential = ParamReading.string(params, "credential_id") {
             body["proprietary_credential_id"] = .string(credential)
         }
-        let answer: JSONValue
-        do throws(BudServiceError) {
-            answer = try context.callBudService(
-                settings.budappAppID, "POST", "models/local-model-workflow", query: ["user_id": user], body: .object(body),
-                timeout: settings.timeout(seconds: 60))
-        } catch {
-            throw error.stepFailure("Failed to start adding the model", outputs: outputs.failed(with: error.description))
-        }
-        guard let workflowID = answer["data"]?["workflow_id"]?.stringValue ?? answer["workflow_id"]?.stringValue, !workflowID.isEmpty else {
+        let answer = try context.requireBudService(
+            settings.budappAppID, "POST", "models/local-model-workflow", query: ["user_id": user], body: .object(body),
+            timeout: settings.timeout(seconds: 60), failing: "Failed to start adding the model", outputs: outputs)
+        guard let workflowID = BudAnswer.workflowID(answer) else {
             let message = "No workflow_id returned from budapp"
             throw StepFailure(message, outputs: outputs.failed(with: message))
         }

@@ -119,20 +119,13 @@ struct SimulationRun: BudServiceAction {
     func execute(_ request: ExecuteRequest, context: StepContext) throws -> StepOutcome {
         let params = request.params
         var outputs: JSONObject = ["success": false, "workflow_id": nil, "status": "failed", "recommendations": [], "message": ""]
-        let problems = validate(params: params)
-        guard problems.isEmpty else {
-            throw StepFailure(problems.joined(separator: "; "), outputs: outputs.failed(with: problems.joined(separator: "; ")))
-        }
+        try requireValid(params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
         let modelID = ParamReading.string(params, "model_id") ?? ""
-        let model: JSONValue
-        do throws(BudServiceError) {
-            let answer = try context.callBudService(
-                settings.budappAppID, "GET", "models/\(modelID)", query: ["user_id": user], timeout: settings.timeout(seconds: 30))
-            model = answer["model"] ?? answer["data"] ?? .null
-        } catch {
-            throw error.stepFailure("Failed to look up model \(modelID)", outputs: outputs.failed(with: error.description))
-        }
+        let found = try context.requireBudService(
+            settings.budappAppID, "GET", "models/\(modelID)", query: ["user_id": user], timeout: settings.timeout(seconds: 30),
+            failing: "Failed to look up model \(modelID)", outputs: outputs)
+        let model = found["model"] ?? found["data"] ?? .null
         guard let path = BudModel.path(model) else {
             let message = "Could not resolve model URI from model_id \(modelID)"
             throw StepFailure(message, outputs: outputs.failed(with: message))
@@ -152,13 +145,9 @@ struct SimulationRun: BudServiceAction {
             body["is_quantization"] = true
             for name in ["quantization_method", "quantization_type"] { if let value = params[name], value != .null { body[name] = value } }
         }
-        let answer: JSONValue
-        do throws(BudServiceError) {
-            answer = try context.callBudService(
-                settings.budsimAppID, "POST", "simulator/run", body: .object(body), timeout: settings.timeout(seconds: 120))
-        } catch {
-            throw error.stepFailure("Failed to start the simulation", outputs: outputs.failed(with: error.description))
-        }
+        let answer = try context.requireBudService(
+            settings.budsimAppID, "POST", "simulator/run", body: .object(body), timeout: settings.timeout(seconds: 120),
+            failing: "Failed to start the simulation", outputs: outputs)
         guard let workflowID = answer["workflow_id"]?.stringValue, !workflowID.isEmpty else {
             let message = "BudSim did not return a workflow_id"
             throw StepFailure(message, outputs: outputs.failed(with: message))

@@ -62,6 +62,25 @@ extension StepContext {
         return json
     }
 
+    /// ``callBudService(_:_:_:query:body:timeout:)`` for a call the step cannot do without: no
+    /// usable answer fails the step with `prefix: <what went wrong>` and `outputs` marked failed.
+    public func requireBudService(
+        _ app: String,
+        _ method: String,
+        _ path: String,
+        query: KeyValuePairs<String, String?> = [:],
+        body: JSONValue? = nil,
+        timeout: Duration,
+        failing prefix: String,
+        outputs: JSONObject
+    ) throws(StepFailure) -> JSONValue {
+        do {
+            return try callBudService(app, method, path, query: query, body: body, timeout: timeout)
+        } catch {
+            throw error.stepFailure(prefix, outputs: outputs.failed(with: error.description))
+        }
+    }
+
     /// The service's explanation of an error answer, as the reference reads it.
     static func explanation(_ json: JSONValue?, body: [UInt8]) -> String {
         for key in ["detail", "message", "error"] {

@@ -10,7 +10,12 @@ public enum ParamReading {
 
     /// A numeric parameter as an integer (`"8"` and `8.0` count), or `nil`.
     public static func integer(_ params: JSONObject, _ name: String) -> Int? {
-        switch params[name] {
+        integer(params[name])
+    }
+
+    /// A value as an integer (`"8"` and `8.0` count), or `nil`.
+    public static func integer(_ value: JSONValue?) -> Int? {
+        switch value {
         case .int(let value)?: value
         case .double(let value)?: Int(exactly: value)
         case .string(let text)?: Int(text)

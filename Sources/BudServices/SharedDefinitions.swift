@@ -38,3 +38,24 @@ extension BudServiceAction {
         self.init(settings: try BudServiceSettings(configuration: configuration))
     }
 }
+
+extension BudServiceAction {
+    /// Fails the step, with `outputs` marked failed, when `params` have problems.
+    public func requireValid(_ params: JSONObject, outputs: JSONObject) throws(StepFailure) {
+        let problems = validate(params: params)
+        guard problems.isEmpty else {
+            let message = problems.joined(separator: "; ")
+            throw StepFailure(message, outputs: outputs.failed(with: message))
+        }
+    }
+}
+
+/// Reading what budapp answers when it starts a workflow.
+public enum BudAnswer {
+    /// The started workflow's id: `data.workflow_id`, else the top-level `workflow_id`; `nil` when
+    /// absent or empty.
+    public static func workflowID(_ answer: JSONValue) -> String? {
+        let id = answer["data"]?["workflow_id"]?.stringValue ?? answer["workflow_id"]?.stringValue
+        return id?.isEmpty == false ? id : nil
+    }
+}

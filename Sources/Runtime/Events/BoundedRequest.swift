@@ -24,7 +24,7 @@ extension URLSession {
                 }
                 let timer = Task {
                     try await Task.sleep(for: timeout)
-                    if outcome.finish(.failure(URLError(.timedOut))) { task.cancel() }
+                    outcome.finish(.failure(URLError(.timedOut)))
                 }
                 outcome.start(
                     continuation,

@@ -9,11 +9,12 @@ import Storage
 extension ExecutionRuntime {
     /// Handles an event from `/workflow-events`: the awaiting step whose external id it carries
     /// gets it through its action's `on_event` (complete, progress or ignore, applied like any
-    /// other input), then the enabled event triggers of its type fire. An event whose id no step
-    /// awaits yet is parked for the step that will (``RuntimeConfiguration/parkedEventWindow``). An event id seen before
-    /// does nothing. Returns once the effects are stored; throws ``InboundEventError/retryLater(_:)``
-    /// when the event should be delivered again (nothing was lost by handling it partly: a step it
-    /// completed no longer awaits, so a redelivery passes it by).
+    /// other input), then the enabled event triggers of its type fire. An event whose workflow id
+    /// no step awaits yet is parked for the step that will
+    /// (``RuntimeConfiguration/parkedEventWindow``). An event id seen before does nothing. Returns
+    /// once the effects are stored; throws ``InboundEventError/retryLater(_:)`` when the event
+    /// should be delivered again (nothing was lost by handling it partly: a step it completed no
+    /// longer awaits, so a redelivery passes it by).
     public func handle(_ event: InboundEvent, now: Date = Date()) async throws(InboundEventError) -> InboundEventReport {
         var report = InboundEventReport()
         do {
