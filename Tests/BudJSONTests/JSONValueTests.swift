@@ -47,4 +47,27 @@ import Testing
         #expect(Array(object.map(\.key)) == ["c", "d"])
         #expect(object.description == #"{"c":30,"d":4}"#)
     }
+
+    @Test func measureCountsWhatTheWriterWrites() throws {
+        let values: [JSONValue] = [
+            .null, true, false, 0, -7, .int(Int.min), .int(Int.max), 2.5, 1e300, .double(.infinity), "", "a\"b\\c\n\u{1}é",
+            [], [1, "x", [nil]], [:], ["k": 1, "long key\t": ["nested": [1, 2, 3]], "": ""],
+        ]
+        for value in values {
+            #expect(value.measure(limit: 1 << 20) == .fits(bytes: value.serialized().count), "\(value)")
+        }
+        let list: JSONValue = .array((0..<100).map { .int($0) })
+        let size = list.serialized().count
+        #expect(list.measure(limit: size) == .fits(bytes: size))
+        #expect(list.measure(limit: size - 1) == .tooLarge)
+        #expect(JSONValue.array(Array(repeating: .null, count: 1_000_000)).measure(limit: 100) == .tooLarge)
+    }
+
+    @Test func measureFindsValuesTooDeepToReadBack() throws {
+        var deep = JSONValue.null
+        for _ in 0..<JSONValue.maximumNestingDepth { deep = .array([deep]) }
+        #expect(deep.measure(limit: .max) == .fits(bytes: 2 * JSONValue.maximumNestingDepth + 4))
+        #expect(try JSONValue(parsing: deep.serializedString()) == deep)
+        #expect(JSONValue.object(["k": deep]).measure(limit: .max) == .tooDeep)
+    }
 }

@@ -715,13 +715,13 @@ public struct ExecutionStateMachine: Sendable {
     private func scope(for step: CompiledStep) -> TemplateScope {
         var stepValues = JSONObject()
         for index in step.readsSteps { stepValues[steps[index].stepID] = stepValue(index) }
-        return TemplateScope(["params": .object(params), "steps": .object(stepValues)])
+        return TemplateScope(["params": .object(params), "steps": .object(stepValues)], limits: options.templateLimits)
     }
 
     private func fullScope() -> TemplateScope {
         var stepValues = JSONObject()
         for index in steps.indices { stepValues[steps[index].stepID] = stepValue(index) }
-        return TemplateScope(["params": .object(params), "steps": .object(stepValues)])
+        return TemplateScope(["params": .object(params), "steps": .object(stepValues)], limits: options.templateLimits)
     }
 
     /// `{"outputs": {...}, "status": "COMPLETED"}`; no `outputs` key for a step that has none.

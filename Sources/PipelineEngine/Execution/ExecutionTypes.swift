@@ -261,10 +261,16 @@ public struct EngineOptions: Sendable, Equatable {
     public var defaultAwaitTimeoutSeconds: Int
     /// Retry settings of `on_failure: retry` steps when neither the step, the settings nor the action say.
     public var defaultRetry: RetrySettings
+    /// What one template evaluation may do.
+    public var templateLimits: TemplateLimits
 
-    public init(defaultAwaitTimeoutSeconds: Int = 1800, defaultRetry: RetrySettings = RetrySettings()) {
+    public init(
+        defaultAwaitTimeoutSeconds: Int = 1800, defaultRetry: RetrySettings = RetrySettings(),
+        templateLimits: TemplateLimits = TemplateLimits()
+    ) {
         self.defaultAwaitTimeoutSeconds = defaultAwaitTimeoutSeconds
         self.defaultRetry = defaultRetry
+        self.templateLimits = templateLimits
     }
 }
 

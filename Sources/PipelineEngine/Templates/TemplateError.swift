@@ -7,6 +7,8 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
         case evaluation
         /// Evaluation needed a value that is undefined (arithmetic on a missing variable).
         case undefined
+        /// Evaluation went past one of its ``TemplateLimits`` (value size, work).
+        case limit
     }
 
     public let kind: Kind

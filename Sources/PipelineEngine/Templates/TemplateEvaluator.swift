@@ -4,9 +4,12 @@ import Foundation
 /// The variables a template can read, by root name (`params`, `steps`).
 public struct TemplateScope: Sendable {
     public var variables: [String: JSONValue]
+    /// What one evaluation in this scope may do.
+    public var limits: TemplateLimits
 
-    public init(_ variables: [String: JSONValue] = [:]) {
+    public init(_ variables: [String: JSONValue] = [:], limits: TemplateLimits = TemplateLimits()) {
         self.variables = variables
+        self.limits = limits
     }
 }
 
@@ -17,24 +20,14 @@ extension Template {
     /// expression's own value — a number stays a number, a list a list. Any other template renders
     /// to text. Undefined values render as nothing; when evaluation needs an undefined value (say,
     /// arithmetic on a missing variable) the whole template yields `""`, as the reference does.
-    /// Type errors and bad filter arguments throw.
+    /// Type errors, bad filter arguments and exceeded ``TemplateLimits`` throw; nothing the
+    /// template or the scope holds can make evaluation trap or run without bound.
     public func evaluate(in scope: TemplateScope) throws(TemplateError) -> JSONValue {
-        let evaluator = TemplateEvaluator(scope: scope)
         do {
-            if let expression = singleExpression {
-                switch try evaluator.evaluate(expression) {
-                case .value(let value): return value
-                case .undefined: return .string("")
-                }
+            switch try evaluateKeepingUndefined(in: scope) {
+            case .value(let value): return value
+            case .undefined: return .string("")
             }
-            var text = ""
-            for segment in segments {
-                switch segment {
-                case .text(let literal): text += literal
-                case .expression(let expression): text += try evaluator.evaluate(expression).rendered
-                }
-            }
-            return .string(text)
         } catch  where error.kind == .undefined {
             return .string("")
         }
@@ -43,24 +36,39 @@ extension Template {
     /// Evaluates the template's single expression (or its rendered text) without turning an
     /// undefined result into `""`: what conditions need.
     func evaluateKeepingUndefined(in scope: TemplateScope) throws(TemplateError) -> TemplateValue {
-        let evaluator = TemplateEvaluator(scope: scope)
-        if let expression = singleExpression { return try evaluator.evaluate(expression) }
+        var evaluator = TemplateEvaluator(scope: scope)
+        if let expression = singleExpression {
+            let result = try evaluator.evaluate(expression)
+            if case .value(let value) = result { try evaluator.budget.allow(value, position: 0) }
+            return result
+        }
         var text = ""
         for segment in segments {
             switch segment {
             case .text(let literal): text += literal
-            case .expression(let expression): text += try evaluator.evaluate(expression).rendered
+            case .expression(let expression): text += try evaluator.render(try evaluator.evaluate(expression), position: 0)
             }
+            try evaluator.budget.allow(bytes: text.utf8.count, position: 0)
         }
         return .value(.string(text))
     }
 }
 
-/// Evaluates expressions with Python's (Jinja's) semantics over JSON values.
+/// Evaluates expressions with Python's (Jinja's) semantics over JSON values, within the scope's
+/// ``TemplateLimits``: every node evaluated and every character or element an operation goes
+/// through is paid from the budget, and values that grow (repetition, concatenation, joining,
+/// replacing, JSON text) are checked against the size limit before they are built.
 struct TemplateEvaluator {
     let scope: TemplateScope
+    var budget: EvaluationBudget
 
-    func evaluate(_ expression: Expression) throws(TemplateError) -> TemplateValue {
+    init(scope: TemplateScope) {
+        self.scope = scope
+        budget = EvaluationBudget(scope.limits)
+    }
+
+    mutating func evaluate(_ expression: Expression) throws(TemplateError) -> TemplateValue {
+        try budget.spend(1, position: 0)
         switch expression {
         case .literal(let value):
             return .value(value)
@@ -70,22 +78,31 @@ struct TemplateEvaluator {
         case .attribute(let base, let name, _):
             return member(of: try evaluate(base), name, describing: expression)
         case .subscript(let base, let key, let position):
-            return try subscriptValue(try evaluate(base), try evaluate(key), position: position, describing: expression)
+            let container = try evaluate(base)
+            return try subscriptValue(container, try evaluate(key), position: position, describing: expression)
         case .list(let elements):
             var values: [JSONValue] = []
             for element in elements { values.append(try evaluate(element).json ?? .null) }
-            return .value(.array(values))
+            let list = JSONValue.array(values)
+            try budget.allow(list, position: 0)
+            return .value(list)
         case .dictionary(let pairs):
             var object = JSONObject()
             for pair in pairs {
-                object[try evaluate(pair.key).rendered] = try evaluate(pair.value).json ?? .null
+                let key = try render(try evaluate(pair.key), position: 0)
+                object[key] = try evaluate(pair.value).json ?? .null
             }
-            return .value(.object(object))
+            let dictionary = JSONValue.object(object)
+            try budget.allow(dictionary, position: 0)
+            return .value(dictionary)
         case .not(let operand):
             return .value(.bool(!(try evaluate(operand).isTruthy)))
         case .negate(let operand, let position):
             switch try defined(evaluate(operand), position: position) {
-            case .int(let number): return .value(.int(-number))
+            case .int(let number):
+                let (negated, overflow) = Int(0).subtractingReportingOverflow(number)
+                guard !overflow else { throw Self.overflow("-\(number)", position: position) }
+                return .value(.int(negated))
             case .double(let number): return .value(.double(-number))
             case .bool(let flag): return .value(.int(flag ? -1 : 0))
             case let other:
@@ -98,7 +115,9 @@ struct TemplateEvaluator {
             let first = try evaluate(left)
             return first.isTruthy ? first : try evaluate(right)
         case .binary(let operation, let left, let right, let position):
-            return try binary(operation, try evaluate(left), try evaluate(right), position: position)
+            let a = try evaluate(left)
+            let b = try evaluate(right)
+            return try binary(operation, a, b, position: position)
         case .comparison(let first, let rest, let position):
             var left = try evaluate(first)
             for (operation, rightExpression) in rest {
@@ -112,24 +131,23 @@ struct TemplateEvaluator {
             guard let otherwise else { return .undefined(name: "the else branch") }
             return try evaluate(otherwise)
         case .filter(let base, let name, let arguments, let position):
-            return try TemplateFilters.apply(
-                name,
-                to: try evaluate(base),
-                arguments: try evaluateArguments(arguments),
-                position: position
-            )
+            let input = try evaluate(base)
+            let evaluated = try evaluateArguments(arguments)
+            return try TemplateFilters.apply(name, to: input, arguments: evaluated, position: position, budget: &budget)
         case .test(let base, let name, let negated, let arguments, let position):
-            let result = try TemplateFilters.test(
-                name,
-                try evaluate(base),
-                arguments: try evaluateArguments(arguments),
-                position: position
-            )
+            let input = try evaluate(base)
+            let evaluated = try evaluateArguments(arguments)
+            let result = try TemplateFilters.test(name, input, arguments: evaluated, position: position)
             return .value(.bool(result != negated))
         }
     }
 
-    private func evaluateArguments(_ arguments: Expression.Arguments) throws(TemplateError) -> EvaluatedArguments {
+    /// The value's text (Python's `str()`), within the size limit.
+    mutating func render(_ value: TemplateValue, position: Int) throws(TemplateError) -> String {
+        try budget.render(value, position: position)
+    }
+
+    private mutating func evaluateArguments(_ arguments: Expression.Arguments) throws(TemplateError) -> EvaluatedArguments {
         var evaluated = EvaluatedArguments()
         for argument in arguments.positional { evaluated.positional.append(try evaluate(argument)) }
         for argument in arguments.keyword { evaluated.keyword.append((argument.name, try evaluate(argument.value))) }
@@ -144,7 +162,7 @@ struct TemplateEvaluator {
         }
     }
 
-    private func subscriptValue(
+    private mutating func subscriptValue(
         _ base: TemplateValue,
         _ key: TemplateValue,
         position: Int,
@@ -156,19 +174,22 @@ struct TemplateEvaluator {
         case (.object(let object), .value(.string(let name))):
             return object[name].map(TemplateValue.value) ?? missing
         case (.array(let elements), .value(let index)):
-            guard let offset = Self.index(index, count: elements.count, position: position) else { return missing }
+            guard let offset = Self.index(index, count: elements.count) else { return missing }
             return .value(elements[offset])
         case (.string(let text), .value(let index)):
+            try budget.spend(text.utf8.count, position: position)
             let characters = Array(text)
-            guard let offset = Self.index(index, count: characters.count, position: position) else { return missing }
+            guard let offset = Self.index(index, count: characters.count) else { return missing }
             return .value(.string(String(characters[offset])))
         default:
             return missing
         }
     }
 
-    private static func index(_ value: JSONValue, count: Int, position: Int) -> Int? {
-        guard let index = value.intValue, !(value.boolValue != nil) else { return nil }
+    /// The offset `value` designates in a sequence of `count` elements (negative from the end),
+    /// when it is an integer within it.
+    private static func index(_ value: JSONValue, count: Int) -> Int? {
+        guard let index = value.intValue else { return nil }
         let offset = index < 0 ? count + index : index
         return (0..<count).contains(offset) ? offset : nil
     }
@@ -188,10 +209,10 @@ struct TemplateEvaluator {
         }
     }
 
-    private func binary(_ operation: BinaryOperator, _ left: TemplateValue, _ right: TemplateValue, position: Int) throws(TemplateError)
-        -> TemplateValue
+    private mutating func binary(_ operation: BinaryOperator, _ left: TemplateValue, _ right: TemplateValue, position: Int)
+        throws(TemplateError) -> TemplateValue
     {
-        if operation == .concatenate { return .value(.string(left.rendered + right.rendered)) }
+        if operation == .concatenate { return .value(.string(try concatenate(left, right, position: position))) }
         let a = try defined(left, position: position)
         let b = try defined(right, position: position)
         func unsupported() -> TemplateError {
@@ -202,35 +223,39 @@ struct TemplateEvaluator {
             )
         }
         switch (operation, a, b) {
-        case (.add, .string(let x), .string(let y)): return .value(.string(x + y))
-        case (.add, .array(let x), .array(let y)): return .value(.array(x + y))
+        case (.add, .string(let x), .string(let y)):
+            try budget.allow(bytes: x.utf8.count + y.utf8.count, position: position)
+            try budget.spend(x.utf8.count + y.utf8.count, position: position)
+            return .value(.string(x + y))
+        case (.add, .array(let x), .array(let y)):
+            try budget.spend(x.count + y.count, position: position)
+            let joined = JSONValue.array(x + y)
+            try budget.allow(joined, position: position)
+            return .value(joined)
         case (.multiply, .string(let text), _), (.multiply, _, .string(let text)):
             guard let times = Self.integer(a.stringValue != nil ? b : a) else { throw unsupported() }
-            return .value(.string(String(repeating: text, count: max(0, times))))
+            guard times > 0, !text.isEmpty else { return .value(.string("")) }
+            let (bytes, overflow) = text.utf8.count.multipliedReportingOverflow(by: times)
+            try budget.allow(bytes: overflow ? nil : bytes, position: position)
+            try budget.spend(bytes, position: position)
+            return .value(.string(String(repeating: text, count: times)))
         case (.multiply, .array(let elements), _), (.multiply, _, .array(let elements)):
             guard let times = Self.integer(a.arrayValue != nil ? b : a) else { throw unsupported() }
-            return .value(.array(Array(repeatElement(elements, count: max(0, times)).joined())))
+            guard times > 0, !elements.isEmpty else { return .value(.array([])) }
+            guard case .fits(let once) = JSONValue.array(elements).measure(limit: budget.limits.maximumValueBytes) else {
+                try budget.allow(bytes: nil, position: position)
+                return .value(.array([]))
+            }
+            let (bytes, overflow) = once.multipliedReportingOverflow(by: times)
+            try budget.allow(bytes: overflow ? nil : bytes, position: position)
+            try budget.spend(elements.count * times, position: position)
+            return .value(.array(Array(repeatElement(elements, count: times).joined())))
         default:
             break
         }
         guard let x = Self.number(a), let y = Self.number(b) else { throw unsupported() }
         if case .integer(let i) = x, case .integer(let j) = y {
-            switch operation {
-            case .add: return Self.intResult(i.addingReportingOverflow(j), fallback: Double(i) + Double(j))
-            case .subtract: return Self.intResult(i.subtractingReportingOverflow(j), fallback: Double(i) - Double(j))
-            case .multiply: return Self.intResult(i.multipliedReportingOverflow(by: j), fallback: Double(i) * Double(j))
-            case .floorDivide:
-                guard j != 0 else { throw TemplateError(.evaluation, "integer division or modulo by zero", position: position) }
-                let quotient = i / j
-                return .value(.int((i % j != 0 && (i < 0) != (j < 0)) ? quotient - 1 : quotient))
-            case .modulo:
-                guard j != 0 else { throw TemplateError(.evaluation, "integer division or modulo by zero", position: position) }
-                let remainder = i % j
-                return .value(.int(remainder != 0 && (remainder < 0) != (j < 0) ? remainder + j : remainder))
-            case .power where j >= 0:
-                return Self.integerPower(i, j).map { .value(.int($0)) } ?? .value(.double(pow(Double(i), Double(j))))
-            default: break
-            }
+            return try integerArithmetic(operation, i, j, position: position)
         }
         let p = x.double
         let q = y.double
@@ -248,9 +273,78 @@ struct TemplateEvaluator {
             guard q != 0 else { throw TemplateError(.evaluation, "float modulo", position: position) }
             let remainder = p.truncatingRemainder(dividingBy: q)
             return .value(.double(remainder != 0 && (remainder < 0) != (q < 0) ? remainder + q : remainder))
-        case .power: return .value(.double(pow(p, q)))
-        case .concatenate: return .value(.string(left.rendered + right.rendered))
+        case .power: return .value(.double(try Self.floatPower(p, q, position: position)))
+        case .concatenate: return .value(.string(try concatenate(left, right, position: position)))
         }
+    }
+
+    /// `~`: both sides as text.
+    private mutating func concatenate(_ left: TemplateValue, _ right: TemplateValue, position: Int) throws(TemplateError) -> String {
+        let first = try render(left, position: position)
+        let second = try render(right, position: position)
+        try budget.allow(bytes: first.utf8.count + second.utf8.count, position: position)
+        try budget.spend(first.utf8.count + second.utf8.count, position: position)
+        return first + second
+    }
+
+    /// Integer arithmetic with Python's rules (floor division and modulo round towards negative
+    /// infinity); a result outside the 64-bit range is an error, never a trap or a silent change
+    /// of type.
+    private func integerArithmetic(_ operation: BinaryOperator, _ i: Int, _ j: Int, position: Int) throws(TemplateError)
+        -> TemplateValue
+    {
+        func checked(_ result: (partialValue: Int, overflow: Bool)) throws(TemplateError) -> TemplateValue {
+            guard !result.overflow else { throw Self.overflow("\(i) \(operation.rawValue) \(j)", position: position) }
+            return .value(.int(result.partialValue))
+        }
+        switch operation {
+        case .add: return try checked(i.addingReportingOverflow(j))
+        case .subtract: return try checked(i.subtractingReportingOverflow(j))
+        case .multiply: return try checked(i.multipliedReportingOverflow(by: j))
+        case .floorDivide:
+            guard j != 0 else { throw TemplateError(.evaluation, "integer division or modulo by zero", position: position) }
+            let (quotient, overflow) = i.dividedReportingOverflow(by: j)
+            guard !overflow else { throw Self.overflow("\(i) // \(j)", position: position) }
+            let (remainder, _) = i.remainderReportingOverflow(dividingBy: j)
+            return .value(.int(remainder != 0 && (i < 0) != (j < 0) ? quotient - 1 : quotient))
+        case .modulo:
+            guard j != 0 else { throw TemplateError(.evaluation, "integer division or modulo by zero", position: position) }
+            // Int.min % -1 overflows in Swift; its remainder is 0, as Python says.
+            let (remainder, overflow) = i.remainderReportingOverflow(dividingBy: j)
+            guard !overflow else { return .value(.int(0)) }
+            return .value(.int(remainder != 0 && (remainder < 0) != (j < 0) ? remainder + j : remainder))
+        case .power:
+            guard j >= 0 else { return .value(.double(try Self.floatPower(Double(i), Double(j), position: position))) }
+            guard let power = Self.integerPower(i, j) else { throw Self.overflow("\(i) ** \(j)", position: position) }
+            return .value(.int(power))
+        case .divide:
+            guard j != 0 else { throw TemplateError(.evaluation, "division by zero", position: position) }
+            return .value(.double(Double(i) / Double(j)))
+        case .concatenate:
+            return .value(.string(String(i) + String(j)))
+        }
+    }
+
+    /// Python's float power: zero to a negative power and results that are not real numbers
+    /// are errors; a result too large is an error, as Python's `OverflowError`.
+    private static func floatPower(_ base: Double, _ exponent: Double, position: Int) throws(TemplateError) -> Double {
+        if base == 0 && exponent < 0 {
+            throw TemplateError(.evaluation, "0.0 cannot be raised to a negative power", position: position)
+        }
+        let result = pow(base, exponent)
+        if result.isNaN && !base.isNaN && !exponent.isNaN {
+            throw TemplateError(.evaluation, "a negative number raised to a fractional power is not a real number", position: position)
+        }
+        if result.isInfinite && base.isFinite && exponent.isFinite {
+            throw TemplateError(
+                .evaluation, "numerical result out of range: \(PythonFormat.float(base)) ** \(PythonFormat.float(exponent))",
+                position: position)
+        }
+        return result
+    }
+
+    static func overflow(_ operation: String, position: Int) -> TemplateError {
+        TemplateError(.evaluation, "integer overflow: \(operation) does not fit in a 64-bit integer", position: position)
     }
 
     /// `base ** exponent` for a non-negative exponent; `nil` on overflow.
@@ -274,14 +368,17 @@ struct TemplateEvaluator {
         return result
     }
 
-    private static func intResult(_ result: (partialValue: Int, overflow: Bool), fallback: Double) -> TemplateValue {
-        result.overflow ? .value(.double(fallback)) : .value(.int(result.partialValue))
-    }
-
-    private func compare(_ operation: ComparisonOperator, _ left: TemplateValue, _ right: TemplateValue, position: Int)
+    private mutating func compare(_ operation: ComparisonOperator, _ left: TemplateValue, _ right: TemplateValue, position: Int)
         throws(TemplateError)
         -> Bool
     {
+        switch (operation, right) {
+        case (.contains, .value(.array(let elements))), (.notContains, .value(.array(let elements))):
+            try budget.spend(elements.count, position: position)
+        case (.contains, .value(.string(let text))), (.notContains, .value(.string(let text))):
+            try budget.spend(text.utf8.count, position: position)
+        default: break
+        }
         switch operation {
         case .equal: return Self.equal(left, right)
         case .notEqual: return !Self.equal(left, right)

@@ -15,9 +15,9 @@ enum TemplateFilters {
         "sequence", "string", "true", "undefined",
     ]
 
-    static func apply(_ name: String, to input: TemplateValue, arguments: EvaluatedArguments, position: Int) throws(TemplateError)
-        -> TemplateValue
-    {
+    static func apply(
+        _ name: String, to input: TemplateValue, arguments: EvaluatedArguments, position: Int, budget: inout EvaluationBudget
+    ) throws(TemplateError) -> TemplateValue {
         func fail(_ message: String) -> TemplateError {
             TemplateError(.evaluation, "filter '\(name)': \(message)", position: position)
         }
@@ -27,73 +27,133 @@ enum TemplateFilters {
             }
             return value
         }
+        /// The input as text, paid for by the characters a filter goes through.
+        func text() throws(TemplateError) -> String {
+            let text = try budget.render(input, position: position)
+            try budget.spend(text.utf8.count, position: position)
+            return text
+        }
+        /// A text result: case mappings can lengthen text (`ß` → `SS`), so it is checked again.
+        func textResult(_ result: String) throws(TemplateError) -> TemplateValue {
+            try budget.allow(bytes: result.utf8.count, position: position)
+            return .value(.string(result))
+        }
+        func elements(of value: JSONValue) throws(TemplateError) -> [JSONValue] {
+            let elements = try sequence(value, fail: fail)
+            try budget.spend(elements.count, position: position)
+            return elements
+        }
 
         switch name {
         case "default", "d":
             let fallback = arguments.value(0, "default_value") ?? .value(.string(""))
             let useOnFalsy = arguments.value(1, "boolean")?.isTruthy ?? false
             return input.isUndefined || (useOnFalsy && !input.isTruthy) ? fallback : input
-        case "upper": return .value(.string(input.rendered.uppercased()))
-        case "lower": return .value(.string(input.rendered.lowercased()))
+        case "upper": return try textResult(try text().uppercased())
+        case "lower": return try textResult(try text().lowercased())
         case "capitalize":
-            let text = input.rendered
-            return .value(.string(text.prefix(1).uppercased() + text.dropFirst().lowercased()))
-        case "title": return .value(.string(titleCase(input.rendered)))
+            let text = try text()
+            return try textResult(text.prefix(1).uppercased() + text.dropFirst().lowercased())
+        case "title": return try textResult(titleCase(try text()))
         case "trim":
+            let text = try text()
             if let characters = arguments.value(0, "chars")?.json?.stringValue {
-                return .value(.string(input.rendered.trimmingCharacters(in: CharacterSet(charactersIn: characters))))
+                return .value(.string(text.trimmingCharacters(in: CharacterSet(charactersIn: characters))))
             }
-            return .value(.string(input.rendered.trimmingCharacters(in: .whitespacesAndNewlines)))
+            return .value(.string(text.trimmingCharacters(in: .whitespacesAndNewlines)))
         case "replace":
-            guard let old = arguments.value(0, "old")?.rendered, let new = arguments.value(1, "new")?.rendered else {
+            guard let oldValue = arguments.value(0, "old"), let newValue = arguments.value(1, "new") else {
                 throw fail("needs the text to replace and its replacement")
             }
-            return .value(.string(replace(input.rendered, old, with: new, count: arguments.value(2, "count")?.json?.intValue)))
+            let old = try budget.render(oldValue, position: position)
+            let new = try budget.render(newValue, position: position)
+            var count: Int?
+            if let countValue = arguments.value(2, "count"), !countValue.isUndefined, countValue != .null {
+                guard let number = countValue.json?.intValue else { throw fail("count must be an integer") }
+                count = number
+            }
+            return .value(.string(try replace(try text(), old, with: new, count: count, position: position, budget: &budget)))
         case "length", "count":
             switch input {
             case .undefined: return .value(.int(0))
-            case .value(.string(let text)): return .value(.int(text.count))
+            case .value(.string(let text)):
+                try budget.spend(text.utf8.count, position: position)
+                return .value(.int(text.count))
             case .value(.array(let elements)): return .value(.int(elements.count))
             case .value(.object(let object)): return .value(.int(object.count))
             case .value(let other): throw fail("object of type '\(PythonFormat.typeName(other))' has no len()")
             }
         case "first", "last":
             guard case .value(let value) = input else { return input }
-            let elements = try sequence(value, fail: fail)
+            let elements = try elements(of: value)
             let element = name == "first" ? elements.first : elements.last
             return element.map(TemplateValue.value) ?? .undefined(name: "the \(name) item of an empty sequence")
         case "join":
             guard case .value(let value) = input else { return .value(.string("")) }
-            let separator = arguments.value(0, "d")?.rendered ?? ""
+            let separator =
+                try arguments.value(0, "d").map { value throws(TemplateError) in try budget.render(value, position: position) } ?? ""
             let attribute = arguments.value(1, "attribute")?.json?.stringValue
-            let parts = try sequence(value, fail: fail).map { element in
-                PythonFormat.str(attribute.flatMap { element[$0] } ?? (attribute == nil ? element : .null))
+            var joined = ""
+            for (index, element) in try elements(of: value).enumerated() {
+                let part = try budget.render(
+                    .value(attribute.flatMap { element[$0] } ?? (attribute == nil ? element : .null)), position: position)
+                let added = part.utf8.count + (index > 0 ? separator.utf8.count : 0)
+                try budget.allow(bytes: joined.utf8.count + added, position: position)
+                try budget.spend(added, position: position)
+                if index > 0 { joined += separator }
+                joined += part
             }
-            return .value(.string(parts.joined(separator: separator)))
+            return .value(.string(joined))
         case "int":
             let fallback = arguments.value(0, "default")?.json ?? .int(0)
-            let base = arguments.value(1, "base")?.json?.intValue ?? 10
+            var base = 10
+            if let baseValue = arguments.value(1, "base"), !baseValue.isUndefined {
+                guard let number = baseValue.json.flatMap(TemplateEvaluator.integer), number == 0 || (2...36).contains(number) else {
+                    throw fail("base must be 0 or between 2 and 36")
+                }
+                base = number
+            }
+            if case .value(.string(let text)) = input { try budget.spend(text.utf8.count, position: position) }
             return .value(toInteger(input.json, base: base).map(JSONValue.int) ?? fallback)
         case "float":
             let fallback = arguments.value(0, "default")?.json ?? .double(0)
+            if case .value(.string(let text)) = input { try budget.spend(text.utf8.count, position: position) }
             return .value(toDouble(input.json).map(JSONValue.double) ?? fallback)
         case "string":
-            return .value(.string(input.rendered))
+            return .value(.string(try budget.render(input, position: position)))
         case "tojson":
-            let indent = arguments.value(0, "indent")?.json?.intValue
-            return .value(.string(PythonJSON.dumps(try requireDefined(), indent: indent)))
+            var indent: Int?
+            if let indentValue = arguments.value(0, "indent"), !indentValue.isUndefined, indentValue != .null {
+                guard let number = indentValue.json.flatMap(TemplateEvaluator.integer) else { throw fail("indent must be an integer") }
+                // Python writes a negative indent as no indent at all, with the line breaks.
+                indent = max(0, number)
+            }
+            let value = try requireDefined()
+            guard let text = PythonJSON.dumps(value, indent: indent, limit: budget.limits.maximumValueBytes) else {
+                try budget.allow(bytes: nil, position: position)
+                return .value(.string(""))
+            }
+            try budget.spend(text.utf8.count, position: position)
+            return .value(.string(text))
         case "abs":
             switch try requireDefined() {
-            case .int(let number): return .value(.int(number == Int.min ? number : abs(number)))
+            case .int(let number):
+                guard number != Int.min else { throw TemplateEvaluator.overflow("abs(\(number))", position: position) }
+                return .value(.int(abs(number)))
             case .double(let number): return .value(.double(abs(number)))
             case .bool(let flag): return .value(.int(flag ? 1 : 0))
             case let other: throw fail("bad operand type for abs(): '\(PythonFormat.typeName(other))'")
             }
         case "round":
             guard let number = TemplateEvaluator.number(try requireDefined())?.double else { throw fail("needs a number") }
-            let precision = arguments.value(0, "precision")?.json?.intValue ?? 0
+            var precision = 0
+            if let precisionValue = arguments.value(0, "precision"), !precisionValue.isUndefined {
+                guard let digits = precisionValue.json.flatMap(TemplateEvaluator.integer) else {
+                    throw fail("precision must be an integer")
+                }
+                precision = digits
+            }
             let method = arguments.value(1, "method")?.json?.stringValue ?? "common"
-            let scale = pow(10, Double(precision))
             let rule: FloatingPointRoundingRule
             switch method {
             case "common": rule = .toNearestOrEven
@@ -101,20 +161,25 @@ enum TemplateFilters {
             case "floor": rule = .down
             default: throw fail("method must be common, ceil or floor")
             }
-            return .value(.double((number * scale).rounded(rule) / scale))
+            return .value(.double(round(number, precision: precision, rule: rule)))
         case "list":
-            return .value(.array(try sequence(try requireDefined(), fail: fail)))
+            return .value(.array(try elements(of: try requireDefined())))
         case "reverse":
             switch try requireDefined() {
-            case .string(let text): return .value(.string(String(text.reversed())))
-            case let value: return .value(.array(try sequence(value, fail: fail).reversed()))
+            case .string(let text):
+                try budget.spend(text.utf8.count, position: position)
+                return .value(.string(String(text.reversed())))
+            case let value: return .value(.array(try elements(of: value).reversed()))
             }
         case "sort":
             let reverse = arguments.value(0, "reverse")?.isTruthy ?? false
             let attribute = arguments.value(2, "attribute")?.json?.stringValue
-            let elements = try sequence(try requireDefined(), fail: fail)
+            let elements = try elements(of: try requireDefined())
+            // A comparison sort makes about n·log2(n) comparisons.
+            try budget.spend(elements.count * max(1, Int.bitWidth - elements.count.leadingZeroBitCount), position: position)
             var sortError: TemplateError?
             let sorted = elements.sorted { left, right in
+                guard sortError == nil else { return false }
                 let a = attribute.flatMap { left[$0] } ?? left
                 let b = attribute.flatMap { right[$0] } ?? right
                 do throws(TemplateError) {
@@ -128,13 +193,13 @@ enum TemplateFilters {
             return .value(.array(reverse ? sorted.reversed() : sorted))
         case "unique":
             var unique: [JSONValue] = []
-            for element in try sequence(try requireDefined(), fail: fail)
-            where !unique.contains(where: { TemplateEvaluator.equal($0, element) }) {
-                unique.append(element)
+            for element in try elements(of: try requireDefined()) {
+                try budget.spend(unique.count, position: position)
+                if !unique.contains(where: { TemplateEvaluator.equal($0, element) }) { unique.append(element) }
             }
             return .value(.array(unique))
         case "min", "max":
-            let elements = try sequence(try requireDefined(), fail: fail)
+            let elements = try elements(of: try requireDefined())
             guard var best = elements.first else {
                 return .undefined(name: "the \(name) of an empty sequence")
             }
@@ -146,12 +211,14 @@ enum TemplateFilters {
         case "sum":
             let attribute = arguments.value(0, "attribute")?.json?.stringValue
             var total = arguments.value(1, "start")?.json ?? .int(0)
-            for element in try sequence(try requireDefined(), fail: fail) {
+            for element in try elements(of: try requireDefined()) {
                 let item = attribute.flatMap { element[$0] } ?? element
                 guard let a = TemplateEvaluator.number(total), let b = TemplateEvaluator.number(item) else {
                     throw fail("can only sum numbers, got '\(PythonFormat.typeName(item))'")
                 }
-                if case .integer(let x) = a, case .integer(let y) = b, case (let result, false) = x.addingReportingOverflow(y) {
+                if case .integer(let x) = a, case .integer(let y) = b {
+                    let (result, overflow) = x.addingReportingOverflow(y)
+                    guard !overflow else { throw TemplateEvaluator.overflow("the sum \(x) + \(y)", position: position) }
                     total = .int(result)
                 } else {
                     total = .double(a.double + b.double)
@@ -197,7 +264,9 @@ enum TemplateFilters {
             guard let number = TemplateEvaluator.integer(value),
                 let divisor = arguments.value(0, "num")?.json.flatMap(TemplateEvaluator.integer), divisor != 0
             else { throw TemplateError(.evaluation, "test 'divisibleby' needs an integer and a non-zero divisor", position: position) }
-            return number % divisor == 0
+            // Int.min % -1 overflows in Swift; every integer is divisible by -1.
+            let (remainder, overflow) = number.remainderReportingOverflow(dividingBy: divisor)
+            return overflow || remainder == 0
         default:
             throw TemplateError(.evaluation, "no test named '\(name)'", position: position)
         }
@@ -215,18 +284,49 @@ enum TemplateFilters {
         }
     }
 
-    /// Jinja's `int`: strings in `base`, floats truncated, anything else not convertible.
+    /// Jinja's `int`: strings in `base` (0: the prefix says, as Python's `int(text, 0)`), floats
+    /// truncated, anything else not convertible. Values outside the 64-bit range do not convert.
     private static func toInteger(_ value: JSONValue?, base: Int) -> Int? {
         switch value {
         case .int(let number): return number
         case .bool(let flag): return flag ? 1 : 0
-        case .double(let number): return number.isFinite && abs(number) < 9.2e18 ? Int(number) : nil
+        case .double(let number): return integer(truncating: number)
         case .string(let text):
             let trimmed = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
-            if let number = Int(trimmed, radix: base) { return number }
-            return toDouble(.string(trimmed)).flatMap { abs($0) < 9.2e18 ? Int($0) : nil }
+            if let number = parseInteger(trimmed, base: base) { return number }
+            return toDouble(.string(trimmed)).flatMap(integer(truncating:))
         default: return nil
         }
+    }
+
+    /// `number` without its fraction, when that fits in an `Int`.
+    private static func integer(truncating number: Double) -> Int? {
+        guard number.isFinite, abs(number) < 9.2e18 else { return nil }
+        return Int(number.rounded(.towardZero))
+    }
+
+    /// An integer written in `base` (2–36, or 0 for Python's prefixes `0x`, `0o`, `0b`, else 10),
+    /// with an optional sign and, where it matches the base, its prefix.
+    private static func parseInteger(_ text: String, base: Int) -> Int? {
+        var digits = Substring(text)
+        var negative = false
+        if let sign = digits.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
+        }
+        var radix = base == 0 ? 10 : base
+        let prefixes: [(prefix: String, radix: Int)] = [("0x", 16), ("0o", 8), ("0b", 2)]
+        for (prefix, prefixRadix) in prefixes where digits.lowercased().hasPrefix(prefix) && (base == 0 || base == prefixRadix) {
+            digits = digits.dropFirst(2)
+            radix = prefixRadix
+        }
+        guard !digits.isEmpty, digits.first != "+", digits.first != "-", let magnitude = UInt(digits, radix: radix) else { return nil }
+        if negative {
+            guard magnitude <= UInt(Int.max) + 1 else { return nil }
+            return magnitude == UInt(Int.max) + 1 ? Int.min : -Int(magnitude)
+        }
+        guard magnitude <= UInt(Int.max) else { return nil }
+        return Int(magnitude)
     }
 
     private static func toDouble(_ value: JSONValue?) -> Double? {
@@ -256,76 +356,138 @@ enum TemplateFilters {
         return result
     }
 
-    private static func replace(_ text: String, _ old: String, with new: String, count: Int?) -> String {
-        guard let count, count >= 0 else { return text.replacingOccurrences(of: old, with: new) }
-        var result = text
-        var searchStart = result.startIndex
-        for _ in 0..<count {
-            guard let range = result.range(of: old, range: searchStart..<result.endIndex) else { break }
-            result.replaceSubrange(range, with: new)
-            searchStart = result.index(range.lowerBound, offsetBy: new.count)
+    /// Python's `str.replace`: at most `count` occurrences (all when `nil` or negative), left to
+    /// right; an empty `old` inserts `new` before every character and at the end. The result's
+    /// size is checked before it is built.
+    private static func replace(
+        _ text: String, _ old: String, with new: String, count: Int?, position: Int, budget: inout EvaluationBudget
+    ) throws(TemplateError) -> String {
+        let limit = count.flatMap { $0 >= 0 ? $0 : nil } ?? Int.max
+        guard limit > 0 else { return text }
+        var ranges: [Range<String.Index>] = []
+        if old.isEmpty {
+            var index = text.startIndex
+            while ranges.count < limit {
+                ranges.append(index..<index)
+                guard index < text.endIndex else { break }
+                index = text.index(after: index)
+            }
+        } else {
+            var searchStart = text.startIndex
+            while ranges.count < limit, let range = text.range(of: old, range: searchStart..<text.endIndex) {
+                ranges.append(range)
+                searchStart = range.upperBound
+            }
         }
+        let growth = new.utf8.count - old.utf8.count
+        let (extra, overflow) = growth.multipliedReportingOverflow(by: ranges.count)
+        let size = overflow ? nil : text.utf8.count.addingReportingOverflow(extra).partialValue
+        try budget.allow(bytes: size, position: position)
+        try budget.spend(size ?? 0, position: position)
+        var result = ""
+        var copied = text.startIndex
+        for range in ranges {
+            result += text[copied..<range.lowerBound]
+            result += new
+            copied = range.upperBound
+        }
+        result += text[copied...]
         return result
+    }
+
+    /// Python's `round(number, precision)`: a precision beyond what a double holds leaves the
+    /// number as it is; far below it gives zero.
+    private static func round(_ number: Double, precision: Int, rule: FloatingPointRoundingRule) -> Double {
+        guard number.isFinite else { return number }
+        if precision > 308 { return number }
+        if precision < -308 { return (0.0).rounded(rule) * (number < 0 ? -1 : 1) }
+        let scale = pow(10, Double(precision))
+        let scaled = number * scale
+        guard scaled.isFinite else { return number }
+        let result = scaled.rounded(rule) / scale
+        return result.isFinite ? result : number
     }
 }
 
 /// Python's `json.dumps` as Jinja's `tojson` calls it: sorted keys, `", "` and `": "` separators,
 /// non-ASCII escaped, and `<`, `>`, `&`, `'` escaped so the result is safe inside HTML.
 enum PythonJSON {
-    static func dumps(_ value: JSONValue, indent: Int?) -> String {
+    /// The JSON text, or `nil` when it would be longer than `limit` bytes (the writing stops there).
+    static func dumps(_ value: JSONValue, indent: Int?, limit: Int = .max) -> String? {
+        var writer = Writer(indent: indent, limit: limit)
+        writer.write(value, level: 0)
+        return writer.exceeded ? nil : writer.output
+    }
+
+    private struct Writer {
+        let indent: Int?
+        let limit: Int
         var output = ""
-        write(value, indent: indent, level: 0, to: &output)
-        return output
-    }
+        var exceeded = false
 
-    private static func write(_ value: JSONValue, indent: Int?, level: Int, to output: inout String) {
-        switch value {
-        case .null: output += "null"
-        case .bool(let flag): output += flag ? "true" : "false"
-        case .int(let number): output += String(number)
-        case .double(let number):
-            output += number.isNaN ? "NaN" : number.isInfinite ? (number < 0 ? "-Infinity" : "Infinity") : number.description
-        case .string(let text): writeString(text, to: &output)
-        case .array(let elements):
-            guard !elements.isEmpty else {
-                output += "[]"
+        mutating func write(_ value: JSONValue, level: Int) {
+            guard !exceeded else { return }
+            switch value {
+            case .null: output += "null"
+            case .bool(let flag): output += flag ? "true" : "false"
+            case .int(let number): output += String(number)
+            case .double(let number):
+                output += number.isNaN ? "NaN" : number.isInfinite ? (number < 0 ? "-Infinity" : "Infinity") : number.description
+            case .string(let text): PythonJSON.writeString(text, to: &output)
+            case .array(let elements):
+                guard !elements.isEmpty else {
+                    output += "[]"
+                    return
+                }
+                output += "["
+                for (index, element) in elements.enumerated() {
+                    separator(first: index == 0, level: level + 1)
+                    write(element, level: level + 1)
+                    guard !exceeded else { return }
+                }
+                closing("]", level: level)
+            case .object(let object):
+                guard !object.isEmpty else {
+                    output += "{}"
+                    return
+                }
+                output += "{"
+                let members = object.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+                for (index, member) in members.enumerated() {
+                    separator(first: index == 0, level: level + 1)
+                    PythonJSON.writeString(member.key, to: &output)
+                    output += ": "
+                    write(member.value, level: level + 1)
+                    guard !exceeded else { return }
+                }
+                closing("}", level: level)
+            }
+            if output.utf8.count > limit { exceeded = true }
+        }
+
+        private mutating func separator(first: Bool, level: Int) {
+            if indent != nil {
+                if !first { output += "," }
+                newline(level: level)
+            } else if !first {
+                output += ", "
+            }
+        }
+
+        private mutating func closing(_ bracket: String, level: Int) {
+            if indent != nil { newline(level: level) }
+            output += bracket
+        }
+
+        /// A line break and the indentation of `level`, unless that would pass the limit.
+        private mutating func newline(level: Int) {
+            let (spaces, overflow) = (indent ?? 0).multipliedReportingOverflow(by: level)
+            guard !overflow, spaces <= limit - output.utf8.count else {
+                exceeded = true
                 return
             }
-            output += "["
-            for (index, element) in elements.enumerated() {
-                separator(first: index == 0, indent: indent, level: level + 1, to: &output)
-                write(element, indent: indent, level: level + 1, to: &output)
-            }
-            closing("]", indent: indent, level: level, to: &output)
-        case .object(let object):
-            guard !object.isEmpty else {
-                output += "{}"
-                return
-            }
-            output += "{"
-            let members = object.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
-            for (index, member) in members.enumerated() {
-                separator(first: index == 0, indent: indent, level: level + 1, to: &output)
-                writeString(member.key, to: &output)
-                output += ": "
-                write(member.value, indent: indent, level: level + 1, to: &output)
-            }
-            closing("}", indent: indent, level: level, to: &output)
+            output += "\n" + String(repeating: " ", count: spaces)
         }
-    }
-
-    private static func separator(first: Bool, indent: Int?, level: Int, to output: inout String) {
-        if let indent {
-            if !first { output += "," }
-            output += "\n" + String(repeating: " ", count: indent * level)
-        } else if !first {
-            output += ", "
-        }
-    }
-
-    private static func closing(_ bracket: String, indent: Int?, level: Int, to output: inout String) {
-        if let indent { output += "\n" + String(repeating: " ", count: indent * level) }
-        output += bracket
     }
 
     private static func writeString(_ text: String, to output: inout String) {

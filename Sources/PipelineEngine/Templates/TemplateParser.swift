@@ -128,35 +128,91 @@ struct TemplateParser {
 
     // MARK: Expressions
 
+    /// An expression and the depth of its tree (a leaf is 1).
+    ///
+    /// Every node is made through ``make(_:_:position:)``, which refuses trees deeper than
+    /// ``TemplateLimits/maximumNestingDepth``; together with the bound on the parser's own
+    /// recursion (``enter(at:)``) this keeps parsing, evaluation and the tree's destruction within
+    /// a small, fixed stack, whatever the template's length.
+    private struct Node {
+        var expression: Expression
+        var depth: Int
+
+        static func leaf(_ expression: Expression) -> Node { Node(expression: expression, depth: 1) }
+    }
+
+    /// How deeply the parser has recursed into nested expressions.
+    private var nesting = 0
+
+    /// Enters one level of nesting (brackets, parentheses, a unary operator, a right-associative
+    /// power); the caller leaves it with `nesting -= 1`.
+    private mutating func enter(at position: Int) throws(TemplateError) {
+        guard nesting < TemplateLimits.maximumNestingDepth else { throw tooDeep(at: position) }
+        nesting += 1
+    }
+
+    private func make(_ expression: Expression, _ children: [Node], position: Int) throws(TemplateError) -> Node {
+        var deepest = 0
+        for child in children where child.depth > deepest { deepest = child.depth }
+        guard deepest < TemplateLimits.maximumNestingDepth else { throw tooDeep(at: position) }
+        return Node(expression: expression, depth: deepest + 1)
+    }
+
+    private func tooDeep(at position: Int) -> TemplateError {
+        TemplateError(
+            .syntax, "the expression nests deeper than \(TemplateLimits.maximumNestingDepth) levels (brackets, operators, filters)",
+            position: position)
+    }
+
     private mutating func parseExpression() throws(TemplateError) -> Expression {
+        try parseNested().expression
+    }
+
+    private mutating func parseNested() throws(TemplateError) -> Node {
+        let position = currentPosition()
+        try enter(at: position)
+        defer { nesting -= 1 }
         let then = try parseOr()
         guard matchKeyword("if") else { return then }
         let condition = try parseOr()
-        let otherwise: Expression? = matchKeyword("else") ? try parseExpression() : nil
-        return .conditional(then: then, condition: condition, otherwise: otherwise)
+        let otherwise: Node? = matchKeyword("else") ? try parseNested() : nil
+        return try make(
+            .conditional(then: then.expression, condition: condition.expression, otherwise: otherwise?.expression),
+            [then, condition] + (otherwise.map { [$0] } ?? []), position: position)
     }
 
-    private mutating func parseOr() throws(TemplateError) -> Expression {
+    private mutating func parseOr() throws(TemplateError) -> Node {
         var left = try parseAnd()
-        while matchKeyword("or") { left = .or(left, try parseAnd()) }
+        while matchKeyword("or") {
+            let right = try parseAnd()
+            left = try make(.or(left.expression, right.expression), [left, right], position: index)
+        }
         return left
     }
 
-    private mutating func parseAnd() throws(TemplateError) -> Expression {
+    private mutating func parseAnd() throws(TemplateError) -> Node {
         var left = try parseNot()
-        while matchKeyword("and") { left = .and(left, try parseNot()) }
+        while matchKeyword("and") {
+            let right = try parseNot()
+            left = try make(.and(left.expression, right.expression), [left, right], position: index)
+        }
         return left
     }
 
-    private mutating func parseNot() throws(TemplateError) -> Expression {
-        if matchKeyword("not") { return .not(try parseNot()) }
-        return try parseComparison()
+    private mutating func parseNot() throws(TemplateError) -> Node {
+        let position = currentPosition()
+        guard matchKeyword("not") else { return try parseComparison() }
+        try enter(at: position)
+        defer { nesting -= 1 }
+        let operand = try parseNot()
+        return try make(.not(operand.expression), [operand], position: position)
     }
 
-    private mutating func parseComparison() throws(TemplateError) -> Expression {
+    private mutating func parseComparison() throws(TemplateError) -> Node {
         let position = currentPosition()
         let first = try parseAdditive()
-        var rest: [(ComparisonOperator, Expression)] = []
+        var rest: [Node] = []
+        var operators: [ComparisonOperator] = []
         while true {
             skipWhitespace()
             let comparison: ComparisonOperator
@@ -172,58 +228,73 @@ struct TemplateParser {
             } else {
                 break
             }
-            rest.append((comparison, try parseAdditive()))
+            operators.append(comparison)
+            rest.append(try parseAdditive())
         }
-        return rest.isEmpty ? first : .comparison(first, rest, position: position)
+        guard !rest.isEmpty else { return first }
+        let pairs = zip(operators, rest).map { ($0, $1.expression) }
+        return try make(.comparison(first.expression, pairs, position: position), [first] + rest, position: position)
     }
 
-    private mutating func parseAdditive() throws(TemplateError) -> Expression {
+    private mutating func parseAdditive() throws(TemplateError) -> Node {
         var left = try parseConcatenation()
         while true {
             skipWhitespace()
             let position = index
             if isWhitespaceControlClose { return left }
             guard let symbol = matchSymbol(["+", "-"]), let operation = BinaryOperator(rawValue: symbol) else { return left }
-            left = .binary(operation, left, try parseConcatenation(), position: position)
+            let right = try parseConcatenation()
+            left = try make(.binary(operation, left.expression, right.expression, position: position), [left, right], position: position)
         }
     }
 
-    private mutating func parseConcatenation() throws(TemplateError) -> Expression {
+    private mutating func parseConcatenation() throws(TemplateError) -> Node {
         var left = try parseMultiplicative()
         while true {
             skipWhitespace()
             let position = index
             guard matchSymbol(["~"]) != nil else { return left }
-            left = .binary(.concatenate, left, try parseMultiplicative(), position: position)
+            let right = try parseMultiplicative()
+            left = try make(
+                .binary(.concatenate, left.expression, right.expression, position: position), [left, right], position: position)
         }
     }
 
-    private mutating func parseMultiplicative() throws(TemplateError) -> Expression {
+    private mutating func parseMultiplicative() throws(TemplateError) -> Node {
         var left = try parsePower()
         while true {
             skipWhitespace()
             let position = index
             guard let symbol = matchSymbol(["//", "*", "/", "%"]), let operation = BinaryOperator(rawValue: symbol) else { return left }
-            left = .binary(operation, left, try parsePower(), position: position)
+            let right = try parsePower()
+            left = try make(.binary(operation, left.expression, right.expression, position: position), [left, right], position: position)
         }
     }
 
-    private mutating func parsePower() throws(TemplateError) -> Expression {
+    private mutating func parsePower() throws(TemplateError) -> Node {
         let left = try parseUnary()
         skipWhitespace()
         let position = index
         guard matchSymbol(["**"]) != nil else { return left }
-        return .binary(.power, left, try parsePower(), position: position)
+        try enter(at: position)
+        defer { nesting -= 1 }
+        let right = try parsePower()
+        return try make(.binary(.power, left.expression, right.expression, position: position), [left, right], position: position)
     }
 
     /// A unary minus binds tighter than filters, as in Jinja: `-2.5 | abs` is `(-2.5) | abs`.
-    private mutating func parseUnary(withFilters: Bool = true) throws(TemplateError) -> Expression {
+    private mutating func parseUnary(withFilters: Bool = true) throws(TemplateError) -> Node {
         skipWhitespace()
         let position = index
-        let operand: Expression
+        let operand: Node
         if !isWhitespaceControlClose, matchSymbol(["-"]) != nil {
-            operand = .negate(try parseUnary(withFilters: false), position: position)
+            try enter(at: position)
+            defer { nesting -= 1 }
+            let negated = try parseUnary(withFilters: false)
+            operand = try make(.negate(negated.expression, position: position), [negated], position: position)
         } else if matchSymbol(["+"]) != nil {
+            try enter(at: position)
+            defer { nesting -= 1 }
             operand = try parseUnary(withFilters: false)
         } else {
             operand = try parsePostfix(try parsePrimary())
@@ -236,8 +307,8 @@ struct TemplateParser {
         peek() == "-" && peek(1) == "}" && peek(2) == "}"
     }
 
-    private mutating func parseFiltersAndTests(_ base: Expression) throws(TemplateError) -> Expression {
-        var expression = base
+    private mutating func parseFiltersAndTests(_ base: Node) throws(TemplateError) -> Node {
+        var node = base
         while true {
             skipWhitespace()
             if peek() == "|" && peek(1) != "|" {
@@ -245,35 +316,39 @@ struct TemplateParser {
                 skipWhitespace()
                 let position = index
                 let name = try expectName(what: "a filter name after '|'")
-                let arguments = peekAfterWhitespace() == "(" ? try parseArguments() : Expression.Arguments()
-                expression = .filter(expression, name: name, arguments: arguments, position: position)
+                let arguments = peekAfterWhitespace() == "(" ? try parseArguments() : ParsedArguments()
+                node = try make(
+                    .filter(node.expression, name: name, arguments: arguments.expressions, position: position), [node] + arguments.nodes,
+                    position: position)
             } else if matchKeyword("is") {
                 let negated = matchKeyword("not")
                 skipWhitespace()
                 let position = index
                 let name = try expectName(what: "a test name after 'is'")
-                var arguments = Expression.Arguments()
+                var arguments = ParsedArguments()
                 if peekAfterWhitespace() == "(" {
                     arguments = try parseArguments()
                 } else if let argument = try parseBareTestArgument() {
                     arguments.positional = [argument]
                 }
-                expression = .test(expression, name: name, negated: negated, arguments: arguments, position: position)
+                node = try make(
+                    .test(node.expression, name: name, negated: negated, arguments: arguments.expressions, position: position),
+                    [node] + arguments.nodes, position: position)
             } else {
-                return expression
+                return node
             }
         }
     }
 
     /// Jinja allows one argument without parentheses for tests: `x is divisibleby 3`.
-    private mutating func parseBareTestArgument() throws(TemplateError) -> Expression? {
+    private mutating func parseBareTestArgument() throws(TemplateError) -> Node? {
         skipWhitespace()
         guard let character = peek(), character.isNumber || character == "'" || character == "\"" else { return nil }
         return try parsePrimary()
     }
 
-    private mutating func parsePostfix(_ base: Expression) throws(TemplateError) -> Expression {
-        var expression = base
+    private mutating func parsePostfix(_ base: Node) throws(TemplateError) -> Node {
+        var node = base
         while true {
             skipWhitespace()
             let position = index
@@ -281,18 +356,22 @@ struct TemplateParser {
                 index += 1
                 skipWhitespace()
                 let name = try expectName(what: "an attribute name after '.'")
-                expression = .attribute(expression, name, position: position)
+                node = try make(.attribute(node.expression, name, position: position), [node], position: position)
             } else if peek() == "." {
                 index += 1
                 let digits = readWhile(\.isNumber)
-                expression = .subscript(expression, .literal(.int(Int(digits) ?? 0)), position: position)
+                guard let offset = Int(digits) else {
+                    throw TemplateError(.syntax, "index '\(digits.prefix(30))' is too large", position: position + 1)
+                }
+                let key = Node.leaf(.literal(.int(offset)))
+                node = try make(.subscript(node.expression, key.expression, position: position), [node, key], position: position)
             } else if peek() == "[" {
                 index += 1
-                let key = try parseExpression()
+                let key = try parseNested()
                 skipWhitespace()
                 guard peek() == "]" else { throw unexpected("']' to close the subscript") }
                 index += 1
-                expression = .subscript(expression, key, position: position)
+                node = try make(.subscript(node.expression, key.expression, position: position), [node, key], position: position)
             } else if peek() == "(" {
                 throw TemplateError(
                     .syntax,
@@ -300,22 +379,22 @@ struct TemplateParser {
                     position: position
                 )
             } else {
-                return expression
+                return node
             }
         }
     }
 
-    private mutating func parsePrimary() throws(TemplateError) -> Expression {
+    private mutating func parsePrimary() throws(TemplateError) -> Node {
         skipWhitespace()
         let position = index
         guard let character = peek() else {
             throw TemplateError(.syntax, "unexpected end of template, expected an expression", position: index)
         }
-        if character == "'" || character == "\"" { return .literal(.string(try readString())) }
-        if character.isNumber { return .literal(try readNumber()) }
+        if character == "'" || character == "\"" { return .leaf(.literal(.string(try readString()))) }
+        if character.isNumber { return .leaf(.literal(try readNumber())) }
         if character == "(" {
             index += 1
-            let inner = try parseExpression()
+            let inner = try parseNested()
             skipWhitespace()
             guard peek() == ")" else { throw unexpected("')'") }
             index += 1
@@ -323,11 +402,11 @@ struct TemplateParser {
         }
         if character == "[" {
             index += 1
-            var elements: [Expression] = []
+            var elements: [Node] = []
             while true {
                 skipWhitespace()
                 if peek() == "]" { break }
-                elements.append(try parseExpression())
+                elements.append(try parseNested())
                 skipWhitespace()
                 if peek() == "," {
                     index += 1
@@ -336,19 +415,22 @@ struct TemplateParser {
                 guard peek() == "]" else { throw unexpected("',' or ']' in a list") }
             }
             index += 1
-            return .list(elements)
+            return try make(.list(elements.map(\.expression)), elements, position: position)
         }
         if character == "{" {
             index += 1
             var pairs: [(key: Expression, value: Expression)] = []
+            var children: [Node] = []
             while true {
                 skipWhitespace()
                 if peek() == "}" { break }
-                let key = try parseExpression()
+                let key = try parseNested()
                 skipWhitespace()
                 guard peek() == ":" else { throw unexpected("':' after a dictionary key") }
                 index += 1
-                pairs.append((key, try parseExpression()))
+                let value = try parseNested()
+                pairs.append((key.expression, value.expression))
+                children += [key, value]
                 skipWhitespace()
                 if peek() == "," {
                     index += 1
@@ -357,26 +439,38 @@ struct TemplateParser {
                 guard peek() == "}" else { throw unexpected("',' or '}' in a dictionary") }
             }
             index += 1
-            return .dictionary(pairs)
+            return try make(.dictionary(pairs), children, position: position)
         }
         if character.isLetter || character == "_" {
             let name = readWhile { $0.isLetter || $0.isNumber || $0 == "_" }
             switch name {
-            case "true", "True": return .literal(.bool(true))
-            case "false", "False": return .literal(.bool(false))
-            case "none", "None": return .literal(.null)
+            case "true", "True": return .leaf(.literal(.bool(true)))
+            case "false", "False": return .leaf(.literal(.bool(false)))
+            case "none", "None": return .leaf(.literal(.null))
             case "and", "or", "not", "if", "else", "in", "is":
                 throw TemplateError(.syntax, "unexpected keyword '\(name)', expected an expression", position: position)
-            default: return .variable(name, position: position)
+            default: return .leaf(.variable(name, position: position))
             }
         }
         throw unexpected("an expression")
     }
 
-    private mutating func parseArguments() throws(TemplateError) -> Expression.Arguments {
+    /// Filter or test arguments as parsed, with their depths.
+    private struct ParsedArguments {
+        var positional: [Node] = []
+        var keyword: [(name: String, value: Node)] = []
+
+        var expressions: Expression.Arguments {
+            Expression.Arguments(positional: positional.map(\.expression), keyword: keyword.map { ($0.name, $0.value.expression) })
+        }
+
+        var nodes: [Node] { positional + keyword.map(\.value) }
+    }
+
+    private mutating func parseArguments() throws(TemplateError) -> ParsedArguments {
         skipWhitespace()
         index += 1
-        var arguments = Expression.Arguments()
+        var arguments = ParsedArguments()
         while true {
             skipWhitespace()
             if peek() == ")" { break }
@@ -386,13 +480,13 @@ struct TemplateParser {
                 skipWhitespace()
                 if peek() == "=" && peek(1) != "=" {
                     index += 1
-                    arguments.keyword.append((name, try parseExpression()))
+                    arguments.keyword.append((name, try parseNested()))
                 } else {
                     index = save
-                    arguments.positional.append(try parseExpression())
+                    arguments.positional.append(try parseNested())
                 }
             } else {
-                arguments.positional.append(try parseExpression())
+                arguments.positional.append(try parseNested())
             }
             skipWhitespace()
             if peek() == "," {

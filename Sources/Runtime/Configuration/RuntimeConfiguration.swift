@@ -74,6 +74,8 @@ public struct RuntimeConfiguration: Sendable {
     /// - `RETRY_MAX_ATTEMPTS` (3), `RETRY_BACKOFF_SECONDS` (60), `RETRY_BACKOFF_MULTIPLIER` (2),
     ///   `RETRY_MAX_BACKOFF_SECONDS` (3600): retries when neither the step, the pipeline nor the
     ///   action says; `DEFAULT_ASYNC_STEP_TIMEOUT` (1800): how long a step may await an event;
+    /// - `BUDPIPELINE_TEMPLATE_MAX_VALUE_BYTES` (1 MiB), `BUDPIPELINE_TEMPLATE_MAX_OPERATIONS`
+    ///   (10,000,000): what one template evaluation may produce and do;
     /// - `PIPELINE_RETENTION_DAYS` (30; 0 keeps everything), `PIPELINE_CLEANUP_SCHEDULE` (`0 3 * * *`).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> RuntimeConfiguration {
         var configuration = RuntimeConfiguration()
@@ -90,6 +92,12 @@ public struct RuntimeConfiguration: Sendable {
                 backoffSeconds: try reader.number("RETRY_BACKOFF_SECONDS", default: 60, range: 0...86_400),
                 backoffMultiplier: try reader.number("RETRY_BACKOFF_MULTIPLIER", default: 2, range: 1...100),
                 maxBackoffSeconds: try reader.number("RETRY_MAX_BACKOFF_SECONDS", default: 3600, range: 0...604_800)
+            ),
+            templateLimits: TemplateLimits(
+                maximumValueBytes: try reader.integer(
+                    "BUDPIPELINE_TEMPLATE_MAX_VALUE_BYTES", default: TemplateLimits.defaultMaximumValueBytes, range: 1024...(256 << 20)),
+                maximumOperations: try reader.integer(
+                    "BUDPIPELINE_TEMPLATE_MAX_OPERATIONS", default: TemplateLimits.defaultMaximumOperations, range: 1000...1_000_000_000)
             )
         )
         configuration.retentionDays = try reader.integer("PIPELINE_RETENTION_DAYS", default: 30, range: 0...36_500)
