@@ -118,7 +118,7 @@ struct AwaitApproval: StepHandler {
             throw StepFailure("request_id is required")
         }
         let timeout = request.params["timeout_seconds"]?.intValue ?? 3600
-        guard timeout > 0 else { throw StepFailure("timeout_seconds must be positive") }
+        guard timeout > 0, timeout <= 31_536_000 else { throw StepFailure("timeout_seconds must be from 1 to 31536000 (a year)") }
         context.log(.info, "waiting for approval of \(requestID)")
         return .awaitingEvent(
             externalWorkflowID: "approval:\(requestID)",
@@ -145,7 +145,8 @@ struct AwaitApproval: StepHandler {
             }
         case "reminder":
             guard let minutes = event.event["eta_minutes"]?.intValue, minutes >= 0 else { return .ignore }
-            return .updateProgress(percent: nil, etaSeconds: minutes * 60, message: "approval expected in \(minutes) min")
+            let (seconds, overflow) = minutes.multipliedReportingOverflow(by: 60)
+            return .updateProgress(percent: nil, etaSeconds: overflow ? Int.max : seconds, message: "approval expected in \(minutes) min")
         default:
             return .ignore
         }

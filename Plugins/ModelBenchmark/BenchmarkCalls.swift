@@ -149,6 +149,9 @@ struct BenchmarkCalls {
             }
             return explicit
         }
-        return RunModelBenchmark.devicePriority.first(where: types.contains) ?? types[0]
+        guard let chosen = RunModelBenchmark.devicePriority.first(where: types.contains) ?? types.first else {
+            throw fail("The cluster reports no device types for this model")
+        }
+        return chosen
     }
 }

@@ -40,8 +40,9 @@ public struct BudServiceSettings: Sendable, Equatable {
         systemUserID = value("system_user_id", "SYSTEM_USER_ID", nil)
         switch configuration["call_timeout_seconds"] {
         case nil, .null: callTimeoutCap = nil
-        case let seconds? where (seconds.doubleValue ?? 0) > 0: callTimeoutCap = .milliseconds(Int((seconds.doubleValue ?? 0) * 1000))
-        case let other?: throw StepFailure("call_timeout_seconds must be a positive number, got \(other)")
+        case let seconds? where (seconds.doubleValue ?? 0) > 0 && (seconds.doubleValue ?? 0) <= 86_400:
+            callTimeoutCap = .milliseconds(Int((seconds.doubleValue ?? 0) * 1000))
+        case let other?: throw StepFailure("call_timeout_seconds must be a positive number of at most 86400, got \(other)")
         }
     }
 

@@ -47,7 +47,8 @@ public struct BudWorkflowEvent: Sendable, Equatable {
     /// The remaining time an `eta` event announces: its message holds minutes as a string.
     public var etaSeconds: Int? {
         guard activity == "eta", let text = message?.trimmingWhitespace, let minutes = Int(text) else { return nil }
-        return max(0, minutes) * 60
+        // More than a year says no more than a year does (the host clamps ETAs to that anyway).
+        return min(max(0, minutes), 525_600) * 60
     }
 
     /// Why the workflow failed: the message, else the error, else `fallback`.

@@ -283,6 +283,7 @@ public final class PluginHost: Sendable {
 
     static func format(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
+        guard abs(seconds) < 1_000_000_000_000 else { return "\(seconds)s" }
         let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(Double(milliseconds) / 1000)s"
     }

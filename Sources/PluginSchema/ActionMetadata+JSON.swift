@@ -40,8 +40,9 @@ extension ActionMetadata {
         guard Self.isValidActionType(type) else {
             throw SchemaError("type must be alphanumeric with underscores only")
         }
-        if let timeoutSeconds, timeoutSeconds <= 0 {
-            throw SchemaError("timeout_seconds must be a positive integer, got \(timeoutSeconds)")
+        if let timeoutSeconds, timeoutSeconds <= 0 || timeoutSeconds > DurationLimits.maximumSeconds {
+            throw SchemaError(
+                "timeout_seconds must be a positive integer of at most \(DurationLimits.maximumSeconds), got \(timeoutSeconds)")
         }
         try retryPolicy?.validate()
         var paramNames: Set<String> = []
@@ -267,12 +268,16 @@ extension RetryPolicy {
     }
 
     func validate() throws(SchemaError) {
-        if maxAttempts < 1 { throw SchemaError("retry_policy.max_attempts must be at least 1, got \(maxAttempts)") }
-        if backoffMultiplier < 1 {
-            throw SchemaError("retry_policy.backoff_multiplier must be at least 1.0, got \(backoffMultiplier)")
+        if maxAttempts < 1 || maxAttempts > 1000 {
+            throw SchemaError("retry_policy.max_attempts must be between 1 and 1000, got \(maxAttempts)")
         }
-        if initialIntervalSeconds <= 0 || maxIntervalSeconds <= 0 {
-            throw SchemaError("retry_policy intervals must be positive")
+        if !(backoffMultiplier >= 1 && backoffMultiplier <= 100) {
+            throw SchemaError("retry_policy.backoff_multiplier must be between 1.0 and 100, got \(backoffMultiplier)")
+        }
+        if !DurationLimits.allows(initialIntervalSeconds, minimum: .leastNonzeroMagnitude)
+            || !DurationLimits.allows(maxIntervalSeconds, minimum: .leastNonzeroMagnitude)
+        {
+            throw SchemaError("retry_policy intervals must be positive and at most \(DurationLimits.maximumSeconds) seconds")
         }
     }
 

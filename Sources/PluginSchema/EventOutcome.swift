@@ -60,7 +60,9 @@ public enum EventOutcome: Sendable, Equatable {
                 throw SchemaError("result.progress \(percent) is outside 0...100")
             }
             if let eta, eta < 0 { throw SchemaError("result.eta_seconds \(eta) is negative") }
-            return .updateProgress(percent: percent, etaSeconds: eta, message: try reader.string("message"))
+            // An estimate beyond the bound of every duration says no more than the bound does.
+            return .updateProgress(
+                percent: percent, etaSeconds: eta.map(DurationLimits.clamp), message: try reader.string("message"))
         case "ignore", nil:
             return .ignore
         case let other?:

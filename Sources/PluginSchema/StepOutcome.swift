@@ -25,9 +25,14 @@ public enum StepOutcome: Sendable, Equatable {
             guard let externalID = try reader.string("external_workflow_id"), !externalID.isEmpty else {
                 throw SchemaError("returned AWAIT_EVENT without result.external_workflow_id")
             }
+            guard externalID.unicodeScalars.count <= 255 else {
+                throw SchemaError("returned AWAIT_EVENT with a result.external_workflow_id longer than 255 characters")
+            }
             let timeout = try reader.int("timeout_seconds")
-            if let timeout, timeout <= 0 {
-                throw SchemaError("returned AWAIT_EVENT with result.timeout_seconds \(timeout); it must be positive")
+            if let timeout, timeout <= 0 || timeout > DurationLimits.maximumSeconds {
+                throw SchemaError(
+                    "returned AWAIT_EVENT with result.timeout_seconds \(timeout); it must be positive and at most \(DurationLimits.maximumSeconds)"
+                )
             }
             self = .awaitingEvent(externalWorkflowID: externalID, timeoutSeconds: timeout, outputs: outputs)
         case .retryableError, .fatalError:

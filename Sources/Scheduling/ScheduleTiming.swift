@@ -57,6 +57,9 @@ public enum ScheduleTiming: Sendable, Equatable {
         return runs
     }
 
+    /// The longest interval: ten years.
+    public static let maximumIntervalSeconds = 3650 * 86_400
+
     /// `@every` followed by `<n>d`, `<n>h`, `<n>m`, `<n>s` parts in that order (at least one, total
     /// above zero), case-insensitive: `@every 1h30m`, `@every 45s`, `@every 2d`.
     static func intervalSeconds(_ expression: String) throws(ScheduleTimingError) -> Int {
@@ -80,6 +83,9 @@ public enum ScheduleTiming: Sendable, Equatable {
             rest = rest.dropFirst(digits.count + 1)
         }
         guard total > 0 else { throw ScheduleTimingError("Interval must be longer than zero: '\(expression)'") }
+        guard total <= maximumIntervalSeconds else {
+            throw ScheduleTimingError("Interval must be at most 3650 days (ten years): '\(expression)'")
+        }
         return total
     }
 }

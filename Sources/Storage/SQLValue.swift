@@ -121,9 +121,27 @@ package final class SQLColumns: Sendable {
 
 /// Timestamps as both backends write and read them: UTC with microseconds.
 public enum SQLTimestamp {
+    /// The earliest and latest times the text form holds, in microseconds since 1970: 0001-01-01
+    /// and the end of 9999.
+    static let earliestMicroseconds: Int64 = -62_135_596_800_000_000
+    static let latestMicroseconds: Int64 = 253_402_300_799_999_999
+
+    /// The date in whole microseconds since 1970, within the range the text form holds (NaN as
+    /// the latest).
+    private static func boundedMicroseconds(_ date: Date) -> Int64 {
+        let microseconds = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        guard !microseconds.isNaN, microseconds < Double(latestMicroseconds) else { return latestMicroseconds }
+        guard microseconds > Double(earliestMicroseconds) else { return earliestMicroseconds }
+        return Int64(microseconds)
+    }
+
     /// `2026-11-22T20:38:32.123456Z`: sortable as text, understood by PostgreSQL.
+    ///
+    /// Dates outside 0001-01-01...9999-12-31 are written as the nearer bound (an invalid date,
+    /// NaN, as the latest): every date the product computes is bounded before it gets here, so
+    /// this only keeps a stray one from stopping the process.
     public static func format(_ date: Date) -> String {
-        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let microseconds = boundedMicroseconds(date)
         let (seconds, fraction) = floorDivide(microseconds, 1_000_000)
         let (days, secondOfDay) = floorDivide(seconds, 86_400)
         let (year, month, day) = civil(fromDays: days)
@@ -169,7 +187,7 @@ public enum SQLTimestamp {
         }
         guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2), expect("T "),
             let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            year >= 1, (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var microseconds: Int64 = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {

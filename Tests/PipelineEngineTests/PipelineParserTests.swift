@@ -177,6 +177,52 @@ import Testing
         #expect(PipelineDocument.format(forFileName: "dag.json") == .json)
         #expect(PipelineDocument.format(forFileName: "dag") == nil)
     }
+
+    private func readError(_ text: String, format: PipelineDocument.Format? = nil) -> String? {
+        do {
+            _ = try PipelineDocument.read(text, format: format)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    @Test(arguments: [("[", "]"), ("{a: ", "}"), ("- ", ""), ("? ", "")])
+    func deeplyNestedYAMLIsRefusedWithoutRecursing(opening: String, closing: String) {
+        for depth in [600, 100_000] {
+            let text = String(repeating: opening, count: depth) + "x" + String(repeating: closing, count: depth)
+            let message = readError(text, format: .yaml)
+            #expect(message?.hasPrefix("invalid YAML: ") == true, "depth \(depth): \(String(describing: message))")
+            if depth == 600 { #expect(message == "invalid YAML: nesting deeper than 512 levels") }
+        }
+    }
+
+    @Test func deeplyNestedJSONIsRefused() {
+        let text = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(readError(text)?.contains("nesting deeper than 512 levels") == true)
+    }
+
+    @Test func yamlWithinTheDepthLimitReads() throws {
+        let depth = 500
+        let text = String(repeating: "[", count: depth) + "1" + String(repeating: "]", count: depth)
+        var value = try PipelineDocument.read(text, format: .yaml)
+        var levels = 0
+        while case .array(let elements) = value, let first = elements.first {
+            value = first
+            levels += 1
+        }
+        #expect(levels == depth)
+    }
+
+    @Test func aliasBombsAreRefusedBeforeExpansion() {
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1...9 {
+            lines.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
+        }
+        #expect(readError(lines.joined(separator: "\n")) == "invalid YAML: more than 1000000 values once aliases are expanded")
+        let modest = "base: &b {k: v}\ncopies: [*b, *b, *b]"
+        #expect(readError(modest) == nil)
+    }
 }
 
 @Suite struct DependencyGraphTests {

@@ -145,10 +145,15 @@ import Testing
             ),
             (["params": [["name": "a", "label": "A", "options": [["value": "x"]]]]], "param[0].options[0].label is required"),
             (["execution_mode": "async"], "execution_mode must be 'sync' or 'event_driven', got 'async'"),
-            (["timeout_seconds": 0], "timeout_seconds must be a positive integer, got 0"),
+            (["timeout_seconds": 0], "timeout_seconds must be a positive integer of at most 31536000, got 0"),
+            (["timeout_seconds": 31_536_001], "timeout_seconds must be a positive integer of at most 31536000, got 31536001"),
             (["timeout_seconds": 1.5], "timeout_seconds must be an integer, got number"),
-            (["retry_policy": ["max_attempts": 0]], "retry_policy.max_attempts must be at least 1, got 0"),
-            (["retry_policy": ["backoff_multiplier": 0.5]], "retry_policy.backoff_multiplier must be at least 1.0, got 0.5"),
+            (["retry_policy": ["max_attempts": 0]], "retry_policy.max_attempts must be between 1 and 1000, got 0"),
+            (["retry_policy": ["backoff_multiplier": 0.5]], "retry_policy.backoff_multiplier must be between 1.0 and 100, got 0.5"),
+            (
+                ["retry_policy": ["max_interval_seconds": 1e300]],
+                "retry_policy intervals must be positive and at most 31536000 seconds"
+            ),
             (["required_services": ["budapp", 3]], "required_services[1] must be a string, got number"),
             (["examples": [["params": [:]]]], "example[0].title is required"),
             (["idempotent": "no"], "idempotent must be a boolean, got string"),

@@ -19,9 +19,21 @@ import Testing
         #expect(throws: SchemaError("returned AWAIT_EVENT without result.external_workflow_id")) {
             try StepOutcome(status: .awaitEvent, output: Array(#"{"outputs":{}}"#.utf8), errorMessage: "")
         }
-        #expect(throws: SchemaError("returned AWAIT_EVENT with result.timeout_seconds -1; it must be positive")) {
+        #expect(throws: SchemaError("returned AWAIT_EVENT with result.timeout_seconds -1; it must be positive and at most 31536000")) {
             try StepOutcome(
                 status: .awaitEvent, output: Array(#"{"external_workflow_id":"x","timeout_seconds":-1}"#.utf8), errorMessage: "")
+        }
+        #expect(
+            throws: SchemaError(
+                "returned AWAIT_EVENT with result.timeout_seconds 9223372036854775807; it must be positive and at most 31536000")
+        ) {
+            try StepOutcome(
+                status: .awaitEvent, output: Array(#"{"external_workflow_id":"x","timeout_seconds":9223372036854775807}"#.utf8),
+                errorMessage: "")
+        }
+        let longID = String(repeating: "a\u{301}", count: 200)
+        #expect(throws: SchemaError("returned AWAIT_EVENT with a result.external_workflow_id longer than 255 characters")) {
+            try StepOutcome(status: .awaitEvent, output: Array(#"{"external_workflow_id":"\#(longID)"}"#.utf8), errorMessage: "")
         }
     }
 

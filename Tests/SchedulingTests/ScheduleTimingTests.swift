@@ -39,7 +39,13 @@ import Testing
             #expect(
                 try ScheduleTiming(kind: "interval", expression: expression, timezone: "UTC", runAt: nil) == .interval(seconds: seconds))
         }
-        for bad in ["@every", "@every 0s", "@every 30m1h", "every 5m", "@every 5x", "@every 5", "@every 1h1h"] {
+        #expect(
+            try ScheduleTiming(kind: "interval", expression: "@every 3650d", timezone: "UTC", runAt: nil) == .interval(seconds: 315_360_000)
+        )
+        #expect(throws: ScheduleTimingError("Interval must be at most 3650 days (ten years): '@every 999999999d'")) {
+            try ScheduleTiming(kind: "interval", expression: "@every 999999999d", timezone: "UTC", runAt: nil)
+        }
+        for bad in ["@every", "@every 0s", "@every 30m1h", "every 5m", "@every 5x", "@every 5", "@every 1h1h", "@every 3651d"] {
             #expect(throws: ScheduleTimingError.self) { try ScheduleTiming(kind: "interval", expression: bad, timezone: "UTC", runAt: nil) }
         }
     }

@@ -96,7 +96,8 @@ struct FieldReader {
             problem(name, "String must not contain NUL (\\u0000) characters", type: "string_nul")
             return nil
         }
-        if let maxLength, text.count > maxLength {
+        // Code points, as PostgreSQL and Python count: the same limit on both stores.
+        if let maxLength, text.unicodeScalars.count > maxLength {
             problem(name, "String should have at most \(maxLength) characters", type: "string_too_long")
             return nil
         }

@@ -111,7 +111,7 @@ final class PluginCall: Sendable {
 
     /// Appends to the result; going over the limit fails the whole call.
     func write(output bytes: bp_bytes) -> CallStatus {
-        if bytes.len > 0 && bytes.ptr == nil { return .invalidArgument }
+        if bytes.len < 0 || (bytes.len > 0 && bytes.ptr == nil) { return .invalidArgument }
         return buffers.withLock { buffers in
             if buffers.abandoned { return .ok }
             guard buffers.output.count + bytes.len <= plugin.limits.maximumOutputBytes else {
@@ -125,7 +125,7 @@ final class PluginCall: Sendable {
 
     /// Appends to the error message; text over the limit is cut off.
     func write(error bytes: bp_bytes) -> CallStatus {
-        if bytes.len > 0 && bytes.ptr == nil { return .invalidArgument }
+        if bytes.len < 0 || (bytes.len > 0 && bytes.ptr == nil) { return .invalidArgument }
         return buffers.withLock { buffers in
             if buffers.abandoned { return .ok }
             let room = plugin.limits.maximumErrorBytes - buffers.error.count
@@ -141,7 +141,8 @@ final class PluginCall: Sendable {
         if let action { metadata["action"] = "\(action)" }
         if let executionID = context.executionID { metadata["execution_id"] = "\(executionID)" }
         if let stepID = context.stepID { metadata["step_id"] = "\(stepID)" }
-        plugin.logger.log(level: level, "\(message.text)", metadata: metadata)
+        let text = LogLine.truncated(message.text, maximumBytes: plugin.limits.maximumLogLineBytes)
+        plugin.logger.log(level: level, "\(text)", metadata: metadata)
     }
 
     func reportProgress(_ pointer: UnsafePointer<bp_progress>?) -> CallStatus {
@@ -156,7 +157,7 @@ final class PluginCall: Sendable {
         }
         if raw.fields & BP_PROGRESS_ETA.rawValue != 0 {
             guard raw.eta_seconds >= 0 else { return .invalidArgument }
-            progress.etaSeconds = Int(raw.eta_seconds)
+            progress.etaSeconds = DurationLimits.clamp(Int(raw.eta_seconds))
         }
         if raw.fields & BP_PROGRESS_MESSAGE.rawValue != 0 {
             guard let message = raw.message.validatedText else { return .invalidArgument }

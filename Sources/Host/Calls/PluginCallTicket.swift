@@ -45,7 +45,9 @@ final class PluginCallTicket<Value: Sendable>: PoolJob {
     init(serialKey: ObjectIdentifier?, timeout: Duration, work: @escaping @Sendable () -> Value, events: PluginCallEvents) {
         self.serialKey = serialKey
         let (seconds, attoseconds) = timeout.components
-        let nanoseconds = max(0, seconds) * 1_000_000_000 + max(0, attoseconds / 1_000_000_000)
+        // Ten years at the most: longer is "never" in effect, and the nanoseconds stay in range.
+        let boundedSeconds = min(max(0, seconds), 315_360_000)
+        let nanoseconds = boundedSeconds * 1_000_000_000 + max(0, attoseconds / 1_000_000_000)
         let (deadline, overflow) = DispatchTime.now().uptimeNanoseconds.addingReportingOverflow(UInt64(nanoseconds))
         self.deadline = overflow ? UInt64.max - 1 : deadline
         self.work = work

@@ -7,10 +7,13 @@ public struct PluginLimits: Sendable, Equatable {
     public var maximumOutputBytes: Int
     /// Longest error message kept; the rest is cut off.
     public var maximumErrorBytes: Int
+    /// Longest log line a plugin writes; longer lines are cut, with a marker.
+    public var maximumLogLineBytes: Int
 
-    public init(maximumOutputBytes: Int = 16 << 20, maximumErrorBytes: Int = 64 << 10) {
+    public init(maximumOutputBytes: Int = 16 << 20, maximumErrorBytes: Int = 64 << 10, maximumLogLineBytes: Int = 8 << 10) {
         self.maximumOutputBytes = maximumOutputBytes
         self.maximumErrorBytes = maximumErrorBytes
+        self.maximumLogLineBytes = maximumLogLineBytes
     }
 }
 

@@ -1,5 +1,6 @@
 public import BudJSON
 import Foundation
+import PluginSchema
 
 /// A configuration value that cannot be used; the message names the variable or file.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -69,6 +70,7 @@ public struct PluginHostConfiguration: Sendable {
     /// - `BUDPIPELINE_PLUGIN_ALLOWLIST`: library names separated by `,`.
     /// - `BUDPIPELINE_PLUGIN_CONFIG`: a JSON file `{"<plugin name>": {...}, ...}`.
     /// - `BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS` (default 300), `BUDPIPELINE_PLUGIN_THREADS`.
+    /// - `BUDPIPELINE_MAX_LOG_LINE_BYTES` (8 KiB): longer plugin log lines are cut.
     public static func fromEnvironment(
         _ environment: [String: String]? = nil,
         executableDirectory: String? = defaultExecutableDirectory
@@ -89,7 +91,17 @@ public struct PluginHostConfiguration: Sendable {
             configuration.pluginSettings = try readPluginSettings(file)
         }
         if let timeout = try positiveNumber("BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS", environment) {
+            guard timeout <= Double(DurationLimits.maximumSeconds) else {
+                throw ConfigurationError(
+                    "BUDPIPELINE_PLUGIN_CALL_TIMEOUT_SECONDS must be at most \(DurationLimits.maximumSeconds), got \(timeout)")
+            }
             configuration.callTimeout = .milliseconds(Int64(timeout * 1000))
+        }
+        if let bytes = try positiveNumber("BUDPIPELINE_MAX_LOG_LINE_BYTES", environment) {
+            guard let count = Int(exactly: bytes), (64...(1 << 20)).contains(count) else {
+                throw ConfigurationError("BUDPIPELINE_MAX_LOG_LINE_BYTES must be a whole number from 64 to 1048576, got \(bytes)")
+            }
+            configuration.limits.maximumLogLineBytes = count
         }
         if let threads = try positiveNumber("BUDPIPELINE_PLUGIN_THREADS", environment) {
             guard let count = Int(exactly: threads), count <= 1024 else {

@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+import PluginSchema
 
 /// The `wait_until` action: works out when to wake up. The engine sets a timer for that moment;
 /// no thread sleeps.
@@ -12,7 +13,9 @@ public enum WaitUntil {
         let zoneName = params["timezone"].flatMap { $0.isNull ? nil : PythonFormat.str($0) } ?? "UTC"
         guard let zone = TimeZone(identifier: zoneName) else { return .failure(WaitUntilError("Invalid timezone: '\(zoneName)'")) }
         if let duration = params["duration_hours"], !duration.isNull {
-            guard let hours = duration.doubleValue ?? duration.stringValue.flatMap({ Double($0) }), duration.boolValue == nil else {
+            guard let hours = duration.doubleValue ?? duration.stringValue.flatMap({ Double($0) }), duration.boolValue == nil,
+                hours.isFinite
+            else {
                 return .failure(WaitUntilError("Invalid duration_hours value: \(PythonFormat.str(duration))"))
             }
             if hours < minimumHours { return .failure(WaitUntilError("duration_hours must be at least 0.0167 (1 minute)")) }
@@ -62,7 +65,7 @@ public enum WaitUntil {
     static func waitingOutputs(wake: Date, now: Date) -> JSONObject {
         [
             "waited": false, "scheduled_wake_time": .string(isoString(wake)), "actual_wake_time": .null,
-            "wait_duration_seconds": .int(Int(wake.timeIntervalSince(now).rounded())),
+            "wait_duration_seconds": .int(DurationLimits.wholeSeconds(wake.timeIntervalSince(now))),
         ]
     }
 
@@ -77,8 +80,8 @@ public enum WaitUntil {
     /// `HH:MM` or `HH:MM:SS`.
     private static func clockTime(_ text: String) -> (Int?, Int?, Int?)? {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (2...3).contains(parts.count), parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }) else { return nil }
-        let numbers = parts.compactMap { Int($0) }
+        let numbers = parts.compactMap { part in part.count == 2 && part.allSatisfy { $0.isASCII && $0.isNumber } ? Int(part) : nil }
+        guard (2...3).contains(parts.count), numbers.count == parts.count else { return nil }
         guard numbers[0] < 24, numbers[1] < 60, numbers.count == 2 || numbers[2] < 60 else { return nil }
         return (numbers[0], numbers[1], numbers.count == 3 ? numbers[2] : 0)
     }
@@ -87,7 +90,8 @@ public enum WaitUntil {
     /// time is read in `zone`.
     static func isoDate(_ text: String, zone: TimeZone) -> Date? {
         let pattern = #/^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/#
-        guard let match = try? pattern.wholeMatch(in: text) else { return nil }
+        // `\d` matches every script's digits; only ASCII ones are dates.
+        guard text.allSatisfy(\.isASCII), let match = try? pattern.wholeMatch(in: text) else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         if let offset = match.8 {

@@ -40,7 +40,18 @@ public enum PipelineDocument {
         }
     }
 
+    /// The most nodes a YAML document may have once its aliases are expanded.
+    public static let maximumYAMLNodes = 1_000_000
+
     private static func yaml(_ text: String) throws(ReadError) -> JSONValue {
+        if let shape = YAMLShape.measure(text, maximumDepth: JSONValue.maximumNestingDepth, maximumNodes: maximumYAMLNodes) {
+            if shape.depth > JSONValue.maximumNestingDepth {
+                throw ReadError(message: "invalid YAML: nesting deeper than \(JSONValue.maximumNestingDepth) levels")
+            }
+            if shape.expandedNodes > maximumYAMLNodes {
+                throw ReadError(message: "invalid YAML: more than \(maximumYAMLNodes) values once aliases are expanded")
+            }
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text, Resolver.default.removing(.timestamp).removing(.value))

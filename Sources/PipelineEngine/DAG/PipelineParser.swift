@@ -1,4 +1,5 @@
 public import BudJSON
+import PluginSchema
 
 /// Reads DAG documents into ``PipelineDefinition``s, reporting problems with the reference
 /// service's messages (docs/dag.md, "Validation"): a wrong top-level shape, then the first
@@ -135,7 +136,9 @@ private struct SchemaDecoder {
             return nil
         }
         var settings = PipelineSettings()
-        settings.timeoutSeconds = value["timeout_seconds"].flatMap { integer($0, at: "settings.timeout_seconds", minimum: 1) }
+        settings.timeoutSeconds = value["timeout_seconds"].flatMap {
+            integer($0, at: "settings.timeout_seconds", minimum: 1, maximum: DurationLimits.maximumSeconds)
+        }
         settings.failFast = value["fail_fast"].flatMap { boolean($0, at: "settings.fail_fast") } ?? true
         settings.maxParallelSteps =
             value["max_parallel_steps"].flatMap { integer($0, at: "settings.max_parallel_steps", minimum: 1, maximum: 100) } ?? 10
@@ -177,7 +180,9 @@ private struct SchemaDecoder {
                     "Value error, '\(policy.stringValue ?? PythonFormat.str(policy))' is not a valid OnFailureAction")
             }
         }
-        let timeout = value["timeout_seconds"].flatMap { integer($0, at: "\(location).timeout_seconds", minimum: 1) }
+        let timeout = value["timeout_seconds"].flatMap {
+            integer($0, at: "\(location).timeout_seconds", minimum: 1, maximum: DurationLimits.maximumSeconds)
+        }
         let retry = value["retry"].flatMap { decodeRetry($0, at: "\(location).retry") }
         let estimate = value["estimated_duration_seconds"].flatMap {
             integer($0, at: "\(location).estimated_duration_seconds", minimum: 1, maximum: 31_536_000)
@@ -208,13 +213,16 @@ private struct SchemaDecoder {
         return StepRetry(
             maxAttempts: templatedNumber(value["max_attempts"], at: "\(location).max_attempts", integer: true, minimum: 1, maximum: 10)
                 ?? defaults.maxAttempts,
-            backoffSeconds: templatedNumber(value["backoff_seconds"], at: "\(location).backoff_seconds", integer: true, minimum: 1)
+            backoffSeconds: templatedNumber(
+                value["backoff_seconds"], at: "\(location).backoff_seconds", integer: true, minimum: 1,
+                maximum: Double(DurationLimits.maximumSeconds))
                 ?? defaults.backoffSeconds,
             backoffMultiplier: templatedNumber(
-                value["backoff_multiplier"], at: "\(location).backoff_multiplier", integer: false, minimum: 1)
+                value["backoff_multiplier"], at: "\(location).backoff_multiplier", integer: false, minimum: 1, maximum: 100)
                 ?? defaults.backoffMultiplier,
             maxBackoffSeconds: templatedNumber(
-                value["max_backoff_seconds"], at: "\(location).max_backoff_seconds", integer: true, minimum: 1)
+                value["max_backoff_seconds"], at: "\(location).max_backoff_seconds", integer: true, minimum: 1,
+                maximum: Double(DurationLimits.maximumSeconds))
                 ?? defaults.maxBackoffSeconds
         )
     }
@@ -251,11 +259,11 @@ private struct SchemaDecoder {
             report(location, "Input should be a valid string")
             return nil
         }
-        if text.count < minimumLength {
+        if text.unicodeScalars.count < minimumLength {
             report(location, "String should have at least \(minimumLength) character\(minimumLength == 1 ? "" : "s")")
             return nil
         }
-        if text.count > maximumLength {
+        if text.unicodeScalars.count > maximumLength {
             report(location, "String should have at most \(maximumLength) characters")
             return nil
         }
@@ -361,6 +369,10 @@ private struct SchemaDecoder {
             number = parsed
         default:
             report(location, integer ? "Input should be a valid integer" : "Input should be a valid number")
+            return nil
+        }
+        guard number.isFinite else {
+            report(location, "Input should be a finite number")
             return nil
         }
         if integer && number.rounded() != number {

@@ -43,6 +43,10 @@ public struct ExecutionStateMachine: Sendable {
     private var generation: UInt32 = 0
     private var changedIn: [UInt32]
     private var pending = Pending()
+    /// Bytes of JSON text of each step's stored outputs, and of the parameters and all outputs
+    /// together (``StoredSizeLimits``).
+    private var outputBytes: [Int]
+    private var storedBytes = 0
 
     /// Creates an execution that has not started. `params` must already be bound
     /// (``ParameterBinding/bind(_:provided:)``).
@@ -64,6 +68,14 @@ public struct ExecutionStateMachine: Sendable {
         totalWeight = max(weights.reduce(0, +), .leastNonzeroMagnitude)
         settled = Array(repeating: false, count: pipeline.steps.count)
         changedIn = Array(repeating: 0, count: pipeline.steps.count)
+        outputBytes = Array(repeating: 0, count: pipeline.steps.count)
+        storedBytes = Self.storedSize(.object(params))
+    }
+
+    /// The bytes a value takes stored (as much as a value too large or deep to store).
+    private static func storedSize(_ value: JSONValue) -> Int {
+        if case .fits(let bytes) = value.measure(limit: .max) { return bytes }
+        return .max / 4
     }
 
     /// Rebuilds an execution from what the runtime last stored: one state per step of the
@@ -81,6 +93,11 @@ public struct ExecutionStateMachine: Sendable {
         self.init(pipeline: pipeline, executionID: executionID, params: params, options: options)
         var byID: [String: StepState] = [:]
         for state in stored {
+            // Counters are small in any row the runtime wrote; a larger one was put there by hand
+            // and would overflow the arithmetic done on it.
+            guard (0...Self.maximumStoredCounter).contains(state.attempt), (0...Self.maximumStoredCounter).contains(state.sequence),
+                state.progress.isFinite
+            else { throw .implausibleValue("step '\(state.stepID)' has attempt \(state.attempt), sequence \(state.sequence)") }
             guard byID.updateValue(state, forKey: state.stepID) == nil else { throw .duplicateStep(state.stepID) }
         }
         for index in steps.indices {
@@ -104,10 +121,17 @@ public struct ExecutionStateMachine: Sendable {
             waitingOn[index] = pipeline.graph.dependencies[index].count(where: { !steps[$0].status.isSettled })
             if execution.status == .running, steps[index].status == .pending, waitingOn[index] == 0 { ready.insert(index) }
         }
+        for index in steps.indices {
+            outputBytes[index] = steps[index].outputs.map { Self.storedSize(.object($0)) } ?? 0
+            storedBytes = storedBytes.addingReportingOverflow(outputBytes[index]).partialValue
+        }
         pending.changedSteps = Array(steps.indices)
         account()
         pending = Pending()
     }
+
+    /// The largest attempt or sequence number a stored step may have.
+    static let maximumStoredCounter = 1 << 31
 
     /// The estimated seconds until the execution ends, `nil` when it cannot be told yet.
     ///
@@ -134,15 +158,19 @@ public struct ExecutionStateMachine: Sendable {
                 remaining.append(0)
             case .running, .awaitingEvent:
                 let elapsed = step.startedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0
+                // Each step's part is bounded, so stored values of any size give a finite answer.
+                let left: Double?
                 if let eta = step.etaSeconds {
-                    remaining.append(Double(eta))
+                    left = Double(eta)
                 } else if let expected {
-                    remaining.append(max(0, expected - elapsed))
+                    left = expected - elapsed
                 } else if step.progress > 0, step.progress < 100 {
-                    remaining.append(elapsed * (100 - step.progress) / step.progress)
+                    left = elapsed * (100 - step.progress) / step.progress
                 } else {
-                    return nil
+                    left = nil
                 }
+                guard let left, let bounded = DurationLimits.clamp(left) else { return nil }
+                remaining.append(bounded)
             case .pending, .retrying:
                 guard let expected else { return nil }
                 remaining.append(expected)
@@ -163,7 +191,7 @@ public struct ExecutionStateMachine: Sendable {
                 if unresolved[dependant] == 0 { queue.append(dependant) }
             }
         }
-        return Int((finish.max() ?? 0).rounded(.up))
+        return Int(exactly: (finish.max() ?? 0).rounded(.up))
     }
 
     /// The state of the step with `id`.
@@ -238,7 +266,8 @@ public struct ExecutionStateMachine: Sendable {
         pending.executionChanged = true
         pending.events.append(.executionStarted)
         if let timeout = pipeline.definition.settings.timeoutSeconds {
-            pending.timers.append(.setTimer(EngineTimer(kind: .executionDeadline), at: now.addingTimeInterval(Double(timeout))))
+            let deadline = now.addingTimeInterval(Double(DurationLimits.clamp(timeout)))
+            pending.timers.append(.setTimer(EngineTimer(kind: .executionDeadline), at: deadline))
         }
         for index in steps.indices where steps[index].status == .pending && waitingOn[index] == 0 { ready.insert(index) }
     }
@@ -282,6 +311,11 @@ public struct ExecutionStateMachine: Sendable {
             fail(index, error: "\(error)", retryable: false, timedOut: false, outputs: [:], now: now)
             return
         }
+        if let refusal = Self.refusal(ofParams: params, limit: options.storedSizes.maximumStepParamsBytes) {
+            markStarted(index, now: now)
+            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            return
+        }
         markStarted(index, now: now)
         switch step.definition.action {
         case BuiltInActions.waitUntilType:
@@ -292,7 +326,8 @@ public struct ExecutionStateMachine: Sendable {
                     externalID: "wait_until:\(idempotencyKey(index))",
                     outputs: WaitUntil.waitingOutputs(wake: wake, now: now),
                     until: wake,
-                    timer: EngineTimer(kind: .wakeUp, stepID: step.id, attempt: steps[index].attempt)
+                    timer: EngineTimer(kind: .wakeUp, stepID: step.id, attempt: steps[index].attempt),
+                    now: now
                 )
             case .failure(let error):
                 fail(index, error: error.message, retryable: false, timedOut: false, outputs: [:], now: now)
@@ -300,7 +335,8 @@ public struct ExecutionStateMachine: Sendable {
         case let action where BuiltInActions.types.contains(action):
             if action == "log" {
                 let line = BuiltInActions.log(params)
-                pending.other.append(.log(EngineLogLine(stepID: step.id, level: line.level, message: line.message)))
+                let message = LogLine.truncated(line.message, maximumBytes: options.storedSizes.maximumLogLineBytes)
+                pending.other.append(.log(EngineLogLine(stepID: step.id, level: line.level, message: message)))
             }
             switch BuiltInActions.run(action, params: params, branches: step.branches, scope: scope(for: step)) {
             case .completed(let outputs): settleCompleted(index, outputs: outputs, now: now)
@@ -317,7 +353,7 @@ public struct ExecutionStateMachine: Sendable {
             executing += 1
             let timeout = step.definition.timeoutSeconds ?? step.metadata?.timeoutSeconds
             if let timeout {
-                let deadline = now.addingTimeInterval(Double(timeout))
+                let deadline = now.addingTimeInterval(Double(DurationLimits.clamp(timeout)))
                 steps[index].deadline = deadline
                 pending.timers.append(.setTimer(deadlineTimer(index), at: deadline))
             }
@@ -359,12 +395,18 @@ public struct ExecutionStateMachine: Sendable {
     private mutating func startAwaiting(_ index: Int, externalID: String, timeoutSeconds: Int?, outputs: JSONObject, now: Date) {
         let stepLimit = pipeline.steps[index].definition.timeoutSeconds
         let timeout = [timeoutSeconds, stepLimit].compactMap { $0 }.min() ?? options.defaultAwaitTimeoutSeconds
-        let deadline = now.addingTimeInterval(Double(timeout))
-        enterAwaiting(index, externalID: externalID, outputs: outputs, until: deadline, timer: deadlineTimer(index))
+        let deadline = now.addingTimeInterval(Double(DurationLimits.clamp(timeout)))
+        enterAwaiting(index, externalID: externalID, outputs: outputs, until: deadline, timer: deadlineTimer(index), now: now)
     }
 
     /// The step waits for an event carrying `externalID` until `until`, when `timer` fires.
-    private mutating func enterAwaiting(_ index: Int, externalID: String, outputs: JSONObject, until: Date, timer: EngineTimer) {
+    private mutating func enterAwaiting(
+        _ index: Int, externalID: String, outputs: JSONObject, until: Date, timer: EngineTimer, now: Date
+    ) {
+        if let refusal = store(outputs, of: index) {
+            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            return
+        }
         steps[index].status = .awaitingEvent
         steps[index].externalWorkflowID = externalID
         steps[index].outputs = outputs
@@ -375,6 +417,10 @@ public struct ExecutionStateMachine: Sendable {
     }
 
     private mutating func settleCompleted(_ index: Int, outputs: JSONObject, now: Date) {
+        if let refusal = store(outputs, of: index) {
+            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            return
+        }
         steps[index].status = .completed
         steps[index].outputs = outputs
         steps[index].endedAt = now
@@ -392,6 +438,29 @@ public struct ExecutionStateMachine: Sendable {
         )
         ruleOutBranches(of: index, outputs: outputs)
         release(index, blocking: false, now: now)
+    }
+
+    /// Checks `outputs` against the stored-size limits and, when they fit, counts them as the
+    /// step's; returns why they do not fit (the caller fails the step instead of storing them).
+    private mutating func store(_ outputs: JSONObject, of index: Int) -> String? {
+        let limits = options.storedSizes
+        let bytes: Int
+        switch JSONValue.object(outputs).measure(limit: limits.maximumStepOutputsBytes) {
+        case .fits(let size): bytes = size
+        case .tooLarge:
+            return
+                "the step's outputs are larger than the limit of \(limits.maximumStepOutputsBytes) bytes (BUDPIPELINE_MAX_STEP_OUTPUT_BYTES)"
+        case .tooDeep:
+            return "the step's outputs nest deeper than \(JSONValue.maximumNestingDepth) levels"
+        }
+        let total = storedBytes - outputBytes[index] + bytes
+        guard total <= limits.maximumExecutionBytes else {
+            return
+                "the execution's parameters and outputs would take more than the limit of \(limits.maximumExecutionBytes) bytes (BUDPIPELINE_MAX_EXECUTION_BYTES)"
+        }
+        storedBytes = total
+        outputBytes[index] = bytes
+        return nil
     }
 
     /// After a `conditional` step chose a branch, the other branches' targets will be skipped.
@@ -417,7 +486,14 @@ public struct ExecutionStateMachine: Sendable {
     /// A failure of the current attempt: retried, tolerated, or failing the execution.
     private mutating func fail(_ index: Int, error: String, retryable: Bool, timedOut: Bool, outputs: JSONObject, now: Date) {
         let step = pipeline.steps[index]
-        steps[index].outputs = outputs
+        var error = error
+        if let refusal = store(outputs, of: index) {
+            error += " (its outputs were not kept: \(refusal))"
+            _ = store([:], of: index)
+            steps[index].outputs = [:]
+        } else {
+            steps[index].outputs = outputs
+        }
         steps[index].error = error
         steps[index].endedAt = now
         steps[index].deadline = nil
@@ -466,10 +542,11 @@ public struct ExecutionStateMachine: Sendable {
 
     private mutating func reportProgress(_ index: Int, percent: Double?, etaSeconds: Int?, now: Date) {
         if let percent { steps[index].progress = min(100, max(steps[index].progress, percent)) }
-        if let etaSeconds { steps[index].etaSeconds = max(0, etaSeconds) }
+        let etaSeconds = etaSeconds.map(DurationLimits.clamp)
+        if let etaSeconds { steps[index].etaSeconds = etaSeconds }
         touch(index)
         // A reported ETA is the step's; the execution's follows from it and the rest of the DAG.
-        let executionETA = etaSeconds.map { estimatedSecondsLeft(at: now) ?? max(0, $0) }
+        let executionETA = etaSeconds.map { estimatedSecondsLeft(at: now) ?? $0 }
         updateProgress(stepID: steps[index].stepID, etaSeconds: executionETA, now: now)
     }
 
@@ -501,7 +578,7 @@ public struct ExecutionStateMachine: Sendable {
         case (.stepDeadline, .running) where timer.attempt == steps[index].attempt:
             finishCall(index)
             abandon(index, reason: .timedOut)
-            let timeout = Int((steps[index].deadline ?? now).timeIntervalSince(steps[index].startedAt ?? now).rounded())
+            let timeout = DurationLimits.wholeSeconds((steps[index].deadline ?? now).timeIntervalSince(steps[index].startedAt ?? now))
             fail(
                 index, error: "Step timed out after \(timeout) seconds", retryable: true, timedOut: true,
                 outputs: steps[index].outputs ?? [:], now: now)
@@ -739,6 +816,15 @@ public struct ExecutionStateMachine: Sendable {
         return outputs
     }
 
+    /// Why resolved parameters cannot be stored with the step's dispatch, if they cannot.
+    private static func refusal(ofParams params: JSONObject, limit: Int) -> String? {
+        switch JSONValue.object(params).measure(limit: limit) {
+        case .fits: nil
+        case .tooLarge: "the step's parameters are larger than the limit of \(limit) bytes (BUDPIPELINE_MAX_STEP_PARAMS_BYTES)"
+        case .tooDeep: "the step's parameters nest deeper than \(JSONValue.maximumNestingDepth) levels"
+        }
+    }
+
     private func resolveParams(_ step: CompiledStep) throws(FieldTemplateError) -> JSONObject {
         var params = try step.params.resolve(in: scope(for: step), path: "params").objectValue ?? [:]
         for definition in step.metadata?.params ?? [] where params[definition.name] == nil {
@@ -753,18 +839,15 @@ public struct ExecutionStateMachine: Sendable {
         if let retry = step.retry {
             let scope = scope(for: step)
             guard let attempts = retry.maxAttempts.resolve(in: scope), let backoff = retry.backoffSeconds.resolve(in: scope),
-                let multiplier = retry.backoffMultiplier.resolve(in: scope), let maximum = retry.maxBackoffSeconds.resolve(in: scope),
-                attempts >= 1, backoff >= 0, multiplier >= 1, maximum >= 0
+                let multiplier = retry.backoffMultiplier.resolve(in: scope), let maximum = retry.maxBackoffSeconds.resolve(in: scope)
             else { return nil }
-            return RetrySettings(
-                maxAttempts: Int(attempts), backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
+            return RetrySettings(checking: attempts, backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
         }
         if let policy = pipeline.definition.settings.retryPolicy, case .number(let attempts) = policy.maxAttempts,
             case .number(let backoff) = policy.backoffSeconds, case .number(let multiplier) = policy.backoffMultiplier,
             case .number(let maximum) = policy.maxBackoffSeconds
         {
-            return RetrySettings(
-                maxAttempts: Int(attempts), backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
+            return RetrySettings(checking: attempts, backoffSeconds: backoff, backoffMultiplier: multiplier, maxBackoffSeconds: maximum)
         }
         if let policy = step.metadata?.retryPolicy {
             return RetrySettings(
@@ -806,12 +889,14 @@ public enum ExecutionRestoreError: Error, Sendable, Equatable, CustomStringConve
     case missingStep(String)
     case unknownStep(String)
     case duplicateStep(String)
+    case implausibleValue(String)
 
     public var description: String {
         switch self {
         case .missingStep(let id): "no stored state for step '\(id)'"
         case .unknownStep(let id): "stored state for step '\(id)', which the pipeline does not have"
         case .duplicateStep(let id): "two stored states for step '\(id)'"
+        case .implausibleValue(let what): "a stored value is out of range: \(what)"
         }
     }
 }

@@ -143,7 +143,7 @@ public struct EngineTimer: Sendable, Hashable {
     /// Reads a key written by ``key``.
     public init?(key: String) {
         let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
-        guard let kind = Kind(rawValue: parts[0]) else { return nil }
+        guard let first = parts.first, let kind = Kind(rawValue: first) else { return nil }
         guard parts.count == 2 else {
             self.init(kind: kind)
             return
@@ -263,14 +263,17 @@ public struct EngineOptions: Sendable, Equatable {
     public var defaultRetry: RetrySettings
     /// What one template evaluation may do.
     public var templateLimits: TemplateLimits
+    /// How large what an execution stores may be.
+    public var storedSizes: StoredSizeLimits
 
     public init(
         defaultAwaitTimeoutSeconds: Int = 1800, defaultRetry: RetrySettings = RetrySettings(),
-        templateLimits: TemplateLimits = TemplateLimits()
+        templateLimits: TemplateLimits = TemplateLimits(), storedSizes: StoredSizeLimits = StoredSizeLimits()
     ) {
         self.defaultAwaitTimeoutSeconds = defaultAwaitTimeoutSeconds
         self.defaultRetry = defaultRetry
         self.templateLimits = templateLimits
+        self.storedSizes = storedSizes
     }
 }
 
@@ -288,9 +291,57 @@ public struct RetrySettings: Sendable, Equatable {
         self.maxBackoffSeconds = maxBackoffSeconds
     }
 
+    /// Settings from numbers a pipeline gave (possibly through templates); `nil` unless every one
+    /// is finite and within its bounds: 1–1,000 attempts, a multiplier of 1–100, backoffs of at
+    /// most a year.
+    public init?(checking attempts: Double, backoffSeconds: Double, backoffMultiplier: Double, maxBackoffSeconds: Double) {
+        guard attempts >= 1, attempts <= 1000, attempts.rounded() == attempts, backoffMultiplier >= 1, backoffMultiplier <= 100,
+            DurationLimits.allows(backoffSeconds), DurationLimits.allows(maxBackoffSeconds)
+        else { return nil }
+        self.init(
+            maxAttempts: Int(attempts), backoffSeconds: backoffSeconds, backoffMultiplier: backoffMultiplier,
+            maxBackoffSeconds: maxBackoffSeconds)
+    }
+
     /// The delay before attempt `nextAttempt` (1 for the first retry): the backoff grows by the
     /// multiplier after each retry and never exceeds the maximum.
+    ///
+    /// Always a finite number of seconds within `0...maxBackoffSeconds` (at most a year), whatever
+    /// the settings hold.
     public func delay(beforeAttempt nextAttempt: Int) -> Double {
-        min(backoffSeconds * pow(backoffMultiplier, Double(max(0, nextAttempt - 1))), maxBackoffSeconds)
+        let ceiling = DurationLimits.clamp(maxBackoffSeconds) ?? 0
+        let growth = pow(backoffMultiplier, Double(max(0, nextAttempt - 1)))
+        let delay = backoffSeconds * growth
+        guard backoffSeconds > 0, delay.isFinite else { return backoffSeconds > 0 ? ceiling : 0 }
+        return min(delay, ceiling)
+    }
+}
+
+/// How large what an execution stores may be, in bytes of JSON text (see docs/operations.md,
+/// "Limits"). A step whose parameters or outputs would pass a limit fails with a message naming
+/// it, before anything is stored; a log line is cut with a marker.
+public struct StoredSizeLimits: Sendable, Equatable {
+    /// A step's resolved parameters.
+    public var maximumStepParamsBytes: Int
+    /// A step's outputs.
+    public var maximumStepOutputsBytes: Int
+    /// The execution's parameters and every step's outputs together.
+    public var maximumExecutionBytes: Int
+    /// One log line a `log` step writes.
+    public var maximumLogLineBytes: Int
+
+    public static let defaultMaximumStepParamsBytes = 1 << 20
+    public static let defaultMaximumStepOutputsBytes = 1 << 20
+    public static let defaultMaximumExecutionBytes = 16 << 20
+    public static let defaultMaximumLogLineBytes = 8 << 10
+
+    public init(
+        maximumStepParamsBytes: Int = defaultMaximumStepParamsBytes, maximumStepOutputsBytes: Int = defaultMaximumStepOutputsBytes,
+        maximumExecutionBytes: Int = defaultMaximumExecutionBytes, maximumLogLineBytes: Int = defaultMaximumLogLineBytes
+    ) {
+        self.maximumStepParamsBytes = max(2, maximumStepParamsBytes)
+        self.maximumStepOutputsBytes = max(2, maximumStepOutputsBytes)
+        self.maximumExecutionBytes = max(2, maximumExecutionBytes)
+        self.maximumLogLineBytes = max(64, maximumLogLineBytes)
     }
 }

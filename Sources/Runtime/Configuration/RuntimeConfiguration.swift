@@ -76,11 +76,19 @@ public struct RuntimeConfiguration: Sendable {
     ///   action says; `DEFAULT_ASYNC_STEP_TIMEOUT` (1800): how long a step may await an event;
     /// - `BUDPIPELINE_TEMPLATE_MAX_VALUE_BYTES` (1 MiB), `BUDPIPELINE_TEMPLATE_MAX_OPERATIONS`
     ///   (10,000,000): what one template evaluation may produce and do;
+    /// - `BUDPIPELINE_MAX_STEP_PARAMS_BYTES` (1 MiB), `BUDPIPELINE_MAX_STEP_OUTPUT_BYTES` (1 MiB),
+    ///   `BUDPIPELINE_MAX_EXECUTION_BYTES` (16 MiB), `BUDPIPELINE_MAX_LOG_LINE_BYTES` (8 KiB): what
+    ///   an execution may store;
     /// - `PIPELINE_RETENTION_DAYS` (30; 0 keeps everything), `PIPELINE_CLEANUP_SCHEDULE` (`0 3 * * *`).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> RuntimeConfiguration {
         var configuration = RuntimeConfiguration()
         let reader = EnvironmentReader(environment)
-        if let worker = environment["BUDPIPELINE_WORKER_ID"], !worker.isEmpty { configuration.workerID = worker }
+        if let worker = environment["BUDPIPELINE_WORKER_ID"], !worker.isEmpty {
+            guard worker.unicodeScalars.count <= 200, worker.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 }) else {
+                throw ConfigurationError("BUDPIPELINE_WORKER_ID must be at most 200 printable ASCII characters without spaces")
+            }
+            configuration.workerID = worker
+        }
         configuration.leaseDuration = .seconds(try reader.integer("BUDPIPELINE_LEASE_SECONDS", default: 30, range: 1...3600))
         configuration.timerPollInterval = .milliseconds(try reader.integer("BUDPIPELINE_TIMER_POLL_MS", default: 500, range: 10...60_000))
         configuration.leaseSweepInterval = .milliseconds(
@@ -98,6 +106,17 @@ public struct RuntimeConfiguration: Sendable {
                     "BUDPIPELINE_TEMPLATE_MAX_VALUE_BYTES", default: TemplateLimits.defaultMaximumValueBytes, range: 1024...(256 << 20)),
                 maximumOperations: try reader.integer(
                     "BUDPIPELINE_TEMPLATE_MAX_OPERATIONS", default: TemplateLimits.defaultMaximumOperations, range: 1000...1_000_000_000)
+            ),
+            storedSizes: StoredSizeLimits(
+                maximumStepParamsBytes: try reader.integer(
+                    "BUDPIPELINE_MAX_STEP_PARAMS_BYTES", default: StoredSizeLimits.defaultMaximumStepParamsBytes, range: 1024...(256 << 20)),
+                maximumStepOutputsBytes: try reader.integer(
+                    "BUDPIPELINE_MAX_STEP_OUTPUT_BYTES", default: StoredSizeLimits.defaultMaximumStepOutputsBytes,
+                    range: 1024...(256 << 20)),
+                maximumExecutionBytes: try reader.integer(
+                    "BUDPIPELINE_MAX_EXECUTION_BYTES", default: StoredSizeLimits.defaultMaximumExecutionBytes, range: 1024...(1 << 30)),
+                maximumLogLineBytes: try reader.integer(
+                    "BUDPIPELINE_MAX_LOG_LINE_BYTES", default: StoredSizeLimits.defaultMaximumLogLineBytes, range: 64...(1 << 20))
             )
         )
         configuration.retentionDays = try reader.integer("PIPELINE_RETENTION_DAYS", default: 30, range: 0...36_500)

@@ -1,5 +1,6 @@
 public import BudJSON
 import Foundation
+import PluginSchema
 public import Storage
 
 /// Who hears about an execution's events, from its stored options.
@@ -71,8 +72,9 @@ public enum Notifications {
                     audience, event: "progress", title: pipelineTitle, status: "RUNNING",
                     message: "Progress: \(String(format: "%.1f", percent))%", result: ["progress_percentage": .double(percent)])
             ]
-            if let eta = fields["eta_seconds"]?.intValue {
-                let minutes = (max(0, eta) + 59) / 60
+            if let stored = fields["eta_seconds"]?.intValue {
+                let eta = DurationLimits.clamp(stored)
+                let minutes = (eta + 59) / 60
                 made.append(
                     notification(
                         audience, event: "eta", title: pipelineTitle, status: "RUNNING", message: String(minutes),

@@ -115,7 +115,7 @@ struct EventRecords {
                 kind: kind,
                 progress: min(100, max(0, percent)),
                 etaSeconds: eta.map { max(0, $0) },
-                currentStepDescription: description.map { String($0.prefix(500)) },
+                currentStepDescription: description.map { StoredText.truncated($0, to: 500) },
                 details: details,
                 timestamp: now,
                 sequenceNumber: sequence,

@@ -96,6 +96,17 @@ enum ExecutionPreparation {
         } catch {
             throw .invalidParameters(error.problems)
         }
+        // The parameters are stored with the execution and read by every step: they count
+        // towards the execution's stored size and must leave room for outputs.
+        let limit = options.storedSizes.maximumExecutionBytes / 2
+        switch JSONValue.object(params).measure(limit: limit) {
+        case .fits: break
+        case .tooLarge:
+            throw .invalidParameters([
+                "params: the parameters are larger than \(limit) bytes, half the execution's stored size limit (BUDPIPELINE_MAX_EXECUTION_BYTES)"
+            ])
+        case .tooDeep: throw .invalidParameters(["params: the parameters nest deeper than \(JSONValue.maximumNestingDepth) levels"])
+        }
         let id = request.executionID ?? UUID().uuidString.lowercased()
         let name = request.pipelineName ?? pipeline.definition.name
         var snapshot: JSONObject = [

@@ -39,6 +39,9 @@ struct LiveExecution: Sendable {
         catalog: some ActionCatalog,
         options: EngineOptions
     ) throws(RuntimeError) -> LiveExecution {
+        guard (0..<(1 << 62)).contains(execution.version), (0..<(1 << 62)).contains(execution.eventSequence) else {
+            throw .unrecoverable("execution \(execution.id): its stored version or event sequence is out of range")
+        }
         let definition: PipelineDefinition
         switch PipelineParser.parse(execution.dag) {
         case .success(let parsed): definition = parsed

@@ -15,7 +15,7 @@ extension PipelineStore {
 
     /// Whether an event with this id was handled before.
     public func inboundEventProcessed(id: String) async throws -> Bool {
-        try await !database.read("SELECT 1 AS seen FROM processed_inbound_event WHERE event_id = $1", .text(id)).isEmpty
+        try await !database.read("SELECT 1 AS seen FROM processed_inbound_event WHERE event_id = $1", .text(StoredText.key(id))).isEmpty
     }
 
     /// Remembers that the event `id` was handled and what came of it; a second record of the same
@@ -27,8 +27,8 @@ extension PipelineStore {
                     "INSERT INTO processed_inbound_event (event_id, source, event_type, outcome, processed_at) "
                         + "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
                     [
-                        .text(String(id.prefix(255))), .optional(source.map { String($0.prefix(255)) }, SQLValue.text),
-                        .optional(type.map { String($0.prefix(255)) }, SQLValue.text), .json(outcome), .date(now),
+                        .text(StoredText.key(id)), .optional(source.map { StoredText.truncated($0, to: 255) }, SQLValue.text),
+                        .optional(type.map { StoredText.truncated($0, to: 255) }, SQLValue.text), .json(outcome), .date(now),
                     ]
                 ))
         }
@@ -49,9 +49,9 @@ extension PipelineStore {
                 SQLStatement(
                     "INSERT INTO parked_inbound_event (external_workflow_id, event_id, source, body, received_at) VALUES ($1, $2, $3, $4, $5)",
                     [
-                        .text(String(event.externalWorkflowID.prefix(255))),
-                        .optional(event.eventID.map { String($0.prefix(255)) }, SQLValue.text),
-                        .optional(event.source.map { String($0.prefix(255)) }, SQLValue.text), .json(.object(event.body)),
+                        .text(StoredText.key(event.externalWorkflowID)),
+                        .optional(event.eventID.map { StoredText.key($0) }, SQLValue.text),
+                        .optional(event.source.map { StoredText.truncated($0, to: 255) }, SQLValue.text), .json(.object(event.body)),
                         .date(event.receivedAt),
                     ]
                 ))
@@ -65,7 +65,7 @@ extension PipelineStore {
             try session.query(
                 "DELETE FROM parked_inbound_event WHERE external_workflow_id = $1 AND received_at >= $2 "
                     + "RETURNING id, external_workflow_id, event_id, source, body, received_at",
-                .text(externalWorkflowID), .date(cutoff))
+                .text(StoredText.key(externalWorkflowID)), .date(cutoff))
         }
         let events = try rows.map { row in
             (

@@ -37,6 +37,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    func validate() throws {
+        guard timeout.isFinite, timeout > 0, timeout <= 31_536_000 else {
+            throw ValidationError("--timeout must be a number of seconds from 0 to 31536000 (a year), got \(timeout)")
+        }
+    }
+
     func run() async throws {
         try CLILogging.bootstrap(defaultLevel: .warning)
         let document = try ValidateCommand.readDocument(file)
