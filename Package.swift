@@ -46,6 +46,9 @@ let package = Package(
         .target(name: "PluginABI", path: "Sources/PluginABI"),
 
         .target(name: "BudJSON", swiftSettings: swiftSettings),
+        // Durable records of the work in flight, read back after the process dies (crash loops).
+        .target(name: "CWorkMarks", path: "Sources/CWorkMarks"),
+        .target(name: "WorkMarks", dependencies: ["BudJSON", "CWorkMarks"], swiftSettings: swiftSettings),
         .target(name: "PluginSchema", dependencies: ["BudJSON", "PluginABI"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["BudJSON", "PluginABI", "PluginSchema"], swiftSettings: swiftSettings),
         // What the domain plugins share about the bud services: calls, settings, event shapes.
@@ -62,7 +65,7 @@ let package = Package(
         .target(
             name: "BudPipelineHost",
             dependencies: [
-                "BudJSON", "PluginABI", "PluginSchema",
+                "BudJSON", "PluginABI", "PluginSchema", "WorkMarks",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,6 +87,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "BudJSON", "BudPipelineHost", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite", "StoragePostgres",
+                "WorkMarks",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "Runtime", "Storage",
+                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "Runtime", "Storage", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

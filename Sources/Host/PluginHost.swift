@@ -194,7 +194,7 @@ public final class PluginHost: Sendable {
             let ticket = PluginCallTicket<Void>(
                 serialKey: nil,
                 timeout: configuration.initTimeout,
-                work: { withExtendedLifetime(call) { shutdown(call.handle) } },
+                work: { _ = call.withHandle { handle in shutdown(handle) } },
                 events: events(for: plugin, call: call, what: "shutdown", timeout: configuration.initTimeout)
             )
             do {

@@ -182,7 +182,12 @@ struct PublishingTests {
         #expect(execution["status"] == "COMPLETED")
         #expect(execution["final_outputs"]?["approve"]?["approver"] == "kim")
         let published = Self.events(try await Self.notifications(on: sidecar, topic: "budAppMessages", workflowID: executionID))
-        #expect(published.filter { $0.hasPrefix("approve/") } == ["approve/STARTED", "approve/COMPLETED"])
+        // Publishing is at least once: a host killed between publishing an event and recording it
+        // publishes it again after the restart. Nothing is lost and the order holds.
+        let approve = published.filter { $0.hasPrefix("approve/") }.reduce(into: [String]()) { kept, event in
+            if kept.last != event { kept.append(event) }
+        }
+        #expect(approve == ["approve/STARTED", "approve/COMPLETED"], "\(published)")
         #expect(published.last == "results/COMPLETED")
         await second.process.stop()
         await database.close()

@@ -166,7 +166,8 @@ import _BudPipelineTestSupport
                     "plugin 'slow': execute of action 'sleep_ms' did not return within 0.2s; the plugin is marked unhealthy until it returns"
                 )
             ) {
-                try await loaded.host.execute(request("sleep_ms", ["ms": 1500]), timeout: .milliseconds(200))
+                // Long enough that the plugin is still stuck, on a loaded machine, when the checks below run.
+                try await loaded.host.execute(request("sleep_ms", ["ms": 4000]), timeout: .milliseconds(200))
             }
             #expect(ContinuousClock.now - started < .milliseconds(1200))
             let slowPlugin = try #require(loaded.host.plugins.first { $0.name == "slow" })

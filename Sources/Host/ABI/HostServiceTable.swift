@@ -13,25 +13,26 @@ enum HostServiceTable {
                 struct_size: UInt32(MemoryLayout<bp_host_api_v1>.size),
                 abi_minor: BP_ABI_MINOR,
                 log: { call, level, message in
-                    PluginCall.resolve(call)?.log(level: level, message: message)
+                    PluginCall.resolve(call, service: "log")?.log(level: level, message: message)
                 },
                 report_progress: { call, progress in
-                    (PluginCall.resolve(call)?.reportProgress(progress) ?? .invalidArgument).rawValue
+                    (PluginCall.resolve(call, service: "report_progress")?.reportProgress(progress) ?? .invalidArgument).rawValue
                 },
                 invoke_service: { call, request, response in
-                    (PluginCall.resolve(call)?.invokeService(request, response: response) ?? .invalidArgument).rawValue
+                    (PluginCall.resolve(call, service: "invoke_service")?.invokeService(request, response: response) ?? .invalidArgument)
+                        .rawValue
                 },
                 get_config: { call, key, value in
-                    (PluginCall.resolve(call)?.configuration(key: key, into: value) ?? .invalidArgument).rawValue
+                    (PluginCall.resolve(call, service: "get_config")?.configuration(key: key, into: value) ?? .invalidArgument).rawValue
                 },
                 write_output: { call, bytes in
-                    (PluginCall.resolve(call)?.write(output: bytes) ?? .invalidArgument).rawValue
+                    (PluginCall.resolve(call, service: "write_output")?.write(output: bytes) ?? .invalidArgument).rawValue
                 },
                 write_error: { call, message in
-                    (PluginCall.resolve(call)?.write(error: message) ?? .invalidArgument).rawValue
+                    (PluginCall.resolve(call, service: "write_error")?.write(error: message) ?? .invalidArgument).rawValue
                 },
                 is_cancelled: { call in
-                    PluginCall.resolve(call)?.isCancelled == true ? 1 : 0
+                    PluginCall.resolve(call, service: "is_cancelled")?.isCancelled == true ? 1 : 0
                 }
             )
         )

@@ -4,6 +4,7 @@ internal import Logging
 internal import PluginABI
 public import PluginSchema
 import Synchronization
+internal import WorkMarks
 
 /// What one plugin function returned, before interpretation.
 public struct RawCallResult: Sendable, Equatable {
@@ -24,8 +25,9 @@ enum PluginCallKind: String, Sendable {
     case cleanup
 }
 
-/// The host's side of one call into a plugin. A `bp_call *` handle points at it; the host keeps it
-/// alive until the plugin function has returned, so the handle stays valid even after a timeout.
+/// The host's side of one call into a plugin. The plugin's `bp_call *` handle stands for it until
+/// the plugin function has returned (even when the host stopped waiting after a timeout); a use
+/// of the handle after that is refused (``CallHandles``).
 final class PluginCall: Sendable {
     let plugin: PluginServices
     let kind: PluginCallKind
@@ -57,27 +59,51 @@ final class PluginCall: Sendable {
         }
     }
 
-    /// The `bp_call *` handle the plugin receives.
-    var handle: OpaquePointer {
-        OpaquePointer(Unmanaged.passUnretained(self).toOpaque())
+    /// Runs `body` with the `bp_call *` handle the plugin receives, valid until `body` returns
+    /// (see ``CallHandles``); `nil` when too many calls are under way to hand out another.
+    func withHandle<Result>(_ body: (OpaquePointer) -> Result) -> Result? {
+        guard let handle = CallHandles.shared.register(self) else { return nil }
+        defer { CallHandles.shared.unregister(handle) }
+        return body(handle)
     }
 
-    /// The call object behind a handle the plugin passed back.
-    static func resolve(_ handle: OpaquePointer?) -> PluginCall? {
-        guard let handle else { return nil }
-        return Unmanaged<PluginCall>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+    /// The call behind a handle a plugin passed back to a host service, while the call is under
+    /// way; `nil` (the service refuses) for a stale or foreign handle.
+    static func resolve(_ handle: OpaquePointer?, service: String) -> PluginCall? {
+        CallHandles.shared.resolve(handle, service: service)
     }
 
     /// Runs the action's function for `kind` with `input` on the current thread; UNSUPPORTED when
     /// the plugin does not implement it.
+    ///
+    /// A call for a step of an execution is marked as the thread's work while it runs (see
+    /// ``WorkMarks``): when the plugin kills the process, the next process knows which step did.
     func perform(_ action: PluginEntryPoints.Action, kind: PluginCallKind, input: [UInt8]) -> RawCallResult {
         guard let function = action.function(for: kind) else { return result(status: .unsupported) }
-        let status = withExtendedLifetime(self) {
+        let status = withHandle { handle in
             input.withUnsafeBufferPointer { buffer in
-                function(handle, action.context, bp_bytes(ptr: buffer.baseAddress, len: buffer.count))
+                WorkMarks.during(workMark) {
+                    function(handle, action.context, bp_bytes(ptr: buffer.baseAddress, len: buffer.count))
+                }
             }
         }
+        guard let status else {
+            return RawCallResult(status: .fatalError, output: [], errorMessage: "too many plugin calls are under way at once")
+        }
         return result(status: CallStatus(rawValue: status))
+    }
+
+    /// What this call is, as a work mark; `nil` for calls that are not for a step.
+    private var workMark: WorkMark? {
+        guard let executionID = context.executionID, let stepID = context.stepID else { return nil }
+        let markKind: WorkMark.Kind
+        switch kind {
+        case .execute: markKind = .execute
+        case .onEvent: markKind = .onEvent
+        case .cleanup: markKind = .cleanup
+        case .initialize, .shutdown, .validateParams: return nil
+        }
+        return WorkMark(kind: markKind, executionID: executionID, stepIDs: [stepID], plugin: plugin.name, action: action)
     }
 
     /// The status and everything written so far; a result over the size limit becomes FATAL_ERROR.

@@ -136,10 +136,10 @@ struct PluginLoading {
             work: {
                 guard let initialize = plugin.image.entryPoints.initialize else { return call.result(status: .ok) }
                 let document = plugin.services.configuration.document
-                let status = withExtendedLifetime(call) {
-                    initialize(call.handle, bp_bytes(ptr: document.baseAddress?.assumingMemoryBound(to: UInt8.self), len: document.count))
+                let status = call.withHandle { handle in
+                    initialize(handle, bp_bytes(ptr: document.baseAddress?.assumingMemoryBound(to: UInt8.self), len: document.count))
                 }
-                return call.result(status: CallStatus(rawValue: status))
+                return call.result(status: status.map { CallStatus(rawValue: $0) } ?? .fatalError)
             },
             events: PluginCallEvents(
                 timeoutError: { _ in

@@ -248,6 +248,10 @@ public struct ExecutionStateMachine: Sendable {
             } else {
                 abort(.cancelled(reason), now: now)
             }
+        case .stepInterrupted(let id, let error):
+            if let index = current(id, attempt: nil, in: [.pending, .running, .awaitingEvent, .retrying], input: "interruption") {
+                interrupt(index, error: error, now: now)
+            }
         }
         if execution.status == .running { advance(now: now) }
         updateProgress(stepID: nil, etaSeconds: nil, now: now)
@@ -276,6 +280,7 @@ public struct ExecutionStateMachine: Sendable {
     private mutating func advance(now: Date) {
         let limit = pipeline.definition.settings.maxParallelSteps
         while execution.status == .running, executing < limit, let index = ready.popMin() {
+            guard steps[index].status == .pending else { continue }
             begin(index, now: now)
         }
         account()
@@ -702,6 +707,22 @@ public struct ExecutionStateMachine: Sendable {
         if pipeline.definition.settings.timeoutSeconds != nil {
             pending.timers.append(.cancelTimer(EngineTimer(kind: .executionDeadline)))
         }
+    }
+
+    /// Fails a step the process kept dying on, whatever it was doing, without calling its plugin.
+    private mutating func interrupt(_ index: Int, error: String, now: Date) {
+        switch steps[index].status {
+        case .running: finishCall(index)
+        case .awaitingEvent: pending.timers.append(.cancelTimer(awaitTimer(index)))
+        case .retrying:
+            pending.timers.append(
+                .cancelTimer(EngineTimer(kind: .retry, stepID: steps[index].stepID, attempt: steps[index].attempt + 1)))
+        case .pending:
+            // If it is in `ready`, `advance` passes over it once it has settled.
+            markStarted(index, now: now)
+        default: return
+        }
+        fail(index, error: error, retryable: false, timedOut: false, outputs: steps[index].outputs ?? [:], now: now)
     }
 
     // MARK: Helpers

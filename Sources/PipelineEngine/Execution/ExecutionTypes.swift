@@ -253,6 +253,9 @@ public enum ExecutionInput: Sendable, Equatable {
     case stepProgress(stepID: String, percent: Double?, etaSeconds: Int?, message: String?)
     case timerFired(EngineTimer)
     case cancel(reason: String)
+    /// The process died while working on the step too many times: it fails with `error`, without
+    /// another call to its plugin (not even `cleanup`), and the failure policy applies.
+    case stepInterrupted(stepID: String, error: String)
 }
 
 /// Engine-wide defaults.

@@ -65,6 +65,24 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Where the processes using this database keep their work marks:
+    /// `<BUDPIPELINE_STATE_DIR>/work-marks/<fingerprint of the location>`. The state directory
+    /// defaults to `state` beside a SQLite file, and for PostgreSQL to `state` in
+    /// `BUDPIPELINE_DATA_DIR` (itself `./data` by default). Processes on one machine that share a
+    /// database share the folder; processes of different databases never do.
+    public func workMarksDirectory(environment: [String: String]) -> String {
+        let base: String
+        switch self {
+        case .sqlite(let path): base = (path as NSString).deletingLastPathComponent
+        case .postgres: base = environment["BUDPIPELINE_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
+        }
+        let state =
+            environment["BUDPIPELINE_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((base.isEmpty ? "." : base) as NSString).appendingPathComponent("state")
+        return ((state as NSString).appendingPathComponent("work-marks") as NSString).appendingPathComponent(
+            StoredText.fingerprint(description))
+    }
+
     /// The location without its password, for logs and messages.
     public var description: String {
         switch self {

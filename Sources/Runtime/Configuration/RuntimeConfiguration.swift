@@ -31,6 +31,12 @@ public struct RuntimeConfiguration: Sendable {
     public var parkedEventWindow: Duration = .seconds(600)
     /// Where outbox events are published.
     public var publishing = PublishingConfiguration()
+    /// After this many deaths of a process while it worked on the same step, the step is failed
+    /// instead of run again (see docs/operations.md, "Crash loops").
+    public var interruptionLimit = 2
+    /// Where processes sharing the database keep their work marks; `nil`: none are kept (a process
+    /// that dies then cannot be told apart from one that lost its claims).
+    public var workMarksDirectory: String?
 
     public init(
         workerID: String = RuntimeConfiguration.defaultWorkerID(),
@@ -79,6 +85,7 @@ public struct RuntimeConfiguration: Sendable {
     /// - `BUDPIPELINE_MAX_STEP_PARAMS_BYTES` (1 MiB), `BUDPIPELINE_MAX_STEP_OUTPUT_BYTES` (1 MiB),
     ///   `BUDPIPELINE_MAX_EXECUTION_BYTES` (16 MiB), `BUDPIPELINE_MAX_LOG_LINE_BYTES` (8 KiB): what
     ///   an execution may store;
+    /// - `BUDPIPELINE_CRASH_LIMIT` (2): deaths of a process on one step before it is failed;
     /// - `PIPELINE_RETENTION_DAYS` (30; 0 keeps everything), `PIPELINE_CLEANUP_SCHEDULE` (`0 3 * * *`).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> RuntimeConfiguration {
         var configuration = RuntimeConfiguration()
@@ -120,6 +127,7 @@ public struct RuntimeConfiguration: Sendable {
             )
         )
         configuration.retentionDays = try reader.integer("PIPELINE_RETENTION_DAYS", default: 30, range: 0...36_500)
+        configuration.interruptionLimit = try reader.integer("BUDPIPELINE_CRASH_LIMIT", default: 2, range: 1...100)
         configuration.publishing = try PublishingConfiguration.from(environment: environment)
         if let schedule = environment["PIPELINE_CLEANUP_SCHEDULE"], !schedule.isEmpty {
             do {

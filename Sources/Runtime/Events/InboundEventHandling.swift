@@ -53,6 +53,14 @@ extension ExecutionRuntime {
         _ event: InboundEvent, to steps: [StepRecord], workflowID: String, report: inout InboundEventReport
     ) async throws {
         for step in steps {
+            if step.interruptions >= configuration.interruptionLimit {
+                // The process died on this step too often: fail it without calling its plugin.
+                let message = interruptionMessage(count: step.interruptions, action: step.state.action)
+                try await apply(.stepInterrupted(stepID: step.state.stepID, error: message), to: step.executionID)
+                report.routed = true
+                report.stepCompleted = true
+                continue
+            }
             guard let outcome = try await deliver(event, to: step, externalWorkflowID: workflowID) else { continue }
             report.routed = true
             switch outcome {
@@ -110,8 +118,9 @@ extension ExecutionRuntime {
     }
 
     /// Gives the event to the action of an awaiting step. `nil` when no plugin action can take it
-    /// (the action is built in or no longer loaded, or its plugin broke the protocol): the
-    /// reference ignores such events too.
+    /// (the action is built in or no longer loaded): the reference ignores such events too. When
+    /// the plugin breaks the protocol (its answer is not a valid outcome), the event fails the step
+    /// with the plugin's fault as the reason, rather than being lost while the step waits on.
     private func deliver(_ event: InboundEvent, to step: StepRecord, externalWorkflowID: String) async throws(InboundEventError)
         -> EventOutcome?
     {
@@ -140,7 +149,11 @@ extension ExecutionRuntime {
             switch error.kind {
             case .retryRequested, .shuttingDown, .timedOut, .timedOutWaiting, .pluginUnhealthy:
                 throw .retryLater(error.message)
-            case .unknownAction, .protocolViolation, .cancelled:
+            case .protocolViolation:
+                logger.error(
+                    "on_event broke the plugin protocol; the step fails", metadata: metadata.merging(["error": "\(error.message)"]) { $1 })
+                return .complete(status: .failed, outputs: [:], error: error.message)
+            case .unknownAction, .cancelled:
                 logger.warning(
                     "on_event failed; the event is ignored", metadata: metadata.merging(["error": "\(error.message)"]) { $1 })
                 return nil

@@ -6,6 +6,7 @@ public import PipelineEngine
 import PluginSchema
 public import Storage
 import Synchronization
+import WorkMarks
 
 /// Runs executions against the store: every input to an execution becomes one transaction (the
 /// step rows, the execution row with its version, timers, progress events and outbox events
@@ -233,21 +234,31 @@ public final class ExecutionRuntime: Sendable {
             attempt += 1
             do {
                 if live == nil {
-                    guard let loaded = try await load(executionID) else {
+                    switch try await load(executionID, for: inputs) {
+                    case nil:
                         return .failure(RuntimeError.executionNotFound(executionID))
+                    case .quarantine(let execution, let reason)?:
+                        await quarantine(execution, reason: reason)
+                        return .success(())
+                    case .live(let loaded, let interrupted)?:
+                        live = loaded
+                        inputs = interrupted + inputs
                     }
-                    live = loaded
                 }
                 guard var current = live else { continue }
                 live = nil
                 let now = Date()
-                let plan = current.plan(inputs, now: now, settings: planSettings)
+                let mark = Self.transitionMark(executionID, inputs)
+                let plan = WorkMarks.during(mark) {
+                    injectFaultIfAsked(inputs)
+                    return current.plan(inputs, now: now, settings: planSettings)
+                }
                 let writeStarted = ContinuousClock.now
                 try await store.apply(plan.transition)
                 let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
-                perform(plan, executionID: executionID)
+                WorkMarks.during(mark) { perform(plan, executionID: executionID) }
                 live = current.isFinished ? nil : current
                 return .success(())
             } catch DatabaseError.conflict(let message) {
@@ -290,11 +301,58 @@ public final class ExecutionRuntime: Sendable {
         return current
     }
 
-    private func load(_ executionID: String) async throws -> LiveExecution? {
+    private enum Loaded {
+        /// The execution, and inputs that fail its steps the process kept dying on.
+        case live(LiveExecution, interrupted: [RuntimeInput])
+        /// The execution cannot go on without risking the process again (or at all).
+        case quarantine(ExecutionRecord, reason: String)
+    }
+
+    /// Reads an execution from the store, checking first how often processes died working on it
+    /// (see ``countInterruptions()``).
+    private func load(_ executionID: String, for inputs: [RuntimeInput]) async throws -> Loaded? {
         guard let stored = try await store.executionWithSteps(id: executionID) else { return nil }
         statistics.withLock { $0.loads += 1 }
-        return try LiveExecution.restore(
-            execution: stored.execution, steps: stored.steps, catalog: catalog, options: configuration.engineOptions)
+        let execution = stored.execution
+        let limit = configuration.interruptionLimit
+        let unfinished = !execution.status.isFinished
+        if unfinished, execution.interruptions >= limit {
+            return .quarantine(
+                execution,
+                reason: "the server process died \(execution.interruptions) times while working on this execution; it was stopped")
+        }
+        let interrupted = stored.steps.filter { unfinished && $0.interruptions >= limit && !$0.state.status.isSettled }
+        if let step = interrupted.first(where: { $0.interruptions > limit }) {
+            return .quarantine(
+                execution,
+                reason: "the server process died while running step '\(step.state.stepID)' \(step.interruptions) times, the last time "
+                    + "while failing it; the execution was stopped")
+        }
+        let restored = WorkMarks.during(Self.transitionMark(executionID, inputs)) {
+            Result { () throws(RuntimeError) in
+                try LiveExecution.restore(execution: execution, steps: stored.steps, catalog: catalog, options: configuration.engineOptions)
+            }
+        }
+        switch restored {
+        case .success(let live):
+            let failures = interrupted.map { step in
+                RuntimeInput.engine(
+                    .stepInterrupted(
+                        stepID: step.state.stepID, error: interruptionMessage(count: step.interruptions, action: step.state.action)))
+            }
+            return .live(live, interrupted: failures)
+        case .failure(.unrecoverable(let message)) where unfinished:
+            return .quarantine(execution, reason: "the execution cannot continue: \(message)")
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    /// The work mark of a transition of `executionID` applying `inputs`.
+    private static func transitionMark(_ executionID: String, _ inputs: [RuntimeInput]) -> WorkMark {
+        var steps: [String] = []
+        for input in inputs { if let step = input.stepID, !steps.contains(step) { steps.append(step) } }
+        return WorkMark(kind: .transition, executionID: executionID, stepIDs: steps)
     }
 
     private var planSettings: PlanSettings {

@@ -7,6 +7,7 @@ import Scheduling
 public import ServiceLifecycle
 import Storage
 import Synchronization
+import WorkMarks
 
 /// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
 /// itself (stopped last, after the others), timers, step claims, retention, schedules, publishing.
@@ -30,6 +31,8 @@ public struct RuntimeLifecycleService: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         await runtime.shutdown()
+        // Stopped in order: the work still marked did not die with the process.
+        WorkMarks.closeCleanly()
     }
 }
 
@@ -119,8 +122,10 @@ public struct LeaseService: Service {
         }
     }
 
-    /// Takes over expired claims; true when the batch was full (more may be waiting).
+    /// Counts the work of processes that died, then takes over expired claims; true when the
+    /// batch was full (more may be waiting).
     private func sweep(now: Date) async -> Bool {
+        await runtime.countInterruptions()
         let batch = 100
         let configuration = runtime.configuration
         do {
@@ -135,6 +140,19 @@ public struct LeaseService: Service {
     }
 
     private func resume(_ step: LeasedStep) {
+        let limit = runtime.configuration.interruptionLimit
+        if step.interruptions >= limit {
+            // The process died on this step too often: fail it instead of calling its plugin again.
+            let action = step.dispatch?["action"]?.stringValue ?? ""
+            runtime.logger.error(
+                "failing a step the process kept dying on",
+                metadata: ["execution_id": "\(step.executionID)", "step_id": "\(step.stepID)", "interruptions": "\(step.interruptions)"])
+            runtime.submit(
+                .engine(
+                    .stepInterrupted(stepID: step.stepID, error: runtime.interruptionMessage(count: step.interruptions, action: action))),
+                to: step.executionID)
+            return
+        }
         guard let dispatch = step.dispatch, let request = try? ExecuteRequest(json: dispatch) else {
             runtime.logger.error(
                 "a running step has no readable request; failing it",

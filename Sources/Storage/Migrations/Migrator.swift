@@ -15,7 +15,7 @@ public struct Migration: Sendable {
     }
 
     /// Every migration this build knows, oldest first.
-    public static let all: [Migration] = [initialSchema, parkedInboundEvents]
+    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions]
 
     func sql(for dialect: SQLDialect) -> String {
         dialect == .postgres ? postgres : sqlite

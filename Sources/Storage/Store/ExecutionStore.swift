@@ -289,7 +289,7 @@ extension PipelineStore {
         )
     }
 
-    private static func outboxInsert(_ events: [OutboxEvent], executionID: String?, now: Date) -> SQLStatement {
+    static func outboxInsert(_ events: [OutboxEvent], executionID: String?, now: Date) -> SQLStatement {
         var binds: [SQLValue] = [.optional(executionID, SQLValue.text), .date(now)]
         var rows: [String] = []
         for event in events {
@@ -366,12 +366,12 @@ extension PipelineStore {
 
     static let executionColumns =
         "id, version, pipeline_id, pipeline_definition, initiator, start_time, end_time, status, progress_percentage, final_outputs, "
-        + "error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence, created_at, updated_at"
+        + "error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence, created_at, updated_at, interruptions"
 
     static let stepColumns =
         "id, execution_id, version, step_id, step_name, status, start_time, end_time, progress_percentage, eta_seconds, outputs, "
         + "error_message, retry_count, sequence_number, external_workflow_id, handler_type, timeout_at, failure_tolerated, dispatch, "
-        + "lease_owner, lease_expires_at, created_at, updated_at"
+        + "lease_owner, lease_expires_at, created_at, updated_at, interruptions"
 
     static func execution(_ row: Row) throws -> ExecutionRecord {
         ExecutionRecord(
@@ -391,7 +391,8 @@ extension PipelineStore {
             notificationWorkflowID: row["notification_workflow_id"],
             eventSequence: try row.int("event_sequence"),
             createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at")
+            updatedAt: try row.date("updated_at"),
+            interruptions: try row.int("interruptions")
         )
     }
 
@@ -422,7 +423,8 @@ extension PipelineStore {
             leaseOwner: row["lease_owner"],
             leaseExpiresAt: try row.optionalDate("lease_expires_at"),
             createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at")
+            updatedAt: try row.date("updated_at"),
+            interruptions: try row.int("interruptions")
         )
     }
 

@@ -81,6 +81,8 @@ public struct ExecutionRecord: Sendable, Equatable {
     public var eventSequence: Int
     public var createdAt: Date
     public var updatedAt: Date
+    /// How many times a process died while working on the execution itself (not on a step of it).
+    public var interruptions: Int
 
     public init(
         id: String,
@@ -99,8 +101,10 @@ public struct ExecutionRecord: Sendable, Equatable {
         notificationWorkflowID: String? = nil,
         eventSequence: Int = 0,
         createdAt: Date,
-        updatedAt: Date
+        updatedAt: Date,
+        interruptions: Int = 0
     ) {
+        self.interruptions = interruptions
         self.id = id
         self.version = version
         self.pipelineID = pipelineID
@@ -145,6 +149,8 @@ public struct StepRecord: Sendable, Equatable {
     public var leaseExpiresAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
+    /// How many times a process died while working on the step (a plugin call, a transition).
+    public var interruptions: Int
 
     public init(
         id: String,
@@ -155,8 +161,10 @@ public struct StepRecord: Sendable, Equatable {
         leaseOwner: String? = nil,
         leaseExpiresAt: Date? = nil,
         createdAt: Date,
-        updatedAt: Date
+        updatedAt: Date,
+        interruptions: Int = 0
     ) {
+        self.interruptions = interruptions
         self.id = id
         self.executionID = executionID
         self.version = version
@@ -254,11 +262,14 @@ public struct LeasedStep: Sendable, Equatable {
     public var stepID: String
     public var attempt: Int
     public var dispatch: JSONValue?
+    /// How many times a process died while working on the step.
+    public var interruptions: Int
 
-    public init(executionID: String, stepID: String, attempt: Int, dispatch: JSONValue?) {
+    public init(executionID: String, stepID: String, attempt: Int, dispatch: JSONValue?, interruptions: Int = 0) {
         self.executionID = executionID
         self.stepID = stepID
         self.attempt = attempt
         self.dispatch = dispatch
+        self.interruptions = interruptions
     }
 }

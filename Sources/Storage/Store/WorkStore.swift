@@ -75,7 +75,7 @@ extension PipelineStore {
             WHERE status = 'RUNNING' AND lease_expires_at < $3 AND id IN (
                 SELECT id FROM step_execution WHERE status = 'RUNNING' AND lease_expires_at < $3
                 ORDER BY lease_expires_at LIMIT \(max(1, limit)) \(skipLocked))
-            RETURNING execution_id, step_id, retry_count, dispatch
+            RETURNING execution_id, step_id, retry_count, dispatch, interruptions
             """
         let rows = try await database.transaction { session in
             try session.query(sql, .text(owner), .date(until), .date(now))
@@ -85,7 +85,8 @@ extension PipelineStore {
                 executionID: try row.string("execution_id"),
                 stepID: try row.string("step_id"),
                 attempt: try row.int("retry_count"),
-                dispatch: try row.optionalJSON("dispatch")
+                dispatch: try row.optionalJSON("dispatch"),
+                interruptions: try row.int("interruptions")
             )
         }
     }

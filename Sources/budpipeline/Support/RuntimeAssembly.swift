@@ -7,6 +7,7 @@ import Runtime
 import ServiceLifecycle
 import Storage
 import UnixSignals
+import WorkMarks
 
 /// `--database-url` and `--migrate`, shared by the commands that use the store.
 struct DatabaseOptions: ParsableArguments {
@@ -66,13 +67,23 @@ struct RuntimeAssembly {
     static func open(database options: DatabaseOptions, migrate: Bool, label: String) async throws -> RuntimeAssembly {
         let logger = Logger(label: label)
         let environment = ProcessInfo.processInfo.environment
-        let configuration: RuntimeConfiguration
+        var configuration: RuntimeConfiguration
         do {
             configuration = try RuntimeConfiguration.from(environment: environment)
         } catch {
             throw CLIError(error.message)
         }
         let (database, location) = try await options.open()
+        // Work marks let the next process know what this one was doing should it die (crash loops).
+        let marks = location.workMarksDirectory(environment: environment)
+        do {
+            try WorkMarks.open(directory: marks, worker: configuration.workerID)
+            configuration.workMarksDirectory = marks
+        } catch {
+            logger.warning(
+                "work marks are off: a step that kills the process may be run again after every restart",
+                metadata: ["error": "\(error)"])
+        }
         do {
             let migrator = Migrator(database: database)
             let autoMigrate = migrate || ["true", "1", "yes"].contains(environment["AUTO_MIGRATE"]?.lowercased() ?? "")
@@ -93,6 +104,8 @@ struct RuntimeAssembly {
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
+        // Before any work is claimed: count what processes that died were doing.
+        await runtime.countInterruptions()
         logger.notice(
             "runtime ready",
             metadata: [

@@ -1,0 +1,135 @@
+import BudJSON
+import BudPipelineHost
+import Foundation
+import Logging
+import PipelineEngine
+import Storage
+import WorkMarks
+
+/// How the runtime keeps a step that kills the process from doing it forever.
+///
+/// Every plugin call for a step and every transition is marked while it runs (``WorkMarks``).
+/// Marks left by processes that have ended are counted against the steps (or, without a step, the
+/// execution) they name — only the work that received the fatal signal when one did, otherwise
+/// all the work that was under way. A step counted ``RuntimeConfiguration/interruptionLimit``
+/// times is failed instead of being run again (its plugin is not called, not even `cleanup`), and
+/// its execution follows its failure policy; if the process dies even then, or the execution
+/// itself reaches the limit, the execution is ended in the store without the engine. See
+/// docs/operations.md, "Crash loops".
+extension ExecutionRuntime {
+    /// Reads the work marks of processes that have ended and counts them in the store. Returns how
+    /// many marks were counted.
+    @discardableResult
+    public func countInterruptions() async -> Int {
+        guard let directory = configuration.workMarksDirectory else { return 0 }
+        var counted = 0
+        for process in WorkMarks.collectEnded(in: directory) {
+            let blamed = process.faulted.isEmpty ? process.marks : process.faulted
+            for mark in blamed {
+                var metadata: Logger.Metadata = [
+                    "worker_id": "\(process.worker)", "execution_id": "\(mark.executionID)", "steps": "\(mark.stepIDs)",
+                    "work": "\(mark.kind.rawValue)",
+                ]
+                if let plugin = mark.plugin { metadata["plugin"] = "\(plugin)" }
+                if let action = mark.action { metadata["action"] = "\(action)" }
+                if let signal = mark.signal { metadata["signal"] = "\(Self.signalName(signal))" }
+                logger.error(
+                    mark.signal == nil
+                        ? "a process ended while this work was under way" : "a process died of a fatal signal during this work",
+                    metadata: metadata)
+                do {
+                    try await store.recordInterruption(executionID: mark.executionID, stepIDs: mark.stepIDs)
+                    counted += 1
+                } catch {
+                    logger.warning("could not count an interruption", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                }
+            }
+        }
+        return counted
+    }
+
+    /// Why a step the process kept dying on is failed.
+    func interruptionMessage(count: Int, action: String) -> String {
+        let plugin = plugins.action(action).map { " (plugin \($0.plugin.name), action \(action))" } ?? ""
+        return "the server process died while running this step \(count) times; it was not run again\(plugin)"
+    }
+
+    /// Ends an execution that could not be run on without risking the process again, without
+    /// the engine: FAILED with `reason`, and the failure published.
+    func quarantine(_ execution: ExecutionRecord, reason: String) async {
+        var snapshot = execution.snapshot
+        let now = Date()
+        snapshot.status = .failed
+        snapshot.endedAt = now
+        snapshot.errorInfo = ["error": .string(reason), "message": .string(reason)]
+        var records = EventRecords(executionID: execution.id, pipelineID: execution.pipelineID, now: now, sequence: execution.eventSequence)
+        records.record(.executionFailed(error: reason), execution: snapshot)
+        do {
+            if try await store.quarantine(executionID: execution.id, reason: reason, notifications: records.outbox, now: now) {
+                logger.error(
+                    "execution stopped without its failure policy", metadata: ["execution_id": "\(execution.id)", "reason": "\(reason)"])
+                publishAlarm.wake()
+                timers.removeAll(executionID: execution.id)
+            }
+        } catch {
+            logger.error("could not stop an execution", metadata: ["execution_id": "\(execution.id)", "error": "\(error)"])
+        }
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGSEGV: "SIGSEGV"
+        case SIGBUS: "SIGBUS"
+        case SIGILL: "SIGILL"
+        case SIGTRAP: "SIGTRAP"
+        case SIGABRT: "SIGABRT"
+        case SIGFPE: "SIGFPE"
+        default: "signal \(signal)"
+        }
+    }
+}
+
+extension RuntimeInput {
+    /// The step the input is about, if any.
+    var stepID: String? {
+        switch self {
+        case .timer(let timer): EngineTimer(key: timer.key)?.stepID
+        case .engine(let input):
+            switch input {
+            case .start, .cancel: nil
+            case .timerFired(let timer): timer.stepID
+            case .stepSucceeded(let id, _, _), .stepFailed(let id, _, _, _, _), .stepAwaitingEvent(let id, _, _, _, _),
+                .stepTimedOut(let id, _, _), .eventCompletedStep(let id, _, _, _), .stepProgress(let id, _, _, _),
+                .stepInterrupted(let id, _):
+                id
+            }
+        }
+    }
+}
+
+extension ExecutionRuntime {
+    /// Test-only: in debug builds, `BUDPIPELINE_TEST_FAULT=transition:<step id>` makes the
+    /// process trap while it applies that step's successful result, and
+    /// `transition-any:<step id>` while it applies any input for that step — a host-side fault for
+    /// the crash-loop tests. Release builds ignore the variable.
+    func injectFaultIfAsked(_ inputs: [RuntimeInput]) {
+        #if DEBUG
+            guard let fault = Self.injectedFault else { return }
+            for input in inputs where input.stepID == fault.stepID {
+                if case .engine(.stepSucceeded) = input {
+                    fatalError("injected fault (BUDPIPELINE_TEST_FAULT) applying the result of step \(fault.stepID)")
+                }
+                if fault.anyInput { fatalError("injected fault (BUDPIPELINE_TEST_FAULT) applying an input for step \(fault.stepID)") }
+            }
+        #endif
+    }
+
+    #if DEBUG
+        private static let injectedFault: (anyInput: Bool, stepID: String)? = {
+            guard let value = ProcessInfo.processInfo.environment["BUDPIPELINE_TEST_FAULT"] else { return nil }
+            if value.hasPrefix("transition:") { return (false, String(value.dropFirst("transition:".count))) }
+            if value.hasPrefix("transition-any:") { return (true, String(value.dropFirst("transition-any:".count))) }
+            return nil
+        }()
+    #endif
+}
