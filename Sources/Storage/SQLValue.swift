@@ -274,6 +274,9 @@ public enum DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
     case decoding(String)
     /// The schema is not the one this build expects (see `budpipeline migrate --status`).
     case schema(String)
+    /// The database cannot store anything right now: the disk is full or read-only, an I/O error,
+    /// no memory. Nothing was changed; the same request can succeed once the fault is mended.
+    case unavailable(String)
 
     /// Whether running the same transaction again may succeed.
     public var isTransient: Bool {
@@ -290,6 +293,7 @@ public enum DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
         case .conflict(let message): "concurrent modification: \(message)"
         case .decoding(let message): "unexpected database value: \(message)"
         case .schema(let message): message
+        case .unavailable(let message): "the database cannot store changes: \(message)"
         }
     }
 }

@@ -333,6 +333,10 @@ final class PostgresConnection {
         case Self.conflictState: return .conflict(message)
         case "": return .connection(message.isEmpty ? Self.clean(String(cString: PQerrorMessage(connection))) : message)
         case let code where code.hasPrefix("08") || code.hasPrefix("57P"): return .connection(message)
+        // Disk full, out of memory, too many connections (53), I/O errors (58), a read-only
+        // server (25006), corruption (XX001, XX002).
+        case let code where code.hasPrefix("53") || code.hasPrefix("58") || ["25006", "XX001", "XX002"].contains(code):
+            return .unavailable(message)
         default: return .statement(code: state, message: message, sql: sql)
         }
     }

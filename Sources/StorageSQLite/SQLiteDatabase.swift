@@ -253,6 +253,8 @@ final class SQLiteConnection {
         case SQLITE_BUSY, SQLITE_LOCKED: return .transient(message)
         case SQLITE_CONSTRAINT where status == sqliteConstraintUnique || status == sqliteConstraintPrimaryKey:
             return .uniqueViolation(message)
+        case SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_PERM:
+            return .unavailable(message)
         default: return .statement(code: "SQLITE_\(status)", message: message, sql: sql)
         }
     }

@@ -92,7 +92,7 @@ public enum OpenAPIDocument {
         case 413: "Request body too large"
         case 422: "Request does not fit the schema"
         case 500: "Internal error"
-        case 503: "Database unavailable or shutting down"
+        case 503: "Database unavailable or unable to store changes (full or read-only disk), or shutting down"
         default: "Status \(status)"
         }
     }

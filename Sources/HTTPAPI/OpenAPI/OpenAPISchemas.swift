@@ -143,6 +143,7 @@ enum Schema {
         "TriggeredRun": object(["execution_id": uuid, "workflow_id": string, "status": string]),
         "Health": object([
             "status": choice(["healthy", "degraded"]), "service": string, "version": string, "database": string,
+            "storage": object(["writable": boolean, "reason": string, "since": dateTime], optional: ["reason", "since"]),
             "fallback_mode": boolean, "plugins": object(["loaded": integer, "unhealthy": array(string)]),
         ]),
         "EventDelivery": object(
@@ -152,8 +153,8 @@ enum Schema {
             ], optional: ["triggers", "duplicate", "message"]),
         "Subscriptions": array(object(["pubsubname": string, "topic": string, "route": string, "deadLetterTopic": string])),
         "Readiness": object([
-            "status": choice(["ready", "not_ready"]), "database_connected": boolean, "plugins_healthy": boolean,
-            "fallback_active": boolean,
+            "status": choice(["ready", "not_ready"]), "database_connected": boolean, "database_writable": boolean,
+            "plugins_healthy": boolean, "fallback_active": boolean,
         ]),
     ]
 

@@ -5,30 +5,45 @@ import Runtime
 import Storage
 
 /// `GET /health` (liveness: the process answers, with what it knows of its parts) and
-/// `GET /ready` (readiness: the database answers and no plugin is stuck; 503 otherwise).
+/// `GET /ready` (readiness: the database answers and takes writes, and no plugin is stuck; 503
+/// otherwise).
 struct HealthRoutes: Sendable {
     let runtime: ExecutionRuntime
     let version: String
 
     private struct Checks {
         var databaseConnected: Bool
+        var storage: StorageHealth.State
         var unhealthyPlugins: [String]
+
+        var healthy: Bool { databaseConnected && storage == .writable && unhealthyPlugins.isEmpty }
     }
 
-    private func check() async -> Checks {
+    /// The parts' state. While writes are known to fail, a small write is tried (`probe`), so
+    /// that readiness comes back as soon as the disk has room again, even with no traffic.
+    private func check(probe: Bool) async -> Checks {
         let connected = (try? await runtime.store.database.serverVersion()) != nil
+        if probe, connected, !runtime.store.health.isWritable { _ = await runtime.store.probeWrites() }
         let unhealthy = runtime.plugins.plugins.filter { !$0.healthStatus.isHealthy }.map(\.name)
-        return Checks(databaseConnected: connected, unhealthyPlugins: unhealthy)
+        return Checks(databaseConnected: connected, storage: runtime.store.health.current, unhealthyPlugins: unhealthy)
+    }
+
+    private static func storage(_ state: StorageHealth.State) -> JSONValue {
+        switch state {
+        case .writable: ["writable": true]
+        case .notWritable(let reason, let since):
+            ["writable": false, "reason": .string(reason), "since": .string(SQLTimestamp.format(since))]
+        }
     }
 
     func health(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let checks = await check()
-        let healthy = checks.databaseConnected && checks.unhealthyPlugins.isEmpty
+        let checks = await check(probe: false)
         return JSONResponse([
-            "status": .string(healthy ? "healthy" : "degraded"),
+            "status": .string(checks.healthy ? "healthy" : "degraded"),
             "service": "budpipeline",
             "version": .string(version),
             "database": .string(checks.databaseConnected ? "connected" : "disconnected"),
+            "storage": Self.storage(checks.storage),
             "fallback_mode": false,
             "plugins": [
                 "loaded": .int(runtime.plugins.plugins.count),
@@ -38,16 +53,16 @@ struct HealthRoutes: Sendable {
     }
 
     func ready(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let checks = await check()
-        let ready = checks.databaseConnected && checks.unhealthyPlugins.isEmpty
+        let checks = await check(probe: true)
         return JSONResponse(
             [
-                "status": .string(ready ? "ready" : "not_ready"),
+                "status": .string(checks.healthy ? "ready" : "not_ready"),
                 "database_connected": .bool(checks.databaseConnected),
+                "database_writable": .bool(checks.storage == .writable),
                 "plugins_healthy": .bool(checks.unhealthyPlugins.isEmpty),
                 "fallback_active": false,
             ],
-            status: ready ? .ok : .serviceUnavailable
+            status: checks.healthy ? .ok : .serviceUnavailable
         )
     }
 }

@@ -4,8 +4,8 @@ import Runtime
 import Storage
 
 /// Turns every error into a JSON answer with a stable code: known errors keep their status, a
-/// lost race is a 409, the database being unreachable a 503, anything else a 500 that is logged
-/// and never described to the client.
+/// lost race is a 409, the database being unreachable or unable to store (full or read-only disk)
+/// a 503, anything else a 500 that is logged and never described to the client.
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -19,6 +19,11 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch DatabaseError.connection(let message) {
             context.logger.error("database unreachable", metadata: ["error": "\(message)"])
             throw APIError(.serviceUnavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
+        } catch DatabaseError.unavailable(let message) {
+            context.logger.error("database cannot store changes", metadata: ["error": "\(message)"])
+            throw APIError(
+                .serviceUnavailable, code: "STORAGE_UNAVAILABLE",
+                message: "The database cannot store changes right now (disk full or read-only); nothing was changed")
         } catch RuntimeError.shuttingDown {
             throw APIError(.serviceUnavailable, code: "SHUTTING_DOWN", message: "The server is shutting down")
         } catch {

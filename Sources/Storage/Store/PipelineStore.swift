@@ -1,14 +1,33 @@
 import BudJSON
-import Foundation
+public import Foundation
 import PipelineEngine
 
 /// Everything BudPipeline stores, over either backend. SQL is written once for both dialects
 /// where it can be; the few dialect-specific statements say so.
 public struct PipelineStore: Sendable {
     public let database: any Database
+    /// Whether the last write went through (see ``StorageHealth``).
+    public let health: StorageHealth
 
     public init(database: any Database) {
-        self.database = database
+        let health = StorageHealth()
+        self.database = MonitoredDatabase(base: database, health: health)
+        self.health = health
+    }
+
+    /// Writes one small row, to learn whether the database takes writes again; updates
+    /// ``health`` either way.
+    public func probeWrites(now: Date = Date()) async -> Bool {
+        do {
+            try await database.transaction { session in
+                try session.execute(
+                    "INSERT INTO storage_probe (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    .date(now))
+            }
+            return true
+        } catch {
+            return false
+        }
     }
 
     public var dialect: SQLDialect { database.dialect }

@@ -67,6 +67,8 @@ struct RuntimeAssembly {
     static func open(database options: DatabaseOptions, migrate: Bool, label: String) async throws -> RuntimeAssembly {
         let logger = Logger(label: label)
         let environment = ProcessInfo.processInfo.environment
+        // A file size limit makes a write fail (the store answers 503), not end the process.
+        signal(SIGXFSZ, SIG_IGN)
         var configuration: RuntimeConfiguration
         do {
             configuration = try RuntimeConfiguration.from(environment: environment)

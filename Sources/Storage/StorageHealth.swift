@@ -1,0 +1,74 @@
+public import Foundation
+import Synchronization
+
+/// Whether the database takes writes, as the last write found: healthy until a write fails
+/// because the database cannot store anything (``DatabaseError/unavailable(_:)``, a lost
+/// connection), and healthy again once a write succeeds. `/ready` and `/health` report it.
+public final class StorageHealth: Sendable {
+    public enum State: Sendable, Equatable {
+        case writable
+        /// Writes fail since `since`, for `reason`.
+        case notWritable(reason: String, since: Date)
+    }
+
+    private let state = Mutex(State.writable)
+
+    public init() {}
+
+    public var current: State { state.withLock { $0 } }
+
+    public var isWritable: Bool { current == .writable }
+
+    /// Records the outcome of a write.
+    func record(_ outcome: Result<Void, any Error>) {
+        switch outcome {
+        case .success:
+            state.withLock { $0 = .writable }
+        case .failure(DatabaseError.unavailable(let message)), .failure(DatabaseError.connection(let message)):
+            state.withLock { state in
+                if case .notWritable(_, let since) = state {
+                    state = .notWritable(reason: message, since: since)
+                } else {
+                    state = .notWritable(reason: message, since: Date())
+                }
+            }
+        case .failure:
+            break
+        }
+    }
+}
+
+/// A database whose writes are watched by a ``StorageHealth``.
+struct MonitoredDatabase: Database {
+    let base: any Database
+    let health: StorageHealth
+
+    var dialect: SQLDialect { base.dialect }
+
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        do {
+            let result = try await base.transaction(body)
+            health.record(.success(()))
+            return result
+        } catch {
+            health.record(.failure(error))
+            throw error
+        }
+    }
+
+    func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
+        try await base.read(statements)
+    }
+
+    func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await base.withSession(body)
+    }
+
+    func serverVersion() async throws -> String {
+        try await base.serverVersion()
+    }
+
+    func close() async {
+        await base.close()
+    }
+}
