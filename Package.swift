@@ -46,6 +46,13 @@ let package = Package(
         .target(name: "PluginABI", path: "Sources/PluginABI"),
 
         .target(name: "BudJSON", swiftSettings: swiftSettings),
+        // What the fuzz targets do with one input; the ordinary tests run the committed corpus
+        // through it too (the fuzzing driver itself is added below with BUDPIPELINE_FUZZ=1).
+        .target(
+            name: "FuzzHarness", dependencies: ["BudJSON", "InboundEvents", "PipelineEngine", "Scheduling"],
+            swiftSettings: swiftSettings),
+        // The events other services send to POST /workflow-events, as read from their delivery.
+        .target(name: "InboundEvents", dependencies: ["BudJSON"], swiftSettings: swiftSettings),
         // Durable records of the work in flight, read back after the process dies (crash loops).
         .target(name: "CWorkMarks", path: "Sources/CWorkMarks"),
         .target(name: "WorkMarks", dependencies: ["BudJSON", "CWorkMarks"], swiftSettings: swiftSettings),
@@ -86,8 +93,8 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite", "StoragePostgres",
-                "WorkMarks",
+                "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite",
+                "StoragePostgres", "WorkMarks",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,7 +104,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "PipelineEngine", "PluginSchema", "Runtime", "Scheduling", "Storage",
+                "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "Runtime", "Scheduling", "Storage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -169,8 +176,8 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "PipelineEngine", "PluginSchema", "PluginTesting", "Runtime", "Storage", "StorageSQLite",
-                "StoragePostgres",
+                "BudPipelineHost", "BudJSON", "InboundEvents", "PipelineEngine", "PluginSchema", "PluginTesting", "Runtime", "Storage",
+                "StorageSQLite", "StoragePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -275,5 +282,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FuzzCorpusTests", dependencies: ["FuzzHarness", "_BudPipelineTestSupport"], swiftSettings: swiftSettings),
     ]
 )
+
+// The libFuzzer driver exists only in fuzzing builds (scripts/fuzz.sh): its entry point needs
+// `-sanitize=fuzzer`, which an ordinary build does not pass.
+if Context.environment["BUDPIPELINE_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(name: "budpipeline-fuzz", dependencies: ["FuzzHarness"], path: "Fuzz/budpipeline-fuzz"))
+    package.products.append(.executable(name: "budpipeline-fuzz", targets: ["budpipeline-fuzz"]))
+}

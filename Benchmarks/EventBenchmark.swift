@@ -1,5 +1,6 @@
 import ArgumentParser
 import BudJSON
+import InboundEvents
 import Foundation
 import PipelineEngine
 import PluginTesting

@@ -1,4 +1,5 @@
 import BudJSON
+import InboundEvents
 import HTTPTypes
 import Hummingbird
 import Runtime

@@ -50,7 +50,10 @@ extension Template {
             }
             try evaluator.budget.allow(bytes: text.utf8.count, position: 0)
         }
-        return .value(.string(text))
+        // The limit counts JSON text, where control characters take up to six bytes each.
+        let rendered = JSONValue.string(text)
+        try evaluator.budget.allow(rendered, position: 0)
+        return .value(rendered)
     }
 }
 
@@ -422,7 +425,7 @@ struct TemplateEvaluator {
             guard case .value(.string(let needle)) = item else {
                 throw TemplateError(.evaluation, "'in <string>' requires string as left operand", position: position)
             }
-            return needle.isEmpty || text.contains(needle)
+            return !ScalarSearch(needle).matches(in: Array(text.unicodeScalars), limit: 1).isEmpty
         case .array(let elements):
             return elements.contains { equal(item, .value($0)) }
         case .object(let object):

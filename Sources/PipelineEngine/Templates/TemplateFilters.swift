@@ -58,9 +58,10 @@ enum TemplateFilters {
         case "trim":
             let text = try text()
             if let characters = arguments.value(0, "chars")?.json?.stringValue {
-                return .value(.string(text.trimmingCharacters(in: CharacterSet(charactersIn: characters))))
+                let strip = Set(characters.unicodeScalars)
+                return .value(.string(stripped(text) { strip.contains($0) }))
             }
-            return .value(.string(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            return .value(.string(stripped(text) { $0.properties.isWhitespace }))
         case "replace":
             guard let oldValue = arguments.value(0, "old"), let newValue = arguments.value(1, "new") else {
                 throw fail("needs the text to replace and its replacement")
@@ -292,7 +293,7 @@ enum TemplateFilters {
         case .bool(let flag): return flag ? 1 : 0
         case .double(let number): return integer(truncating: number)
         case .string(let text):
-            let trimmed = text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")
+            let trimmed = String(stripped(text) { $0.properties.isWhitespace }.unicodeScalars.filter { $0 != "_" })
             if let number = parseInteger(trimmed, base: base) { return number }
             return toDouble(.string(trimmed)).flatMap(integer(truncating:))
         default: return nil
@@ -335,12 +336,12 @@ enum TemplateFilters {
         case .double(let number): return number
         case .bool(let flag): return flag ? 1 : 0
         case .string(let text):
-            let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+            let trimmed = stripped(text) { $0.properties.isWhitespace }.lowercased()
             switch trimmed {
             case "inf", "+inf", "infinity": return .infinity
             case "-inf", "-infinity": return -.infinity
             case "nan": return .nan
-            default: return Double(trimmed.replacingOccurrences(of: "_", with: ""))
+            default: return Double(String(trimmed.unicodeScalars.filter { $0 != "_" }))
             }
         default: return nil
         }
@@ -364,35 +365,32 @@ enum TemplateFilters {
     ) throws(TemplateError) -> String {
         let limit = count.flatMap { $0 >= 0 ? $0 : nil } ?? Int.max
         guard limit > 0 else { return text }
-        var ranges: [Range<String.Index>] = []
-        if old.isEmpty {
-            var index = text.startIndex
-            while ranges.count < limit {
-                ranges.append(index..<index)
-                guard index < text.endIndex else { break }
-                index = text.index(after: index)
-            }
-        } else {
-            var searchStart = text.startIndex
-            while ranges.count < limit, let range = text.range(of: old, range: searchStart..<text.endIndex) {
-                ranges.append(range)
-                searchStart = range.upperBound
-            }
-        }
+        let scalars = Array(text.unicodeScalars)
+        let oldLength = old.unicodeScalars.count
+        let matches = ScalarSearch(old).matches(in: scalars, limit: limit)
         let growth = new.utf8.count - old.utf8.count
-        let (extra, overflow) = growth.multipliedReportingOverflow(by: ranges.count)
+        let (extra, overflow) = growth.multipliedReportingOverflow(by: matches.count)
         let size = overflow ? nil : text.utf8.count.addingReportingOverflow(extra).partialValue
         try budget.allow(bytes: size, position: position)
-        try budget.spend(size ?? 0, position: position)
-        var result = ""
-        var copied = text.startIndex
-        for range in ranges {
-            result += text[copied..<range.lowerBound]
-            result += new
-            copied = range.upperBound
+        try budget.spend(scalars.count + (size ?? 0), position: position)
+        var result = String.UnicodeScalarView()
+        var copied = 0
+        for start in matches {
+            result.append(contentsOf: scalars[copied..<start])
+            result.append(contentsOf: new.unicodeScalars)
+            copied = start + oldLength
         }
-        result += text[copied...]
-        return result
+        result.append(contentsOf: scalars[min(copied, scalars.count)...])
+        return String(result)
+    }
+
+    /// `text` without the code points `strip` matches at either end (Python's `str.strip`).
+    private static func stripped(_ text: String, _ strip: (Unicode.Scalar) -> Bool) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !strip($0) }), let last = scalars.lastIndex(where: { !strip($0) }) else {
+            return ""
+        }
+        return String(scalars[first...last])
     }
 
     /// Python's `round(number, precision)`: a precision beyond what a double holds leaves the

@@ -555,7 +555,7 @@ struct TemplateParser {
                 text += exponent + digits
             }
         }
-        let cleaned = text.replacingOccurrences(of: "_", with: "")
+        let cleaned = String(text.unicodeScalars.filter { $0 != "_" })
         if !isFloat, let integer = Int(cleaned) { return .int(integer) }
         guard let number = Double(cleaned) else {
             throw TemplateError(.syntax, "invalid number '\(text)'", position: start)

@@ -1,4 +1,5 @@
 import BudJSON
+public import InboundEvents
 import BudPipelineHost
 public import Foundation
 import Logging
