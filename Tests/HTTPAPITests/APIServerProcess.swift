@@ -12,14 +12,17 @@ struct APIServerProcess {
     let process: BackgroundProcess
     let database: TestDatabase
     let baseURL: String
+    let port: Int
 
+    /// `launcher` runs the server through another program: `["/bin/sh", "-c", "…; exec \"$0\" \"$@\""]`.
     static func with(
-        _ backend: TestBackend, environment: [String: String] = [:], _ body: (APIServerProcess) async throws -> Void
+        _ backend: TestBackend, environment: [String: String] = [:], launcher: [String] = [],
+        _ body: (APIServerProcess) async throws -> Void
     ) async throws {
         let database = try await TestDatabase.make(backend, migrated: false)
         let server: APIServerProcess
         do {
-            server = try await launch(database, environment: environment)
+            server = try await launch(database, environment: environment, launcher: launcher)
         } catch {
             await database.close()
             throw error
@@ -37,10 +40,15 @@ struct APIServerProcess {
         guard status == 0 else { throw ServerError("the server exited with \(status.map(String.init) ?? "no status"):\n\(process.output)") }
     }
 
-    /// Starts a server over `database` (migrating it) on `port` (0: a free one).
-    static func launch(_ database: TestDatabase, environment: [String: String] = [:], port: Int = 0) async throws -> APIServerProcess {
+    /// Starts a server over `database` (migrating it) on `port` (0: a free one), through
+    /// `launcher` when there is one.
+    static func launch(
+        _ database: TestDatabase, environment: [String: String] = [:], port: Int = 0, launcher: [String] = []
+    ) async throws -> APIServerProcess {
+        let arguments = ["serve", "--migrate", "--port", String(port)]
         let process = try BackgroundProcess(
-            Repository.executable, ["serve", "--migrate", "--port", String(port)],
+            launcher.first ?? Repository.executable,
+            launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Repository.executable] + arguments,
             environment: [
                 "DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice",
             ].merging(environment) { _, new in new })
@@ -48,7 +56,7 @@ struct APIServerProcess {
             await process.stop()
             throw ServerError("the server did not start:\n\(process.output)")
         }
-        return APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(bound)")
+        return APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(bound)", port: bound)
     }
 
     private static func port(in output: String) -> Int? {

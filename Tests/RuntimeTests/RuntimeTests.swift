@@ -278,6 +278,17 @@ struct RuntimeTests {
             }
         }
     }
+
+    @Test("the runtime's services end when their group is cancelled, not only on graceful shutdown")
+    func servicesEndOnCancellation() async throws {
+        let harness = try await RuntimeHarness.start(.sqlite)
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        harness.groupTask.cancel()
+        _ = try? await harness.groupTask.value
+        #expect(ContinuousClock.now - started < .seconds(20), "a service ignored cancellation")
+        await harness.stop()
+    }
 }
 
 @Suite("Publishing outbox events")

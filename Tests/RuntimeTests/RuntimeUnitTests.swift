@@ -175,6 +175,20 @@ struct LocalTimerQueueTests {
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    @Test func aCancelledSleepEndsAtOnce() async {
+        let queue = LocalTimerQueue()
+        let alarm = Alarm()
+        let started = ContinuousClock.now
+        let sleeper = Task {
+            await queue.sleep(until: Date().addingTimeInterval(60))
+            await alarm.sleep(until: Date().addingTimeInterval(60))
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        sleeper.cancel()
+        await sleeper.value
+        #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
     @Test func aWakeBeforeTheSleepIsNotLost() async {
         let queue = LocalTimerQueue()
         queue.wake()

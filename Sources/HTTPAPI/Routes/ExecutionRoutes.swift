@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import PipelineEngine
 import Runtime
+import ServiceLifecycle
 import Storage
 
 /// The `/executions` routes (also under `/api/v1` and budapp's `/budpipeline` proxy names).
@@ -219,7 +220,9 @@ struct ExecutionRoutes: Sendable {
     /// `GET /executions/{id}/stream`: server-sent events. First `snapshot` (the execution as
     /// `GET /executions/{id}` returns it), then each event of the execution as it is published
     /// (`step_started`, `step_completed`, `workflow_progress`, …; data: the event's JSON), with a
-    /// `: keep-alive` comment every 15 s; the stream ends after the execution's final event.
+    /// `: keep-alive` comment every 15 s; the stream ends after the execution's final event, or
+    /// when the server shuts down. Neither HTTP timeout cuts it (the idle timeout does not count
+    /// the time a response is being written).
     func stream(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try executionID(request, context: context)
         let bus = runtime.eventBus
@@ -255,13 +258,18 @@ struct ExecutionRoutes: Sendable {
             }
             try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record)))
             if !record.status.isFinished {
-                for await item in items {
-                    guard let message = item else {
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        continue
+                // A stream ends when the server shuts down, so that it does not hold the shutdown up.
+                try await withGracefulShutdownHandler {
+                    for await item in items {
+                        guard let message = item else {
+                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                            continue
+                        }
+                        try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
+                        if Self.finalEvents.contains(message.eventType) { break }
                     }
-                    try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
-                    if Self.finalEvents.contains(message.eventType) { break }
+                } onGracefulShutdown: {
+                    sink.finish()
                 }
             }
             try await writer.finish(nil)

@@ -15,10 +15,22 @@ public struct APIConfiguration: Sendable, Equatable {
     /// The pub/sub component and topic `GET /dapr/subscribe` declares for inbound events.
     public var pubsubName: String
     public var eventsTopic: String
+    /// How long a connection may go without a complete request header or another request part
+    /// arriving before it is closed. Writing a response is not idle: a long response (a live
+    /// stream) is never cut by it.
+    public var idleTimeout: Duration
+    /// How long a request's body may take to arrive in full, counted from its header; the
+    /// connection is closed when it has not.
+    public var requestTimeout: Duration
+    /// The most connections served at once; a connection beyond it is answered 503
+    /// `SERVER_BUSY` and closed. `nil`: no limit (the `serve` command derives one from the
+    /// descriptor limit, see ``connectionLimit(descriptorLimit:)``).
+    public var maximumConnections: Int?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,
-        appAPIToken: String? = nil, pubsubName: String = "pubsub", eventsTopic: String = "budpipelineEvents"
+        appAPIToken: String? = nil, pubsubName: String = "pubsub", eventsTopic: String = "budpipelineEvents",
+        idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(60), maximumConnections: Int? = nil
     ) {
         self.host = host
         self.port = port
@@ -27,11 +39,34 @@ public struct APIConfiguration: Sendable, Equatable {
         self.appAPIToken = appAPIToken
         self.pubsubName = pubsubName
         self.eventsTopic = eventsTopic
+        self.idleTimeout = idleTimeout
+        self.requestTimeout = requestTimeout
+        self.maximumConnections = maximumConnections
+    }
+
+    /// Descriptors kept for everything but HTTP connections: the database, plugins, files.
+    public static let descriptorReserve = 256
+    /// The largest connection limit, set or derived.
+    public static let connectionLimitRange = 1...1_000_000
+
+    /// The connection limit for a process that may open `descriptorLimit` descriptors: all but
+    /// ``descriptorReserve`` of them, at least 16, at most 1,000,000.
+    public static func connectionLimit(descriptorLimit: Int) -> Int {
+        min(max(16, descriptorLimit.subtractingReportingOverflow(descriptorReserve).partialValue), connectionLimitRange.upperBound)
+    }
+
+    /// The number of connections past which the server stops accepting (they wait in the
+    /// kernel's backlog): 64 more than `maximumConnections`, so that connections answered
+    /// `SERVER_BUSY` can still be accepted and answered, but never take the whole reserve.
+    public static func acceptLimit(maximumConnections: Int) -> Int {
+        maximumConnections + 64
     }
 
     /// `HOST` (127.0.0.1), `PORT` (8010), `BUDPIPELINE_MAX_BODY_BYTES` (4 MiB),
     /// `BUDPIPELINE_PUBLIC_URL` (none), `APP_API_TOKEN` (none), `PUBSUB_NAME` (`pubsub`),
-    /// `CALLBACK_TOPIC` (`budpipelineEvents`).
+    /// `CALLBACK_TOPIC` (`budpipelineEvents`), `BUDPIPELINE_HTTP_IDLE_TIMEOUT_SECONDS` (60),
+    /// `BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS` (60, both 1 to 86,400),
+    /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> APIConfiguration {
         var configuration = APIConfiguration()
         if let host = environment["HOST"], !host.isEmpty { configuration.host = host }
@@ -54,6 +89,24 @@ public struct APIConfiguration: Sendable, Equatable {
         if let token = environment["APP_API_TOKEN"], !token.isEmpty { configuration.appAPIToken = token }
         if let name = environment["PUBSUB_NAME"], !name.isEmpty { configuration.pubsubName = name }
         if let topic = environment["CALLBACK_TOPIC"], !topic.isEmpty { configuration.eventsTopic = topic }
+        if let seconds = try integer("BUDPIPELINE_HTTP_IDLE_TIMEOUT_SECONDS", in: environment, range: 1...86_400) {
+            configuration.idleTimeout = .seconds(seconds)
+        }
+        if let seconds = try integer("BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS", in: environment, range: 1...86_400) {
+            configuration.requestTimeout = .seconds(seconds)
+        }
+        configuration.maximumConnections = try integer("BUDPIPELINE_MAX_CONNECTIONS", in: environment, range: connectionLimitRange)
         return configuration
+    }
+
+    /// The whole number in `name`, when set; one outside `range` is refused naming the variable.
+    private static func integer(
+        _ name: String, in environment: [String: String], range: ClosedRange<Int>
+    ) throws(ConfigurationError) -> Int? {
+        guard let text = environment[name], !text.isEmpty else { return nil }
+        guard let number = Int(text), range.contains(number) else {
+            throw ConfigurationError("\(name)=\(text) is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
     }
 }

@@ -1,6 +1,14 @@
 public import Hummingbird
+import HummingbirdCore
 public import Logging
+import NIOCore
 public import Runtime
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Builds the HTTP application: every route, under every name clients use.
 ///
@@ -101,16 +109,71 @@ public enum APIServer {
     }
 
     /// The application, a `Service` to run in the process's service group.
+    ///
+    /// Its connections are closed after `configuration.idleTimeout` without a request part
+    /// arriving (never while a response is being written), and when a request's body has not
+    /// arrived within `configuration.requestTimeout` of its header. With
+    /// `configuration.maximumConnections`, connections beyond it are answered 503 `SERVER_BUSY`
+    /// and closed, and past ``APIConfiguration/acceptLimit(maximumConnections:)`` the server stops
+    /// accepting until some close. A failure to listen is thrown by its `run()` (see
+    /// ``listenFailure(_:host:port:)``).
     public static func application(
         runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        let counter = configuration.maximumConnections.map { ConnectionCounter(maximum: $0) }
+        let requestTimeout = timeAmount(configuration.requestTimeout)
+        let channel = HTTP1Channel.Configuration(
+            additionalChannelHandlers: Self.connectionHandlers(counter: counter, requestTimeout: requestTimeout, logger: logger),
+            idleTimeout: timeAmount(configuration.idleTimeout)
+        )
+        return Application(
             router: router(runtime: runtime, configuration: configuration, version: version),
+            server: .http1(configuration: channel),
             configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "budpipeline"),
+                address: .hostname(configuration.host, port: configuration.port), serverName: "budpipeline",
+                availableConnectionsDelegate: configuration.maximumConnections.map {
+                    MaximumAvailableConnections(APIConfiguration.acceptLimit(maximumConnections: $0), logger: logger)
+                }),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
+    }
+
+    /// `duration` for NIO, between 0 and 100 years.
+    private static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        let whole = min(max(seconds, 0), 100 * 366 * 86_400)
+        return .nanoseconds(whole * 1_000_000_000 + max(attoseconds, 0) / 1_000_000_000)
+    }
+
+    /// The handlers each connection gets, new for each.
+    private static func connectionHandlers(
+        counter: ConnectionCounter?, requestTimeout: TimeAmount, logger: Logger
+    ) -> [any RemovableChannelHandler] {
+        var handlers: [any RemovableChannelHandler] = []
+        if let counter { handlers.append(ConnectionGateHandler(counter: counter, logger: logger)) }
+        handlers.append(RequestDeadlineHandler(timeout: requestTimeout))
+        return handlers
+    }
+
+    /// One line saying why the server could not listen on `host:port`, for the errors binding
+    /// the address throws (`IOError`, and `SocketAddressError` for a host that does not
+    /// resolve); `nil` for any other error.
+    public static func listenFailure(_ error: any Error, host: String, port: Int) -> String? {
+        let reason: String
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case EADDRINUSE: reason = "address already in use"
+            case EACCES: reason = "permission denied (ports below 1024 need privileges)"
+            case EADDRNOTAVAIL: reason = "the address is not one of this machine's"
+            default: reason = String(cString: strerror(error.errnoCode))
+            }
+        } else if error is SocketAddressError {
+            reason = "the host does not resolve to an address"
+        } else {
+            return nil
+        }
+        return "cannot listen on \(host):\(port): \(reason)"
     }
 }

@@ -438,12 +438,17 @@ public final class ExecutionRuntime: Sendable {
 
     /// Stops taking inputs, lets the transitions in progress finish, then waits up to the grace
     /// period for plugin calls in flight (their results are stored if they come in time; otherwise
-    /// their claims expire and another process runs them again).
+    /// their claims expire and another process runs them again). A cancelled task stops waiting
+    /// for plugin calls at once; the transitions in progress are still waited for.
     public func shutdown() async {
         calls.stopAccepting()
         let callsDeadline = ContinuousClock.now + configuration.shutdownGracePeriod
         while calls.inFlightCount > 0, ContinuousClock.now < callsDeadline {
-            try? await Task.sleep(for: .milliseconds(20))
+            do {
+                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                break
+            }
         }
         state.withLock { $0.stopping = true }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

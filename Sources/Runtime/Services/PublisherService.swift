@@ -31,7 +31,7 @@ public struct PublisherService: Service {
     public func run() async throws {
         let stopped = StopFlag()
         let alarm = runtime.publishAlarm
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while !stopped.isSet {
                 let now = Date()
                 let full = await publishDue(now: now)
@@ -43,7 +43,7 @@ public struct PublisherService: Service {
                 }
                 await alarm.sleep(until: wake)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             stopped.set()
             alarm.wake()
         }

@@ -11,6 +11,10 @@ import WorkMarks
 
 /// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
 /// itself (stopped last, after the others), timers, step claims, retention, schedules, publishing.
+///
+/// Every one of them returns promptly on graceful shutdown and on cancellation of its task (a
+/// group cancelled after a failure or a shutdown that overran): their loops stop and their
+/// sleeps end, whichever of the two comes.
 public enum RuntimeServices {
     public static func all(for runtime: ExecutionRuntime) -> [any Service] {
         [
@@ -20,7 +24,8 @@ public enum RuntimeServices {
     }
 }
 
-/// Keeps the runtime for the life of the group and, on shutdown, lets its work in progress finish.
+/// Keeps the runtime for the life of the group and, on shutdown, lets its work in progress finish
+/// (see ``ExecutionRuntime/shutdown()``; cancelled, it stops waiting for plugin calls at once).
 public struct RuntimeLifecycleService: Service {
     let runtime: ExecutionRuntime
 
@@ -49,7 +54,7 @@ public struct TimerService: Service {
     public func run() async throws {
         let stopped = StopFlag()
         let queue = runtime.timers
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             var nextPoll = Date()
             while !stopped.isSet {
                 let now = Date()
@@ -59,7 +64,7 @@ public struct TimerService: Service {
                 }
                 await queue.sleep(until: min(queue.nextDue() ?? nextPoll, nextPoll))
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             stopped.set()
             queue.wake()
         }
@@ -95,7 +100,7 @@ public struct LeaseService: Service {
         let renewEvery = configuration.leaseDuration.seconds / 3
         var nextRenewal = Date().addingTimeInterval(renewEvery)
         var nextSweep = Date()
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let now = Date()
             if now >= nextRenewal {
                 await renew(now: now)
@@ -187,7 +192,7 @@ public struct RetentionService: Service {
             try? await gracefulShutdown()
             return
         }
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             guard let next = configuration.retentionSchedule.next(after: Date()) else { break }
             guard await sleepUnlessShuttingDown(seconds: next.timeIntervalSinceNow) else { return }
             await runOnce(now: Date())
@@ -205,7 +210,7 @@ public struct RetentionService: Service {
     public func runOnce(now: Date) async -> Int {
         let cutoff = now.addingTimeInterval(-Double(runtime.configuration.retentionDays) * 86_400)
         var deleted = 0
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let batch = try await runtime.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 100)
                 deleted += batch
@@ -240,9 +245,9 @@ final class StopFlag: Sendable {
     }
 }
 
-/// Sleeps, returning false (early) when the service group shuts down.
+/// Sleeps, returning false (early) when the service group shuts down or the task is cancelled.
 func sleepUnlessShuttingDown(seconds: Double) async -> Bool {
-    guard seconds > 0 else { return !Task.isShuttingDownGracefully }
+    guard seconds > 0 else { return !Task.isShuttingDownGracefully && !Task.isCancelled }
     do {
         try await cancelWhenGracefulShutdown { try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 30) * 1e9))) }
         return true
@@ -264,7 +269,7 @@ public struct ScheduleService: Service {
     public func run() async throws {
         let stopped = StopFlag()
         let alarm = runtime.scheduleAlarm
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             while !stopped.isSet {
                 let now = Date()
                 let full = await fireDue(now: now)
@@ -276,7 +281,7 @@ public struct ScheduleService: Service {
                 }
                 await alarm.sleep(until: wake)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             stopped.set()
             alarm.wake()
         }

@@ -11,10 +11,13 @@ final class Alarm: Sendable {
 
     private let state = Mutex(State())
 
-    /// Sleeps until `deadline`, a wake-up, or cancellation of the sleeping task's group.
+    /// Sleeps until `deadline` (at most a day), a wake-up, or cancellation of the calling task:
+    /// a cancelled task returns at once, and a sleep in progress ends when its task is cancelled.
     func sleep(until deadline: Date) async {
         let interval = min(deadline.timeIntervalSinceNow, 86_400)
-        guard interval > 0 else { return }
+        guard interval > 0, !Task.isCancelled else { return }
+        // The sleep runs in a task of its own so that `wake()` can cancel it without cancelling
+        // the caller; the cancellation handler forwards the caller's cancellation to it.
         let sleeper = Task { _ = try? await Task.sleep(for: .nanoseconds(Int64(interval * 1e9))) }
         let sleeps = state.withLock { state -> Bool in
             guard !state.pendingWake else {
@@ -28,7 +31,11 @@ final class Alarm: Sendable {
             sleeper.cancel()
             return
         }
-        await sleeper.value
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
         state.withLock { $0.sleeper = nil }
     }
 

@@ -90,10 +90,12 @@ final class LocalTimerQueue: Sendable {
         state.withLock { $0.earliestLive() }
     }
 
-    /// Sleeps until `deadline`, or less when an earlier timer is added or `wake()` is called.
+    /// Sleeps until `deadline` (at most a day), or less when an earlier timer is added, `wake()`
+    /// is called or the calling task is cancelled (a cancelled task returns at once).
     func sleep(until deadline: Date) async {
-        let interval = deadline.timeIntervalSinceNow
-        guard interval > 0 else { return }
+        let interval = min(deadline.timeIntervalSinceNow, 86_400)
+        guard interval > 0, !Task.isCancelled else { return }
+        // Its own task, so that a wake-up cancels the sleep and not the caller.
         let sleeper = Task { _ = try? await Task.sleep(for: .nanoseconds(Int64(interval * 1e9))) }
         let sleeps = state.withLock { state -> Bool in
             if state.pendingWake {
@@ -109,7 +111,11 @@ final class LocalTimerQueue: Sendable {
             sleeper.cancel()
             return
         }
-        await sleeper.value
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
         state.withLock { state in
             state.sleeper = nil
             state.sleepingUntil = nil

@@ -3,6 +3,7 @@ import Foundation
 import HTTPAPI
 import Logging
 import Runtime
+import ServiceLifecycle
 
 /// `budpipeline serve`: the HTTP API and the runtime in one process.
 struct ServeCommand: AsyncParsableCommand {
@@ -13,7 +14,9 @@ struct ServeCommand: AsyncParsableCommand {
             Listens on HOST:PORT (default 127.0.0.1:8010). Runs executions from the database like \
             `budpipeline worker`, so several servers and workers may share one PostgreSQL database. \
             Stops gracefully on SIGINT or SIGTERM: the server stops accepting requests, calls in \
-            flight finish or are left to their leases.
+            flight finish or are left to their leases; a stop that takes more than the grace \
+            period plus 10 s ends with status 1. An address that cannot be listened on is one \
+            line and status 1.
             """
     )
 
@@ -38,12 +41,41 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.serve")
         let logger = assembly.logger
+        if let maximum = api.maximumConnections {
+            if maximum > assembly.descriptorLimit - APIConfiguration.descriptorReserve {
+                logger.warning(
+                    "BUDPIPELINE_MAX_CONNECTIONS leaves fewer than \(APIConfiguration.descriptorReserve) descriptors for the database and plugins",
+                    metadata: ["max_connections": "\(maximum)", "descriptor_limit": "\(assembly.descriptorLimit)"])
+            }
+        } else {
+            api.maximumConnections = APIConfiguration.connectionLimit(descriptorLimit: assembly.descriptorLimit)
+        }
+        logger.notice(
+            "HTTP limits",
+            metadata: [
+                "descriptor_limit": "\(assembly.descriptorLimit)", "max_connections": "\(api.maximumConnections ?? 0)",
+                "idle_timeout_seconds": "\(api.idleTimeout.components.seconds)",
+                "request_timeout_seconds": "\(api.requestTimeout.components.seconds)", "max_body_bytes": "\(api.maximumBodySize)",
+            ])
         let host = api.host
+        let configuredPort = api.port
+        let runtimeStart = DeferredServices()
         let application = APIServer.application(
             runtime: assembly.runtime, configuration: api, version: BudPipelineCommand.configuration.version, logger: logger
         ) { port in
+            // The runtime takes work only once the server listens.
+            await runtimeStart.start()
             logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)"])
         }
-        try await assembly.run([application], command: "server")
+        try await assembly.run(
+            [
+                .init(
+                    service: application, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            runtimeStart: runtimeStart, command: "server"
+        ) { error in
+            APIServer.listenFailure(error, host: host, port: configuredPort)
+        }
     }
 }

@@ -8,7 +8,8 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run executions from the database (timers, retries, step claims, retention) without the HTTP API.",
         discussion: """
             Several workers (and servers) may share one PostgreSQL database: they split the work and \
-            take over the steps of a process that died. Stops gracefully on SIGINT or SIGTERM.
+            take over the steps of a process that died. Stops gracefully on SIGINT or SIGTERM; a stop \
+            that takes more than the grace period plus 10 s ends with status 1.
             """
     )
 

@@ -6,7 +6,7 @@ import PipelineEngine
 import Runtime
 import ServiceLifecycle
 import Storage
-import UnixSignals
+import Synchronization
 import WorkMarks
 
 /// `--database-url` and `--migrate`, shared by the commands that use the store.
@@ -61,11 +61,15 @@ struct RuntimeAssembly {
     let plugins: PluginHost
     let runtime: ExecutionRuntime
     let logger: Logger
+    /// How many descriptors the process may open (its soft limit, raised to the hard one).
+    let descriptorLimit: Int
 
-    /// Opens the store, checks (or, when asked, migrates) its schema, loads the plugins and builds
-    /// the runtime. `migrate` or `AUTO_MIGRATE=true` applies pending migrations.
+    /// Raises the descriptor limit, opens the store, checks (or, when asked, migrates) its
+    /// schema, loads the plugins and builds the runtime. `migrate` or `AUTO_MIGRATE=true`
+    /// applies pending migrations.
     static func open(database options: DatabaseOptions, migrate: Bool, label: String) async throws -> RuntimeAssembly {
         let logger = Logger(label: label)
+        let descriptorLimit = DescriptorLimit.raiseToHardLimit()
         let environment = ProcessInfo.processInfo.environment
         // A file size limit makes a write fail (the store answers 503), not end the process.
         signal(SIGXFSZ, SIG_IGN)
@@ -112,25 +116,55 @@ struct RuntimeAssembly {
             "runtime ready",
             metadata: [
                 "database": "\(location)", "worker_id": "\(configuration.workerID)", "plugins": "\(plugins.plugins.map(\.name))",
+                "descriptor_limit": "\(descriptorLimit)",
             ])
-        return RuntimeAssembly(database: database, location: location, plugins: plugins, runtime: runtime, logger: logger)
+        return RuntimeAssembly(
+            database: database, location: location, plugins: plugins, runtime: runtime, logger: logger, descriptorLimit: descriptorLimit)
     }
 
-    /// Runs `services` with the runtime's own in one service group until SIGTERM or SIGINT, then
-    /// closes the plugins and the store. `command` names the process in the error it throws.
-    func run(_ services: [any Service] = [], command: String) async throws {
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services + RuntimeServices.all(for: runtime),
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
+    /// Runs `services` and the runtime's own in one service group until SIGTERM or SIGINT (or
+    /// until one of them ends), then closes the plugins and the store. `command` names the
+    /// process in the errors it throws; `describe` may turn an error that stopped the group into
+    /// the one line to throw instead of `<command> stopped: <error>`.
+    ///
+    /// With `runtimeStart`, the runtime's services are not started with the group but by
+    /// ``DeferredServices/start()`` (once the HTTP server listens): a process that fails to
+    /// start never claims work.
+    ///
+    /// A stop is bounded: the group's graceful shutdown may take the runtime's grace period plus
+    /// 5 s before the group cancels its services, and from the first signal, or the first service
+    /// to end, the process exits with status 1 once the grace period plus 10 s have passed,
+    /// whatever it still waits for (see ``ShutdownWatchdog``).
+    func run(
+        _ services: [ServiceGroupConfiguration.ServiceConfiguration] = [], runtimeStart: DeferredServices? = nil, command: String,
+        describe: (any Error) -> String? = { _ in nil }
+    ) async throws {
+        let grace = runtime.configuration.shutdownGracePeriod
+        let watchdog = ShutdownWatchdog(command: command, deadline: grace + .seconds(10), logger: logger)
+        let watched = { (configurations: [ServiceGroupConfiguration.ServiceConfiguration]) in
+            configurations.map { configuration in
+                var configuration = configuration
+                configuration.service = WatchedService(service: configuration.service, watchdog: watchdog)
+                return configuration
+            }
+        }
+        let runtimeServices = watched(RuntimeServices.all(for: runtime).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) })
+        var configuration = ServiceGroupConfiguration(
+            services: watched(services) + (runtimeStart == nil ? runtimeServices : []), gracefulShutdownSignals: [],
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = grace + .seconds(5)
+        // The group cancels its services only after one of them ended or its graceful shutdown
+        // ran out, both after the watchdog was armed: the watchdog's exit comes first, and this
+        // bound (a crash) is a last resort only.
+        configuration.maximumCancellationDuration = grace + .seconds(30)
+        let group = ServiceGroup(configuration: configuration)
+        runtimeStart?.prepare(group: group, services: runtimeServices)
+        await watchdog.watchSignals([SIGTERM, SIGINT]) { await group.triggerGracefulShutdown() }
         do {
             try await group.run()
         } catch {
             await close()
-            throw CLIError("\(command) stopped: \(error)")
+            throw CLIError(describe(error) ?? "\(command) stopped: \(error)")
         }
         await close()
     }
@@ -139,5 +173,28 @@ struct RuntimeAssembly {
     func close() async {
         await plugins.shutdown()
         await database.close()
+    }
+}
+
+/// Services to start in a running group later, once: the runtime's, started by `serve` once its
+/// HTTP server listens.
+final class DeferredServices: Sendable {
+    private let pending = Mutex<(group: ServiceGroup, services: [ServiceGroupConfiguration.ServiceConfiguration])?>(nil)
+
+    /// Remembers the group and the services ``start()`` will add to it.
+    func prepare(group: ServiceGroup, services: [ServiceGroupConfiguration.ServiceConfiguration]) {
+        pending.withLock { $0 = (group, services) }
+    }
+
+    /// Adds the services to the group, unless it is shutting down already; only the first call
+    /// does anything.
+    func start() async {
+        guard
+            let (group, services) = pending.withLock({ pending in
+                defer { pending = nil }
+                return pending
+            })
+        else { return }
+        for service in services { await group.addServiceUnlessShutdown(service) }
     }
 }
