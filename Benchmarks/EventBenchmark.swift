@@ -1,7 +1,7 @@
 import ArgumentParser
 import BudJSON
-import InboundEvents
 import Foundation
+import InboundEvents
 import PipelineEngine
 import PluginTesting
 import Runtime

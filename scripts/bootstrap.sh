@@ -49,3 +49,9 @@ if [ "$mode" = "test" ] && ! python3 -m schemathesis.cli --version >/dev/null 2>
     echo "bootstrap: installing schemathesis"
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
+
+# Jinja2 (PyPI): the template engine is compared with it on generated expressions.
+if [ "$mode" = "test" ] && ! python3 -c "import jinja2" >/dev/null 2>&1; then
+    echo "bootstrap: installing Jinja2"
+    python3 -m pip install --quiet --disable-pip-version-check "Jinja2==3.1.6"
+fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
 # against SQLite and a PostgreSQL server it starts itself, schemathesis against the served OpenAPI
-# document, the plugin ABI check, and a plugin rendered from plugin-template/ built and tested
-# standalone.
+# document, libFuzzer on the parsers and the template evaluator, the plugin ABI check, and a plugin
+# rendered from plugin-template/ built and tested standalone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -23,8 +23,10 @@ step "PostgreSQL for the tests (initdb in a temporary directory, a free loopback
 source scripts/postgres.sh
 start_test_postgres
 trap stop_test_postgres EXIT
-# The PostgreSQL suites must run: without a server they fail instead of being skipped.
+# The PostgreSQL suites must run: without a server they fail instead of being skipped; so must
+# the comparison of the template engine with Jinja2.
 export BUDPIPELINE_REQUIRE_POSTGRES=1
+export BUDPIPELINE_REQUIRE_JINJA=1
 
 step "tests (SQLite and PostgreSQL)"
 swift test --skip-build
@@ -32,6 +34,9 @@ swift test --skip-build
 step "HTTP API fuzzing (schemathesis against /openapi.json, SQLite and PostgreSQL)"
 scripts/api-fuzz.sh sqlite
 scripts/api-fuzz.sh postgres "$BUDPIPELINE_TEST_POSTGRES_URL"
+
+step "fuzzing (libFuzzer: templates, DAG documents, cron, JSON, events; ${FUZZ_SECONDS:-45}s each)"
+scripts/fuzz.sh
 
 step "plugin ABI (abidiff against the committed baseline)"
 scripts/abi-check.sh

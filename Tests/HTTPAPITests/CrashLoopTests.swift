@@ -55,6 +55,7 @@ struct CrashLoopTests {
         }
 
         /// Sends a request to the server, restarting it first if it died (as a supervisor would).
+        /// Only reads are sent again after a failure: a POST may have taken effect.
         func send(_ method: String, _ path: String, json: JSONValue? = nil) async throws -> APIServerProcess.Reply {
             var attempts = 0
             while true {
@@ -64,7 +65,7 @@ struct CrashLoopTests {
                     if let json { return try await server.send(method, path, json: json) }
                     return try await server.send(method, path)
                 } catch {
-                    guard attempts < 5 else { throw error }
+                    guard attempts < 5, method == "GET" else { throw error }
                     try await Task.sleep(for: .milliseconds(200))
                 }
             }
@@ -106,6 +107,9 @@ struct CrashLoopTests {
         }
     }
 
+    /// A first step that lets the start request be answered before a crashing step runs.
+    private static let pause = step("pause", "probe_echo", params: ["sleep_ms": 300])
+
     private static func step(_ id: String, _ action: String, params: JSONObject = [:], after: [String] = [], onFailure: String = "fail")
         -> JSONValue
     {
@@ -123,7 +127,10 @@ struct CrashLoopTests {
                 [Self.step("slow", "probe_echo", params: ["sleep_ms": 1500]), Self.step("next", "probe_echo", after: ["slow"])],
                 name: "innocent")
             let crashing = try await cluster.run(
-                [Self.step("boom", "crash_segv", onFailure: "continue"), Self.step("after", "log", after: ["boom"])], name: "crashing")
+                [
+                    Self.pause, Self.step("boom", "crash_segv", after: ["pause"], onFailure: "continue"),
+                    Self.step("after", "log", after: ["boom"]),
+                ], name: "crashing")
 
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "COMPLETED", "on_failure: continue lets it complete: \(execution)")
@@ -153,7 +160,8 @@ struct CrashLoopTests {
         let cluster = try await Cluster(.sqlite)
         do {
             let crashing = try await cluster.run(
-                [Self.step("boom", "crash_abort"), Self.step("never", "log", after: ["boom"])], name: "aborting")
+                [Self.pause, Self.step("boom", "crash_abort", after: ["pause"]), Self.step("never", "log", after: ["boom"])],
+                name: "aborting")
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "FAILED")
             #expect(cluster.deaths.count == 2, "\(cluster.deaths)")
@@ -173,7 +181,8 @@ struct CrashLoopTests {
         let cluster = try await Cluster(backend, environment: ["BUDPIPELINE_TEST_FAULT": "transition:poison"])
         do {
             let crashing = try await cluster.run(
-                [Self.step("poison", "probe_echo"), Self.step("never", "log", after: ["poison"])], name: "poisoned")
+                [Self.step("poison", "probe_echo", params: ["sleep_ms": 300]), Self.step("never", "log", after: ["poison"])],
+                name: "poisoned")
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "FAILED", "\(execution)")
             #expect(cluster.deaths.count == 2, "\(cluster.deaths)")
@@ -195,7 +204,7 @@ struct CrashLoopTests {
     func hostFaultOnEveryInput() async throws {
         let cluster = try await Cluster(.sqlite, environment: ["BUDPIPELINE_TEST_FAULT": "transition-any:poison"])
         do {
-            let crashing = try await cluster.run([Self.step("poison", "probe_echo")], name: "poisoned for good")
+            let crashing = try await cluster.run([Self.step("poison", "probe_echo", params: ["sleep_ms": 300])], name: "poisoned for good")
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "FAILED")
             #expect(cluster.deaths.count == 3, "two deaths, then one more failing the step: \(cluster.deaths)")

@@ -30,8 +30,10 @@ public enum ProcessRunner {
         let error = Pipe()
         process.standardOutput = output
         process.standardError = error
-        let outputData = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
-        let errorData = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }
+        // Reading blocks until the process closes its end: on GCD threads, never on Swift's
+        // cooperative pool, which other tests (and the timers they measure) need.
+        let outputData = Self.readToEnd(output.fileHandleForReading)
+        let errorData = Self.readToEnd(error.fileHandleForReading)
         try process.run()
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
@@ -41,11 +43,19 @@ public enum ProcessRunner {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        process.waitUntilExit()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(5)) }
         return ProcessOutput(
             status: process.terminationStatus,
             standardOutput: String(decoding: await outputData.value, as: UTF8.self),
             standardError: String(decoding: await errorData.value, as: UTF8.self)
         )
+    }
+
+    private static func readToEnd(_ handle: FileHandle) -> Task<Data, Never> {
+        Task {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 import BudJSON
-import InboundEvents
 import HTTPTypes
 import Hummingbird
+import InboundEvents
 import Runtime
 
 /// `POST /workflow-events` (Dapr delivers `budpipelineEvents` here) and `GET /dapr/subscribe`.

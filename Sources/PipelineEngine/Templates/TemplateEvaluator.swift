@@ -274,8 +274,10 @@ struct TemplateEvaluator {
             return .value(.double((p / q).rounded(.down)))
         case .modulo:
             guard q != 0 else { throw TemplateError(.evaluation, "float modulo", position: position) }
+            // Python: the result takes the divisor's sign, zero included.
             let remainder = p.truncatingRemainder(dividingBy: q)
-            return .value(.double(remainder != 0 && (remainder < 0) != (q < 0) ? remainder + q : remainder))
+            if remainder == 0 { return .value(.double(q < 0 ? -0.0 : 0.0)) }
+            return .value(.double((remainder < 0) != (q < 0) ? remainder + q : remainder))
         case .power: return .value(.double(try Self.floatPower(p, q, position: position)))
         case .concatenate: return .value(.string(try concatenate(left, right, position: position)))
         }

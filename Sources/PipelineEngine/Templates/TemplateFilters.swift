@@ -43,6 +43,11 @@ enum TemplateFilters {
             try budget.spend(elements.count, position: position)
             return elements
         }
+        /// The input's elements; an undefined input iterates as an empty sequence, as in Jinja.
+        func sequenceOrEmpty() throws(TemplateError) -> [JSONValue] {
+            guard case .value(let value) = input else { return [] }
+            return try elements(of: value)
+        }
 
         switch name {
         case "default", "d":
@@ -96,8 +101,10 @@ enum TemplateFilters {
             let attribute = arguments.value(1, "attribute")?.json?.stringValue
             var joined = ""
             for (index, element) in try elements(of: value).enumerated() {
-                let part = try budget.render(
-                    .value(attribute.flatMap { element[$0] } ?? (attribute == nil ? element : .null)), position: position)
+                // A missing attribute is undefined, which renders as nothing.
+                let item: TemplateValue =
+                    if let attribute { element[attribute].map(TemplateValue.value) ?? .undefined(name: attribute) } else { .value(element) }
+                let part = try budget.render(item, position: position)
                 let added = part.utf8.count + (index > 0 ? separator.utf8.count : 0)
                 try budget.allow(bytes: joined.utf8.count + added, position: position)
                 try budget.spend(added, position: position)
@@ -106,17 +113,18 @@ enum TemplateFilters {
             }
             return .value(.string(joined))
         case "int":
+            _ = try requireDefined()
             let fallback = arguments.value(0, "default")?.json ?? .int(0)
-            var base = 10
+            // Jinja reads a string in `base`; when that fails (a base outside 0 and 2–36 included)
+            // it reads the value as a float and truncates it, and else gives the default.
+            var base: Int? = 10
             if let baseValue = arguments.value(1, "base"), !baseValue.isUndefined {
-                guard let number = baseValue.json.flatMap(TemplateEvaluator.integer), number == 0 || (2...36).contains(number) else {
-                    throw fail("base must be 0 or between 2 and 36")
-                }
-                base = number
+                base = baseValue.json.flatMap(TemplateEvaluator.integer).flatMap { $0 == 0 || (2...36).contains($0) ? $0 : nil }
             }
             if case .value(.string(let text)) = input { try budget.spend(text.utf8.count, position: position) }
             return .value(toInteger(input.json, base: base).map(JSONValue.int) ?? fallback)
         case "float":
+            _ = try requireDefined()
             let fallback = arguments.value(0, "default")?.json ?? .double(0)
             if case .value(.string(let text)) = input { try budget.spend(text.utf8.count, position: position) }
             return .value(toDouble(input.json).map(JSONValue.double) ?? fallback)
@@ -146,7 +154,8 @@ enum TemplateFilters {
             case let other: throw fail("bad operand type for abs(): '\(PythonFormat.typeName(other))'")
             }
         case "round":
-            guard let number = TemplateEvaluator.number(try requireDefined())?.double else { throw fail("needs a number") }
+            guard let given = TemplateEvaluator.number(try requireDefined()) else { throw fail("needs a number") }
+            let number = given.double
             var precision = 0
             if let precisionValue = arguments.value(0, "precision"), !precisionValue.isUndefined {
                 guard let digits = precisionValue.json.flatMap(TemplateEvaluator.integer) else {
@@ -162,11 +171,19 @@ enum TemplateFilters {
             case "floor": rule = .down
             default: throw fail("method must be common, ceil or floor")
             }
+            // Python's round() of an integer is an integer; ceil and floor divide, giving a float.
+            if case .integer(let integer) = given, method == "common" {
+                guard let rounded = roundInteger(integer, precision: precision) else {
+                    throw TemplateEvaluator.overflow("round(\(integer), \(precision))", position: position)
+                }
+                return .value(.int(rounded))
+            }
             return .value(.double(round(number, precision: precision, rule: rule)))
         case "list":
-            return .value(.array(try elements(of: try requireDefined())))
+            return .value(.array(try sequenceOrEmpty()))
         case "reverse":
-            switch try requireDefined() {
+            guard case .value(let value) = input else { return .value(.array([])) }
+            switch value {
             case .string(let text):
                 try budget.spend(text.utf8.count, position: position)
                 return .value(.string(String(text.reversed())))
@@ -174,46 +191,73 @@ enum TemplateFilters {
             }
         case "sort":
             let reverse = arguments.value(0, "reverse")?.isTruthy ?? false
+            let caseSensitive = arguments.value(1, "case_sensitive")?.isTruthy ?? false
             let attribute = arguments.value(2, "attribute")?.json?.stringValue
-            let elements = try elements(of: try requireDefined())
+            let elements = try sequenceOrEmpty()
             // A comparison sort makes about n·log2(n) comparisons.
             try budget.spend(elements.count * max(1, Int.bitWidth - elements.count.leadingZeroBitCount), position: position)
+            let keys = elements.map { sortKey($0, attribute: attribute, caseSensitive: caseSensitive) }
             var sortError: TemplateError?
-            let sorted = elements.sorted { left, right in
+            // Python's sort is stable, also in reverse: equal elements keep their order.
+            let order = elements.indices.sorted { left, right in
                 guard sortError == nil else { return false }
-                let a = attribute.flatMap { left[$0] } ?? left
-                let b = attribute.flatMap { right[$0] } ?? right
+                // Equal keys need no ordering (Python compares Jinja's key lists for equality first).
+                if TemplateEvaluator.equal(keys[left], keys[right]) { return left < right }
                 do throws(TemplateError) {
-                    return try TemplateEvaluator.order(a, b, .less, position: position) < 0
+                    let ordering = try TemplateEvaluator.order(keys[left], keys[right], .less, position: position)
+                    if ordering == 0 { return left < right }
+                    return reverse ? ordering > 0 : ordering < 0
                 } catch {
                     sortError = error
                     return false
                 }
             }
             if let sortError { throw sortError }
-            return .value(.array(reverse ? sorted.reversed() : sorted))
+            return .value(.array(order.map { elements[$0] }))
         case "unique":
+            let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
+            let attribute = arguments.value(1, "attribute")?.json?.stringValue
             var unique: [JSONValue] = []
-            for element in try elements(of: try requireDefined()) {
-                try budget.spend(unique.count, position: position)
-                if !unique.contains(where: { TemplateEvaluator.equal($0, element) }) { unique.append(element) }
+            var seen: [JSONValue] = []
+            for element in try sequenceOrEmpty() {
+                let key = sortKey(element, attribute: attribute, caseSensitive: caseSensitive)
+                if case .array = key { throw fail("unhashable type: 'list'") }
+                if case .object = key { throw fail("unhashable type: 'dict'") }
+                try budget.spend(seen.count, position: position)
+                if !seen.contains(where: { TemplateEvaluator.equal($0, key) }) {
+                    seen.append(key)
+                    unique.append(element)
+                }
             }
             return .value(.array(unique))
         case "min", "max":
-            let elements = try elements(of: try requireDefined())
+            let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
+            let attribute = arguments.value(1, "attribute")?.json?.stringValue
+            let elements = try sequenceOrEmpty()
             guard var best = elements.first else {
                 return .undefined(name: "the \(name) of an empty sequence")
             }
+            var bestKey = sortKey(best, attribute: attribute, caseSensitive: caseSensitive)
             for element in elements.dropFirst() {
-                let ordering = try TemplateEvaluator.order(element, best, .less, position: position)
-                if name == "min" ? ordering < 0 : ordering > 0 { best = element }
+                let key = sortKey(element, attribute: attribute, caseSensitive: caseSensitive)
+                let ordering = try TemplateEvaluator.order(key, bestKey, .less, position: position)
+                if name == "min" ? ordering < 0 : ordering > 0 {
+                    best = element
+                    bestKey = key
+                }
             }
             return .value(best)
         case "sum":
             let attribute = arguments.value(0, "attribute")?.json?.stringValue
             var total = arguments.value(1, "start")?.json ?? .int(0)
-            for element in try elements(of: try requireDefined()) {
-                let item = attribute.flatMap { element[$0] } ?? element
+            for element in try sequenceOrEmpty() {
+                var item = element
+                if let attribute {
+                    guard let value = element[attribute] else {
+                        throw TemplateError(.undefined, "filter 'sum': an element has no '\(attribute)'", position: position)
+                    }
+                    item = value
+                }
                 guard let a = TemplateEvaluator.number(total), let b = TemplateEvaluator.number(item) else {
                     throw fail("can only sum numbers, got '\(PythonFormat.typeName(item))'")
                 }
@@ -237,16 +281,21 @@ enum TemplateFilters {
         case "undefined": return input.isUndefined
         default: break
         }
-        guard case .value(let value) = input else { return false }
+        guard case .value(let value) = input else {
+            // These need arithmetic on the value, which an undefined value cannot do.
+            if ["even", "odd", "divisibleby"].contains(name) {
+                throw TemplateError(.undefined, "test '\(name)' needs a value, but it is undefined", position: position)
+            }
+            return false
+        }
         switch name {
         case "none": return value.isNull
         case "boolean": return value.boolValue != nil
         case "true": return value == .bool(true)
         case "false": return value == .bool(false)
         case "number":
-            if case .int = value { return true }
-            if case .double = value { return true }
-            return false
+            // Python's booleans are numbers too.
+            return TemplateEvaluator.number(value) != nil
         case "integer":
             if case .int = value { return true }
             return false
@@ -257,17 +306,17 @@ enum TemplateFilters {
         case "mapping": return value.objectValue != nil
         case "sequence", "iterable": return value.stringValue != nil || value.arrayValue != nil || value.objectValue != nil
         case "even", "odd":
-            guard let number = TemplateEvaluator.integer(value) else {
-                throw TemplateError(.evaluation, "test '\(name)' needs an integer", position: position)
+            guard let number = TemplateEvaluator.number(value) else {
+                throw TemplateError(.evaluation, "test '\(name)' needs a number", position: position)
             }
-            return (number % 2 == 0) == (name == "even")
+            // Python: `value % 2 == 0` and `value % 2 == 1` (0.5 is neither).
+            return name == "even" ? isMultiple(number, of: .integer(2)) : pythonModulo(number, 2) == 1
         case "divisibleby":
-            guard let number = TemplateEvaluator.integer(value),
-                let divisor = arguments.value(0, "num")?.json.flatMap(TemplateEvaluator.integer), divisor != 0
-            else { throw TemplateError(.evaluation, "test 'divisibleby' needs an integer and a non-zero divisor", position: position) }
-            // Int.min % -1 overflows in Swift; every integer is divisible by -1.
-            let (remainder, overflow) = number.remainderReportingOverflow(dividingBy: divisor)
-            return overflow || remainder == 0
+            guard let number = TemplateEvaluator.number(value),
+                let divisor = arguments.value(0, "num")?.json.flatMap(TemplateEvaluator.number)
+            else { throw TemplateError(.evaluation, "test 'divisibleby' needs two numbers", position: position) }
+            guard divisor.double != 0 else { throw TemplateError(.evaluation, "integer division or modulo by zero", position: position) }
+            return isMultiple(number, of: divisor)
         default:
             throw TemplateError(.evaluation, "no test named '\(name)'", position: position)
         }
@@ -287,17 +336,34 @@ enum TemplateFilters {
 
     /// Jinja's `int`: strings in `base` (0: the prefix says, as Python's `int(text, 0)`), floats
     /// truncated, anything else not convertible. Values outside the 64-bit range do not convert.
-    private static func toInteger(_ value: JSONValue?, base: Int) -> Int? {
+    private static func toInteger(_ value: JSONValue?, base: Int?) -> Int? {
         switch value {
         case .int(let number): return number
         case .bool(let flag): return flag ? 1 : 0
         case .double(let number): return integer(truncating: number)
         case .string(let text):
-            let trimmed = String(stripped(text) { $0.properties.isWhitespace }.unicodeScalars.filter { $0 != "_" })
-            if let number = parseInteger(trimmed, base: base) { return number }
+            let trimmed = stripped(text) { $0.properties.isWhitespace }
+            if let base, let digits = withoutDigitSeparators(trimmed), let number = parseInteger(digits, base: base) { return number }
             return toDouble(.string(trimmed)).flatMap(integer(truncating:))
         default: return nil
         }
+    }
+
+    /// `text` without the underscores Python allows between digits; `nil` when one stands
+    /// anywhere else (`_1`, `1__0`, `1_`).
+    private static func withoutDigitSeparators(_ text: String) -> String? {
+        let scalars = Array(text.unicodeScalars)
+        var kept = String.UnicodeScalarView()
+        for (index, scalar) in scalars.enumerated() {
+            guard scalar == "_" else {
+                kept.append(scalar)
+                continue
+            }
+            guard index > 0, index + 1 < scalars.count, scalars[index - 1].properties.isASCIIHexDigit,
+                scalars[index + 1].properties.isASCIIHexDigit
+            else { return nil }
+        }
+        return String(kept)
     }
 
     /// `number` without its fraction, when that fits in an `Int`.
@@ -338,23 +404,110 @@ enum TemplateFilters {
         case .string(let text):
             let trimmed = stripped(text) { $0.properties.isWhitespace }.lowercased()
             switch trimmed {
-            case "inf", "+inf", "infinity": return .infinity
+            case "inf", "+inf", "infinity", "+infinity": return .infinity
             case "-inf", "-infinity": return -.infinity
-            case "nan": return .nan
-            default: return Double(String(trimmed.unicodeScalars.filter { $0 != "_" }))
+            case "nan", "+nan", "-nan": return .nan
+            default: return decimalLiteral(trimmed).flatMap { Double($0) }
             }
         default: return nil
         }
     }
 
-    private static func titleCase(_ text: String) -> String {
-        var result = ""
-        var previousIsLetter = false
-        for character in text {
-            result += previousIsLetter ? character.lowercased() : character.uppercased()
-            previousIsLetter = character.isLetter
+    /// `text` without its underscores when it is a decimal number as Python's `float()` reads one
+    /// (sign, digits with single underscores between them, fraction, exponent); `nil` otherwise —
+    /// in particular for the hexadecimal forms Swift's `Double(_:)` would take.
+    private static func decimalLiteral(_ text: String) -> String? {
+        var digits = ""
+        var previous: Unicode.Scalar?
+        var sawDigit = false
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "0"..."9":
+                sawDigit = true
+                digits.unicodeScalars.append(scalar)
+            case "_":
+                guard let before = previous, ("0"..."9").contains(before) else { return nil }
+            case "+", "-":
+                guard previous == nil || previous == "e" else { return nil }
+                digits.unicodeScalars.append(scalar)
+            case ".", "e":
+                guard previous != "_" else { return nil }
+                digits.unicodeScalars.append(scalar)
+            default:
+                return nil
+            }
+            if previous == "_", !("0"..."9").contains(scalar) { return nil }
+            previous = scalar
         }
+        return sawDigit && previous != "_" ? digits : nil
+    }
+
+    /// Jinja's `title`: the text is cut before and after runs of white space, `-`, `(`, `{`, `[`
+    /// and `<`; each piece gets its first character upper case and the rest lower case.
+    private static func titleCase(_ text: String) -> String {
+        func isBreak(_ character: Character) -> Bool { character.isWhitespace || "-({[<".contains(character) }
+        var result = ""
+        var piece = ""
+        var pieceIsBreak = false
+        func flush() {
+            guard let first = piece.first else { return }
+            result += first.uppercased() + piece.dropFirst().lowercased()
+            piece = ""
+        }
+        for character in text {
+            if !piece.isEmpty, isBreak(character) != pieceIsBreak { flush() }
+            pieceIsBreak = isBreak(character)
+            piece.append(character)
+        }
+        flush()
         return result
+    }
+
+    /// What `sort`, `min`, `max` and `unique` compare: the element or its attribute, and text in
+    /// lower case unless asked otherwise (Jinja's default).
+    private static func sortKey(_ element: JSONValue, attribute: String?, caseSensitive: Bool) -> JSONValue {
+        let value = attribute.flatMap { element[$0] } ?? (attribute == nil ? element : .null)
+        if !caseSensitive, case .string(let text) = value { return .string(text.lowercased()) }
+        return value
+    }
+
+    /// Python's `number % divisor == 0`, for integers and floats (`divisor` is not zero).
+    private static func isMultiple(_ number: TemplateEvaluator.Number, of divisor: TemplateEvaluator.Number) -> Bool {
+        if case .integer(let value) = number, case .integer(let by) = divisor {
+            // Int.min % -1 overflows in Swift; every integer is divisible by -1.
+            let (remainder, overflow) = value.remainderReportingOverflow(dividingBy: by)
+            return overflow || remainder == 0
+        }
+        let remainder = number.double.truncatingRemainder(dividingBy: divisor.double)
+        return remainder == 0
+    }
+
+    /// Python's `number % divisor` as a double, for the odd test.
+    private static func pythonModulo(_ number: TemplateEvaluator.Number, _ divisor: Double) -> Double {
+        if case .integer(let value) = number { return Double(((value % 2) + 2) % 2) }
+        let remainder = number.double.truncatingRemainder(dividingBy: divisor)
+        return remainder < 0 ? remainder + divisor : remainder
+    }
+
+    /// Python's `round(integer, precision)`: the integer itself for a precision of 0 or more, else
+    /// rounded half to even at that power of ten; `nil` when the result leaves the 64-bit range.
+    static func roundInteger(_ value: Int, precision: Int) -> Int? {
+        guard precision < 0 else { return value }
+        guard precision > -19 else { return 0 }
+        var scale = 1
+        for _ in 0..<(-precision) { scale *= 10 }
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: scale)
+        // Python floors: make the remainder non-negative.
+        var floor = quotient
+        var rest = remainder
+        if rest < 0 {
+            floor -= 1
+            rest += scale
+        }
+        let twice = rest * 2
+        if twice > scale || (twice == scale && floor % 2 != 0) { floor += 1 }
+        let (result, overflow) = floor.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : result
     }
 
     /// Python's `str.replace`: at most `count` occurrences (all when `nil` or negative), left to

@@ -1,7 +1,7 @@
 import BudJSON
-public import InboundEvents
 import BudPipelineHost
 public import Foundation
+public import InboundEvents
 import Logging
 import PipelineEngine
 import PluginSchema
