@@ -182,7 +182,7 @@ let package = Package(
             name: "budpipeline-benchmarks",
             dependencies: [
                 "BudPipelineHost", "BudJSON", "InboundEvents", "PipelineEngine", "PluginSchema", "PluginTesting", "Runtime", "Storage",
-                "StorageSQLite", "StoragePostgres",
+                "StorageSQLite", "StoragePostgres", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -287,6 +287,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkMarksTests", dependencies: ["WorkMarks"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FuzzCorpusTests", dependencies: ["FuzzHarness", "_BudPipelineTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import PluginSchema
 import PluginTesting
+import WorkMarks
 
 /// The cost of calling a plugin's `execute` with a small JSON request and result.
 struct PluginCallBenchmark: AsyncParsableCommand {
@@ -61,6 +62,21 @@ struct PluginCallBenchmark: AsyncParsableCommand {
             print(pooled.line)
         }
         await host.shutdown()
+
+        // What a server pays per plugin call and per transition to survive crash loops.
+        let marks = FileManager.default.temporaryDirectory.appendingPathComponent("budpipeline-bench-marks-\(getpid())").path
+        try WorkMarks.open(directory: marks, worker: "benchmark")
+        print("\nwork marks (docs/operations.md, Crash loops)")
+        let mark = Measurement.run("a work mark: build its record, begin and end", iterations: iterations) {
+            WorkMarks.during(
+                WorkMark(
+                    kind: .execute, executionID: "3f2b8c1e-0000-4000-8000-000000000001", stepIDs: ["step_1"], plugin: "noop",
+                    action: "noop")
+            ) {}
+        }
+        print(mark.line)
+        WorkMarks.closeCleanly()
+        try? FileManager.default.removeItem(atPath: marks)
     }
 
     /// Compiles Benchmarks/Plugins/noop.c with the system C compiler into a temporary directory.

@@ -168,19 +168,55 @@ public struct WorkMark: Sendable, Equatable {
 
     /// The record written into a slot: compact JSON, at most a slot's size (steps beyond what
     /// fits are left out).
+    ///
+    /// Written byte by byte (no intermediate JSON values): it is built before every plugin call and
+    /// transition of a server.
     var record: [UInt8] {
-        var object: JSONObject = ["kind": .string(kind.rawValue), "execution_id": .string(executionID)]
-        if let plugin { object["plugin"] = .string(String(plugin.prefix(100))) }
-        if let action { object["action"] = .string(String(action.prefix(100))) }
-        var steps: [JSONValue] = []
-        var room = Int(BP_MARKS_RECORD_BYTES) - 400
-        for step in stepIDs {
-            room -= step.utf8.count + 3
-            guard room > 0 else { break }
-            steps.append(.string(step))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        func append(_ literal: StaticString) {
+            literal.withUTF8Buffer { bytes.append(contentsOf: $0) }
         }
-        object["step_ids"] = .array(steps)
-        return JSONValue.object(object).serialized()
+        /// A JSON string of at most `limit` bytes of `text`, cut between characters.
+        func appendString(_ text: String, limit: Int) {
+            bytes.append(UInt8(ascii: "\""))
+            var written = 0
+            for scalar in text.unicodeScalars {
+                let width = UTF8.width(scalar)
+                guard written + width <= limit else { break }
+                written += width
+                switch scalar {
+                case "\"", "\\":
+                    bytes.append(UInt8(ascii: "\\"))
+                    bytes.append(UInt8(scalar.value))
+                case "\u{0}"..."\u{1F}": bytes.append(UInt8(ascii: " "))
+                case _ where scalar.isASCII: bytes.append(UInt8(scalar.value))
+                default: bytes.append(contentsOf: String(scalar).utf8)
+                }
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        append(#"{"kind":"#)
+        appendString(kind.rawValue, limit: 20)
+        append(#","execution_id":"#)
+        appendString(executionID, limit: 100)
+        if let plugin {
+            append(#","plugin":"#)
+            appendString(plugin, limit: 100)
+        }
+        if let action {
+            append(#","action":"#)
+            appendString(action, limit: 100)
+        }
+        append(#","step_ids":["#)
+        var first = true
+        for step in stepIDs where bytes.count + 2 * step.utf8.count + 8 < Int(BP_MARKS_RECORD_BYTES) {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            appendString(step, limit: 255)
+        }
+        append("]}")
+        return bytes
     }
 
     init?(record: [UInt8]) {

@@ -105,6 +105,20 @@ struct CrashLoopTests {
             await server.process.stop()
             await database.close()
         }
+
+        /// Runs `body` with a new cluster, closed afterwards whatever `body` does.
+        static func with(
+            _ backend: TestBackend, environment: [String: String] = [:], _ body: (Cluster) async throws -> Void
+        ) async throws {
+            let cluster = try await Cluster(backend, environment: environment)
+            do {
+                try await body(cluster)
+            } catch {
+                await cluster.close()
+                throw error
+            }
+            await cluster.close()
+        }
     }
 
     /// A first step that lets the start request be answered before a crashing step runs.
@@ -121,8 +135,7 @@ struct CrashLoopTests {
 
     @Test("a plugin that segfaults is failed after two deaths; other executions complete", arguments: TestBackend.available)
     func segfaultingPlugin(backend: TestBackend) async throws {
-        let cluster = try await Cluster(backend)
-        do {
+        try await Cluster.with(backend) { cluster in
             let innocent = try await cluster.run(
                 [Self.step("slow", "probe_echo", params: ["sleep_ms": 1500]), Self.step("next", "probe_echo", after: ["slow"])],
                 name: "innocent")
@@ -148,17 +161,12 @@ struct CrashLoopTests {
             #expect(try await cluster.finished(later)["status"] == "COMPLETED")
             #expect(try await cluster.send("GET", "/health").status == 200)
             #expect(cluster.deaths.count == 2, "no death after the step failed: \(cluster.deaths)")
-        } catch {
-            await cluster.close()
-            throw error
         }
-        await cluster.close()
     }
 
     @Test("a plugin that aborts fails the execution by its policy after two deaths")
     func abortingPlugin() async throws {
-        let cluster = try await Cluster(.sqlite)
-        do {
+        try await Cluster.with(.sqlite) { cluster in
             let crashing = try await cluster.run(
                 [Self.pause, Self.step("boom", "crash_abort", after: ["pause"]), Self.step("never", "log", after: ["boom"])],
                 name: "aborting")
@@ -169,17 +177,12 @@ struct CrashLoopTests {
             #expect(
                 steps["boom"]?["error_message"]?.stringValue?.hasPrefix("the server process died while running this step 2 times") == true)
             #expect(steps["never"]?["status"] == "SKIPPED")
-        } catch {
-            await cluster.close()
-            throw error
         }
-        await cluster.close()
     }
 
     @Test("a fault of the host's own while applying a step's result is contained the same way", arguments: TestBackend.available)
     func hostFault(backend: TestBackend) async throws {
-        let cluster = try await Cluster(backend, environment: ["BUDPIPELINE_TEST_FAULT": "transition:poison"])
-        do {
+        try await Cluster.with(backend, environment: ["BUDPIPELINE_TEST_FAULT": "transition:poison"]) { cluster in
             let crashing = try await cluster.run(
                 [Self.step("poison", "probe_echo", params: ["sleep_ms": 300]), Self.step("never", "log", after: ["poison"])],
                 name: "poisoned")
@@ -193,17 +196,12 @@ struct CrashLoopTests {
                 "\(steps)")
             let other = try await cluster.run([Self.step("fine", "probe_echo")], name: "other")
             #expect(try await cluster.finished(other)["status"] == "COMPLETED")
-        } catch {
-            await cluster.close()
-            throw error
         }
-        await cluster.close()
     }
 
     @Test("when even failing the step kills the process, the execution is stopped without the engine")
     func hostFaultOnEveryInput() async throws {
-        let cluster = try await Cluster(.sqlite, environment: ["BUDPIPELINE_TEST_FAULT": "transition-any:poison"])
-        do {
+        try await Cluster.with(.sqlite, environment: ["BUDPIPELINE_TEST_FAULT": "transition-any:poison"]) { cluster in
             let crashing = try await cluster.run([Self.step("poison", "probe_echo", params: ["sleep_ms": 300])], name: "poisoned for good")
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "FAILED")
@@ -212,10 +210,6 @@ struct CrashLoopTests {
             #expect(error.contains("the server process died while running step 'poison' 3 times"), "\(execution)")
             let other = try await cluster.run([Self.step("fine", "probe_echo")], name: "other")
             #expect(try await cluster.finished(other)["status"] == "COMPLETED")
-        } catch {
-            await cluster.close()
-            throw error
         }
-        await cluster.close()
     }
 }

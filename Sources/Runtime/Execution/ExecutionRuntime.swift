@@ -248,8 +248,8 @@ public final class ExecutionRuntime: Sendable {
                 guard var current = live else { continue }
                 live = nil
                 let now = Date()
-                let mark = Self.transitionMark(executionID, inputs)
-                let plan = WorkMarks.during(mark) {
+                let applied = inputs
+                let plan = WorkMarks.during(Self.transitionMark(executionID, applied)) {
                     injectFaultIfAsked(inputs)
                     return current.plan(inputs, now: now, settings: planSettings)
                 }
@@ -258,7 +258,7 @@ public final class ExecutionRuntime: Sendable {
                 let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
-                WorkMarks.during(mark) { perform(plan, executionID: executionID) }
+                WorkMarks.during(Self.transitionMark(executionID, applied)) { perform(plan, executionID: executionID) }
                 live = current.isFinished ? nil : current
                 return .success(())
             } catch DatabaseError.conflict(let message) {

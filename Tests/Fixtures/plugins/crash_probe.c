@@ -19,32 +19,12 @@
 #include <unistd.h>
 
 #include "minimal_action.h"
-
-static void read_key(bp_bytes input, char *out, size_t size) {
-    out[0] = '\0';
-    const char *value = fixture_find(input, "idempotency_key");
-    const char *end = (const char *)input.ptr + input.len;
-    if (!value || value >= end || *value != '"') return;
-    value++;
-    size_t length = 0;
-    while (value + length < end && value[length] != '"' && length + 1 < size) length++;
-    memcpy(out, value, length);
-    out[length] = '\0';
-}
+#include "probe_log.h"
 
 static void log_call(const char *action, bp_bytes input) {
-    const char *path = getenv("BUDPIPELINE_PROBE_LOG");
-    if (!path) return;
     char key[400];
-    read_key(input, key, sizeof key);
-    char line[600];
-    int length = snprintf(line, sizeof line, "%s %s pid=%ld\n", action, key, (long)getpid());
-    if (length <= 0 || (size_t)length >= sizeof line) return;
-    int file = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (file < 0) return;
-    ssize_t written = write(file, line, (size_t)length);
-    (void)written;
-    close(file);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
+    probe_log_line(action, key);
 }
 
 static bp_status segv_execute(bp_call *call, void *context, bp_bytes input) {
@@ -86,7 +66,7 @@ static bp_status bad_event_execute(bp_call *call, void *context, bp_bytes input)
     (void)context;
     log_call("crash_bad_event", input);
     char key[400];
-    read_key(input, key, sizeof key);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
     char result[600];
     snprintf(result, sizeof result, "{\"outputs\":{\"waiting\":true},\"external_workflow_id\":\"bad-%s\"}", key);
     fixture_host->write_output(call, fixture_text(result));

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "minimal_action.h"
+#include "probe_log.h"
 
 static atomic_int running_now;
 static atomic_int running_most;
@@ -28,32 +29,6 @@ static atomic_int running_most;
 static long read_number(bp_bytes input, const char *key, long fallback) {
     const char *value = fixture_find(input, key);
     return value ? strtol(value, NULL, 10) : fallback;
-}
-
-/* Copies the string value of `key` (no escapes expected) into `out`. */
-static void read_string(bp_bytes input, const char *key, char *out, size_t size) {
-    out[0] = '\0';
-    const char *value = fixture_find(input, key);
-    const char *end = (const char *)input.ptr + input.len;
-    if (!value || value >= end || *value != '"') return;
-    value++;
-    size_t length = 0;
-    while (value + length < end && value[length] != '"' && length + 1 < size) length++;
-    memcpy(out, value, length);
-    out[length] = '\0';
-}
-
-static void log_line(const char *call, const char *detail) {
-    const char *path = getenv("BUDPIPELINE_PROBE_LOG");
-    if (!path) return;
-    char line[600];
-    int length = snprintf(line, sizeof line, "%s %s pid=%ld\n", call, detail, (long)getpid());
-    if (length <= 0 || (size_t)length >= sizeof line) return;
-    int file = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (file < 0) return;
-    ssize_t written = write(file, line, (size_t)length);
-    (void)written;
-    close(file);
 }
 
 static void sleep_ms(long ms) {
@@ -69,8 +44,8 @@ static bp_status write_json(bp_call *call, const char *json) {
 static bp_status echo_execute(bp_call *call, void *context, bp_bytes input) {
     (void)context;
     char key[400];
-    read_string(input, "idempotency_key", key, sizeof key);
-    log_line("execute", key);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
+    probe_log_line("execute", key);
     bp_progress progress = {sizeof(bp_progress), BP_PROGRESS_PERCENT, 50.0, 0, {NULL, 0}};
     fixture_host->report_progress(call, &progress);
     sleep_ms(read_number(input, "sleep_ms", 0));
@@ -83,8 +58,8 @@ static bp_status echo_execute(bp_call *call, void *context, bp_bytes input) {
 static bp_status flaky_execute(bp_call *call, void *context, bp_bytes input) {
     (void)context;
     char key[400];
-    read_string(input, "idempotency_key", key, sizeof key);
-    log_line("execute", key);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
+    probe_log_line("execute", key);
     long attempt = read_number(input, "retry_count", 0);
     if (attempt < read_number(input, "fail_times", 0)) {
         char message[100];
@@ -101,8 +76,8 @@ static bp_status flaky_execute(bp_call *call, void *context, bp_bytes input) {
 static bp_status fatal_execute(bp_call *call, void *context, bp_bytes input) {
     (void)context;
     char key[400];
-    read_string(input, "idempotency_key", key, sizeof key);
-    log_line("execute", key);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
+    probe_log_line("execute", key);
     fixture_host->write_error(call, FIXTURE_BYTES("probe failure"));
     return BP_STATUS_FATAL_ERROR;
 }
@@ -110,8 +85,8 @@ static bp_status fatal_execute(bp_call *call, void *context, bp_bytes input) {
 static bp_status await_execute(bp_call *call, void *context, bp_bytes input) {
     (void)context;
     char key[400];
-    read_string(input, "idempotency_key", key, sizeof key);
-    log_line("execute", key);
+    probe_read_string(input, "idempotency_key", key, sizeof key);
+    probe_log_line("execute", key);
     char result[600];
     long timeout = read_number(input, "await_seconds", 0);
     if (timeout > 0) {
@@ -142,10 +117,10 @@ static bp_status probe_cleanup(bp_call *call, void *context, bp_bytes input) {
     char execution[100];
     char step[300];
     char both[401];
-    read_string(input, "execution_id", execution, sizeof execution);
-    read_string(input, "step_id", step, sizeof step);
+    probe_read_string(input, "execution_id", execution, sizeof execution);
+    probe_read_string(input, "step_id", step, sizeof step);
     snprintf(both, sizeof both, "%s/%s", execution, step);
-    log_line("cleanup", both);
+    probe_log_line("cleanup", both);
     return BP_STATUS_OK;
 }
 
