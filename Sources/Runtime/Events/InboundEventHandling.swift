@@ -18,6 +18,8 @@ extension ExecutionRuntime {
     /// longer awaits, so a redelivery passes it by).
     public func handle(_ event: InboundEvent, now: Date = Date()) async throws(InboundEventError) -> InboundEventReport {
         var report = InboundEventReport()
+        // Deaths of earlier processes are counted before any step is given to its plugin again.
+        await countInterruptionsAtStart()
         do {
             if let id = event.id, try await store.inboundEventProcessed(id: id) {
                 report.duplicate = true

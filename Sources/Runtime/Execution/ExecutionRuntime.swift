@@ -32,6 +32,8 @@ public final class ExecutionRuntime: Sendable {
     /// Live events of this process's executions, for streams; without Dapr, notifications too.
     public let eventBus = EventBus()
     let calls: StepCalls
+    /// The first count of interruptions (see ``countInterruptionsAtStart()``).
+    let startupCount = Mutex<Task<Void, Never>?>(nil)
 
     private struct Mailbox {
         var inputs: [QueuedInput] = []

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PipelineEngine
 import Storage
+import Synchronization
 import WorkMarks
 
 /// How the runtime keeps a step that kills the process from doing it forever.
@@ -46,6 +47,20 @@ extension ExecutionRuntime {
             }
         }
         return counted
+    }
+
+    /// Counts the interruptions left by processes that died before this one started, once; every
+    /// caller waits for that one count. The services that claim work (timers, leases) call it
+    /// before their first claim, so no step is run again before its deaths are counted — and
+    /// since they start once the server listens, counting never delays serving.
+    func countInterruptionsAtStart() async {
+        let count = startupCount.withLock { task -> Task<Void, Never> in
+            if let task { return task }
+            let started = Task { [self] in _ = await countInterruptions() }
+            task = started
+            return started
+        }
+        await count.value
     }
 
     /// Why a step the process kept dying on is failed.

@@ -54,6 +54,7 @@ public struct TimerService: Service {
     public func run() async throws {
         let stopped = StopFlag()
         let queue = runtime.timers
+        await runtime.countInterruptionsAtStart()
         await withTaskCancellationOrGracefulShutdownHandler {
             var nextPoll = Date()
             while !stopped.isSet {
@@ -100,6 +101,7 @@ public struct LeaseService: Service {
         let renewEvery = configuration.leaseDuration.seconds / 3
         var nextRenewal = Date().addingTimeInterval(renewEvery)
         var nextSweep = Date()
+        await runtime.countInterruptionsAtStart()
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let now = Date()
             if now >= nextRenewal {

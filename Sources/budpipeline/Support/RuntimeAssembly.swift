@@ -110,8 +110,6 @@ struct RuntimeAssembly {
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
-        // Before any work is claimed: count what processes that died were doing.
-        await runtime.countInterruptions()
         logger.notice(
             "runtime ready",
             metadata: [
