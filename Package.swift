@@ -281,6 +281,7 @@ let package = Package(
             name: "HTTPAPITests",
             dependencies: [
                 "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -13,6 +13,8 @@ struct APIServerProcess {
     let database: TestDatabase
     let baseURL: String
     let port: Int
+    /// The server's `APP_API_TOKEN`, which ``send(_:_:body:headers:authenticated:)`` presents.
+    var appToken: String?
 
     /// `launcher` runs the server through another program: `["/bin/sh", "-c", "…; exec \"$0\" \"$@\""]`.
     static func with(
@@ -56,7 +58,8 @@ struct APIServerProcess {
             await process.stop()
             throw ServerError("the server did not start:\n\(process.output)")
         }
-        return APIServerProcess(process: process, database: database, baseURL: "http://127.0.0.1:\(bound)", port: bound)
+        return APIServerProcess(
+            process: process, database: database, baseURL: "http://127.0.0.1:\(bound)", port: bound, appToken: environment["APP_API_TOKEN"])
     }
 
     private static func port(in output: String) -> Int? {
@@ -70,11 +73,15 @@ struct APIServerProcess {
         var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
     }
 
-    /// Sends a request; `body` is raw text (so malformed JSON can be sent too).
-    func send(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
+    /// Sends a request; `body` is raw text (so malformed JSON can be sent too). The server's app
+    /// token goes in `dapr-api-token` unless `authenticated` is false or `headers` name one.
+    func send(
+        _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:], authenticated: Bool = true
+    ) async throws -> Reply {
         guard let url = URL(string: baseURL + path) else { throw ServerError("bad path \(path)") }
         var request = URLRequest(url: url)
         request.httpMethod = method
+        if authenticated, let appToken { request.setValue(appToken, forHTTPHeaderField: "dapr-api-token") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body {
             request.httpBody = Data(body.utf8)
@@ -85,8 +92,10 @@ struct APIServerProcess {
         return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self))
     }
 
-    func send(_ method: String, _ path: String, json: JSONValue, headers: [String: String] = [:]) async throws -> Reply {
-        try await send(method, path, body: json.serializedString(), headers: headers)
+    func send(
+        _ method: String, _ path: String, json: JSONValue, headers: [String: String] = [:], authenticated: Bool = true
+    ) async throws -> Reply {
+        try await send(method, path, body: json.serializedString(), headers: headers, authenticated: authenticated)
     }
 
     /// Polls `GET /executions/{id}` until it has finished.

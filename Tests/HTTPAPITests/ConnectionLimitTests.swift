@@ -45,7 +45,8 @@ struct ConnectionLimitTests {
             let executionID = try await WorkflowEventTests.run(WorkflowEventTests.diamond(request: request), on: server)
             _ = try await WorkflowEventTests.awaiting("approve", of: executionID, on: server)
             let stream = try RawConnection(port: server.port)
-            stream.send("GET /executions/\(executionID)/stream HTTP/1.1\r\nHost: test\r\n\r\n")
+            stream.send(
+                "GET /executions/\(executionID)/stream HTTP/1.1\r\nHost: test\r\ndapr-api-token: \(WorkflowEventTests.token)\r\n\r\n")
             #expect(await stream.wait(timeout: .seconds(20)) { text, _ in text.contains("event: snapshot") })
 
             let stopping = ContinuousClock.now
@@ -183,7 +184,8 @@ struct ConnectionLimitTests {
             let executionID = try await WorkflowEventTests.run(WorkflowEventTests.diamond(request: request), on: server)
             _ = try await WorkflowEventTests.awaiting("approve", of: executionID, on: server)
             let stream = try RawConnection(port: server.port)
-            stream.send("GET /executions/\(executionID)/stream HTTP/1.1\r\nHost: test\r\n\r\n")
+            stream.send(
+                "GET /executions/\(executionID)/stream HTTP/1.1\r\nHost: test\r\ndapr-api-token: \(WorkflowEventTests.token)\r\n\r\n")
             #expect(await stream.wait(timeout: .seconds(20)) { text, _ in text.contains("event: snapshot") })
             let opened = ContinuousClock.now
             // Keep-alives come every 15 s, far past the 2 s idle timeout.

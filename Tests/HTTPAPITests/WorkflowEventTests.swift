@@ -51,7 +51,7 @@ struct WorkflowEventTests {
             #expect(unconfigured.status == 403 && unconfigured.json["detail"] == "Forbidden - Internal auth not configured")
         }
         try await APIServerProcess.with(backend, environment: Self.environment) { server in
-            let missing = try await server.send("POST", "/workflow-events", json: ["type": "x"])
+            let missing = try await server.send("POST", "/workflow-events", json: ["type": "x"], authenticated: false)
             #expect(missing.status == 403 && missing.json["detail"]?.stringValue?.contains("Forbidden") == true)
             let wrong = try await server.send("POST", "/workflow-events", json: ["type": "x"], headers: ["dapr-api-token": "nope"])
             #expect(wrong.status == 403 && wrong.json["detail"] == "Forbidden - Invalid internal token")

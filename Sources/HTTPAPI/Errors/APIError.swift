@@ -15,12 +15,15 @@ public struct APIError: HTTPResponseError, Sendable, Equatable, CustomStringConv
     /// The reference's `detail` value: a string, or an object such as
     /// `{"error": "Validation failed", "errors": [...]}`.
     public let detail: JSONValue
+    /// Headers the answer carries besides its content type (`Allow`, `WWW-Authenticate`, …).
+    public let headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String, detail: JSONValue? = nil) {
+    public init(_ status: HTTPResponse.Status, code: String, message: String, detail: JSONValue? = nil, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
         self.detail = detail ?? .string(message)
+        self.headers = headers
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -28,7 +31,9 @@ public struct APIError: HTTPResponseError, Sendable, Equatable, CustomStringConv
     public var body: JSONValue { ["detail": detail, "code": .string(code), "message": .string(message)] }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONResponse(body, status: status).response()
+        var response = JSONResponse(body, status: status).response()
+        response.headers.append(contentsOf: headers)
+        return response
     }
 }
 

@@ -56,6 +56,11 @@ struct FieldReader {
     }
 
     /// The raw value, `nil` when absent or `null`.
+    /// Whether the field is there at all, `null` included.
+    func isPresent(_ name: String) -> Bool {
+        fields[name] != nil
+    }
+
     func value(_ name: String) -> JSONValue? {
         guard let value = fields[name], !value.isNull else { return nil }
         return value

@@ -7,12 +7,20 @@ extension Request {
     /// budapp calls without a body), a 422 otherwise; a body over `limit` bytes is a 413; text that
     /// is not a JSON object is a 422 naming what is wrong.
     mutating func jsonObject(limit: Int, emptyAllowed: Bool = false) async throws -> JSONObject {
-        let buffer: ByteBuffer
+        try Self.jsonObject(from: try await bodyBytes(limit: limit), emptyAllowed: emptyAllowed)
+    }
+
+    /// The whole body; one over `limit` bytes is a 413.
+    mutating func bodyBytes(limit: Int) async throws -> ByteBuffer {
         do {
-            buffer = try await collectBody(upTo: limit)
+            return try await collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "BODY_TOO_LARGE", message: "The request body is larger than \(limit) bytes")
         }
+    }
+
+    /// `buffer` read as ``jsonObject(limit:emptyAllowed:)`` reads a body.
+    static func jsonObject(from buffer: ByteBuffer, emptyAllowed: Bool) throws(APIError) -> JSONObject {
         let bytes = buffer.readableBytesView
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             if emptyAllowed { return [:] }

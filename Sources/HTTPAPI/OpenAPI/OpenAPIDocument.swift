@@ -21,7 +21,15 @@ public enum OpenAPIDocument {
                     "Pipeline orchestration: DAG definitions, executions, schedules, webhooks, event triggers and the actions of the loaded plugins. See docs/api.md.",
             ],
             "paths": .object(paths),
-            "components": ["schemas": .object(Schema.components)],
+            "components": [
+                "schemas": .object(Schema.components),
+                "securitySchemes": [
+                    "daprAppToken": ["type": "apiKey", "in": "header", "name": "dapr-api-token"],
+                    "bearerToken": ["type": "http", "scheme": "bearer"],
+                ],
+            ],
+            // The app API token is required when the server is configured with one (docs/security.md).
+            "security": [["daprAppToken": []], ["bearerToken": []], [:]],
         ]
     }
 
@@ -39,6 +47,10 @@ public enum OpenAPIDocument {
         /// The success answer is a `text/event-stream`, not JSON.
         var eventStream = false
 
+        /// Whether `X-User-ID` scopes it (every route but the service's, Dapr's and the webhook
+        /// trigger, which the webhook's secret authenticates).
+        var isUserScoped: Bool { tag != "service" && tag != "events" && id != "triggerWebhook" }
+
         func json(aliasIndex: Int) -> JSONValue {
             var operation: JSONObject = [
                 "operationId": .string(aliasIndex == 0 ? id : "\(id)_alias\(aliasIndex)"), "summary": .string(summary),
@@ -47,6 +59,8 @@ public enum OpenAPIDocument {
             let pathParameters = paths[aliasIndex].split(separator: "/").filter { $0.hasPrefix("{") }.map {
                 OpenAPIDocument.parameter(String($0.dropFirst().dropLast()), in: "path", Schema.string, required: true)
             }
+            var parameters = parameters
+            if isUserScoped, !parameters.contains(OpenAPIDocument.userHeader) { parameters.append(OpenAPIDocument.userHeader) }
             if !(pathParameters + parameters).isEmpty { operation["parameters"] = .array(pathParameters + parameters) }
             if let body {
                 operation["requestBody"] = [
@@ -54,8 +68,8 @@ public enum OpenAPIDocument {
                 ]
             }
             var answers = JSONObject()
-            for (status, schema) in responses + OpenAPIDocument.commonErrors(bodyRequired: body != nil) where answers[String(status)] == nil
-            {
+            let common = OpenAPIDocument.commonErrors(bodyRequired: body != nil, userScoped: isUserScoped)
+            for (status, schema) in responses + common where answers[String(status)] == nil {
                 var response: JSONObject = ["description": .string(OpenAPIDocument.reason(status))]
                 if eventStream, status == 200 {
                     response["content"] = ["text/event-stream": ["schema": Schema.string]]
@@ -73,8 +87,10 @@ public enum OpenAPIDocument {
         ["name": .string(name), "in": .string(place), "required": .bool(required), "schema": schema]
     }
 
-    static func commonErrors(bodyRequired: Bool) -> [(status: Int, schema: String?)] {
-        var errors: [(status: Int, schema: String?)] = [(422, "Error"), (500, "Error"), (503, "Error")]
+    static func commonErrors(bodyRequired: Bool, userScoped: Bool) -> [(status: Int, schema: String?)] {
+        var errors: [(status: Int, schema: String?)] = [(405, "Error"), (422, "Error"), (500, "Error"), (503, "Error")]
+        // A malformed X-User-ID, a missing or wrong app API token, an act only the service may do.
+        if userScoped { errors += [(400, "Error"), (401, "Error"), (403, "Error")] }
         if bodyRequired { errors.append((413, "Error")) }
         return errors
     }
@@ -85,7 +101,8 @@ public enum OpenAPIDocument {
         case 201: "Created"
         case 204: "No content"
         case 400: "Invalid input (validation failed)"
-        case 401: "Missing or wrong secret"
+        case 401: "Missing or wrong app API token (or webhook secret or signature)"
+        case 405: "Method not allowed (the Allow header lists the path's methods)"
         case 403: "Forbidden"
         case 404: "Not found"
         case 409: "Conflict (concurrent change, duplicate name, finished execution)"
@@ -99,10 +116,10 @@ public enum OpenAPIDocument {
 
     // MARK: Operations
 
-    private static let userHeader = parameter("X-User-ID", in: "header", Schema.string)
+    static let userHeader = parameter("X-User-ID", in: "header", Schema.string)
     private static let pipelineRoots = ["", "/api/v1/pipeline"]
     private static let executionRoots = ["", "/api/v1", "/budpipeline"]
-    private static let triggerRoots = ["", "/api/v1"]
+    private static let triggerRoots = ["", "/api/v1", "/budpipeline"]
 
     private static func under(_ roots: [String], _ path: String) -> [String] { roots.map { $0 + path } }
 
@@ -161,7 +178,8 @@ public enum OpenAPIDocument {
                 parameter("page", in: "query", Schema.integer(in: 1...1_000_000)),
                 parameter("page_size", in: "query", Schema.integer(in: 1...100)),
                 parameter("workflow_id", in: "query", Schema.uuid),
-                parameter("status", in: "query", Schema.choice(Schema.executionStatuses)),
+                // Any case; INTERRUPTED (the reference's) matches nothing here.
+                parameter("status", in: "query", Schema.choice(Schema.executionStatuses + ["INTERRUPTED"])),
                 parameter("initiator", in: "query", Schema.string), parameter("start_date", in: "query", Schema.dateTime),
                 parameter("end_date", in: "query", Schema.dateTime),
             ], responses: [(200, "ExecutionPage")]),
@@ -284,10 +302,14 @@ public enum OpenAPIDocument {
             responses: [(200, "Webhook"), (404, "Error"), (409, "Error")]),
         Operation(
             method: "post", paths: under(triggerRoots, "/trigger/{id}"), id: "triggerWebhook",
-            summary: "Start a webhook's pipeline (secret in X-Webhook-Secret)", tag: "webhooks",
-            parameters: [parameter("X-Webhook-Secret", in: "header", Schema.string)],
+            summary: "Start a webhook's pipeline (X-Webhook-Secret, or a signature: see docs/security.md)", tag: "webhooks",
+            parameters: [
+                parameter("X-Webhook-Secret", in: "header", Schema.string), parameter("X-Webhook-Signature", in: "header", Schema.string),
+                parameter("X-Webhook-Timestamp", in: "header", Schema.string),
+                parameter("X-Webhook-Delivery", in: "header", Schema.string),
+            ],
             body: Schema.object(["params": Schema.nullable(Schema.anyObject)], optional: ["params"]), bodyRequired: false,
-            responses: [(200, "TriggeredRun"), (400, "Error"), (401, "Error"), (403, "Error"), (404, "Error")]),
+            responses: [(200, "TriggeredRun"), (400, "Error"), (401, "Error"), (403, "Error"), (404, "Error"), (409, "Error")]),
     ]
 
     private static let eventTriggerOperations: [Operation] = [

@@ -61,7 +61,8 @@ enum Schema {
             "execution_count": integer, "last_execution_at": nullable(dateTime),
         ]),
         "StartedExecution": object([
-            "execution_id": uuid, "workflow_id": string, "workflow_name": string, "status": string, "started_at": nullable(dateTime),
+            "id": uuid, "execution_id": uuid, "workflow_id": string, "workflow_name": string, "status": string,
+            "started_at": nullable(dateTime),
             "completed_at": nullable(dateTime), "params": anyObject, "outputs": anyObject, "error": anyValue,
             "retry_of": nullable(uuid),
         ]),
@@ -125,7 +126,10 @@ enum Schema {
         "NextRuns": object(["schedule_id": uuid, "next_runs": array(dateTime)]),
         "Webhook": object([
             "id": uuid, "workflow_id": uuid, "name": string, "endpoint_url": string,
-            "config": object(["require_secret": boolean, "allowed_ips": nullable(array(string)), "headers_to_include": array(string)]),
+            "config": object([
+                "require_secret": boolean, "auth_mode": choice(["secret", "signature", "none"]), "signature_tolerance_seconds": integer,
+                "allowed_ips": nullable(array(string)), "headers_to_include": array(string),
+            ]),
             "params": anyObject, "enabled": boolean, "created_at": dateTime, "updated_at": dateTime,
             "last_triggered_at": nullable(dateTime), "trigger_count": integer, "secret": nullable(string), "version": integer,
         ]),
@@ -191,8 +195,12 @@ enum Schema {
         scheduleFields.merging(["workflow_id": string]), optional: ["params", "enabled", "description", "max_runs", "expires_at"])
     static let scheduleUpdate = object(scheduleFields.merging(["version": anyValue]), optional: Array(scheduleFields.keys) + ["version"])
     static let webhookConfig = object(
-        ["require_secret": nullable(boolean), "allowed_ips": nullable(array(string)), "headers_to_include": nullable(array(string))],
-        optional: ["require_secret", "allowed_ips", "headers_to_include"])
+        [
+            "require_secret": nullable(boolean), "auth_mode": nullable(choice(["secret", "signature", "none"])),
+            "signature_tolerance_seconds": nullable(integer(in: 1...3600)), "allowed_ips": nullable(array(string)),
+            "headers_to_include": nullable(array(string)),
+        ],
+        optional: ["require_secret", "auth_mode", "signature_tolerance_seconds", "allowed_ips", "headers_to_include"])
     static let webhookCreate = object(
         [
             "workflow_id": string, "name": string(maxLength: 255, minLength: 1), "config": nullable(webhookConfig),

@@ -83,6 +83,7 @@ enum Representation {
     /// status is lower-case here, as the reference has it.
     static func startedExecution(_ record: ExecutionRecord) -> JSONValue {
         [
+            "id": .string(record.id),
             "execution_id": .string(record.id),
             "workflow_id": .string(record.pipelineID ?? "ephemeral"),
             "workflow_name": record.definitionSnapshot["workflow_name"] ?? .string("Ephemeral Pipeline"),

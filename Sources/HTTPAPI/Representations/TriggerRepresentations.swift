@@ -38,7 +38,9 @@ extension Representation {
             "name": .string(record.name),
             "endpoint_url": .string("\(baseURL)/trigger/\(record.id)"),
             "config": [
-                "require_secret": .bool(record.secretHash != nil),
+                "require_secret": .bool(WebhookRoutes.mode(of: record) != .none),
+                "auth_mode": .string(WebhookRoutes.mode(of: record).rawValue),
+                "signature_tolerance_seconds": .int(record.signatureTolerance),
                 "allowed_ips": record.allowedIPs.map { .array($0.map(JSONValue.string)) } ?? .null,
                 "headers_to_include": .array(record.headersToInclude.map(JSONValue.string)),
             ],

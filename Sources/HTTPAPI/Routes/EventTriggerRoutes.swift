@@ -33,6 +33,7 @@ struct EventTriggerRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let pipelineID = reader.requiredString("workflow_id")
+        let bodyOwner = reader.string("user_id").flatMap(PipelineRoutes.uuid)
         let name = reader.requiredString("name", maxLength: 255)
         let config = reader.nested("config", Self.configFields) ?? Self.configFields(&reader)
         let params = reader.object("params") ?? [:]
@@ -40,12 +41,14 @@ struct EventTriggerRoutes: Sendable {
         if name?.isEmpty == true { reader.reject("name", "String should have at least 1 character") }
         if config.eventType == nil, reader.problems.isEmpty { reader.reject("config", "event_type is required") }
         try reader.finish()
-        let pipeline = try await store.existingPipelineID(pipelineID ?? "")
+        let caller = try Caller(request)
+        let owner = try caller.owner(naming: bodyOwner)
+        let pipeline = try await store.usablePipelineID(pipelineID ?? "", by: caller)
         let eventType = try Self.supported(config.eventType ?? "")
         let now = Date()
         let record = EventTriggerRecord(
             id: UUID().uuidString.lowercased(), pipelineID: pipeline, name: name ?? "", eventType: eventType,
-            filters: config.filters ?? [:], params: params, enabled: enabled, userID: PipelineRoutes.userID(request), createdAt: now,
+            filters: config.filters ?? [:], params: params, enabled: enabled, userID: owner, createdAt: now,
             updatedAt: now)
         try await store.insertTrigger(record)
         return JSONResponse(Representation.eventTrigger(record), status: .created)
@@ -54,7 +57,8 @@ struct EventTriggerRoutes: Sendable {
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         var reader = FieldReader(query: request)
         let filter = TriggerFilter(
-            pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), eventType: reader.string("event_type"))
+            pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), eventType: reader.string("event_type"),
+            ownerID: try Caller(request).userID)
         try reader.finish()
         let triggers = try await store.triggers(EventTriggerRecord.self, matching: filter)
         return JSONResponse(.array(triggers.map(Representation.eventTrigger)))
@@ -67,13 +71,13 @@ struct EventTriggerRoutes: Sendable {
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.eventTrigger(try await eventTrigger(context)))
+        JSONResponse(Representation.eventTrigger(try await eventTrigger(request, context, .read)))
     }
 
     /// `PUT /event-triggers/{id}`: `name`, `config` (flat or nested; replaces type and filters it
     /// names), `params`, `enabled`, each optional.
     func update(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var current = try await eventTrigger(context)
+        var current = try await eventTrigger(request, context, .change)
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let name = reader.string("name", maxLength: 255)
@@ -94,7 +98,7 @@ struct EventTriggerRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        try await store.deleteTrigger(EventTriggerRecord.self, in: context, notFound: Self.notFound)
+        try await store.deleteTrigger(EventTriggerRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
         return NoContent()
     }
 
@@ -102,8 +106,9 @@ struct EventTriggerRoutes: Sendable {
 
     private static let notFound = APIError(.notFound, code: "EVENT_TRIGGER_NOT_FOUND", message: "Event trigger not found")
 
-    private func eventTrigger(_ context: some RequestContext) async throws -> EventTriggerRecord {
-        try await store.trigger(EventTriggerRecord.self, in: context, notFound: Self.notFound)
+    /// The event trigger the path names, when the caller may have `access` to it.
+    private func eventTrigger(_ request: Request, _ context: some RequestContext, _ access: Access) async throws -> EventTriggerRecord {
+        try await store.trigger(EventTriggerRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
     }
 
     private static func configFields(_ reader: inout FieldReader) -> ConfigFields {

@@ -29,8 +29,9 @@ struct ExecutionRoutes: Sendable {
         var reader = FieldReader(
             body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: pathPipelineID != nil))
         let rawID = pathPipelineID ?? reader.requiredString("workflow_id")
-        let start = Self.request(&reader)
+        var start = Self.request(&reader)
         try reader.finish()
+        try Self.assignOwner(of: &start, caller: try Caller(request))
         let raw = rawID ?? ""
         guard let id = PipelineRoutes.uuid(raw) else { throw APIError.pipelineNotFound(raw) }
         do {
@@ -48,6 +49,7 @@ struct ExecutionRoutes: Sendable {
         let dag = reader.requiredObject("pipeline_definition")
         var start = Self.request(&reader)
         try reader.finish()
+        try Self.assignOwner(of: &start, caller: try Caller(request))
         start.dag = .object(dag ?? [:])
         start.pipelineName = dag?["name"]?.stringValue ?? "Ephemeral Pipeline"
         return try await run(start, invalidTitle: "Invalid pipeline definition")
@@ -72,6 +74,19 @@ struct ExecutionRoutes: Sendable {
         case .pipelineIsDraft:
             APIError(.badRequest, code: "PIPELINE_IS_DRAFT", message: error.description, detail: .string(error.description))
         }
+    }
+
+    /// Makes the execution the caller's: a user's own (a `user_id` naming another user, in the
+    /// body or in `params`, is refused), or for the service whoever the body's `user_id` names.
+    /// A user may start only its own and system-owned pipelines.
+    private static func assignOwner(of start: inout ExecutionRequest, caller: Caller) throws(APIError) {
+        let named = start.params["user_id"]?.stringValue.flatMap(PipelineRoutes.uuid)
+        if case .user(let id) = caller, let given = start.params["user_id"], given.stringValue.flatMap(PipelineRoutes.uuid) != id {
+            throw APIError(
+                .forbidden, code: "OWNER_NOT_ALLOWED", message: "Only the service may start an execution for another user (user_id)")
+        }
+        start.ownerID = try caller.owner(naming: named)
+        start.requestingUser = caller.userID
     }
 
     /// The fields both start routes share; the caller fills in the DAG.
@@ -102,15 +117,23 @@ struct ExecutionRoutes: Sendable {
         var reader = FieldReader(query: request)
         let page = reader.integer("page", in: 1...1_000_000) ?? 1
         let pageSize = reader.integer("page_size", in: 1...100) ?? 20
-        let filter = ExecutionFilter(
+        let status = Self.statusFilter(&reader)
+        var filter = ExecutionFilter(
             pipelineID: reader.uuid("workflow_id"),
-            status: reader.choice("status", as: ExecutionStatus.self, among: ExecutionStatus.allCases),
+            status: nil,
             initiator: reader.string("initiator"),
             createdFrom: reader.date("start_date"),
-            createdUntil: reader.date("end_date")
+            createdUntil: reader.date("end_date"),
+            ownerID: try Caller(request).userID
         )
         try reader.finish()
-        let (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
+        let (records, total): ([ExecutionRecord], Int)
+        switch status {
+        case .interrupted: (records, total) = ([], 0)
+        case .status(let value):
+            filter.status = value
+            (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
+        }
         return JSONResponse([
             "executions": .array(records.map(Representation.execution)),
             "pagination": [
@@ -120,9 +143,26 @@ struct ExecutionRoutes: Sendable {
         ])
     }
 
+    private enum StatusFilter {
+        case status(ExecutionStatus?)
+        /// The reference's status for executions a restart left behind; this server resumes them,
+        /// so none has it.
+        case interrupted
+    }
+
+    /// The `status` query parameter, in any case: one of the statuses, or `INTERRUPTED`.
+    private static func statusFilter(_ reader: inout FieldReader) -> StatusFilter {
+        guard let text = reader.string("status") else { return .status(nil) }
+        let upper = text.uppercased()
+        if upper == "INTERRUPTED" { return .interrupted }
+        if let status = ExecutionStatus(rawValue: upper) { return .status(status) }
+        let expected = (ExecutionStatus.allCases.map(\.rawValue) + ["INTERRUPTED"]).map { "'\($0)'" }.joined(separator: ", ")
+        reader.reject("status", "Input should be \(expected) (any case)")
+        return .status(nil)
+    }
+
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let id = try executionID(request, context: context)
-        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        let record = try await execution(request, context: context, .read)
         return JSONResponse(Representation.execution(record))
     }
 
@@ -134,7 +174,7 @@ struct ExecutionRoutes: Sendable {
         let includeEvents = reader.bool("include_events") ?? true
         let eventsLimit = reader.integer("events_limit", in: 1...100) ?? 20
         try reader.finish()
-        guard let (execution, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        let (execution, steps) = try await executionWithSteps(id, request, .read)
         var recent: [JSONValue] = []
         if detail == "full", includeEvents {
             let events = try await store.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
@@ -152,7 +192,7 @@ struct ExecutionRoutes: Sendable {
 
     func steps(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
-        guard let (_, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        let (_, steps) = try await executionWithSteps(id, request, .read)
         return JSONResponse(["steps": .array(steps.map(Representation.step))])
     }
 
@@ -168,7 +208,7 @@ struct ExecutionRoutes: Sendable {
         let limit = reader.integer("limit", in: 1...1000) ?? 100
         let offset = reader.integer("offset", in: 0...Int(Int32.max)) ?? 0
         try reader.finish()
-        guard try await store.execution(id: id) != nil else { throw notFound(id, request) }
+        _ = try await execution(request, context: context, .read)
         let (events, total) = try await store.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
         return JSONResponse([
             "events": .array(events.map(Representation.progressEvent)), "total_count": .int(total), "limit": .int(limit),
@@ -180,8 +220,8 @@ struct ExecutionRoutes: Sendable {
 
     /// `POST /executions/{id}/cancel`: stops a running execution; answers with it as stored.
     func cancel(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let id = try executionID(request, context: context)
-        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        let record = try await execution(request, context: context, .change)
+        let id = record.id
         guard !record.status.isFinished else {
             throw APIError(
                 .conflict, code: "EXECUTION_FINISHED", message: "Execution \(id) already finished with status \(record.status.rawValue)")
@@ -200,6 +240,7 @@ struct ExecutionRoutes: Sendable {
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: true))
         let initiator = reader.string("initiator", maxLength: 255)
         try reader.finish()
+        _ = try await execution(request, context: context, .change)
         do {
             let record = try await runtime.retry(executionID: id, initiator: initiator)
             return JSONResponse(Representation.startedExecution(record), status: .created)
@@ -235,7 +276,7 @@ struct ExecutionRoutes: Sendable {
             bus.unsubscribe(subscription.id)
             throw error
         }
-        guard let record else {
+        guard let record, try Caller(request).canRead(Ownership(ownerID: record.userID)) else {
             bus.unsubscribe(subscription.id)
             throw notFound(id, request)
         }
@@ -295,6 +336,22 @@ struct ExecutionRoutes: Sendable {
             throw APIError.unprocessable(["path", "execution_id"], "Input should be a valid UUID", type: "uuid_parsing")
         }
         return id
+    }
+
+    /// The execution the path names, when the caller may have `access` to it; its 404 otherwise
+    /// (another user's execution cannot be told from a missing one).
+    private func execution(_ request: Request, context: some RequestContext, _ access: Access) async throws -> ExecutionRecord {
+        let id = try executionID(request, context: context)
+        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
+        return record
+    }
+
+    /// The execution `id` and its steps, when the caller may have `access` to it; its 404 otherwise.
+    private func executionWithSteps(_ id: String, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord]) {
+        guard let (record, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
+        return (record, steps)
     }
 
     private func notFound(_ id: String, _ request: Request) -> APIError {

@@ -32,7 +32,9 @@ struct PipelineRoutes: Sendable {
         let bodyOwner = reader.string("user_id").flatMap(Self.uuid)
         let systemOwned = reader.bool("system_owned") ?? false
         try reader.finish()
-        let owner = bodyOwner ?? Self.userID(request)
+        let caller = try Caller(request)
+        let owner = try caller.owner(naming: bodyOwner)
+        try caller.authorizeSystemOwned(systemOwned)
         let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: nil)
         let now = Date()
         let record = PipelineDefinitionRecord(
@@ -52,16 +54,16 @@ struct PipelineRoutes: Sendable {
         var reader = FieldReader(query: request)
         let includeSystem = reader.bool("include_system") ?? false
         try reader.finish()
-        let summaries = try await store.definitionSummaries(ownerID: Self.userID(request), includeSystem: includeSystem)
+        let summaries = try await store.definitionSummaries(ownerID: try Caller(request).userID, includeSystem: includeSystem)
         return JSONResponse(.array(summaries.map(Representation.pipeline)))
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.pipeline(try await visibleSummary(request, context: context)))
+        JSONResponse(Representation.pipeline(try await summary(request, context: context, .read)))
     }
 
     func update(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let current = try await visibleSummary(request, context: context).record
+        let current = try await summary(request, context: context, .change).record
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let dag = reader.requiredObject("dag")
@@ -92,23 +94,24 @@ struct PipelineRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        let current = try await visibleSummary(request, context: context).record
+        let current = try await summary(request, context: context, .change).record
         guard try await store.deleteDefinition(id: current.id) else { throw APIError.pipelineNotFound(current.id) }
         return NoContent()
     }
 
     // MARK: Helpers
 
-    /// The pipeline named by the `id` path parameter, if the caller may see it (no `X-User-ID`:
-    /// every pipeline; else the caller's own and the system-owned ones).
-    func visibleSummary(_ request: Request, context: some RequestContext) async throws -> PipelineDefinitionSummary {
+    /// The pipeline named by the `id` path parameter, when the caller may have `access` to it:
+    /// the service to every pipeline; a user reads its own and the system-owned ones and changes
+    /// only its own. Another user's pipeline is not found; a system-owned one a user may not
+    /// change is 403 `SYSTEM_OWNED`.
+    func summary(_ request: Request, context: some RequestContext, _ access: Access) async throws -> PipelineDefinitionSummary {
         let raw = context.parameters.get("id") ?? ""
         guard let id = Self.uuid(raw), let summary = try await store.definitionSummary(id: id) else {
             throw APIError.pipelineNotFound(raw)
         }
-        if let user = Self.userID(request), !summary.record.systemOwned, summary.record.userID != user {
-            throw APIError.pipelineNotFound(raw)
-        }
+        try Caller(request).check(
+            access, Ownership(ownerID: summary.record.userID, systemOwned: summary.record.systemOwned), hidden: .pipelineNotFound(raw))
         return summary
     }
 
@@ -137,11 +140,6 @@ struct PipelineRoutes: Sendable {
         return APIError(
             .conflict, code: "DUPLICATE_PIPELINE_NAME", message: message,
             detail: ["error": "Duplicate pipeline name", "message": .string(message)])
-    }
-
-    /// `X-User-ID` as a lower-case UUID; anything else counts as absent, as in the reference.
-    static func userID(_ request: Request) -> String? {
-        request.headers[HTTPField.Name("X-User-ID")!].flatMap(uuid)
     }
 
     /// A UUID in its `8-4-4-4-12` hexadecimal form, any case, surrounding blanks ignored; written

@@ -26,6 +26,7 @@ struct ScheduleRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let pipelineID = reader.requiredString("workflow_id")
+        let bodyOwner = reader.string("user_id").flatMap(PipelineRoutes.uuid)
         let name = reader.requiredString("name", maxLength: 255)
         if reader.value("schedule") == nil { reader.reject("schedule", "Field required") }
         let timing = reader.nested("schedule", Self.timingFields)
@@ -36,7 +37,9 @@ struct ScheduleRoutes: Sendable {
         let expiresAt = reader.date("expires_at")
         if name?.isEmpty == true { reader.reject("name", "String should have at least 1 character") }
         try reader.finish()
-        let pipeline = try await store.existingPipelineID(pipelineID ?? "")
+        let caller = try Caller(request)
+        let owner = try caller.owner(naming: bodyOwner)
+        let pipeline = try await store.usablePipelineID(pipelineID ?? "", by: caller)
         guard let timing, let kind = timing.kind, let name else {
             throw APIError.unprocessable(["body", "schedule"], "Field required", type: "missing")
         }
@@ -44,7 +47,7 @@ struct ScheduleRoutes: Sendable {
         var record = ScheduleRecord(
             id: UUID().uuidString.lowercased(), pipelineID: pipeline, name: name, description: description, kind: kind,
             expression: timing.expression, timezone: timing.timezone, runAt: timing.runAt, params: params, enabled: enabled,
-            status: enabled ? .active : .paused, maxRuns: maxRuns, expiresAt: expiresAt, userID: PipelineRoutes.userID(request),
+            status: enabled ? .active : .paused, maxRuns: maxRuns, expiresAt: expiresAt, userID: owner,
             createdBy: "api", createdAt: now, updatedAt: now)
         record.nextRunAt = try Self.nextRun(of: record, after: now)
         try await store.insertTrigger(record)
@@ -56,20 +59,21 @@ struct ScheduleRoutes: Sendable {
         var reader = FieldReader(query: request)
         let filter = TriggerFilter(
             pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"),
-            status: reader.choice("status", as: ScheduleRecord.Status.self, among: ScheduleRecord.Status.allCases))
+            status: reader.choice("status", as: ScheduleRecord.Status.self, among: ScheduleRecord.Status.allCases),
+            ownerID: try Caller(request).userID)
         try reader.finish()
         let schedules = try await store.triggers(ScheduleRecord.self, matching: filter)
         return JSONResponse(["schedules": .array(schedules.map(Representation.schedule)), "total": .int(schedules.count)])
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.schedule(try await schedule(context)))
+        JSONResponse(Representation.schedule(try await schedule(request, context, .read)))
     }
 
     /// `PUT /schedules/{id}`: every field optional. A new `schedule` or enabling a paused schedule
     /// plans the next run from now; disabling pauses it.
     func update(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var current = try await schedule(context)
+        var current = try await schedule(request, context, .change)
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let name = reader.string("name", maxLength: 255)
@@ -111,13 +115,13 @@ struct ScheduleRoutes: Sendable {
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        try await store.deleteTrigger(ScheduleRecord.self, in: context, notFound: Self.notFound)
+        try await store.deleteTrigger(ScheduleRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
         runtime.schedulesChanged()
         return NoContent()
     }
 
     func pause(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var current = try await schedule(context)
+        var current = try await schedule(request, context, .change)
         let version = current.version
         current.enabled = false
         if current.status == .active { current.status = .paused }
@@ -127,7 +131,7 @@ struct ScheduleRoutes: Sendable {
     }
 
     func resume(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        var current = try await schedule(context)
+        var current = try await schedule(request, context, .change)
         guard current.status != .expired, current.status != .completed else {
             let message = "Cannot resume \(current.status.rawValue) schedule"
             throw APIError(.badRequest, code: "SCHEDULE_FINISHED", message: message)
@@ -146,12 +150,13 @@ struct ScheduleRoutes: Sendable {
     /// `POST /schedules/{id}/trigger`: runs the pipeline now; an optional body object overrides
     /// parameters. The schedule's counters do not change.
     func trigger(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let current = try await schedule(context)
+        let current = try await schedule(request, context, .change)
         var request = request
         let overrides = try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: true)
         let params = ScheduleFiring.params(for: current, now: Date(), manual: true, overrides: overrides)
         do {
-            let record = try await runtime.startSavedPipeline(current.pipelineID, ExecutionRequest(dag: .null, params: params))
+            let record = try await runtime.startSavedPipeline(
+                current.pipelineID, ExecutionRequest(dag: .null, params: params, ownerID: current.userID))
             return JSONResponse(Representation.triggeredRun(record))
         } catch let error as ExecutionStartError {
             throw ExecutionRoutes.apiError(error, invalidTitle: "Invalid pipeline definition")
@@ -160,7 +165,7 @@ struct ScheduleRoutes: Sendable {
 
     /// `GET /schedules/{id}/next-runs?count=10`.
     func nextRuns(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        let current = try await schedule(context)
+        let current = try await schedule(request, context, .read)
         var reader = FieldReader(query: request)
         let count = reader.integer("count", in: 1...100) ?? 10
         try reader.finish()
@@ -175,8 +180,9 @@ struct ScheduleRoutes: Sendable {
 
     private static let notFound = APIError(.notFound, code: "SCHEDULE_NOT_FOUND", message: "Schedule not found")
 
-    private func schedule(_ context: some RequestContext) async throws -> ScheduleRecord {
-        try await store.trigger(ScheduleRecord.self, in: context, notFound: Self.notFound)
+    /// The schedule the path names, when the caller may have `access` to it.
+    private func schedule(_ request: Request, _ context: some RequestContext, _ access: Access) async throws -> ScheduleRecord {
+        try await store.trigger(ScheduleRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
     }
 
     private static func timingFields(_ reader: inout FieldReader) -> TimingFields {

@@ -1,29 +1,54 @@
 import Hummingbird
 import Storage
 
+/// What a route does with the record it looks up, for the ownership check.
+enum Access {
+    /// Reads it: its owner, the service, and — for system-owned pipelines — every user.
+    case read
+    /// Changes, runs or deletes it: its owner and the service.
+    case change
+}
+
 /// What the schedule, webhook and event-trigger routes share: finding a record by the `id` path
-/// parameter, deleting one, and checking that a pipeline exists.
+/// parameter as the caller may see it, deleting one, and checking that a pipeline may be used.
 extension PipelineStore {
-    /// The trigger named by the request's `id`, or `notFound`.
+    /// The trigger named by the request's `id`, when `caller` may have `access` to it; `notFound`
+    /// otherwise, so that another user's trigger cannot be told from a missing one.
     func trigger<Trigger: StoredTrigger>(
-        _ type: Trigger.Type, in context: some RequestContext, notFound: APIError
+        _ type: Trigger.Type, in context: some RequestContext, for caller: Caller, _ access: Access, notFound: APIError
     ) async throws -> Trigger {
         guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), let trigger = try await trigger(type, id: id) else {
             throw notFound
         }
+        try caller.check(access, Ownership(ownerID: trigger.userID), hidden: notFound)
         return trigger
     }
 
-    /// Deletes the trigger named by the request's `id`, or throws `notFound`.
-    func deleteTrigger<Trigger: StoredTrigger>(_ type: Trigger.Type, in context: some RequestContext, notFound: APIError) async throws {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), try await deleteTrigger(type, id: id) else {
-            throw notFound
-        }
+    /// Deletes the trigger named by the request's `id` when `caller` may, or throws `notFound`.
+    func deleteTrigger<Trigger: StoredTrigger>(
+        _ type: Trigger.Type, in context: some RequestContext, for caller: Caller, notFound: APIError
+    ) async throws {
+        let trigger = try await trigger(type, in: context, for: caller, .change, notFound: notFound)
+        guard try await deleteTrigger(type, id: trigger.id) else { throw notFound }
     }
 
-    /// The normalised id of an existing pipeline; 404 `PIPELINE_NOT_FOUND` otherwise.
-    func existingPipelineID(_ raw: String) async throws -> String {
-        guard let id = PipelineRoutes.uuid(raw), try await definition(id: id) != nil else { throw APIError.pipelineNotFound(raw) }
+    /// The normalised id of a pipeline `caller` may start (its own or a system-owned one, any for
+    /// the service); 404 `PIPELINE_NOT_FOUND` otherwise.
+    func usablePipelineID(_ raw: String, by caller: Caller) async throws -> String {
+        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await definition(id: id),
+            caller.canRead(Ownership(ownerID: pipeline.userID, systemOwned: pipeline.systemOwned))
+        else { throw APIError.pipelineNotFound(raw) }
         return id
+    }
+}
+
+extension Caller {
+    /// Checks `access` to a resource owned as `ownership` says; `hidden` when the caller may not
+    /// even see it.
+    func check(_ access: Access, _ ownership: Ownership, hidden: APIError) throws(APIError) {
+        switch access {
+        case .read: guard canRead(ownership) else { throw hidden }
+        case .change: try authorizeChange(ownership, hidden: hidden)
+        }
     }
 }

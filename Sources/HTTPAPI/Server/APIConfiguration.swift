@@ -1,4 +1,6 @@
 public import BudPipelineHost
+import Foundation
+import HTTPTypes
 
 /// Where the API listens and what it accepts.
 public struct APIConfiguration: Sendable, Equatable {
@@ -26,6 +28,11 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `SERVER_BUSY` and closed. `nil`: no limit (the `serve` command derives one from the
     /// descriptor limit, see ``connectionLimit(descriptorLimit:)``).
     public var maximumConnections: Int?
+    /// Serve without `appAPIToken` on an address other than loopback (every caller is then the
+    /// service caller). Off by default: such a server refuses to start.
+    public var allowUnauthenticated = false
+    /// Request headers webhooks never copy into parameters, besides the built-in ones.
+    public var sensitiveHeaders = SensitiveHeaders()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,
@@ -66,7 +73,8 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `BUDPIPELINE_PUBLIC_URL` (none), `APP_API_TOKEN` (none), `PUBSUB_NAME` (`pubsub`),
     /// `CALLBACK_TOPIC` (`budpipelineEvents`), `BUDPIPELINE_HTTP_IDLE_TIMEOUT_SECONDS` (60),
     /// `BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS` (60, both 1 to 86,400),
-    /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000).
+    /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000),
+    /// `BUDPIPELINE_ALLOW_UNAUTHENTICATED` (false), `BUDPIPELINE_SENSITIVE_HEADERS` (none).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> APIConfiguration {
         var configuration = APIConfiguration()
         if let host = environment["HOST"], !host.isEmpty { configuration.host = host }
@@ -96,7 +104,41 @@ public struct APIConfiguration: Sendable, Equatable {
             configuration.requestTimeout = .seconds(seconds)
         }
         configuration.maximumConnections = try integer("BUDPIPELINE_MAX_CONNECTIONS", in: environment, range: connectionLimitRange)
+        if let text = environment["BUDPIPELINE_SENSITIVE_HEADERS"], !text.isEmpty {
+            let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard names.allSatisfy({ HTTPField.Name($0) != nil }) else {
+                throw ConfigurationError("BUDPIPELINE_SENSITIVE_HEADERS=\(text) is not a comma-separated list of header names")
+            }
+            configuration.sensitiveHeaders = SensitiveHeaders(extra: names)
+        }
+        if let text = environment["BUDPIPELINE_ALLOW_UNAUTHENTICATED"], !text.isEmpty {
+            switch text.lowercased() {
+            case "true", "1", "yes": configuration.allowUnauthenticated = true
+            case "false", "0", "no": configuration.allowUnauthenticated = false
+            default: throw ConfigurationError("BUDPIPELINE_ALLOW_UNAUTHENTICATED=\(text) is not true or false")
+            }
+        }
         return configuration
+    }
+
+    /// Whether `host` names this machine's loopback interface only.
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" || bare == "::1" { return true }
+        let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// Refuses to serve without a token on an address others can reach, unless told to. Returns
+    /// whether the server runs unauthenticated where others can reach it (to be warned about).
+    public func checkExposure() throws(ConfigurationError) -> Bool {
+        guard appAPIToken == nil, !Self.isLoopback(host) else { return false }
+        guard allowUnauthenticated else {
+            throw ConfigurationError(
+                "refusing to serve \(host):\(port) without APP_API_TOKEN: anyone who reaches it could act on every pipeline; "
+                    + "set APP_API_TOKEN, listen on 127.0.0.1, or set BUDPIPELINE_ALLOW_UNAUTHENTICATED=true")
+        }
+        return true
     }
 
     /// The whole number in `name`, when set; one outside `range` is refused naming the variable.

@@ -20,6 +20,9 @@ public enum APIServer {
     public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
+        if let token = configuration.appAPIToken { router.add(middleware: AuthenticationMiddleware(token: token)) }
+        let book = RouteBook()
+        let routes = RouteRegistrar(router: router, book: book)
         let pipelines = PipelineRoutes(runtime: runtime, configuration: configuration)
         let executions = ExecutionRoutes(runtime: runtime, configuration: configuration)
         let actions = ActionRoutes(runtime: runtime, configuration: configuration)
@@ -29,26 +32,26 @@ public enum APIServer {
         let eventTriggers = EventTriggerRoutes(runtime: runtime, configuration: configuration)
 
         let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
-        router.post("workflow-events", use: events.receive)
-        router.get("dapr/subscribe", use: events.subscriptions)
-        router.get("health", use: health.health)
-        router.get("ready", use: health.ready)
+        routes.post("workflow-events", use: events.receive)
+        routes.get("dapr/subscribe", use: events.subscriptions)
+        routes.get("health", use: health.health)
+        routes.get("ready", use: health.ready)
         let document = JSONResponse(OpenAPIDocument.document(version: version))
-        router.get("openapi.json") { _, _ in document }
+        routes.get("openapi.json") { _, _ in document }
 
         for prefix in ["", "api/v1/pipeline"] {
-            let group = router.group(RouterPath(prefix))
+            let group = routes.group(prefix)
             group.post("validate", use: pipelines.validate)
             for collection in ["pipelines", "workflows"] {
-                group.post(RouterPath(collection), use: pipelines.create)
-                group.get(RouterPath(collection), use: pipelines.list)
-                group.get(RouterPath(collection + "/{id}"), use: pipelines.get)
-                group.put(RouterPath(collection + "/{id}"), use: pipelines.update)
-                group.delete(RouterPath(collection + "/{id}"), use: pipelines.delete)
+                group.post(collection, use: pipelines.create)
+                group.get(collection, use: pipelines.list)
+                group.get(collection + "/{id}", use: pipelines.get)
+                group.put(collection + "/{id}", use: pipelines.update)
+                group.delete(collection + "/{id}", use: pipelines.delete)
             }
         }
         for prefix in ["", "api/v1", "budpipeline"] {
-            let group = router.group(RouterPath(prefix))
+            let group = routes.group(prefix)
             group.post("executions", use: executions.start)
             group.post("executions/run", use: executions.runEphemeral)
             group.get("executions", use: executions.list)
@@ -61,14 +64,15 @@ public enum APIServer {
             group.get("executions/{id}/stream", use: executions.stream)
         }
         for prefix in ["actions", "api/v1/actions", "budpipeline/actions"] {
-            let group = router.group(RouterPath(prefix))
+            let group = routes.group(prefix)
             group.get(use: actions.list)
             group.post("validate", use: actions.validate)
             group.get("{type}", use: actions.get)
         }
 
-        for prefix in ["", "api/v1"] {
-            let group = router.group(RouterPath(prefix))
+        // Schedules, webhooks and event triggers; budapp proxies them under /budpipeline.
+        for prefix in ["", "api/v1", "budpipeline"] {
+            let group = routes.group(prefix)
             group.post("schedules", use: schedules.create)
             group.get("schedules", use: schedules.list)
             group.get("schedules/{id}", use: schedules.get)
@@ -96,7 +100,7 @@ public enum APIServer {
         }
 
         // budapp's proxy names: /budpipeline is the pipelines collection.
-        let proxy = router.group("budpipeline")
+        let proxy = routes.group("budpipeline")
         proxy.post("validate", use: pipelines.validate)
         proxy.post("run", use: executions.runEphemeral)
         proxy.post(use: pipelines.create)
@@ -105,6 +109,8 @@ public enum APIServer {
         proxy.put("{id}", use: pipelines.update)
         proxy.delete("{id}", use: pipelines.delete)
         proxy.post("{id}/execute", use: executions.startFromPath)
+        // Added after every route, this wraps only the answer for requests no route matched.
+        router.add(middleware: MethodNotAllowedMiddleware(book: book))
         return router
     }
 

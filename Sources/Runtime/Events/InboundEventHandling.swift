@@ -180,7 +180,7 @@ extension ExecutionRuntime {
             ]
             do {
                 let record = try await startSavedPipeline(
-                    trigger.pipelineID, ExecutionRequest(dag: .null, params: params, initiator: "event"))
+                    trigger.pipelineID, ExecutionRequest(dag: .null, params: params, initiator: "event", ownerID: trigger.userID))
                 try await store.recordFiring(EventTriggerRecord.self, id: trigger.id, at: now)
                 firings.append(
                     TriggerFiring(

@@ -22,6 +22,11 @@ public struct ExecutionRequest: Sendable {
     public var notificationWorkflowID: String?
     /// The id to use; a new UUID by default.
     public var executionID: String?
+    /// The user the execution belongs to; `nil`: the service's (see docs/security.md).
+    public var ownerID: String?
+    /// The user who asks to start a saved pipeline, when a user does: the pipeline must be theirs
+    /// or system-owned, and is not found otherwise.
+    public var requestingUser: String?
     /// For a retry: the execution it retries and the steps that already completed there, which
     /// the new execution keeps (outputs included) instead of running them again.
     public var retry: (of: String, completedSteps: [StepState])?
@@ -36,8 +41,10 @@ public struct ExecutionRequest: Sendable {
         subscriberIDs: String? = nil,
         payloadType: String? = nil,
         notificationWorkflowID: String? = nil,
-        executionID: String? = nil
+        executionID: String? = nil,
+        ownerID: String? = nil
     ) {
+        self.ownerID = ownerID
         self.dag = dag
         self.params = params
         self.pipelineID = pipelineID
@@ -126,7 +133,8 @@ enum ExecutionPreparation {
             payloadType: request.payloadType,
             notificationWorkflowID: request.notificationWorkflowID,
             createdAt: now,
-            updatedAt: now
+            updatedAt: now,
+            userID: request.ownerID
         )
         var machine = ExecutionStateMachine(pipeline: pipeline, executionID: id, params: params, options: options)
         if let retry = request.retry {

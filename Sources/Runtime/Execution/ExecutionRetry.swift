@@ -45,6 +45,7 @@ extension ExecutionRuntime {
             payloadType: original.payloadType,
             notificationWorkflowID: original.notificationWorkflowID
         )
+        request.ownerID = original.userID
         request.retry = (of: executionID, completedSteps: steps.map(\.state).filter { $0.status == .completed })
         return try await startExecution(request)
     }

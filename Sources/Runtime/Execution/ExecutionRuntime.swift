@@ -111,7 +111,9 @@ public final class ExecutionRuntime: Sendable {
     /// Starts the saved pipeline `pipelineID` with the request's parameters and options; the
     /// request's DAG, pipeline id and name are taken from the stored pipeline.
     public func startSavedPipeline(_ pipelineID: String, _ request: ExecutionRequest) async throws -> ExecutionRecord {
-        guard let pipeline = try await store.definition(id: pipelineID) else { throw ExecutionStartError.pipelineNotFound(pipelineID) }
+        guard let pipeline = try await store.definition(id: pipelineID),
+            request.requestingUser == nil || pipeline.systemOwned || pipeline.userID == request.requestingUser
+        else { throw ExecutionStartError.pipelineNotFound(pipelineID) }
         guard pipeline.status != .draft, pipeline.stepCount > 0 else { throw ExecutionStartError.pipelineIsDraft(pipeline.id) }
         var request = request
         request.dag = pipeline.dag

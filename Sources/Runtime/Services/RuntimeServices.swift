@@ -315,7 +315,8 @@ public struct ScheduleService: Service {
             updated = retired
         case .run(let params):
             do {
-                let record = try await runtime.startSavedPipeline(schedule.pipelineID, ExecutionRequest(dag: .null, params: params))
+                let record = try await runtime.startSavedPipeline(
+                    schedule.pipelineID, ExecutionRequest(dag: .null, params: params, ownerID: schedule.userID))
                 updated = ScheduleFiring.afterRun(schedule, executionID: record.id, started: true, now: now)
             } catch {
                 runtime.logger.warning(

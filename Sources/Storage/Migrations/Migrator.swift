@@ -15,7 +15,7 @@ public struct Migration: Sendable {
     }
 
     /// Every migration this build knows, oldest first.
-    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions]
+    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions, ownership]
 
     func sql(for dialect: SQLDialect) -> String {
         dialect == .postgres ? postgres : sqlite

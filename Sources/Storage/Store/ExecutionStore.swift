@@ -309,8 +309,8 @@ extension PipelineStore {
                 """
                 INSERT INTO pipeline_execution (id, version, pipeline_id, pipeline_definition, initiator, start_time, end_time, status,
                     progress_percentage, final_outputs, error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence,
-                    created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                    created_at, updated_at, user_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                 """,
                 [
                     .text(record.id), .integer(record.version), .optional(record.pipelineID, SQLValue.text),
@@ -320,6 +320,7 @@ extension PipelineStore {
                     .optional(record.errorInfo) { SQLValue.json(.object($0)) }, .optional(record.subscriberIDs, SQLValue.text),
                     .optional(record.payloadType, SQLValue.text), .optional(record.notificationWorkflowID, SQLValue.text),
                     .integer(record.eventSequence), .date(record.createdAt), .date(record.updatedAt),
+                    .optional(record.userID, SQLValue.text),
                 ]
             )
         ]
@@ -366,7 +367,8 @@ extension PipelineStore {
 
     static let executionColumns =
         "id, version, pipeline_id, pipeline_definition, initiator, start_time, end_time, status, progress_percentage, final_outputs, "
-        + "error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence, created_at, updated_at, interruptions"
+        + "error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence, created_at, updated_at, interruptions, "
+        + "user_id"
 
     static let stepColumns =
         "id, execution_id, version, step_id, step_name, status, start_time, end_time, progress_percentage, eta_seconds, outputs, "
@@ -392,7 +394,8 @@ extension PipelineStore {
             eventSequence: try row.int("event_sequence"),
             createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"),
-            interruptions: try row.int("interruptions")
+            interruptions: try row.int("interruptions"),
+            userID: row["user_id"]
         )
     }
 

@@ -25,11 +25,14 @@ public struct ExecutionFilter: Sendable, Equatable {
     public var createdFrom: Date?
     /// Created at or before.
     public var createdUntil: Date?
+    /// Only this user's executions.
+    public var ownerID: String?
 
     public init(
         pipelineID: String? = nil, status: ExecutionStatus? = nil, initiator: String? = nil, createdFrom: Date? = nil,
-        createdUntil: Date? = nil
+        createdUntil: Date? = nil, ownerID: String? = nil
     ) {
+        self.ownerID = ownerID
         self.pipelineID = pipelineID
         self.status = status
         self.initiator = initiator
@@ -109,6 +112,7 @@ extension PipelineStore {
         if let initiator = filter.initiator { conditions.add("initiator =", .text(initiator)) }
         if let from = filter.createdFrom { conditions.add("created_at >=", .date(from)) }
         if let until = filter.createdUntil { conditions.add("created_at <=", .date(until)) }
+        if let ownerID = filter.ownerID { conditions.add("user_id =", .text(ownerID)) }
         let whereClause = conditions.whereClause
         let filterBinds = conditions.binds
         let results = try await database.read([

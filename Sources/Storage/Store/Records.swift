@@ -83,6 +83,8 @@ public struct ExecutionRecord: Sendable, Equatable {
     public var updatedAt: Date
     /// How many times a process died while working on the execution itself (not on a step of it).
     public var interruptions: Int
+    /// The user it belongs to; `nil`: the service's (see docs/security.md).
+    public var userID: String?
 
     public init(
         id: String,
@@ -102,9 +104,11 @@ public struct ExecutionRecord: Sendable, Equatable {
         eventSequence: Int = 0,
         createdAt: Date,
         updatedAt: Date,
-        interruptions: Int = 0
+        interruptions: Int = 0,
+        userID: String? = nil
     ) {
         self.interruptions = interruptions
+        self.userID = userID
         self.id = id
         self.version = version
         self.pipelineID = pipelineID

@@ -10,6 +10,8 @@ public protocol StoredTrigger: Sendable {
     static var columns: [String] { get }
     var id: String { get }
     var version: Int { get set }
+    /// The user it belongs to; `nil`: the service's.
+    var userID: String? { get }
     /// The values of ``columns``.
     var columnValues: [SQLValue] { get }
     init(row: Row) throws
@@ -129,6 +131,12 @@ public struct WebhookRecord: StoredTrigger, Equatable {
     public var name: String
     /// SHA-256 (hex) of the secret callers must send; `nil` when none is required.
     public var secretHash: String?
+    /// The secret callers sign deliveries with (HMAC-SHA256 over timestamp and body), when the
+    /// webhook requires signatures instead of a shared secret; `nil` otherwise.
+    public var signingSecret: String?
+    /// How far a signed delivery's timestamp may be from the server's clock, in seconds; delivery
+    /// ids are remembered twice as long to refuse replays.
+    public var signatureTolerance: Int
     /// Peer addresses allowed to call it; `nil` allows every address.
     public var allowedIPs: [String]?
     /// Request headers copied into the run's parameters as `header_<name>`.
@@ -142,15 +150,18 @@ public struct WebhookRecord: StoredTrigger, Equatable {
     public var updatedAt: Date
 
     public init(
-        id: String, version: Int = 1, pipelineID: String, name: String, secretHash: String?, allowedIPs: [String]? = nil,
-        headersToInclude: [String] = [], params: JSONObject = [:], enabled: Bool = true, lastTriggeredAt: Date? = nil,
-        triggerCount: Int = 0, userID: String? = nil, createdAt: Date, updatedAt: Date
+        id: String, version: Int = 1, pipelineID: String, name: String, secretHash: String?, signingSecret: String? = nil,
+        signatureTolerance: Int = 300, allowedIPs: [String]? = nil, headersToInclude: [String] = [], params: JSONObject = [:],
+        enabled: Bool = true, lastTriggeredAt: Date? = nil, triggerCount: Int = 0, userID: String? = nil, createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.version = version
         self.pipelineID = pipelineID
         self.name = name
         self.secretHash = secretHash
+        self.signingSecret = signingSecret
+        self.signatureTolerance = signatureTolerance
         self.allowedIPs = allowedIPs
         self.headersToInclude = headersToInclude
         self.params = params
@@ -165,7 +176,7 @@ public struct WebhookRecord: StoredTrigger, Equatable {
     public static let table = "webhook"
     public static let columns = [
         "pipeline_id", "name", "secret_hash", "allowed_ips", "headers_to_include", "params", "enabled", "last_triggered_at",
-        "trigger_count", "user_id", "created_at", "updated_at",
+        "trigger_count", "user_id", "created_at", "updated_at", "signing_secret", "signature_tolerance_seconds",
     ]
 
     public var columnValues: [SQLValue] {
@@ -173,14 +184,16 @@ public struct WebhookRecord: StoredTrigger, Equatable {
             .text(pipelineID), .text(name), .optional(secretHash, SQLValue.text),
             .optional(allowedIPs) { .json(.array($0.map(JSONValue.string))) }, .json(.array(headersToInclude.map(JSONValue.string))),
             .json(.object(params)), .bool(enabled), .optional(lastTriggeredAt, SQLValue.date), .integer(triggerCount),
-            .optional(userID, SQLValue.text), .date(createdAt), .date(updatedAt),
+            .optional(userID, SQLValue.text), .date(createdAt), .date(updatedAt), .optional(signingSecret, SQLValue.text),
+            .integer(signatureTolerance),
         ]
     }
 
     public init(row: Row) throws {
         self.init(
             id: try row.string("id"), version: try row.int("version"), pipelineID: try row.string("pipeline_id"),
-            name: try row.string("name"), secretHash: row["secret_hash"],
+            name: try row.string("name"), secretHash: row["secret_hash"], signingSecret: row["signing_secret"],
+            signatureTolerance: try row.int("signature_tolerance_seconds"),
             allowedIPs: try row.optionalJSON("allowed_ips")?.arrayValue?.compactMap(\.stringValue),
             headersToInclude: try row.json("headers_to_include").arrayValue?.compactMap(\.stringValue) ?? [],
             params: try row.json("params").objectValue ?? [:], enabled: try row.bool("enabled"),
@@ -258,8 +271,14 @@ public struct TriggerFilter: Sendable, Equatable {
     public var enabled: Bool?
     public var status: ScheduleRecord.Status?
     public var eventType: String?
+    /// Only this user's triggers.
+    public var ownerID: String?
 
-    public init(pipelineID: String? = nil, enabled: Bool? = nil, status: ScheduleRecord.Status? = nil, eventType: String? = nil) {
+    public init(
+        pipelineID: String? = nil, enabled: Bool? = nil, status: ScheduleRecord.Status? = nil, eventType: String? = nil,
+        ownerID: String? = nil
+    ) {
+        self.ownerID = ownerID
         self.pipelineID = pipelineID
         self.enabled = enabled
         self.status = status

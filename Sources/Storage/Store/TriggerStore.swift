@@ -23,6 +23,7 @@ extension PipelineStore {
         if let enabled = filter.enabled { conditions.add("enabled =", .bool(enabled)) }
         if let status = filter.status { conditions.add("status =", .text(status.rawValue)) }
         if let eventType = filter.eventType { conditions.add("event_type =", .text(eventType)) }
+        if let ownerID = filter.ownerID { conditions.add("user_id =", .text(ownerID)) }
         let statement = SQLStatement(
             "SELECT \(Self.columns(of: type)) FROM \(type.table) \(conditions.whereClause) ORDER BY created_at DESC, id", conditions.binds)
         return try await database.read(statement).map(Trigger.init)
@@ -57,7 +58,8 @@ extension PipelineStore {
     @discardableResult
     public func deleteTrigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Bool {
         try await database.transaction { session in
-            try session.execute("DELETE FROM \(type.table) WHERE id = $1", .text(id)) == 1
+            if type == WebhookRecord.self { _ = try session.execute("DELETE FROM webhook_delivery WHERE webhook_id = $1", .text(id)) }
+            return try session.execute("DELETE FROM \(type.table) WHERE id = $1", .text(id)) == 1
         }
     }
 
@@ -71,6 +73,31 @@ extension PipelineStore {
                 WHERE id = $1
                 """,
                 .text(id), .date(time)) == 1
+        }
+    }
+
+    // MARK: Webhook deliveries
+
+    /// Remembers that webhook `webhookID` received delivery `deliveryID` at `time`, and forgets
+    /// deliveries received before `forgetBefore`. Returns false, remembering nothing, when the
+    /// delivery was received before (and not yet forgotten): a replay.
+    public func rememberDelivery(webhookID: String, deliveryID: String, at time: Date, forgetBefore: Date) async throws -> Bool {
+        try await database.transaction { session in
+            _ = try session.execute(
+                "DELETE FROM webhook_delivery WHERE webhook_id = $1 AND received_at < $2", .text(webhookID), .date(forgetBefore))
+            let inserted = try session.execute(
+                "INSERT INTO webhook_delivery (webhook_id, delivery_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                .text(webhookID), .text(deliveryID), .date(time))
+            return inserted == 1
+        }
+    }
+
+    /// Forgets a delivery remembered by ``rememberDelivery(webhookID:deliveryID:at:forgetBefore:)``
+    /// whose handling failed, so that the sender may deliver it again.
+    public func forgetDelivery(webhookID: String, deliveryID: String) async throws {
+        try await database.transaction { session in
+            _ = try session.execute(
+                "DELETE FROM webhook_delivery WHERE webhook_id = $1 AND delivery_id = $2", .text(webhookID), .text(deliveryID))
         }
     }
 

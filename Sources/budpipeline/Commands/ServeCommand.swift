@@ -39,8 +39,14 @@ struct ServeCommand: AsyncParsableCommand {
             guard (0...65_535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
             api.port = port
         }
+        let exposed = try api.checkExposure()
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.serve")
         let logger = assembly.logger
+        if exposed {
+            logger.critical(
+                "SERVING WITHOUT AUTHENTICATION on an address others can reach: every caller acts as the service (BUDPIPELINE_ALLOW_UNAUTHENTICATED=true, no APP_API_TOKEN)",
+                metadata: ["address": "\(api.host):\(api.port)"])
+        }
         if let maximum = api.maximumConnections {
             if maximum > assembly.descriptorLimit - APIConfiguration.descriptorReserve {
                 logger.warning(
