@@ -312,3 +312,29 @@ struct AuthorizationMatrixTests {
         }
     }
 }
+
+/// `serve` without a token on an address others can reach.
+@Suite("Unauthenticated exposure")
+struct UnauthenticatedExposureTests {
+    @Test("serve refuses a non-loopback address without APP_API_TOKEN, in one line, unless told to run open")
+    func refusesToServeOpen() async throws {
+        let database = try await TestDatabase.make(.sqlite, migrated: false)
+        defer { Task { await database.close() } }
+        let environment = ["DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice"]
+        let refused = try await ProcessRunner.run(
+            Repository.executable, ["serve", "--migrate", "--host", "0.0.0.0", "--port", "0"], environment: environment,
+            removingEnvironment: ["APP_API_TOKEN"], timeout: .seconds(60))
+        let output = refused.standardOutput + refused.standardError
+        #expect(refused.status != 0)
+        let lines = output.split(separator: "\n").filter { $0.contains("APP_API_TOKEN") }
+        #expect(lines.count == 1 && lines.first?.hasPrefix("Error: refusing to serve 0.0.0.0:0 without APP_API_TOKEN") == true, "\(output)")
+
+        let open = try BackgroundProcess(
+            Repository.executable, ["serve", "--migrate", "--host", "0.0.0.0", "--port", "0"],
+            environment: environment.merging(["BUDPIPELINE_ALLOW_UNAUTHENTICATED": "true"]) { _, new in new })
+        let served = await open.waitForOutput("serving HTTP")
+        let status = await open.stop()
+        #expect(served && status == 0, "\(open.output)")
+        #expect(open.output.contains("SERVING WITHOUT AUTHENTICATION"))
+    }
+}
