@@ -1,9 +1,9 @@
+import BudPipelineHost
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
 import Testing
-import BudPipelineHost
 
 @testable import HTTPAPI
 
