@@ -309,6 +309,27 @@ struct AuthorizationMatrixTests {
             }
             let missing = try await server.send("GET", "/no/such/route", authenticated: false)
             #expect(missing.status == 401)
+
+            // Every operation the OpenAPI document lists, without the token: 401 but the open ones.
+            let document = try await server.send("GET", "/openapi.json", authenticated: false).json
+            let open: Set<String> = ["/health", "/ready", "/openapi.json", "/workflow-events"]
+            var checked = 0
+            for (path, item) in document["paths"]?.objectValue ?? [:] {
+                let concrete = path.replacingOccurrences(of: "{id}", with: fixture.pipeline).replacingOccurrences(
+                    of: "{type}", with: "log")
+                for method in item.objectValue?.keys ?? [] {
+                    let verb = method.uppercased()
+                    let body = verb == "GET" || verb == "DELETE" ? nil : "{}"
+                    let reply = try await server.send(verb, concrete, body: body, authenticated: false)
+                    if open.contains(path) || path.hasSuffix("/trigger/{id}") {
+                        #expect(reply.status != 401 || reply.json["code"] != "AUTHENTICATION_REQUIRED", "\(method) \(path)")
+                    } else {
+                        #expect(reply.status == 401 && reply.json["code"] == "AUTHENTICATION_REQUIRED", "\(method) \(path): \(reply.status)")
+                    }
+                    checked += 1
+                }
+            }
+            #expect(checked > 100)
         }
     }
 }
