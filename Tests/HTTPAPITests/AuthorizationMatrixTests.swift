@@ -324,7 +324,8 @@ struct AuthorizationMatrixTests {
                     if open.contains(path) || path.hasSuffix("/trigger/{id}") {
                         #expect(reply.status != 401 || reply.json["code"] != "AUTHENTICATION_REQUIRED", "\(method) \(path)")
                     } else {
-                        #expect(reply.status == 401 && reply.json["code"] == "AUTHENTICATION_REQUIRED", "\(method) \(path): \(reply.status)")
+                        #expect(
+                            reply.status == 401 && reply.json["code"] == "AUTHENTICATION_REQUIRED", "\(method) \(path): \(reply.status)")
                     }
                     checked += 1
                 }
