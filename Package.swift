@@ -280,8 +280,8 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "Runtime", "_BudPipelineTestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "Runtime", "Storage",
+                "_BudPipelineTestSupport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

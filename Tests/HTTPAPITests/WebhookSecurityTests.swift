@@ -1,6 +1,7 @@
 import BudJSON
 import Crypto
 import Foundation
+import Storage
 import Testing
 import _BudPipelineTestSupport
 
@@ -55,6 +56,18 @@ struct WebhookSecurityTests {
             let stored = try await server.send("GET", "/executions/\(execution)")
             #expect(stored.text.contains("header_x_request_source"))
             #expect(!stored.text.contains("caller-token") && !stored.text.contains(secret))
+
+            // A row stored before the refusal existed: the header is skipped when the webhook fires.
+            var legacy = try #require(try await server.database.store.trigger(WebhookRecord.self, id: id))
+            legacy.headersToInclude = ["Authorization", "X-Request-Source"]
+            _ = try await server.database.store.updateTrigger(legacy, expectedVersion: legacy.version)
+            let again = try await server.send(
+                "POST", "/trigger/\(id)", body: "{}",
+                headers: ["X-Webhook-Secret": secret, "X-Request-Source": "ci", "Authorization": "Bearer caller-token"],
+                authenticated: false)
+            let second = try #require(again.json["execution_id"]?.stringValue, "\(again.text)")
+            let legacyRun = try await server.send("GET", "/executions/\(second)")
+            #expect(legacyRun.text.contains("header_x_request_source") && !legacyRun.text.contains("caller-token"))
         }
     }
 
