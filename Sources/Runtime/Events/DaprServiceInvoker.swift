@@ -7,7 +7,8 @@ import Synchronization
 #endif
 
 /// Carries out the service calls plugins make (`invoke_service`) through Dapr's service
-/// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`.
+/// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`, built from the invocation's
+/// checked ``ServiceTarget`` and nothing else, so no call reaches another Dapr API.
 ///
 /// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token` and
 /// `x-app-api-token` (as the reference sends it); and a W3C `traceparent` whose trace id is the
@@ -46,8 +47,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
 
     public func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
         try admit(invocation.appID)
-        let path = invocation.path.hasPrefix("/") ? String(invocation.path.dropFirst()) : invocation.path
-        guard let url = URL(string: "\(endpoint)/v1.0/invoke/\(invocation.appID)/method/\(path)") else {
+        guard let url = URL(string: "\(endpoint)/\(invocation.target.invocationPath)") else {
             record(invocation.appID, failed: false)
             throw ServiceInvocationError("cannot build an invocation URL for \(invocation.appID) \(invocation.path)")
         }
