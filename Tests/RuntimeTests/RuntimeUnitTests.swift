@@ -59,7 +59,22 @@ struct RuntimeConfigurationTests {
         ("RETRY_BACKOFF_MULTIPLIER", "0.5", "RETRY_BACKOFF_MULTIPLIER=0.5 is not a number in 1.0...100.0"),
         ("PIPELINE_RETENTION_DAYS", "forever", "PIPELINE_RETENTION_DAYS=forever is not a whole number in 0...36500"),
         ("PIPELINE_CLEANUP_SCHEDULE", "0 3 * *", "PIPELINE_CLEANUP_SCHEDULE '0 3 * *': Too few fields (expected 5)"),
+        (
+            "BUDPIPELINE_SECRET_KEYS", "ssn,,pin",
+            "BUDPIPELINE_SECRET_KEYS: an entry is empty (write comma-separated keys, e.g. ssn,pin_code)"
+        ),
+        (
+            "BUDPIPELINE_SECRET_KEYS", "ssn;pin",
+            "BUDPIPELINE_SECRET_KEYS: 'ssn;pin' may hold letters, digits, '_', '-' and '.' only (write comma-separated keys, e.g. ssn,pin_code)"
+        ),
     ]
+
+    @Test func secretKeysSetting() throws {
+        #expect(try RuntimeConfiguration.from(environment: [:]).secretKeys == .builtIn)
+        let keys = try RuntimeConfiguration.from(environment: ["BUDPIPELINE_SECRET_KEYS": "ssn, pin_code"]).secretKeys
+        #expect(keys.isSecret("customer_ssn") && keys.isSecret("pinCode") && keys.isSecret("db_password"))
+        #expect(!keys.isSecret("max_tokens"))
+    }
 
     @Test(arguments: badSettings)
     func badSettingsAreOneLine(_ example: (name: String, value: String, message: String)) {

@@ -35,7 +35,7 @@ struct ExecutionRoutes: Sendable {
         guard let id = PipelineRoutes.uuid(raw) else { throw APIError.pipelineNotFound(raw) }
         do {
             let record = try await runtime.startSavedPipeline(id, start)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch let error as ExecutionStartError {
             throw Self.apiError(error, invalidTitle: "Invalid pipeline definition")
         }
@@ -56,7 +56,7 @@ struct ExecutionRoutes: Sendable {
     private func run(_ request: ExecutionRequest, invalidTitle: String) async throws -> JSONResponse {
         do {
             let record = try await runtime.startExecution(request)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch let error as ExecutionStartError {
             throw Self.apiError(error, invalidTitle: invalidTitle)
         }
@@ -112,7 +112,7 @@ struct ExecutionRoutes: Sendable {
         try reader.finish()
         let (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
         return JSONResponse([
-            "executions": .array(records.map(Representation.execution)),
+            "executions": .array(records.map { Representation.execution($0, masking: runtime.configuration.secretKeys) }),
             "pagination": [
                 "page": .int(page), "page_size": .int(pageSize), "total_count": .int(total),
                 "total_pages": .int((total + pageSize - 1) / pageSize),
@@ -123,7 +123,7 @@ struct ExecutionRoutes: Sendable {
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
         guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
-        return JSONResponse(Representation.execution(record))
+        return JSONResponse(Representation.execution(record, masking: runtime.configuration.secretKeys))
     }
 
     /// `GET /executions/{id}/progress`: `detail` = `summary` | `steps` | `full` (default).
@@ -138,12 +138,12 @@ struct ExecutionRoutes: Sendable {
         var recent: [JSONValue] = []
         if detail == "full", includeEvents {
             let events = try await store.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
-            recent = events.events.reversed().map(Representation.progressEvent)
+            recent = events.events.reversed().map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }
         }
         let showSteps = detail == "full" || detail == "steps"
         return JSONResponse([
-            "execution": Representation.execution(execution),
-            "steps": .array(showSteps ? steps.map(Representation.step) : []),
+            "execution": Representation.execution(execution, masking: runtime.configuration.secretKeys),
+            "steps": .array(showSteps ? steps.map { Representation.step($0, masking: runtime.configuration.secretKeys) } : []),
             "recent_events": .array(recent),
             "aggregated_progress": Representation.aggregatedProgress(
                 execution, steps: steps, eta: runtime.estimatedSecondsLeft(execution, steps: steps)),
@@ -153,7 +153,7 @@ struct ExecutionRoutes: Sendable {
     func steps(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
         guard let (_, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
-        return JSONResponse(["steps": .array(steps.map(Representation.step))])
+        return JSONResponse(["steps": .array(steps.map { Representation.step($0, masking: runtime.configuration.secretKeys) })])
     }
 
     /// `GET /executions/{id}/events`: progress events newest first.
@@ -171,7 +171,8 @@ struct ExecutionRoutes: Sendable {
         guard try await store.execution(id: id) != nil else { throw notFound(id, request) }
         let (events, total) = try await store.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
         return JSONResponse([
-            "events": .array(events.map(Representation.progressEvent)), "total_count": .int(total), "limit": .int(limit),
+            "events": .array(events.map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }),
+            "total_count": .int(total), "limit": .int(limit),
             "offset": .int(offset),
         ])
     }
@@ -188,7 +189,7 @@ struct ExecutionRoutes: Sendable {
         }
         try await runtime.cancel(executionID: id, reason: "Execution cancelled by request")
         guard let cancelled = try await store.execution(id: id) else { throw notFound(id, request) }
-        return JSONResponse(Representation.execution(cancelled))
+        return JSONResponse(Representation.execution(cancelled, masking: runtime.configuration.secretKeys))
     }
 
     /// `POST /executions/{id}/retry`: starts a new execution that continues a failed or cancelled
@@ -202,7 +203,7 @@ struct ExecutionRoutes: Sendable {
         try reader.finish()
         do {
             let record = try await runtime.retry(executionID: id, initiator: initiator)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch RuntimeError.executionNotFound {
             throw notFound(id, request)
         } catch let error as ExecutionRetryError {
@@ -256,7 +257,8 @@ struct ExecutionRoutes: Sendable {
                 keepAlive.cancel()
                 bus.unsubscribe(subscription.id)
             }
-            try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record)))
+            try await writer.write(
+                Self.serverSentEvent("snapshot", Representation.execution(record, masking: runtime.configuration.secretKeys)))
             if !record.status.isFinished {
                 // A stream ends when the server shuts down, so that it does not hold the shutdown up.
                 try await withGracefulShutdownHandler {

@@ -40,7 +40,9 @@ struct WebhookRoutes: Sendable {
             allowedIPs: config?.allowedIPs, headersToInclude: config?.headersToInclude ?? [], params: params, enabled: enabled,
             userID: PipelineRoutes.userID(request), createdAt: now, updatedAt: now)
         try await store.insertTrigger(record)
-        return JSONResponse(Representation.webhook(record, baseURL: baseURL(request), secret: secret), status: .created)
+        return JSONResponse(
+            Representation.webhook(record, baseURL: baseURL(request), masking: runtime.configuration.secretKeys, secret: secret),
+            status: .created)
     }
 
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -49,11 +51,12 @@ struct WebhookRoutes: Sendable {
         try reader.finish()
         let base = baseURL(request)
         let webhooks = try await store.triggers(WebhookRecord.self, matching: filter)
-        return JSONResponse(.array(webhooks.map { Representation.webhook($0, baseURL: base) }))
+        return JSONResponse(.array(webhooks.map { Representation.webhook($0, baseURL: base, masking: runtime.configuration.secretKeys) }))
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.webhook(try await webhook(context), baseURL: baseURL(request)))
+        JSONResponse(
+            Representation.webhook(try await webhook(context), baseURL: baseURL(request), masking: runtime.configuration.secretKeys))
     }
 
     /// `PUT /webhooks/{id}`: `name`, `config` (its lists replace the stored ones;
@@ -75,11 +78,11 @@ struct WebhookRoutes: Sendable {
             current.allowedIPs = config.allowedIPs
             current.headersToInclude = config.headersToInclude ?? []
         }
-        if let params { current.params = params }
+        if let params { current.params = runtime.configuration.secretKeys.restoringMasked(params, from: current.params) }
         if let enabled { current.enabled = enabled }
         current.updatedAt = Date()
         let stored = try await store.updateTrigger(current, expectedVersion: version)
-        return JSONResponse(Representation.webhook(stored, baseURL: baseURL(request)))
+        return JSONResponse(Representation.webhook(stored, baseURL: baseURL(request), masking: runtime.configuration.secretKeys))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
@@ -95,7 +98,8 @@ struct WebhookRoutes: Sendable {
         current.secretHash = Self.hash(secret)
         current.updatedAt = Date()
         let stored = try await store.updateTrigger(current, expectedVersion: version)
-        return JSONResponse(Representation.webhook(stored, baseURL: baseURL(request), secret: secret))
+        return JSONResponse(
+            Representation.webhook(stored, baseURL: baseURL(request), masking: runtime.configuration.secretKeys, secret: secret))
     }
 
     /// `POST /trigger/{id}`: starts the webhook's pipeline. Parameters: the webhook's, then the
