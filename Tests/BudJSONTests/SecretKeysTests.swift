@@ -113,6 +113,23 @@ struct SecretKeysTests {
         let notSecret = SecretKeys.builtIn.restoringMasked(["region": Self.marker], from: ["region": "eu"])
         #expect(notSecret["region"] == Self.marker, "only secret keys are restored")
     }
+
+    @Test("secret text never shows in descriptions, string interpolation, dumps or enclosing values")
+    func secretText() {
+        struct Holder {
+            let endpoint: String
+            let token: SecretText?
+        }
+        let token = SecretText("tok-123")
+        let holder = Holder(endpoint: "http://sidecar", token: token)
+        var dumped = ""
+        dump(holder, to: &dumped)
+        for text in ["\(token)", String(describing: token), String(reflecting: token), "\(holder)", String(reflecting: holder), dumped] {
+            #expect(!text.contains("tok-123"), "\(text)")
+        }
+        #expect("\(holder)".contains(SecretKeys.redactionMarker))
+        #expect(token.revealed == "tok-123")
+    }
 }
 
 @Suite("Secret key words")

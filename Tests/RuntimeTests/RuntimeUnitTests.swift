@@ -76,6 +76,32 @@ struct RuntimeConfigurationTests {
         #expect(!keys.isSecret("max_tokens"))
     }
 
+    @Test func secretsNeverShowInConfigurationDescriptions() throws {
+        let publishing = try PublishingConfiguration.from(environment: [
+            "DAPR_HTTP_ENDPOINT": "http://127.0.0.1:3500", "DAPR_API_TOKEN": "tok-4471",
+        ])
+        #expect(publishing.daprAPIToken?.revealed == "tok-4471")
+        #expect(!"\(publishing)".contains("tok-4471"))
+        let transport = DaprTransport(endpoint: "http://127.0.0.1:3500", apiToken: publishing.daprAPIToken, pubsubName: "pubsub")
+        let invoker = DaprServiceInvoker(endpoint: "http://127.0.0.1:3500", apiToken: publishing.daprAPIToken)
+        #expect(!"\(transport)".contains("tok-4471") && !String(reflecting: invoker.apiToken).contains("tok-4471"))
+    }
+
+    @Test(
+        arguments: [
+            ("postgresql://bud:s3cret@db:5432/pipes", "postgresql://bud:***@db:5432/pipes"),
+            ("postgresql://bud@db/pipes?password=s3cret&sslmode=require", "postgresql://bud@db/pipes?password=***&sslmode=require"),
+            ("postgresql://db/pipes?sslpassword=s3cret", "postgresql://db/pipes?sslpassword=***"),
+            ("postgresql://bud:s3c ret^{}@db/pipes", "postgresql://bud:***@db/pipes"),
+            ("postgresql://bud:a@b@db/pipes", "postgresql://bud:***@db/pipes"),
+            ("postgresql://db/pipes", "postgresql://db/pipes"),
+        ])
+    func databaseURLsAreShownWithoutPasswords(url: String, shown: String) throws {
+        let location = try DatabaseLocation.parse(url)
+        #expect(location.description == shown)
+        #expect(!location.description.contains("s3c") && !location.description.contains("a@b"))
+    }
+
     @Test(arguments: badSettings)
     func badSettingsAreOneLine(_ example: (name: String, value: String, message: String)) {
         #expect(throws: ConfigurationError(example.message)) { try RuntimeConfiguration.from(environment: [example.name: example.value]) }

@@ -1,3 +1,4 @@
+public import BudJSON
 public import BudPipelineHost
 import Foundation
 import Synchronization
@@ -21,7 +22,8 @@ import Synchronization
 /// closes or reopens the circuit. A service that is down thus costs its callers no timeouts.
 public final class DaprServiceInvoker: ServiceInvoker {
     public let endpoint: String
-    public let apiToken: String?
+    /// Sent as `dapr-api-token`; never shown (see ``SecretText``).
+    public let apiToken: SecretText?
     public let defaultTimeout: Duration
     public let failureThreshold: Int
     public let openInterval: Duration
@@ -35,7 +37,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
     private let circuits = Mutex<[String: Circuit]>([:])
 
     public init(
-        endpoint: String, apiToken: String?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
+        endpoint: String, apiToken: SecretText?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
         openInterval: Duration = .seconds(30)
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
@@ -59,8 +61,8 @@ public final class DaprServiceInvoker: ServiceInvoker {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         if let apiToken {
-            request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token")
-            request.setValue(apiToken, forHTTPHeaderField: "x-app-api-token")
+            request.setValue(apiToken.revealed, forHTTPHeaderField: "dapr-api-token")
+            request.setValue(apiToken.revealed, forHTTPHeaderField: "x-app-api-token")
         }
         let span = "\(invocation.stepID ?? "")/\(invocation.method) \(invocation.path)"
         if let traceparent = TraceContext.traceparent(executionID: invocation.executionID, spanSeed: span) {
