@@ -233,6 +233,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "BudJSONTests", dependencies: ["BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "BudServicesTests", dependencies: ["BudServices"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginSchemaTests", dependencies: ["PluginSchema", "BudJSON"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PipelineEngineTests",

@@ -73,7 +73,8 @@ struct ClusterHealth: BudServiceAction {
         var reachable = true
         do throws(BudServiceError) {
             let answer = try context.callBudService(
-                settings.budclusterAppID, "GET", "cluster/\(clusterID)/health", query: ["checks": checks.joined(separator: ",")],
+                settings.budclusterAppID, "GET", ServicePath("cluster", .value(clusterID, name: "cluster_id"), "health"),
+                query: ["checks": checks.joined(separator: ",")],
                 timeout: timeout)
             let data = answer["data"]?.objectValue ?? [:]
             for check in checks {

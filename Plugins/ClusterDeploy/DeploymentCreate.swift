@@ -215,7 +215,8 @@ struct DeploymentCreate: BudServiceAction {
         let model: JSONValue
         do throws(BudServiceError) {
             let answer = try context.callBudService(
-                settings.budappAppID, "GET", "models/\(modelID)", query: ["user_id": user], timeout: settings.timeout(seconds: 30))
+                settings.budappAppID, "GET", ServicePath("models", .value(modelID, name: "model_id")), query: ["user_id": user],
+                timeout: settings.timeout(seconds: 30))
             model = answer["model"] ?? answer["data"] ?? .null
         } catch {
             context.log(.warning, "model \(modelID) lookup failed, deploying without a simulation: \(error)")

@@ -52,7 +52,8 @@ struct DeploymentDelete: BudServiceAction {
         try requireValid(request.params, outputs: outputs)
         let user = try settings.requireActingUser(of: request, outputs: outputs)
         let answer = try context.requireBudService(
-            settings.budappAppID, "POST", "endpoints/\(endpointID)/delete-workflow", query: ["user_id": user],
+            settings.budappAppID, "POST", ServicePath("endpoints", .value(endpointID, name: "endpoint_id"), "delete-workflow"),
+            query: ["user_id": user],
             body: ["callback_topic": .string(callbackTopic), "force": .bool(request.params["force"]?.boolValue ?? false)],
             timeout: settings.timeout(seconds: 60), failing: "Failed to start the deletion", outputs: outputs)
         let wait = ParamReading.integer(request.params, "max_wait_seconds") ?? 300

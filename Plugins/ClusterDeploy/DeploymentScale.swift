@@ -71,7 +71,7 @@ struct DeploymentScale: BudServiceAction {
                 problems.joined(separator: "; "), outputs: outputs.merging(["message": .string(problems.joined(separator: "; "))]))
         }
         let user = try settings.requireActingUser(of: request, outputs: outputs)
-        let path = "endpoints/\(endpointID)/autoscale"
+        let path = ServicePath("endpoints", .value(endpointID, name: "endpoint_id"), "autoscale")
         var current = JSONObject()
         do throws(BudServiceError) {
             let answer = try context.callBudService(

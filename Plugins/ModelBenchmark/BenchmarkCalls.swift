@@ -33,7 +33,8 @@ struct BenchmarkCalls {
         let cluster: JSONValue
         do throws(BudServiceError) {
             let answer = try context.callBudService(
-                budapp, "GET", "clusters/\(input)", query: ["user_id": user], timeout: settings.timeout(seconds: 30))
+                budapp, "GET", ServicePath("clusters", .value(input, name: "cluster_id")), query: ["user_id": user],
+                timeout: settings.timeout(seconds: 30))
             cluster = answer["cluster"] ?? answer["data"] ?? .null
         } catch  where error.isRetryable {
             throw fail("Failed to fetch cluster info for \(input): \(error.description)", retryable: true)
@@ -68,7 +69,8 @@ struct BenchmarkCalls {
         let answer: JSONValue
         do throws(BudServiceError) {
             answer = try context.callBudService(
-                settings.budclusterAppID, "GET", "cluster/\(budClusterID)/nodes", timeout: settings.timeout(seconds: 30))
+                settings.budclusterAppID, "GET", ServicePath("cluster", .value(budClusterID, name: "bud_cluster_id"), "nodes"),
+                timeout: settings.timeout(seconds: 30))
         } catch {
             throw fail("Failed to list the nodes of cluster \(budClusterID): \(error.description)", retryable: error.isRetryable)
         }

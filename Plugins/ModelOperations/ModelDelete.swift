@@ -47,7 +47,8 @@ struct ModelDelete: BudServiceAction {
         let force = request.params["force"]?.boolValue ?? false
         do throws(BudServiceError) {
             _ = try context.callBudService(
-                settings.budappAppID, "DELETE", "models/\(modelID)", query: ["force": force ? "true" : "false", "user_id": user],
+                settings.budappAppID, "DELETE", ServicePath("models", .value(modelID, name: "model_id")),
+                query: ["force": force ? "true" : "false", "user_id": user],
                 timeout: settings.timeout(seconds: 30))
         } catch {
             throw error.stepFailure("Failed to delete the model", outputs: outputs.merging(["message": .string(error.description)]))

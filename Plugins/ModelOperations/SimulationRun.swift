@@ -123,7 +123,8 @@ struct SimulationRun: BudServiceAction {
         let user = try settings.requireActingUser(of: request, outputs: outputs)
         let modelID = ParamReading.string(params, "model_id") ?? ""
         let found = try context.requireBudService(
-            settings.budappAppID, "GET", "models/\(modelID)", query: ["user_id": user], timeout: settings.timeout(seconds: 30),
+            settings.budappAppID, "GET", ServicePath("models", .value(modelID, name: "model_id")), query: ["user_id": user],
+            timeout: settings.timeout(seconds: 30),
             failing: "Failed to look up model \(modelID)", outputs: outputs)
         let model = found["model"] ?? found["data"] ?? .null
         guard let path = BudModel.path(model) else {

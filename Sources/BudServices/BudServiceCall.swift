@@ -8,20 +8,25 @@ public struct BudServiceError: Error, Sendable, Equatable, CustomStringConvertib
     public var statusCode: Int?
     /// The service's own explanation (`detail`, `message` or `error` of its body), or the transport's.
     public var detail: String
+    /// Whether the call was never made: a path value was unusable, or the host refused the request.
+    public var isRefused: Bool
 
-    public init(app: String, statusCode: Int?, detail: String) {
+    public init(app: String, statusCode: Int?, detail: String, isRefused: Bool = false) {
         self.app = app
         self.statusCode = statusCode
         self.detail = detail
+        self.isRefused = isRefused
     }
 
-    /// Whether another attempt may succeed: no answer, 408, 429 or a 5xx.
+    /// Whether another attempt may succeed: no answer, 408, 429 or a 5xx; never a refused call.
     public var isRetryable: Bool {
+        guard !isRefused else { return false }
         guard let statusCode else { return true }
         return statusCode >= 500 || statusCode == 408 || statusCode == 429
     }
 
     public var description: String {
+        if isRefused { return "call to \(app) not made: \(detail)" }
         if let statusCode { return "\(app) answered HTTP \(statusCode): \(detail)" }
         return "\(app) did not answer: \(detail)"
     }
@@ -35,23 +40,34 @@ public struct BudServiceError: Error, Sendable, Equatable, CustomStringConvertib
 extension StepContext {
     /// Calls a bud service and returns its JSON answer (`{}` for an empty body).
     ///
-    /// `query` items with a `nil` value are left out; values are percent-encoded. A 2xx answer
-    /// whose body carries `code >= 400` (budapp's error envelope) counts as that error.
+    /// Each value of `path` is one percent-encoded segment, and a value that is empty, `.` or
+    /// `..` is refused before anything is sent (see ``ServicePath``). `query` items with a `nil`
+    /// value are left out; keys and values are percent-encoded. A 2xx answer whose body carries
+    /// `code >= 400` (budapp's error envelope) counts as that error. A refused call, here or by
+    /// the host, throws an error that is not retryable.
     public func callBudService(
         _ app: String,
         _ method: String,
-        _ path: String,
+        _ path: ServicePath,
         query: KeyValuePairs<String, String?> = [:],
         body: JSONValue? = nil,
         timeout: Duration
     ) throws(BudServiceError) -> JSONValue {
-        let items = query.compactMap { key, value in value.map { "\(key)=\(Self.percentEncoded($0))" } }
-        let fullPath = items.isEmpty ? path : "\(path)?\(items.joined(separator: "&"))"
+        let encodedPath: String
+        do {
+            encodedPath = try path.encoded()
+        } catch {
+            throw BudServiceError(app: app, statusCode: nil, detail: error.description, isRefused: true)
+        }
+        let items = query.compactMap { key, value in
+            value.map { "\(ServicePath.percentEncoded(key))=\(ServicePath.percentEncoded($0))" }
+        }
+        let fullPath = items.isEmpty ? encodedPath : "\(encodedPath)?\(items.joined(separator: "&"))"
         let answer: ServiceResponse
         do {
             answer = try invokeService(app, method: method, path: fullPath, body: body, timeout: timeout)
         } catch {
-            throw BudServiceError(app: app, statusCode: nil, detail: error.message)
+            throw BudServiceError(app: app, statusCode: nil, detail: error.message, isRefused: error.isRefused)
         }
         let json: JSONValue? = answer.body.isEmpty ? .object([:]) : answer.json
         let embeddedCode = json?["code"]?.intValue ?? 0
@@ -67,7 +83,7 @@ extension StepContext {
     public func requireBudService(
         _ app: String,
         _ method: String,
-        _ path: String,
+        _ path: ServicePath,
         query: KeyValuePairs<String, String?> = [:],
         body: JSONValue? = nil,
         timeout: Duration,
@@ -92,21 +108,5 @@ extension StepContext {
         }
         let text = String(decoding: body.prefix(500), as: UTF8.self)
         return text.isEmpty ? "no explanation given" : text
-    }
-
-    /// `text` with everything but RFC 3986 unreserved characters percent-encoded.
-    static func percentEncoded(_ text: String) -> String {
-        var encoded = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                encoded.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                encoded += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]], as: UTF8.self)
-            }
-        }
-        return encoded
     }
 }

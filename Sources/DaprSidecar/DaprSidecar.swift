@@ -21,6 +21,8 @@ import Synchronization
 /// - Subscription delivery: `deliver(_:)` posts an event to the app's route with `dapr-api-token`
 ///   and follows Dapr's reading of the answer: `SUCCESS` (or an empty 2xx) is done, `RETRY` or a
 ///   non-2xx answer is delivered again after a pause, `DROP` goes to the dead-letter list.
+/// - Every request that arrives, whatever its path (a real sidecar has many more APIs: state,
+///   secrets, …), is recorded as it came on the wire (``receivedRequests``), before routing.
 public final class DaprSidecar: Sendable {
     /// A message published through the sidecar.
     public struct Publication: Sendable, Equatable {
@@ -44,6 +46,17 @@ public final class DaprSidecar: Sendable {
         public var traceparent: String?
     }
 
+    /// A request as it arrived: its method and request target (path and query, undecoded).
+    public struct ReceivedRequest: Sendable, Equatable {
+        public var method: String
+        public var target: String
+
+        public init(method: String, target: String) {
+            self.method = method
+            self.target = target
+        }
+    }
+
     /// How a delivery ended.
     public enum DeliveryOutcome: Sendable, Equatable {
         case delivered(answer: JSONValue)
@@ -58,6 +71,7 @@ public final class DaprSidecar: Sendable {
     private struct State {
         var publications: [Publication] = []
         var invocations: [Invocation] = []
+        var received: [ReceivedRequest] = []
         var deadLetters: [JSONValue] = []
         var handlers: [String: InvocationHandler] = [:]
         var publishingEnabled = true
@@ -87,6 +101,7 @@ public final class DaprSidecar: Sendable {
     @discardableResult
     public func start(port: Int = 0) async throws -> Int {
         let router = Router()
+        router.add(middleware: RecordingMiddleware(sidecar: self))
         router.post("v1.0/publish/{pubsub}/{topic}") { request, context in try await self.publish(request, context: context) }
         router.on("v1.0/invoke/{app}/method/**", method: .get) { request, context in try await self.invoke(request, context: context) }
         router.on("v1.0/invoke/{app}/method/**", method: .post) { request, context in try await self.invoke(request, context: context) }
@@ -133,6 +148,8 @@ public final class DaprSidecar: Sendable {
 
     public var publications: [Publication] { state.withLock { $0.publications } }
     public var invocations: [Invocation] { state.withLock { $0.invocations } }
+    /// Every request received, in arrival order, routed or not.
+    public var receivedRequests: [ReceivedRequest] { state.withLock { $0.received } }
     public var deadLetters: [JSONValue] { state.withLock { $0.deadLetters } }
 
     /// Publications to one topic, in arrival order.
@@ -250,6 +267,22 @@ public final class DaprSidecar: Sendable {
         var buffer = ByteBuffer()
         buffer.writeBytes(body.serialized())
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: buffer))
+    }
+}
+
+/// Records each request before the router sees it.
+private struct RecordingMiddleware<Context: RequestContext>: RouterMiddleware {
+    let sidecar: DaprSidecar
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        sidecar.record(DaprSidecar.ReceivedRequest(method: request.method.rawValue, target: request.head.path ?? ""))
+        return try await next(request, context)
+    }
+}
+
+extension DaprSidecar {
+    fileprivate func record(_ request: ReceivedRequest) {
+        state.withLock { $0.received.append(request) }
     }
 }
 

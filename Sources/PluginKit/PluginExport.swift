@@ -166,7 +166,8 @@ final class PluginRuntime: @unchecked Sendable {
                 return .ok
             } catch {
                 runtime.write(error: String(describing: error), call: call)
-                return error is any RetryableError ? .retryableError : .fatalError
+                let refused = (error as? ServiceCallError)?.isRefused == true
+                return error is any RetryableError && !refused ? .retryableError : .fatalError
             }
         }
     }

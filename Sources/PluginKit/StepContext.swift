@@ -66,7 +66,9 @@ public struct StepContext: @unchecked Sendable {
     ///
     /// Any HTTP status is an answer; check ``ServiceResponse/statusCode``. Throws
     /// ``ServiceCallError`` (a ``RetryableError``) when no answer arrived or the host cannot
-    /// invoke services.
+    /// invoke services, and one marked ``ServiceCallError/isRefused`` when the host refused the
+    /// request: `path` must stay under the app's method path — no `.`, `..` or empty segments,
+    /// no fragment, backslash or control character, not even percent-encoded.
     public func invokeService(
         _ appID: String,
         method: String = "POST",
@@ -98,7 +100,10 @@ public struct StepContext: @unchecked Sendable {
         }
         let answer = response.body.ptr.map { Array(UnsafeBufferPointer(start: $0, count: response.body.len)) } ?? []
         guard status == BP_STATUS_OK.rawValue else {
-            throw ServiceCallError(message: String(decoding: answer, as: UTF8.self))
+            let refused = status == BP_STATUS_INVALID_ARGUMENT.rawValue
+            let message = String(decoding: answer, as: UTF8.self)
+            throw ServiceCallError(
+                message: message.isEmpty && refused ? "the host refused the call as malformed" : message, isRefused: refused)
         }
         return ServiceResponse(statusCode: Int(response.http_status), body: answer)
     }
@@ -128,9 +133,17 @@ public struct ServiceResponse: Sendable, Equatable {
     }
 }
 
-/// No answer came from the called service (refused, timed out, circuit open, not configured).
+/// No answer came from the called service (connection refused, timed out, circuit open, not
+/// configured), or the host refused to make the call.
+///
+/// A call the host refused to make (``isRefused``: a malformed request, or an app id or path it
+/// does not allow) fails the step without a retry, even though the type is a ``RetryableError``:
+/// the same request would be refused again.
 public struct ServiceCallError: RetryableError, Sendable, Equatable, CustomStringConvertible {
     public var message: String
+    /// Whether the host refused to make the call (`BP_STATUS_INVALID_ARGUMENT`), rather than no
+    /// answer arriving.
+    public var isRefused = false
 
     public var description: String { message }
 }

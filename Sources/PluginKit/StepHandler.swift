@@ -85,6 +85,8 @@ extension StepOutcome {
         switch error {
         case let failure as StepFailure:
             self = .failed(message: failure.message, retryable: failure.isRetryable, outputs: failure.outputs)
+        case let refused as ServiceCallError where refused.isRefused:
+            self = .failed(message: refused.message, retryable: false)
         case let retryable as any RetryableError:
             self = .failed(message: String(describing: retryable), retryable: true)
         default:

@@ -59,7 +59,48 @@ struct RuntimeConfigurationTests {
         ("RETRY_BACKOFF_MULTIPLIER", "0.5", "RETRY_BACKOFF_MULTIPLIER=0.5 is not a number in 1.0...100.0"),
         ("PIPELINE_RETENTION_DAYS", "forever", "PIPELINE_RETENTION_DAYS=forever is not a whole number in 0...36500"),
         ("PIPELINE_CLEANUP_SCHEDULE", "0 3 * *", "PIPELINE_CLEANUP_SCHEDULE '0 3 * *': Too few fields (expected 5)"),
+        (
+            "BUDPIPELINE_SECRET_KEYS", "ssn,,pin",
+            "BUDPIPELINE_SECRET_KEYS: an entry is empty (write comma-separated keys, e.g. ssn,pin_code)"
+        ),
+        (
+            "BUDPIPELINE_SECRET_KEYS", "ssn;pin",
+            "BUDPIPELINE_SECRET_KEYS: 'ssn;pin' may hold letters, digits, '_', '-' and '.' only (write comma-separated keys, e.g. ssn,pin_code)"
+        ),
     ]
+
+    @Test func secretKeysSetting() throws {
+        #expect(try RuntimeConfiguration.from(environment: [:]).secretKeys == .builtIn)
+        let keys = try RuntimeConfiguration.from(environment: ["BUDPIPELINE_SECRET_KEYS": "ssn, pin_code"]).secretKeys
+        #expect(keys.isSecret("customer_ssn") && keys.isSecret("pinCode") && keys.isSecret("db_password"))
+        #expect(!keys.isSecret("max_tokens"))
+    }
+
+    @Test func secretsNeverShowInConfigurationDescriptions() throws {
+        let publishing = try PublishingConfiguration.from(environment: [
+            "DAPR_HTTP_ENDPOINT": "http://127.0.0.1:3500", "DAPR_API_TOKEN": "tok-4471",
+        ])
+        #expect(publishing.daprAPIToken?.revealed == "tok-4471")
+        #expect(!"\(publishing)".contains("tok-4471"))
+        let transport = DaprTransport(endpoint: "http://127.0.0.1:3500", apiToken: publishing.daprAPIToken, pubsubName: "pubsub")
+        let invoker = DaprServiceInvoker(endpoint: "http://127.0.0.1:3500", apiToken: publishing.daprAPIToken)
+        #expect(!"\(transport)".contains("tok-4471") && !String(reflecting: invoker.apiToken).contains("tok-4471"))
+    }
+
+    @Test(
+        arguments: [
+            ("postgresql://bud:s3cret@db:5432/pipes", "postgresql://bud:***@db:5432/pipes"),
+            ("postgresql://bud@db/pipes?password=s3cret&sslmode=require", "postgresql://bud@db/pipes?password=***&sslmode=require"),
+            ("postgresql://db/pipes?sslpassword=s3cret", "postgresql://db/pipes?sslpassword=***"),
+            ("postgresql://bud:s3c ret^{}@db/pipes", "postgresql://bud:***@db/pipes"),
+            ("postgresql://bud:a@b@db/pipes", "postgresql://bud:***@db/pipes"),
+            ("postgresql://db/pipes", "postgresql://db/pipes"),
+        ])
+    func databaseURLsAreShownWithoutPasswords(url: String, shown: String) throws {
+        let location = try DatabaseLocation.parse(url)
+        #expect(location.description == shown)
+        #expect(!location.description.contains("s3c") && !location.description.contains("a@b"))
+    }
 
     @Test(arguments: badSettings)
     func badSettingsAreOneLine(_ example: (name: String, value: String, message: String)) {

@@ -7,6 +7,10 @@ import Storage
 /// How stored records look on the wire: the reference service's field names and formats
 /// (timestamps as ISO-8601 in UTC with microseconds, percentages as decimal strings, GET statuses
 /// upper-case).
+///
+/// Stored params and outputs are shown with the values of secret keys masked (`masking`, see
+/// ``SecretKeys``); the stored records keep their values. Pipeline definitions are shown as
+/// written: they are the source clients edit.
 enum Representation {
     static func timestamp(_ date: Date?) -> JSONValue {
         date.map { .string(SQLTimestamp.format($0)) } ?? .null
@@ -53,8 +57,9 @@ enum Representation {
 
     // MARK: Executions
 
-    /// `PipelineExecutionResponse`: what `GET /executions/{id}` and the listing return.
-    static func execution(_ record: ExecutionRecord) -> JSONValue {
+    /// `PipelineExecutionResponse`: what `GET /executions/{id}` and the listing return; the
+    /// definition snapshot (its `params`, and the DAG run) and the final outputs masked.
+    static func execution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         var errorInfo = record.errorInfo
         if var info = errorInfo, info["message"] == nil, let error = info["error"] {
             info["message"] = error
@@ -65,13 +70,13 @@ enum Representation {
         return [
             "id": .string(record.id),
             "version": .int(record.version),
-            "pipeline_definition": .object(snapshot),
+            "pipeline_definition": .object(secrets.masked(snapshot)),
             "initiator": .string(record.initiator),
             "start_time": timestamp(record.startTime),
             "end_time": timestamp(record.endTime),
             "status": .string(record.status.rawValue),
             "progress_percentage": percentage(record.progress),
-            "final_outputs": optional(record.finalOutputs),
+            "final_outputs": optional(record.finalOutputs.map(secrets.masked)),
             "error_info": optional(errorInfo),
             "created_at": timestamp(record.createdAt),
             "updated_at": timestamp(record.updatedAt),
@@ -80,8 +85,8 @@ enum Representation {
     }
 
     /// `ExecutionResponse`: what `POST /executions` and `/executions/run` answer at once. The
-    /// status is lower-case here, as the reference has it.
-    static func startedExecution(_ record: ExecutionRecord) -> JSONValue {
+    /// status is lower-case here, as the reference has it. Params and outputs masked.
+    static func startedExecution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
             "execution_id": .string(record.id),
@@ -90,8 +95,8 @@ enum Representation {
             "status": startStatus(record),
             "started_at": timestamp(record.startTime ?? record.createdAt),
             "completed_at": timestamp(record.endTime),
-            "params": .object(record.params),
-            "outputs": .object(record.finalOutputs ?? [:]),
+            "params": .object(secrets.masked(record.params)),
+            "outputs": .object(secrets.masked(record.finalOutputs ?? [:])),
             "error": record.errorInfo?["message"] ?? record.errorInfo?["error"] ?? .null,
             "retry_of": record.definitionSnapshot["retry_of"] ?? .null,
         ]
@@ -102,8 +107,8 @@ enum Representation {
         .string(record.status == .pending ? "running" : record.status.rawValue.lowercased())
     }
 
-    /// `StepExecutionResponse`.
-    static func step(_ record: StepRecord) -> JSONValue {
+    /// `StepExecutionResponse`; outputs masked.
+    static func step(_ record: StepRecord, masking secrets: SecretKeys) -> JSONValue {
         let state = record.state
         return [
             "id": .string(record.id),
@@ -116,7 +121,7 @@ enum Representation {
             "end_time": timestamp(state.endedAt),
             "progress_percentage": percentage(state.progress),
             "eta_seconds": state.etaSeconds.map(JSONValue.int) ?? .null,
-            "outputs": .object(state.outputs ?? [:]),
+            "outputs": .object(secrets.masked(state.outputs ?? [:])),
             "error_message": optional(state.error),
             "retry_count": .int(state.attempt),
             "sequence_number": .int(state.sequence),
@@ -129,8 +134,8 @@ enum Representation {
         ]
     }
 
-    /// `ProgressEventResponse`.
-    static func progressEvent(_ event: ProgressEventRecord) -> JSONValue {
+    /// `ProgressEventResponse`; details masked.
+    static func progressEvent(_ event: ProgressEventRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(event.id),
             "execution_id": .string(event.executionID),
@@ -138,7 +143,7 @@ enum Representation {
             "progress_percentage": percentage(event.progress),
             "eta_seconds": event.etaSeconds.map(JSONValue.int) ?? .null,
             "current_step_desc": optional(event.currentStepDescription),
-            "event_details": optional(event.details),
+            "event_details": optional(event.details.map(secrets.masked)),
             "timestamp": timestamp(event.timestamp),
             "sequence_number": .int(event.sequenceNumber),
             "created_at": timestamp(event.createdAt),

@@ -3,8 +3,8 @@ import Foundation
 import Storage
 
 extension Representation {
-    /// `ScheduleResponse`.
-    static func schedule(_ record: ScheduleRecord) -> JSONValue {
+    /// `ScheduleResponse`; params masked.
+    static func schedule(_ record: ScheduleRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
             "workflow_id": .string(record.pipelineID),
@@ -13,7 +13,7 @@ extension Representation {
                 "type": .string(record.kind.rawValue), "expression": optional(record.expression),
                 "timezone": .string(record.timezone), "run_at": timestamp(record.runAt),
             ],
-            "params": .object(record.params),
+            "params": .object(secrets.masked(record.params)),
             "enabled": .bool(record.enabled),
             "description": optional(record.description),
             "created_at": timestamp(record.createdAt),
@@ -30,8 +30,9 @@ extension Representation {
         ]
     }
 
-    /// `WebhookResponse`; `secret` is the plain secret only right after it was made.
-    static func webhook(_ record: WebhookRecord, baseURL: String, secret: String? = nil) -> JSONValue {
+    /// `WebhookResponse`; params masked. `secret` is the plain secret, only right after it was made
+    /// (shown once, by design: it is not masked).
+    static func webhook(_ record: WebhookRecord, baseURL: String, masking secrets: SecretKeys, secret: String? = nil) -> JSONValue {
         [
             "id": .string(record.id),
             "workflow_id": .string(record.pipelineID),
@@ -44,7 +45,7 @@ extension Representation {
                 "allowed_ips": record.allowedIPs.map { .array($0.map(JSONValue.string)) } ?? .null,
                 "headers_to_include": .array(record.headersToInclude.map(JSONValue.string)),
             ],
-            "params": .object(record.params),
+            "params": .object(secrets.masked(record.params)),
             "enabled": .bool(record.enabled),
             "created_at": timestamp(record.createdAt),
             "updated_at": timestamp(record.updatedAt),
@@ -55,14 +56,14 @@ extension Representation {
         ]
     }
 
-    /// `EventTriggerResponse`.
-    static func eventTrigger(_ record: EventTriggerRecord) -> JSONValue {
+    /// `EventTriggerResponse`; params masked.
+    static func eventTrigger(_ record: EventTriggerRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
             "workflow_id": .string(record.pipelineID),
             "name": .string(record.name),
             "config": ["event_type": .string(record.eventType), "filters": .object(record.filters)],
-            "params": .object(record.params),
+            "params": .object(secrets.masked(record.params)),
             "enabled": .bool(record.enabled),
             "created_at": timestamp(record.createdAt),
             "updated_at": timestamp(record.updatedAt),

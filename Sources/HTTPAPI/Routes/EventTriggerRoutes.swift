@@ -51,7 +51,7 @@ struct EventTriggerRoutes: Sendable {
             filters: config.filters ?? [:], params: params, enabled: enabled, userID: owner, createdAt: now,
             updatedAt: now)
         try await store.insertTrigger(record)
-        return JSONResponse(Representation.eventTrigger(record), status: .created)
+        return JSONResponse(Representation.eventTrigger(record, masking: runtime.configuration.secretKeys), status: .created)
     }
 
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -61,7 +61,7 @@ struct EventTriggerRoutes: Sendable {
             ownerID: try Caller(request).userID)
         try reader.finish()
         let triggers = try await store.triggers(EventTriggerRecord.self, matching: filter)
-        return JSONResponse(.array(triggers.map(Representation.eventTrigger)))
+        return JSONResponse(.array(triggers.map { Representation.eventTrigger($0, masking: runtime.configuration.secretKeys) }))
     }
 
     func types(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -71,7 +71,8 @@ struct EventTriggerRoutes: Sendable {
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.eventTrigger(try await eventTrigger(request, context, .read)))
+        JSONResponse(
+            Representation.eventTrigger(try await eventTrigger(request, context, .read), masking: runtime.configuration.secretKeys))
     }
 
     /// `PUT /event-triggers/{id}`: `name`, `config` (flat or nested; replaces type and filters it
@@ -91,10 +92,12 @@ struct EventTriggerRoutes: Sendable {
         if let name { current.name = name }
         if let eventType = config.eventType { current.eventType = try Self.supported(eventType) }
         if let filters = config.filters { current.filters = filters }
-        if let params { current.params = params }
+        if let params { current.params = runtime.configuration.secretKeys.restoringMasked(params, from: current.params) }
         if let enabled { current.enabled = enabled }
         current.updatedAt = Date()
-        return JSONResponse(Representation.eventTrigger(try await store.updateTrigger(current, expectedVersion: version)))
+        return JSONResponse(
+            Representation.eventTrigger(
+                try await store.updateTrigger(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {

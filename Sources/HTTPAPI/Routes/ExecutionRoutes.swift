@@ -36,7 +36,7 @@ struct ExecutionRoutes: Sendable {
         guard let id = PipelineRoutes.uuid(raw) else { throw APIError.pipelineNotFound(raw) }
         do {
             let record = try await runtime.startSavedPipeline(id, start)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch let error as ExecutionStartError {
             throw Self.apiError(error, invalidTitle: "Invalid pipeline definition")
         }
@@ -58,7 +58,7 @@ struct ExecutionRoutes: Sendable {
     private func run(_ request: ExecutionRequest, invalidTitle: String) async throws -> JSONResponse {
         do {
             let record = try await runtime.startExecution(request)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch let error as ExecutionStartError {
             throw Self.apiError(error, invalidTitle: invalidTitle)
         }
@@ -135,7 +135,7 @@ struct ExecutionRoutes: Sendable {
             (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
         }
         return JSONResponse([
-            "executions": .array(records.map(Representation.execution)),
+            "executions": .array(records.map { Representation.execution($0, masking: runtime.configuration.secretKeys) }),
             "pagination": [
                 "page": .int(page), "page_size": .int(pageSize), "total_count": .int(total),
                 "total_pages": .int((total + pageSize - 1) / pageSize),
@@ -163,7 +163,7 @@ struct ExecutionRoutes: Sendable {
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let record = try await execution(request, context: context, .read)
-        return JSONResponse(Representation.execution(record))
+        return JSONResponse(Representation.execution(record, masking: runtime.configuration.secretKeys))
     }
 
     /// `GET /executions/{id}/progress`: `detail` = `summary` | `steps` | `full` (default).
@@ -178,12 +178,12 @@ struct ExecutionRoutes: Sendable {
         var recent: [JSONValue] = []
         if detail == "full", includeEvents {
             let events = try await store.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
-            recent = events.events.reversed().map(Representation.progressEvent)
+            recent = events.events.reversed().map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }
         }
         let showSteps = detail == "full" || detail == "steps"
         return JSONResponse([
-            "execution": Representation.execution(execution),
-            "steps": .array(showSteps ? steps.map(Representation.step) : []),
+            "execution": Representation.execution(execution, masking: runtime.configuration.secretKeys),
+            "steps": .array(showSteps ? steps.map { Representation.step($0, masking: runtime.configuration.secretKeys) } : []),
             "recent_events": .array(recent),
             "aggregated_progress": Representation.aggregatedProgress(
                 execution, steps: steps, eta: runtime.estimatedSecondsLeft(execution, steps: steps)),
@@ -193,7 +193,7 @@ struct ExecutionRoutes: Sendable {
     func steps(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
         let (_, steps) = try await executionWithSteps(id, request, .read)
-        return JSONResponse(["steps": .array(steps.map(Representation.step))])
+        return JSONResponse(["steps": .array(steps.map { Representation.step($0, masking: runtime.configuration.secretKeys) })])
     }
 
     /// `GET /executions/{id}/events`: progress events newest first.
@@ -211,7 +211,8 @@ struct ExecutionRoutes: Sendable {
         _ = try await execution(request, context: context, .read)
         let (events, total) = try await store.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
         return JSONResponse([
-            "events": .array(events.map(Representation.progressEvent)), "total_count": .int(total), "limit": .int(limit),
+            "events": .array(events.map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }),
+            "total_count": .int(total), "limit": .int(limit),
             "offset": .int(offset),
         ])
     }
@@ -228,7 +229,7 @@ struct ExecutionRoutes: Sendable {
         }
         try await runtime.cancel(executionID: id, reason: "Execution cancelled by request")
         guard let cancelled = try await store.execution(id: id) else { throw notFound(id, request) }
-        return JSONResponse(Representation.execution(cancelled))
+        return JSONResponse(Representation.execution(cancelled, masking: runtime.configuration.secretKeys))
     }
 
     /// `POST /executions/{id}/retry`: starts a new execution that continues a failed or cancelled
@@ -243,7 +244,7 @@ struct ExecutionRoutes: Sendable {
         _ = try await execution(request, context: context, .change)
         do {
             let record = try await runtime.retry(executionID: id, initiator: initiator)
-            return JSONResponse(Representation.startedExecution(record), status: .created)
+            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
         } catch RuntimeError.executionNotFound {
             throw notFound(id, request)
         } catch let error as ExecutionRetryError {
@@ -297,7 +298,8 @@ struct ExecutionRoutes: Sendable {
                 keepAlive.cancel()
                 bus.unsubscribe(subscription.id)
             }
-            try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record)))
+            try await writer.write(
+                Self.serverSentEvent("snapshot", Representation.execution(record, masking: runtime.configuration.secretKeys)))
             if !record.status.isFinished {
                 // A stream ends when the server shuts down, so that it does not hold the shutdown up.
                 try await withGracefulShutdownHandler {

@@ -52,7 +52,7 @@ struct ScheduleRoutes: Sendable {
         record.nextRunAt = try Self.nextRun(of: record, after: now)
         try await store.insertTrigger(record)
         runtime.schedulesChanged()
-        return JSONResponse(Representation.schedule(record), status: .created)
+        return JSONResponse(Representation.schedule(record, masking: runtime.configuration.secretKeys), status: .created)
     }
 
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -63,11 +63,14 @@ struct ScheduleRoutes: Sendable {
             ownerID: try Caller(request).userID)
         try reader.finish()
         let schedules = try await store.triggers(ScheduleRecord.self, matching: filter)
-        return JSONResponse(["schedules": .array(schedules.map(Representation.schedule)), "total": .int(schedules.count)])
+        return JSONResponse([
+            "schedules": .array(schedules.map { Representation.schedule($0, masking: runtime.configuration.secretKeys) }),
+            "total": .int(schedules.count),
+        ])
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.schedule(try await schedule(request, context, .read)))
+        JSONResponse(Representation.schedule(try await schedule(request, context, .read), masking: runtime.configuration.secretKeys))
     }
 
     /// `PUT /schedules/{id}`: every field optional. A new `schedule` or enabling a paused schedule
@@ -89,7 +92,7 @@ struct ScheduleRoutes: Sendable {
         let version = expectedVersion ?? current.version
         let now = Date()
         if let name { current.name = name }
-        if let params { current.params = params }
+        if let params { current.params = runtime.configuration.secretKeys.restoringMasked(params, from: current.params) }
         if let description { current.description = description }
         if let maxRuns { current.maxRuns = maxRuns }
         if let expiresAt { current.expiresAt = expiresAt }
@@ -111,7 +114,7 @@ struct ScheduleRoutes: Sendable {
         current.updatedAt = now
         let stored = try await store.updateTrigger(current, expectedVersion: version)
         runtime.schedulesChanged()
-        return JSONResponse(Representation.schedule(stored))
+        return JSONResponse(Representation.schedule(stored, masking: runtime.configuration.secretKeys))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
@@ -127,7 +130,9 @@ struct ScheduleRoutes: Sendable {
         if current.status == .active { current.status = .paused }
         current.nextRunAt = nil
         current.updatedAt = Date()
-        return JSONResponse(Representation.schedule(try await store.updateTrigger(current, expectedVersion: version)))
+        return JSONResponse(
+            Representation.schedule(
+                try await store.updateTrigger(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
     }
 
     func resume(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -144,7 +149,7 @@ struct ScheduleRoutes: Sendable {
         current.updatedAt = now
         let stored = try await store.updateTrigger(current, expectedVersion: version)
         runtime.schedulesChanged()
-        return JSONResponse(Representation.schedule(stored))
+        return JSONResponse(Representation.schedule(stored, masking: runtime.configuration.secretKeys))
     }
 
     /// `POST /schedules/{id}/trigger`: runs the pipeline now; an optional body object overrides

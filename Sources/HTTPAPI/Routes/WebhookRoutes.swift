@@ -61,7 +61,8 @@ struct WebhookRoutes: Sendable {
             params: params, enabled: enabled, userID: owner, createdAt: now, updatedAt: now)
         let secret = Self.authenticate(&record, mode: config?.requestedMode ?? .secret)
         try await store.insertTrigger(record)
-        return JSONResponse(Representation.webhook(record, baseURL: baseURL, secret: secret), status: .created)
+        return JSONResponse(
+            Representation.webhook(record, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret), status: .created)
     }
 
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -71,11 +72,12 @@ struct WebhookRoutes: Sendable {
         try reader.finish()
         let base = baseURL
         let webhooks = try await store.triggers(WebhookRecord.self, matching: filter)
-        return JSONResponse(.array(webhooks.map { Representation.webhook($0, baseURL: base) }))
+        return JSONResponse(.array(webhooks.map { Representation.webhook($0, baseURL: base, masking: runtime.configuration.secretKeys) }))
     }
 
     func get(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
-        JSONResponse(Representation.webhook(try await webhook(request, context, .read), baseURL: baseURL))
+        JSONResponse(
+            Representation.webhook(try await webhook(request, context, .read), baseURL: baseURL, masking: runtime.configuration.secretKeys))
     }
 
     /// `PUT /webhooks/{id}`: `name`, `config`, `params`, `enabled`, each optional; what the body
@@ -102,11 +104,11 @@ struct WebhookRoutes: Sendable {
             if let tolerance = config.tolerance { current.signatureTolerance = tolerance }
             if let mode = config.requestedMode, mode != Self.mode(of: current) { secret = Self.authenticate(&current, mode: mode) }
         }
-        if let params { current.params = params }
+        if let params { current.params = runtime.configuration.secretKeys.restoringMasked(params, from: current.params) }
         if let enabled { current.enabled = enabled }
         current.updatedAt = Date()
         let stored = try await store.updateTrigger(current, expectedVersion: version)
-        return JSONResponse(Representation.webhook(stored, baseURL: baseURL, secret: secret))
+        return JSONResponse(Representation.webhook(stored, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
@@ -122,7 +124,7 @@ struct WebhookRoutes: Sendable {
         let secret = Self.authenticate(&current, mode: Self.mode(of: current) == .signature ? .signature : .secret)
         current.updatedAt = Date()
         let stored = try await store.updateTrigger(current, expectedVersion: version)
-        return JSONResponse(Representation.webhook(stored, baseURL: baseURL, secret: secret))
+        return JSONResponse(Representation.webhook(stored, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret))
     }
 
     /// `POST /trigger/{id}`: starts the webhook's pipeline as the webhook's owner. Parameters:

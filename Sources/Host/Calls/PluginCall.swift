@@ -163,12 +163,18 @@ final class PluginCall: Sendable {
     func log(level: bp_log_level, message: bp_bytes) {
         let level = Logger.Level(pluginLevel: level)
         guard level >= plugin.logger.logLevel else { return }
+        let text = LogLine.truncated(message.text, maximumBytes: plugin.limits.maximumLogLineBytes)
+        plugin.logger.log(level: level, "\(text)", metadata: callMetadata)
+    }
+
+    /// What the host's log lines about this call carry beside the plugin's own metadata: the
+    /// function called, and the action, execution and step when there are.
+    private var callMetadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["plugin_call": "\(kind.rawValue)"]
         if let action { metadata["action"] = "\(action)" }
         if let executionID = context.executionID { metadata["execution_id"] = "\(executionID)" }
         if let stepID = context.stepID { metadata["step_id"] = "\(stepID)" }
-        let text = LogLine.truncated(message.text, maximumBytes: plugin.limits.maximumLogLineBytes)
-        plugin.logger.log(level: level, "\(text)", metadata: metadata)
+        return metadata
     }
 
     func reportProgress(_ pointer: UnsafePointer<bp_progress>?) -> CallStatus {
@@ -219,16 +225,23 @@ final class PluginCall: Sendable {
             answer(responsePointer, status: 0, body: Array("service invocation is not configured on this host".utf8))
             return .unsupported
         }
-        let invocation = ServiceInvocation(
-            appID: appID,
-            method: method.uppercased(),
-            path: path,
-            body: Array(request.body.buffer),
-            timeout: request.timeout_ms == 0 ? nil : .milliseconds(Int64(request.timeout_ms)),
-            pluginName: plugin.name,
-            executionID: context.executionID,
-            stepID: context.stepID
-        )
+        let invocation: ServiceInvocation
+        do {
+            invocation = try ServiceInvocation(
+                appID: appID,
+                method: method,
+                path: path,
+                body: Array(request.body.buffer),
+                timeout: request.timeout_ms == 0 ? nil : .milliseconds(Int64(request.timeout_ms)),
+                pluginName: plugin.name,
+                executionID: context.executionID,
+                stepID: context.stepID
+            )
+        } catch {
+            plugin.logger.warning("service call refused", metadata: callMetadata.merging(["reason": "\(error.message)"]) { $1 })
+            answer(responsePointer, status: 0, body: Array("service call refused: \(error.message)".utf8))
+            return .invalidArgument
+        }
         switch Self.waitForAnswer(from: invoker, to: invocation) {
         case .success(let response):
             answer(responsePointer, status: UInt32(clamping: response.statusCode), body: response.body)

@@ -1,11 +1,12 @@
 /// A request a plugin makes, through the host, to another service (`invoke_service`).
+///
+/// It exists only with a checked ``ServiceTarget`` and method: whatever the plugin passed, an
+/// invoker can send it nowhere but to the target app's method path.
 public struct ServiceInvocation: Sendable, Equatable {
-    /// Target service id, e.g. `budapp`.
-    public var appID: String
-    /// HTTP method, upper case.
-    public var method: String
-    /// Path on the target service, possibly with a query string.
-    public var path: String
+    /// The app and the method path under its invocation API.
+    public let target: ServiceTarget
+    /// HTTP method, upper case: ASCII letters only (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`, …).
+    public let method: String
     /// JSON request body; empty for none.
     public var body: [UInt8]
     /// How long to wait for the answer; `nil` for the invoker's default.
@@ -15,6 +16,11 @@ public struct ServiceInvocation: Sendable, Equatable {
     public var executionID: String?
     public var stepID: String?
 
+    /// The longest method name accepted.
+    public static let maximumMethodBytes = 16
+
+    /// Checks the target (see ``ServiceTarget``) and the method (upper-cased; 1 to
+    /// ``maximumMethodBytes`` ASCII letters); throws a refusal naming the problem.
     public init(
         appID: String,
         method: String,
@@ -24,16 +30,27 @@ public struct ServiceInvocation: Sendable, Equatable {
         pluginName: String,
         executionID: String? = nil,
         stepID: String? = nil
-    ) {
-        self.appID = appID
+    ) throws(ServiceRequestRefusal) {
+        let method = method.uppercased()
+        guard (1...Self.maximumMethodBytes).contains(method.utf8.count),
+            method.utf8.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
+        else {
+            throw ServiceRequestRefusal("the HTTP method is not 1 to \(Self.maximumMethodBytes) ASCII letters")
+        }
+        self.target = try ServiceTarget(appID: appID, path: path)
         self.method = method
-        self.path = path
         self.body = body
         self.timeout = timeout
         self.pluginName = pluginName
         self.executionID = executionID
         self.stepID = stepID
     }
+
+    /// Target service id, e.g. `budapp`.
+    public var appID: String { target.appID }
+
+    /// Path on the target service, possibly with a query string (without a leading `/`).
+    public var path: String { target.pathWithQuery }
 }
 
 /// The answer of another service.

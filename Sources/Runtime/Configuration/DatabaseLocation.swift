@@ -1,3 +1,4 @@
+import BudJSON
 public import BudPipelineHost
 import Foundation
 public import Storage
@@ -91,9 +92,28 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `url` with the password of its user info and the values of secret query parameters
+    /// (`password`, `sslpassword`, …) replaced by `***`, read without a URL parser so that a URL
+    /// none would accept is masked too.
     static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let authorityEnd = url[schemeEnd.upperBound...].firstIndex { "/?#".contains($0) } ?? url.endIndex
+        var authority = String(url[schemeEnd.upperBound..<authorityEnd])
+        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+            authority = String(authority[...colon]) + "***" + String(authority[at...])
+        }
+        var rest = String(url[authorityEnd...])
+        if let questionMark = rest.firstIndex(of: "?") {
+            let fragmentStart = rest[questionMark...].firstIndex(of: "#") ?? rest.endIndex
+            let parameters = rest[rest.index(after: questionMark)..<fragmentStart].split(separator: "&", omittingEmptySubsequences: false)
+            let masked = parameters.map { parameter -> String in
+                guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+                let name = String(parameter[..<equals])
+                let secret = name.lowercased().contains("password") || SecretKeys.builtIn.isSecret(name)
+                return secret ? "\(name)=***" : String(parameter)
+            }
+            rest = String(rest[...questionMark]) + masked.joined(separator: "&") + String(rest[fragmentStart...])
+        }
+        return String(url[..<schemeEnd.upperBound]) + authority + rest
     }
 }

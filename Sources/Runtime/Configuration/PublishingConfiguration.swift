@@ -1,3 +1,4 @@
+public import BudJSON
 public import BudPipelineHost
 import Foundation
 
@@ -5,7 +6,8 @@ import Foundation
 public struct PublishingConfiguration: Sendable, Equatable {
     /// The Dapr sidecar's HTTP endpoint; without one, messages go to the in-process bus only.
     public var daprEndpoint: String?
-    public var daprAPIToken: String?
+    /// `DAPR_API_TOKEN`: sent to the sidecar; never shown (see ``SecretText``).
+    public var daprAPIToken: SecretText?
     public var pubsubName: String
     /// budnotify's topic: executions with `subscriber_ids` also publish there.
     public var notifyTopic: String?
@@ -17,7 +19,7 @@ public struct PublishingConfiguration: Sendable, Equatable {
     public var pollInterval: Duration
 
     public init(
-        daprEndpoint: String? = nil, daprAPIToken: String? = nil, pubsubName: String = "pubsub", notifyTopic: String? = nil,
+        daprEndpoint: String? = nil, daprAPIToken: SecretText? = nil, pubsubName: String = "pubsub", notifyTopic: String? = nil,
         maximumAttempts: Int = 20, maximumBackoff: Duration = .seconds(60), pollInterval: Duration = .seconds(1)
     ) {
         self.daprEndpoint = daprEndpoint
@@ -43,7 +45,7 @@ public struct PublishingConfiguration: Sendable, Equatable {
         } else if environment["DAPR_HTTP_PORT"]?.isEmpty == false {
             configuration.daprEndpoint = "http://127.0.0.1:\(try reader.integer("DAPR_HTTP_PORT", default: 3500, range: 1...65_535))"
         }
-        if let token = environment["DAPR_API_TOKEN"], !token.isEmpty { configuration.daprAPIToken = token }
+        if let token = environment["DAPR_API_TOKEN"], !token.isEmpty { configuration.daprAPIToken = SecretText(token) }
         if let name = environment["PUBSUB_NAME"], !name.isEmpty {
             guard Self.isName(name) else { throw ConfigurationError("PUBSUB_NAME=\(name) may hold letters, digits, '.', '_' and '-' only") }
             configuration.pubsubName = name

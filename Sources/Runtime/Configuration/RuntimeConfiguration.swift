@@ -1,3 +1,4 @@
+public import BudJSON
 public import BudPipelineHost
 import Foundation
 public import PipelineEngine
@@ -37,6 +38,9 @@ public struct RuntimeConfiguration: Sendable {
     /// Where processes sharing the database keep their work marks; `nil`: none are kept (a process
     /// that dies then cannot be told apart from one that lost its claims).
     public var workMarksDirectory: String?
+    /// The keys whose values are masked wherever stored params and outputs are shown: API
+    /// answers, the live stream, published notifications (see ``SecretKeys``).
+    public var secretKeys = SecretKeys.builtIn
 
     public init(
         workerID: String = RuntimeConfiguration.defaultWorkerID(),
@@ -86,7 +90,9 @@ public struct RuntimeConfiguration: Sendable {
     ///   `BUDPIPELINE_MAX_EXECUTION_BYTES` (16 MiB), `BUDPIPELINE_MAX_LOG_LINE_BYTES` (8 KiB): what
     ///   an execution may store;
     /// - `BUDPIPELINE_CRASH_LIMIT` (2): deaths of a process on one step before it is failed;
-    /// - `PIPELINE_RETENTION_DAYS` (30; 0 keeps everything), `PIPELINE_CLEANUP_SCHEDULE` (`0 3 * * *`).
+    /// - `PIPELINE_RETENTION_DAYS` (30; 0 keeps everything), `PIPELINE_CLEANUP_SCHEDULE` (`0 3 * * *`);
+    /// - `BUDPIPELINE_SECRET_KEYS` (none): comma-separated keys masked beside the built-in ones
+    ///   (``SecretKeys/builtInEntries``).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> RuntimeConfiguration {
         var configuration = RuntimeConfiguration()
         let reader = EnvironmentReader(environment)
@@ -129,6 +135,13 @@ public struct RuntimeConfiguration: Sendable {
         configuration.retentionDays = try reader.integer("PIPELINE_RETENTION_DAYS", default: 30, range: 0...36_500)
         configuration.interruptionLimit = try reader.integer("BUDPIPELINE_CRASH_LIMIT", default: 2, range: 1...100)
         configuration.publishing = try PublishingConfiguration.from(environment: environment)
+        if let list = environment["BUDPIPELINE_SECRET_KEYS"], !list.isEmpty {
+            do {
+                configuration.secretKeys = try SecretKeys(parsing: list)
+            } catch {
+                throw ConfigurationError("BUDPIPELINE_SECRET_KEYS: \(error.message) (write comma-separated keys, e.g. ssn,pin_code)")
+            }
+        }
         if let schedule = environment["PIPELINE_CLEANUP_SCHEDULE"], !schedule.isEmpty {
             do {
                 configuration.retentionSchedule = try CronExpression(schedule)

@@ -1,3 +1,4 @@
+public import BudJSON
 public import BudPipelineHost
 import Foundation
 import Synchronization
@@ -7,7 +8,8 @@ import Synchronization
 #endif
 
 /// Carries out the service calls plugins make (`invoke_service`) through Dapr's service
-/// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`.
+/// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`, built from the invocation's
+/// checked ``ServiceTarget`` and nothing else, so no call reaches another Dapr API.
 ///
 /// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token` and
 /// `x-app-api-token` (as the reference sends it); and a W3C `traceparent` whose trace id is the
@@ -20,7 +22,8 @@ import Synchronization
 /// closes or reopens the circuit. A service that is down thus costs its callers no timeouts.
 public final class DaprServiceInvoker: ServiceInvoker {
     public let endpoint: String
-    public let apiToken: String?
+    /// Sent as `dapr-api-token`; never shown (see ``SecretText``).
+    public let apiToken: SecretText?
     public let defaultTimeout: Duration
     public let failureThreshold: Int
     public let openInterval: Duration
@@ -34,7 +37,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
     private let circuits = Mutex<[String: Circuit]>([:])
 
     public init(
-        endpoint: String, apiToken: String?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
+        endpoint: String, apiToken: SecretText?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
         openInterval: Duration = .seconds(30)
     ) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
@@ -46,8 +49,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
 
     public func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
         try admit(invocation.appID)
-        let path = invocation.path.hasPrefix("/") ? String(invocation.path.dropFirst()) : invocation.path
-        guard let url = URL(string: "\(endpoint)/v1.0/invoke/\(invocation.appID)/method/\(path)") else {
+        guard let url = URL(string: "\(endpoint)/\(invocation.target.invocationPath)") else {
             record(invocation.appID, failed: false)
             throw ServiceInvocationError("cannot build an invocation URL for \(invocation.appID) \(invocation.path)")
         }
@@ -59,8 +61,8 @@ public final class DaprServiceInvoker: ServiceInvoker {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         if let apiToken {
-            request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token")
-            request.setValue(apiToken, forHTTPHeaderField: "x-app-api-token")
+            request.setValue(apiToken.revealed, forHTTPHeaderField: "dapr-api-token")
+            request.setValue(apiToken.revealed, forHTTPHeaderField: "x-app-api-token")
         }
         let span = "\(invocation.stepID ?? "")/\(invocation.method) \(invocation.path)"
         if let traceparent = TraceContext.traceparent(executionID: invocation.executionID, spanSeed: span) {

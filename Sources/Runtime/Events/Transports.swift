@@ -63,11 +63,12 @@ public protocol MessageTransport: Sendable {
 /// unknown keys.
 public struct DaprTransport: MessageTransport {
     public let endpoint: String
-    public let apiToken: String?
+    /// Sent as `dapr-api-token`; never shown (see ``SecretText``).
+    public let apiToken: SecretText?
     public let pubsubName: String
     public let timeout: TimeInterval
 
-    public init(endpoint: String, apiToken: String?, pubsubName: String, timeout: TimeInterval = 10) {
+    public init(endpoint: String, apiToken: SecretText?, pubsubName: String, timeout: TimeInterval = 10) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.apiToken = apiToken
         self.pubsubName = pubsubName
@@ -92,7 +93,7 @@ public struct DaprTransport: MessageTransport {
         request.httpMethod = "POST"
         request.httpBody = Data(JSONValue.object(message.body).serialized())
         request.setValue("application/cloudevents+json", forHTTPHeaderField: "Content-Type")
-        if let apiToken { request.setValue(apiToken, forHTTPHeaderField: "dapr-api-token") }
+        if let apiToken { request.setValue(apiToken.revealed, forHTTPHeaderField: "dapr-api-token") }
         let answer: (Data, URLResponse)
         do {
             answer = try await URLSession.shared.data(for: request, within: .seconds(timeout))

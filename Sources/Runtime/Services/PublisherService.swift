@@ -89,13 +89,15 @@ public struct PublisherService: Service {
         let audience = await self.audience(of: records.first?.executionID)
         var delivered: [Int] = []
         for (index, record) in records.enumerated() {
+            // What leaves the process shows no secrets; the stored event keeps its values.
+            var shown = record.event
+            shown.payload = runtime.configuration.secretKeys.masked(record.event.payload)
             if record.attempts == 0 {
                 runtime.eventBus.publish(
-                    EventBus.Message(
-                        topic: nil, executionID: record.executionID, eventType: record.event.eventType, payload: record.event.payload))
+                    EventBus.Message(topic: nil, executionID: record.executionID, eventType: shown.eventType, payload: shown.payload))
             }
             do throws(PublishError) {
-                try await send(record, audience: audience, notifyTopic: publishing.notifyTopic)
+                try await send(shown, of: record, audience: audience, notifyTopic: publishing.notifyTopic)
                 delivered.append(record.id)
             } catch {
                 let attempts = record.attempts + 1
@@ -128,21 +130,24 @@ public struct PublisherService: Service {
         }
     }
 
-    private func send(_ record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?) async throws(PublishError) {
+    /// Sends the notifications for `event` (the record's event as it may be shown) to its topics.
+    private func send(
+        _ event: OutboxEvent, of record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?
+    ) async throws(PublishError) {
         guard let audience else { return }
-        let notifications = Notifications.make(for: record.event, audience: audience)
+        let notifications = Notifications.make(for: event, audience: audience)
         for topic in audience.topics(notifyTopic: notifyTopic) {
             for (index, notification) in notifications.enumerated() {
                 let body = Notifications.addressed(notification, to: topic)
                 let message = OutgoingMessage(
-                    topic: topic, body: body, eventType: record.event.eventType,
+                    topic: topic, body: body, eventType: event.eventType,
                     messageID: "\(record.executionID ?? "bp")-\(record.id)-\(index)", executionID: record.executionID)
                 if let transport {
                     try await transport.publish(message)
                 } else {
                     runtime.eventBus.publish(
                         EventBus.Message(
-                            topic: topic, executionID: record.executionID, eventType: record.event.eventType, payload: .object(body)))
+                            topic: topic, executionID: record.executionID, eventType: event.eventType, payload: .object(body)))
                 }
             }
         }
