@@ -67,6 +67,8 @@ struct APIServerProcess {
     struct Reply {
         let status: Int
         let text: String
+        /// Header fields by lower-case name.
+        var headers: [String: String] = [:]
         var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
     }
 
@@ -82,7 +84,8 @@ struct APIServerProcess {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw ServerError("no HTTP response") }
-        return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self))
+        let headers = Dictionary(http.allHeaderFields.map { ("\($0.key)".lowercased(), "\($0.value)") }) { first, _ in first }
+        return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self), headers: headers)
     }
 
     func send(_ method: String, _ path: String, json: JSONValue, headers: [String: String] = [:]) async throws -> Reply {

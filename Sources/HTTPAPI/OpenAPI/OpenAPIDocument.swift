@@ -54,9 +54,12 @@ public enum OpenAPIDocument {
                 ]
             }
             var answers = JSONObject()
-            for (status, schema) in responses + OpenAPIDocument.commonErrors(bodyRequired: body != nil) where answers[String(status)] == nil
-            {
+            let rateLimited: [(status: Int, schema: String?)] =
+                RateLimitedRoute(method: method.uppercased(), path: Substring(paths[aliasIndex])) == nil ? [] : [(429, "RateLimited")]
+            for (status, schema) in responses + rateLimited + OpenAPIDocument.commonErrors(bodyRequired: body != nil)
+            where answers[String(status)] == nil {
                 var response: JSONObject = ["description": .string(OpenAPIDocument.reason(status))]
+                if status == 429 { response["headers"] = Schema.rateLimitHeaders }
                 if eventStream, status == 200 {
                     response["content"] = ["text/event-stream": ["schema": Schema.string]]
                 } else if let schema {
@@ -91,6 +94,7 @@ public enum OpenAPIDocument {
         case 409: "Conflict (concurrent change, duplicate name, finished execution)"
         case 413: "Request body too large"
         case 422: "Request does not fit the schema"
+        case 429: "Rate limit exceeded (see Retry-After)"
         case 500: "Internal error"
         case 503: "Database unavailable or unable to store changes (full or read-only disk), or shutting down"
         default: "Status \(status)"

@@ -26,11 +26,14 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `SERVER_BUSY` and closed. `nil`: no limit (the `serve` command derives one from the
     /// descriptor limit, see ``connectionLimit(descriptorLimit:)``).
     public var maximumConnections: Int?
+    /// Rate limits of execution reads and starts.
+    public var rateLimits: RateLimitSettings
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,
         appAPIToken: String? = nil, pubsubName: String = "pubsub", eventsTopic: String = "budpipelineEvents",
-        idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(60), maximumConnections: Int? = nil
+        idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(60), maximumConnections: Int? = nil,
+        rateLimits: RateLimitSettings = RateLimitSettings()
     ) {
         self.host = host
         self.port = port
@@ -42,6 +45,7 @@ public struct APIConfiguration: Sendable, Equatable {
         self.idleTimeout = idleTimeout
         self.requestTimeout = requestTimeout
         self.maximumConnections = maximumConnections
+        self.rateLimits = rateLimits
     }
 
     /// Descriptors kept for everything but HTTP connections: the database, plugins, files.
@@ -66,7 +70,8 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `BUDPIPELINE_PUBLIC_URL` (none), `APP_API_TOKEN` (none), `PUBSUB_NAME` (`pubsub`),
     /// `CALLBACK_TOPIC` (`budpipelineEvents`), `BUDPIPELINE_HTTP_IDLE_TIMEOUT_SECONDS` (60),
     /// `BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS` (60, both 1 to 86,400),
-    /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000).
+    /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000), and the
+    /// rate limits' `BUDPIPELINE_RATE_LIMIT_*` (see ``RateLimitSettings``).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> APIConfiguration {
         var configuration = APIConfiguration()
         if let host = environment["HOST"], !host.isEmpty { configuration.host = host }
@@ -96,11 +101,12 @@ public struct APIConfiguration: Sendable, Equatable {
             configuration.requestTimeout = .seconds(seconds)
         }
         configuration.maximumConnections = try integer("BUDPIPELINE_MAX_CONNECTIONS", in: environment, range: connectionLimitRange)
+        configuration.rateLimits = try RateLimitSettings.from(environment: environment)
         return configuration
     }
 
     /// The whole number in `name`, when set; one outside `range` is refused naming the variable.
-    private static func integer(
+    static func integer(
         _ name: String, in environment: [String: String], range: ClosedRange<Int>
     ) throws(ConfigurationError) -> Int? {
         guard let text = environment[name], !text.isEmpty else { return nil }

@@ -20,6 +20,7 @@ public enum APIServer {
     public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: RateLimitMiddleware(settings: configuration.rateLimits))
         let pipelines = PipelineRoutes(runtime: runtime, configuration: configuration)
         let executions = ExecutionRoutes(runtime: runtime, configuration: configuration)
         let actions = ActionRoutes(runtime: runtime, configuration: configuration)
