@@ -1,0 +1,60 @@
+import BudJSON
+import Foundation
+import Testing
+import _BudPipelineTestSupport
+
+/// Answers that must hold when requests race: retries of one execution, completion events for one
+/// step; and a schedule that could never fire. Over loopback HTTP, on SQLite and PostgreSQL.
+@Suite("Runtime contracts under concurrency", .serialized)
+struct RuntimeContractTests {
+    /// Sends every request on a connection of its own, all before reading any answer, and returns
+    /// the answers in order.
+    private static func concurrently(_ requests: [String], port: Int) async throws -> [(status: Int, body: JSONValue)] {
+        raiseDescriptorLimit()
+        let connections = try requests.map { _ in try RawConnection(port: port) }
+        for (connection, request) in zip(connections, requests) { connection.send(request) }
+        var answers: [(status: Int, body: JSONValue)] = []
+        for connection in connections {
+            guard let response = await connection.response(timeout: .seconds(60)) else { throw ServerError("a request got no answer") }
+            answers.append((response.status, (try? JSONValue(parsing: response.body)) ?? .null))
+            connection.close()
+        }
+        return answers
+    }
+
+    private static func post(_ path: String, _ body: JSONValue, headers: [String: String] = [:]) -> String {
+        let text = body.serializedString()
+        let fields = headers.map { "\($0.key): \($0.value)\r\n" }.joined()
+        return "POST \(path) HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: \(text.utf8.count)\r\n"
+            + "\(fields)Connection: close\r\n\r\n\(text)"
+    }
+
+    @Test("a cron schedule that can never fire is refused at create and update", arguments: TestBackend.available)
+    func neverFiringSchedule(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend) { server in
+            let pipelineID = try await TriggerAPITests.pipeline(on: server)
+            for expression in ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+                let refused = try await server.send(
+                    "POST", "/schedules",
+                    json: [
+                        "workflow_id": .string(pipelineID), "name": "never",
+                        "schedule": ["type": "cron", "expression": .string(expression)],
+                    ])
+                #expect(refused.status == 400 && refused.json["code"] == "INVALID_SCHEDULE", "\(expression): \(refused.text)")
+                #expect(
+                    refused.json["detail"]?.stringValue?.hasPrefix("Invalid schedule: Cron expression '\(expression)' never fires: ")
+                        == true)
+            }
+            let created = try await server.send(
+                "POST", "/schedules",
+                json: ["workflow_id": .string(pipelineID), "name": "leap", "schedule": ["type": "cron", "expression": "0 0 29 2 *"]])
+            #expect(created.status == 201 && created.json["next_run_at"]?.stringValue?.contains("-02-29T") == true, "\(created.text)")
+            let id = try #require(created.json["id"]?.stringValue)
+            let update = try await server.send("PUT", "/schedules/\(id)", json: ["schedule": ["type": "cron", "expression": "0 0 30 2 *"]])
+            #expect(
+                update.status == 400
+                    && update.json["detail"] == "Invalid schedule: Cron expression '0 0 30 2 *' never fires: February has no day 30")
+            #expect(try await server.send("GET", "/schedules/\(id)").json["schedule"]?["expression"] == "0 0 29 2 *", "nothing was changed")
+        }
+    }
+}
