@@ -29,6 +29,38 @@ struct RuntimeContractTests {
             + "\(fields)Connection: close\r\n\r\n\(text)"
     }
 
+    @Test(
+        "50 concurrent retries of one execution start one new execution; the others, and later ones, get it with 200",
+        arguments: TestBackend.available)
+    func concurrentRetries(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend) { server in
+            let failing: JSONValue = [
+                "pipeline_definition": [
+                    "name": "retry-race", "steps": [["id": "f", "name": "F", "action": "fail", "params": ["message": "boom"]]],
+                ]
+            ]
+            let originalID = try #require(try await server.send("POST", "/executions/run", json: failing).json["execution_id"]?.stringValue)
+            #expect(try await server.finished(originalID)["status"] == "FAILED")
+
+            let retry = Self.post("/executions/\(originalID)/retry", [:])
+            let answers = try await Self.concurrently(Array(repeating: retry, count: 50), port: server.port)
+            #expect(answers.filter { $0.status == 201 }.count == 1, "\(answers.map(\.status))")
+            #expect(answers.allSatisfy { $0.status == 201 || $0.status == 200 }, "\(answers.map(\.body))")
+            let retryIDs = Set(answers.compactMap { $0.body["execution_id"]?.stringValue })
+            #expect(retryIDs.count == 1)
+            #expect(answers.allSatisfy { $0.body["retry_of"]?.stringValue == originalID })
+            let listed = try await server.send("GET", "/executions?page_size=100").json
+            #expect(listed["pagination"]?["total_count"] == 2, "the original and one retry: \(listed)")
+
+            let retryID = try #require(retryIDs.first)
+            let again = try await server.send("POST", "/executions/\(originalID)/retry")
+            #expect(again.status == 200 && again.json["execution_id"]?.stringValue == retryID)
+            #expect(try await server.finished(retryID)["status"] == "FAILED")
+            let next = try await server.send("POST", "/executions/\(retryID)/retry")
+            #expect(next.status == 201 && next.json["retry_of"]?.stringValue == retryID, "the retry itself can be retried")
+        }
+    }
+
     @Test("a cron schedule that can never fire is refused at create and update", arguments: TestBackend.available)
     func neverFiringSchedule(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in

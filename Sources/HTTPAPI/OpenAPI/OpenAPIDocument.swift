@@ -198,9 +198,10 @@ public enum OpenAPIDocument {
             summary: "Cancel a running execution", tag: "executions", responses: [(200, "Execution"), (404, "Error"), (409, "Error")]),
         Operation(
             method: "post", paths: under(executionRoots, "/executions/{id}/retry"), id: "retryExecution",
-            summary: "Retry a failed or cancelled execution from where it stopped (a new execution)", tag: "executions",
+            summary: "Retry a failed or cancelled execution from where it stopped: a new execution, once (then 200 with it)",
+            tag: "executions",
             body: Schema.object(["initiator": Schema.nullable(Schema.string(maxLength: 255))], optional: ["initiator"]),
-            bodyRequired: false, responses: [(201, "StartedExecution"), (404, "Error"), (409, "Error")]),
+            bodyRequired: false, responses: [(201, "StartedExecution"), (200, "StartedExecution"), (404, "Error"), (409, "Error")]),
         Operation(
             method: "get", paths: under(executionRoots, "/executions/{id}/stream"), id: "streamExecution",
             summary: "Server-sent events: a snapshot, then the execution's events live until it ends", tag: "executions",
