@@ -61,6 +61,33 @@ struct RuntimeContractTests {
         }
     }
 
+    @Test(
+        "of concurrent completion events for one awaiting step, exactly one is answered step_completed: true",
+        arguments: TestBackend.available)
+    func racingCompletionEvents(backend: TestBackend) async throws {
+        try await APIServerProcess.with(backend, environment: WorkflowEventTests.environment) { server in
+            let (request, executionID) = try await WorkflowEventTests.diamondAwaitingApproval(on: server)
+            let events = (0..<12).map { index in
+                Self.post(
+                    "/workflow-events",
+                    [
+                        "id": .string("race-\(request)-\(index)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
+                        "decision": "approved", "approver": .string("approver-\(index)"),
+                    ], headers: WorkflowEventTests.authorized)
+            }
+            let answers = try await Self.concurrently(events, port: server.port)
+            #expect(answers.allSatisfy { $0.status == 200 && $0.body["status"] == "SUCCESS" }, "\(answers.map(\.body))")
+            #expect(answers.filter { $0.body["step_completed"] == true }.count == 1, "\(answers.map(\.body))")
+            let winner = try #require(answers.firstIndex { $0.body["step_completed"] == true })
+
+            let execution = try await server.finished(executionID)
+            #expect(execution["status"] == "COMPLETED")
+            let steps = try await server.send("GET", "/executions/\(executionID)/steps").json["steps"]?.arrayValue ?? []
+            let approver = steps.first { $0["step_id"] == "approve" }?["outputs"]?["approver"]?.stringValue
+            #expect(approver == "approver-\(winner)", "the event answered step_completed is the one whose outputs were stored")
+        }
+    }
+
     @Test("a cron schedule that can never fire is refused at create and update", arguments: TestBackend.available)
     func neverFiringSchedule(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
@@ -88,5 +115,15 @@ struct RuntimeContractTests {
                     && update.json["detail"] == "Invalid schedule: Cron expression '0 0 30 2 *' never fires: February has no day 30")
             #expect(try await server.send("GET", "/schedules/\(id)").json["schedule"]?["expression"] == "0 0 29 2 *", "nothing was changed")
         }
+    }
+}
+
+extension WorkflowEventTests {
+    /// Runs the diamond and waits until its `approve` step awaits the event of `request`.
+    static func diamondAwaitingApproval(on server: APIServerProcess) async throws -> (request: String, executionID: String) {
+        let request = String(UUID().uuidString.prefix(8).lowercased())
+        let executionID = try await run(diamond(request: request), on: server)
+        _ = try await awaiting("approve", of: executionID, on: server)
+        return (request, executionID)
     }
 }
