@@ -47,6 +47,33 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { source }
 
+    /// Why the expression can never fire, or `nil` when it fires at some time.
+    ///
+    /// Minutes, hours and months always leave some value, and a restricted day of week matches
+    /// in every month (each month has every weekday), so only one case never fires: a restricted
+    /// day of month, an unrestricted day of week, and none of the allowed days in any allowed
+    /// month — 30 or 31 February, 31 April. 29 February fires in leap years. Decided from the
+    /// fields alone (the longest allowed month against the smallest allowed day), no search.
+    public var neverFiresReason: String? {
+        guard dayOfMonthRestricted, !dayOfWeekRestricted, let firstDay = daysOfMonth.min() else { return nil }
+        // 2000 is a leap year: February's longest.
+        let longestMonth = months.map { Self.daysIn(year: 2000, month: $0) }.max() ?? 0
+        guard firstDay > longestMonth else { return nil }
+        let days = Self.list(daysOfMonth.sorted().map(String.init), "or")
+        let monthNames = Self.list(months.sorted().map { Self.monthNames[$0 - 1] }, "and")
+        return "\(monthNames) \(months.count == 1 ? "has" : "have") no day \(days)"
+    }
+
+    private static let monthNames = [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+    ]
+
+    /// `a`, `a or b`, `a, b or c` (with `conjunction` "or").
+    private static func list(_ items: [String], _ conjunction: String) -> String {
+        guard let last = items.last else { return "" }
+        return items.count == 1 ? last : items.dropLast().joined(separator: ", ") + " \(conjunction) " + last
+    }
+
     /// The first matching minute strictly after `date`, reading the fields as wall-clock time in
     /// `timeZone` (UTC by default), or `nil` when none comes within eight years (a day that never
     /// exists, such as 30 February). A wall-clock time that a daylight-saving change skips fires

@@ -11,7 +11,8 @@ public enum ScheduleTiming: Sendable, Equatable {
     /// Only when triggered by hand.
     case manual
 
-    /// Reads a schedule's fields: `kind` is `cron`, `interval`, `one_time` or `manual`. The error
+    /// Reads a schedule's fields: `kind` is `cron`, `interval`, `one_time` or `manual`. A cron
+    /// expression that can never fire (``CronExpression/neverFiresReason``) is refused. The error
     /// message completes "Invalid schedule: …".
     public init(kind: String, expression: String?, timezone: String, runAt: Date?) throws(ScheduleTimingError) {
         switch kind {
@@ -20,11 +21,16 @@ public enum ScheduleTiming: Sendable, Equatable {
                 throw ScheduleTimingError("Cron expression required")
             }
             guard let zone = TimeZone(identifier: timezone) else { throw ScheduleTimingError("Unknown time zone '\(timezone)'") }
+            let cron: CronExpression
             do {
-                self = .cron(try CronExpression(expression), zone)
+                cron = try CronExpression(expression)
             } catch {
                 throw ScheduleTimingError(error.message)
             }
+            if let reason = cron.neverFiresReason {
+                throw ScheduleTimingError("Cron expression '\(expression)' never fires: \(reason)")
+            }
+            self = .cron(cron, zone)
         case "interval":
             guard let expression, !expression.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw ScheduleTimingError("Interval expression required")

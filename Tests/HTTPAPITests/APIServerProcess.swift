@@ -70,6 +70,8 @@ struct APIServerProcess {
     struct Reply {
         let status: Int
         let text: String
+        /// Header fields by lower-case name.
+        var headers: [String: String] = [:]
         var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
     }
 
@@ -89,7 +91,8 @@ struct APIServerProcess {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw ServerError("no HTTP response") }
-        return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self))
+        let headers = Dictionary(http.allHeaderFields.map { ("\($0.key)".lowercased(), "\($0.value)") }) { first, _ in first }
+        return Reply(status: http.statusCode, text: String(decoding: data, as: UTF8.self), headers: headers)
     }
 
     func send(

@@ -47,6 +47,44 @@ import Testing
         #expect(try next("0 0 30 2 *", after: "2026-11-22T20:38:32Z") == nil)
     }
 
+    static let neverFiring: [(expression: String, reason: String)] = [
+        ("0 0 31 2 *", "February has no day 31"),
+        ("0 0 30 2 *", "February has no day 30"),
+        ("0 0 30-31 2 *", "February has no day 30 or 31"),
+        ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
+        ("15 */2 31 2-2/5 *", "February has no day 31"),
+        ("0 0 31 2,4 *", "February and April have no day 31"),
+    ]
+
+    @Test(arguments: neverFiring)
+    func expressionsThatNeverFireSayWhy(_ example: (expression: String, reason: String)) throws {
+        #expect(try CronExpression(example.expression).neverFiresReason == example.reason)
+    }
+
+    @Test(arguments: [
+        "* * * * *", "0 0 29 2 *", "0 0 31 * *", "0 0 31 1-12/2 *", "0 0 30,31 2,3 *", "0 0 30 2 1", "0 0 31 4 */2", "0 0 * 2 *",
+        "0 0 28-31 2 *", "@yearly",
+    ])
+    func expressionsThatFireHaveNoReason(_ expression: String) throws {
+        #expect(try CronExpression(expression).neverFiresReason == nil)
+    }
+
+    /// The decision agrees with the search for the next run (which looks eight years ahead, so
+    /// 29 February is found), for every day of month in every month, alone and with a weekday.
+    @Test func neverFiringAgreesWithTheNextRun() throws {
+        let start = utc("2026-11-22T20:38:32Z")
+        for month in 1...12 {
+            for day in 25...31 {
+                for weekday in ["*", "3"] {
+                    let expression = try CronExpression("0 0 \(day) \(month) \(weekday)")
+                    #expect((expression.neverFiresReason == nil) == (expression.next(after: start) != nil), "\(expression)")
+                }
+            }
+            let pair = try CronExpression("0 0 30,31 \(month),\(month % 12 + 1) *")
+            #expect((pair.neverFiresReason == nil) == (pair.next(after: start) != nil), "\(pair)")
+        }
+    }
+
     @Test func nextTimesAreIncreasing() throws {
         // 2026-11-22 is a Sunday.
         let times = try CronExpression("*/20 * * * *").nextTimes(after: utc("2026-11-22T20:38:32Z"), count: 4)

@@ -64,6 +64,18 @@ import Testing
         }
     }
 
+    @Test("a cron expression that can never fire is refused, saying why; 29 February is taken")
+    func neverFiringCron() throws {
+        #expect(
+            throws: ScheduleTimingError(
+                "Cron expression '0 0 31 4,6,9,11 *' never fires: April, June, September and November have no day 31")
+        ) {
+            try ScheduleTiming(kind: "cron", expression: "0 0 31 4,6,9,11 *", timezone: "Europe/Berlin", runAt: nil)
+        }
+        let leap = try ScheduleTiming(kind: "cron", expression: "0 0 29 2 *", timezone: "UTC", runAt: nil)
+        #expect(text(leap.next(after: date("2026-11-22T12:00:00Z"))) == "2028-02-29T00:00:00Z")
+    }
+
     @Test("one-time and manual schedules")
     func oneTimeAndManual() throws {
         let at = date("2026-12-01T10:00:00Z")

@@ -68,9 +68,12 @@ public enum OpenAPIDocument {
                 ]
             }
             var answers = JSONObject()
+            let rateLimited: [(status: Int, schema: String?)] =
+                RateLimitedRoute(method: method.uppercased(), path: Substring(paths[aliasIndex])) == nil ? [] : [(429, "RateLimited")]
             let common = OpenAPIDocument.commonErrors(bodyRequired: body != nil, userScoped: isUserScoped)
-            for (status, schema) in responses + common where answers[String(status)] == nil {
+            for (status, schema) in responses + rateLimited + common where answers[String(status)] == nil {
                 var response: JSONObject = ["description": .string(OpenAPIDocument.reason(status))]
+                if status == 429 { response["headers"] = Schema.rateLimitHeaders }
                 if eventStream, status == 200 {
                     response["content"] = ["text/event-stream": ["schema": Schema.string]]
                 } else if let schema {
@@ -108,6 +111,7 @@ public enum OpenAPIDocument {
         case 409: "Conflict (concurrent change, duplicate name, finished execution)"
         case 413: "Request body too large"
         case 422: "Request does not fit the schema"
+        case 429: "Rate limit exceeded (see Retry-After)"
         case 500: "Internal error"
         case 503: "Database unavailable or unable to store changes (full or read-only disk), or shutting down"
         default: "Status \(status)"
@@ -212,9 +216,10 @@ public enum OpenAPIDocument {
             summary: "Cancel a running execution", tag: "executions", responses: [(200, "Execution"), (404, "Error"), (409, "Error")]),
         Operation(
             method: "post", paths: under(executionRoots, "/executions/{id}/retry"), id: "retryExecution",
-            summary: "Retry a failed or cancelled execution from where it stopped (a new execution)", tag: "executions",
+            summary: "Retry a failed or cancelled execution from where it stopped: a new execution, once (then 200 with it)",
+            tag: "executions",
             body: Schema.object(["initiator": Schema.nullable(Schema.string(maxLength: 255))], optional: ["initiator"]),
-            bodyRequired: false, responses: [(201, "StartedExecution"), (404, "Error"), (409, "Error")]),
+            bodyRequired: false, responses: [(201, "StartedExecution"), (200, "StartedExecution"), (404, "Error"), (409, "Error")]),
         Operation(
             method: "get", paths: under(executionRoots, "/executions/{id}/stream"), id: "streamExecution",
             summary: "Server-sent events: a snapshot, then the execution's events live until it ends", tag: "executions",

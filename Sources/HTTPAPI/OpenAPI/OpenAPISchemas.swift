@@ -42,6 +42,13 @@ enum Schema {
         ["type": "string", "minLength": .int(minLength), "maxLength": .int(maxLength)]
     }
 
+    /// The headers of a 429 answer.
+    static let rateLimitHeaders: JSONValue = .object(
+        JSONObject(
+            ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"].map {
+                ($0, ["required": true, "schema": ["type": "integer", "minimum": 0]])
+            }))
+
     // MARK: Components
 
     static let executionStatuses = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -51,6 +58,9 @@ enum Schema {
 
     static let components: JSONObject = [
         "Error": object(["detail": anyValue, "code": string, "message": string]),
+        "RateLimited": object([
+            "detail": string, "code": string, "message": string, "error": string, "retry_after_seconds": integer(in: 1...60),
+        ]),
         "ValidationReport": object([
             "valid": boolean, "errors": array(string), "warnings": array(string), "step_count": integer, "has_cycles": boolean,
         ]),

@@ -234,7 +234,8 @@ struct ExecutionRoutes: Sendable {
 
     /// `POST /executions/{id}/retry`: starts a new execution that continues a failed or cancelled
     /// one; completed steps keep their outputs and do not run again. Body optional:
-    /// `{"initiator": str}`. Answers 201 like `POST /executions`, plus `retry_of`.
+    /// `{"initiator": str}`. Answers 201 like `POST /executions`, plus `retry_of`; when the
+    /// execution was retried already (concurrent requests included), 200 with that retry.
     func retry(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         let id = try executionID(request, context: context)
         var request = request
@@ -243,8 +244,10 @@ struct ExecutionRoutes: Sendable {
         try reader.finish()
         _ = try await execution(request, context: context, .change)
         do {
-            let record = try await runtime.retry(executionID: id, initiator: initiator)
-            return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
+            let outcome = try await runtime.retry(executionID: id, initiator: initiator)
+            let status: HTTPResponse.Status = if case .started = outcome { .created } else { .ok }
+            return JSONResponse(
+                Representation.startedExecution(outcome.execution, masking: runtime.configuration.secretKeys), status: status)
         } catch RuntimeError.executionNotFound {
             throw notFound(id, request)
         } catch let error as ExecutionRetryError {

@@ -33,11 +33,14 @@ public struct APIConfiguration: Sendable, Equatable {
     public var allowUnauthenticated = false
     /// Request headers webhooks never copy into parameters, besides the built-in ones.
     public var sensitiveHeaders = SensitiveHeaders()
+    /// Rate limits of execution reads and starts.
+    public var rateLimits: RateLimitSettings
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,
         appAPIToken: String? = nil, pubsubName: String = "pubsub", eventsTopic: String = "budpipelineEvents",
-        idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(60), maximumConnections: Int? = nil
+        idleTimeout: Duration = .seconds(60), requestTimeout: Duration = .seconds(60), maximumConnections: Int? = nil,
+        rateLimits: RateLimitSettings = RateLimitSettings()
     ) {
         self.host = host
         self.port = port
@@ -49,6 +52,7 @@ public struct APIConfiguration: Sendable, Equatable {
         self.idleTimeout = idleTimeout
         self.requestTimeout = requestTimeout
         self.maximumConnections = maximumConnections
+        self.rateLimits = rateLimits
     }
 
     /// Descriptors kept for everything but HTTP connections: the database, plugins, files.
@@ -74,7 +78,8 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `CALLBACK_TOPIC` (`budpipelineEvents`), `BUDPIPELINE_HTTP_IDLE_TIMEOUT_SECONDS` (60),
     /// `BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS` (60, both 1 to 86,400),
     /// `BUDPIPELINE_MAX_CONNECTIONS` (none here: derived by the command; 1 to 1,000,000),
-    /// `BUDPIPELINE_ALLOW_UNAUTHENTICATED` (false), `BUDPIPELINE_SENSITIVE_HEADERS` (none).
+    /// `BUDPIPELINE_ALLOW_UNAUTHENTICATED` (false), `BUDPIPELINE_SENSITIVE_HEADERS` (none), and
+    /// the rate limits' `BUDPIPELINE_RATE_LIMIT_*` (see ``RateLimitSettings``).
     public static func from(environment: [String: String]) throws(ConfigurationError) -> APIConfiguration {
         var configuration = APIConfiguration()
         if let host = environment["HOST"], !host.isEmpty { configuration.host = host }
@@ -118,6 +123,7 @@ public struct APIConfiguration: Sendable, Equatable {
             default: throw ConfigurationError("BUDPIPELINE_ALLOW_UNAUTHENTICATED=\(text) is not true or false")
             }
         }
+        configuration.rateLimits = try RateLimitSettings.from(environment: environment)
         return configuration
     }
 
@@ -142,7 +148,7 @@ public struct APIConfiguration: Sendable, Equatable {
     }
 
     /// The whole number in `name`, when set; one outside `range` is refused naming the variable.
-    private static func integer(
+    static func integer(
         _ name: String, in environment: [String: String], range: ClosedRange<Int>
     ) throws(ConfigurationError) -> Int? {
         guard let text = environment[name], !text.isEmpty else { return nil }

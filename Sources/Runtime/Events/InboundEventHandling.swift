@@ -51,7 +51,9 @@ extension ExecutionRuntime {
     }
 
     /// Gives the event to the actions of the steps awaiting `workflowID` and applies what they make
-    /// of it.
+    /// of it. `stepCompleted` says whether the event finished a step as stored: an event that lost
+    /// a race (another event, a timeout or a cancellation settled the step first) is routed but
+    /// completes nothing.
     private func route(
         _ event: InboundEvent, to steps: [StepRecord], workflowID: String, report: inout InboundEventReport
     ) async throws {
@@ -59,18 +61,19 @@ extension ExecutionRuntime {
             if step.interruptions >= configuration.interruptionLimit {
                 // The process died on this step too often: fail it without calling its plugin.
                 let message = interruptionMessage(count: step.interruptions, action: step.state.action)
-                try await apply(.stepInterrupted(stepID: step.state.stepID, error: message), to: step.executionID)
                 report.routed = true
-                report.stepCompleted = true
+                if try await apply(.stepInterrupted(stepID: step.state.stepID, error: message), to: step.executionID) {
+                    report.stepCompleted = true
+                }
                 continue
             }
             guard let outcome = try await deliver(event, to: step, externalWorkflowID: workflowID) else { continue }
             report.routed = true
             switch outcome {
             case .complete(let status, let outputs, let error):
-                try await apply(
-                    .eventCompletedStep(stepID: step.state.stepID, status: status, outputs: outputs, error: error), to: step.executionID)
-                report.stepCompleted = true
+                let completion = ExecutionInput.eventCompletedStep(
+                    stepID: step.state.stepID, status: status, outputs: outputs, error: error)
+                if try await apply(completion, to: step.executionID) { report.stepCompleted = true }
             case .updateProgress(let percent, let eta, let message):
                 try await apply(
                     .stepProgress(stepID: step.state.stepID, percent: percent, etaSeconds: eta, message: message), to: step.executionID)

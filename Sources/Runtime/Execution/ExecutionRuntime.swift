@@ -43,7 +43,8 @@ public final class ExecutionRuntime: Sendable {
 
     private struct QueuedInput {
         let input: RuntimeInput
-        let completion: (@Sendable (Result<Void, any Error>) -> Void)?
+        /// Told once the input's batch is stored: whether the engine took the input.
+        let completion: (@Sendable (Result<Bool, any Error>) -> Void)?
     }
 
     private struct State {
@@ -135,8 +136,11 @@ public final class ExecutionRuntime: Sendable {
     }
 
     /// Hands an engine input to an execution (a plugin result, a progress report, an event) and
-    /// returns once it is stored.
-    public func apply(_ input: ExecutionInput, to executionID: String) async throws {
+    /// returns once it is stored: `true` when the engine took it, `false` when it was stale and
+    /// changed nothing (the step had moved on, say completed by an input that came first, or the
+    /// execution had ended), as decided on the execution as stored.
+    @discardableResult
+    public func apply(_ input: ExecutionInput, to executionID: String) async throws -> Bool {
         try await apply(.engine(input), to: executionID)
     }
 
@@ -163,14 +167,15 @@ public final class ExecutionRuntime: Sendable {
 
     // MARK: Inputs
 
-    func apply(_ input: RuntimeInput, to executionID: String) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+    @discardableResult
+    func apply(_ input: RuntimeInput, to executionID: String) async throws -> Bool {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
             submit(input, to: executionID) { continuation.resume(with: $0) }
         }
     }
 
     /// Queues an input for an execution; the execution's drain applies it.
-    func submit(_ input: RuntimeInput, to executionID: String, completion: (@Sendable (Result<Void, any Error>) -> Void)? = nil) {
+    func submit(_ input: RuntimeInput, to executionID: String, completion: (@Sendable (Result<Bool, any Error>) -> Void)? = nil) {
         let startDrain = state.withLock { state -> Bool? in
             guard !state.stopping else { return nil }
             state.mailboxes[executionID, default: Mailbox()].inputs.append(QueuedInput(input: input, completion: completion))
@@ -221,41 +226,45 @@ public final class ExecutionRuntime: Sendable {
             batch.live = nil
             let outcome = await process(batch.inputs.map(\.input), live: &live, executionID: executionID)
             state.withLock { [live] in $0.mailboxes[executionID]?.live = live }
-            for queued in batch.inputs { queued.completion?(outcome) }
+            for (position, queued) in batch.inputs.enumerated() { queued.completion?(outcome.map { $0[position] }) }
         }
     }
 
     /// Applies one batch, reloading and retrying after conflicts and transient failures. Leaves in
     /// `live` the execution as now stored (`nil` to read it again next time) and returns the
-    /// batch's outcome.
+    /// batch's outcome: for each input of `batch`, whether the engine took it in the transition
+    /// that was stored (a stale input, one dropped after a conflict, or every input of a
+    /// quarantined execution, was not).
     ///
     /// The plan changes the machine in place; when its transaction fails, the changed machine is
     /// dropped and the execution read again, so memory never runs ahead of the store.
-    private func process(_ inputs: [RuntimeInput], live: inout LiveExecution?, executionID: String) async -> Result<Void, any Error> {
-        var inputs = inputs
+    private func process(_ batch: [RuntimeInput], live: inout LiveExecution?, executionID: String) async -> Result<[Bool], any Error> {
+        // Each input with its place in `batch`; the ones loading adds have none.
+        var inputs: [PlacedInput] = batch.enumerated().map { PlacedInput(position: $0.offset, input: $0.element) }
+        let noneTaken = [Bool](repeating: false, count: batch.count)
         var attempt = 0
         while true {
             attempt += 1
             do {
                 if live == nil {
-                    switch try await load(executionID, for: inputs) {
+                    switch try await load(executionID, for: inputs.map(\.input)) {
                     case nil:
                         return .failure(RuntimeError.executionNotFound(executionID))
                     case .quarantine(let execution, let reason)?:
                         await quarantine(execution, reason: reason)
-                        return .success(())
+                        return .success(noneTaken)
                     case .live(let loaded, let interrupted)?:
                         live = loaded
-                        inputs = interrupted + inputs
+                        inputs = interrupted.map { PlacedInput(position: nil, input: $0) } + inputs
                     }
                 }
                 guard var current = live else { continue }
                 live = nil
                 let now = Date()
-                let applied = inputs
+                let applied = inputs.map(\.input)
                 let plan = WorkMarks.during(Self.transitionMark(executionID, applied)) {
-                    injectFaultIfAsked(inputs)
-                    return current.plan(inputs, now: now, settings: planSettings)
+                    injectFaultIfAsked(applied)
+                    return current.plan(applied, now: now, settings: planSettings)
                 }
                 let writeStarted = ContinuousClock.now
                 try await store.apply(plan.transition)
@@ -264,7 +273,9 @@ public final class ExecutionRuntime: Sendable {
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
                 WorkMarks.during(Self.transitionMark(executionID, applied)) { perform(plan, executionID: executionID) }
                 live = current.isFinished ? nil : current
-                return .success(())
+                var taken = noneTaken
+                for (input, took) in zip(inputs, plan.taken) { if let position = input.position { taken[position] = took } }
+                return .success(taken)
             } catch DatabaseError.conflict(let message) {
                 statistics.withLock { $0.conflicts += 1 }
                 logger.debug(
@@ -272,7 +283,7 @@ public final class ExecutionRuntime: Sendable {
                     metadata: ["execution_id": "\(executionID)", "reason": "\(message)"])
                 live = nil
                 inputs = await inputsStillCurrent(inputs)
-                if inputs.isEmpty { return .success(()) }
+                if inputs.isEmpty { return .success(noneTaken) }
                 if attempt >= 20 { return .failure(DatabaseError.conflict(message)) }
             } catch let error as RuntimeError {
                 logger.error("execution cannot continue", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
@@ -291,11 +302,17 @@ public final class ExecutionRuntime: Sendable {
         }
     }
 
+    /// An input of a batch and its place there (`nil`: not one of the batch's).
+    private struct PlacedInput {
+        var position: Int?
+        var input: RuntimeInput
+    }
+
     /// Drops fired timers that were moved or removed since they fired.
-    private func inputsStillCurrent(_ inputs: [RuntimeInput]) async -> [RuntimeInput] {
-        var current: [RuntimeInput] = []
+    private func inputsStillCurrent(_ inputs: [PlacedInput]) async -> [PlacedInput] {
+        var current: [PlacedInput] = []
         for input in inputs {
-            guard case .timer(let timer) = input else {
+            guard case .timer(let timer) = input.input else {
                 current.append(input)
                 continue
             }

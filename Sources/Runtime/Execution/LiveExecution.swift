@@ -77,21 +77,27 @@ struct LiveExecution: Sendable {
     mutating func plan(_ inputs: [RuntimeInput], now: Date, settings: PlanSettings) -> TransitionPlan {
         var actions: [ExecutionAction] = []
         var consumed: [TimerRecord] = []
-        var notes: [String] = []
+        var taken: [Bool] = []
+        taken.reserveCapacity(inputs.count)
         for input in inputs {
+            let produced: [ExecutionAction]
             switch input {
             case .engine(let engineInput):
-                actions += machine.handle(engineInput, at: now)
+                produced = machine.handle(engineInput, at: now)
             case .timer(let timer):
                 consumed.append(timer)
                 if timer.key == RuntimeTimerKey.start {
-                    actions += machine.handle(.start, at: now)
+                    produced = machine.handle(.start, at: now)
                 } else if let engineTimer = EngineTimer(key: timer.key) {
-                    actions += machine.handle(.timerFired(engineTimer), at: now)
+                    produced = machine.handle(.timerFired(engineTimer), at: now)
                 } else {
-                    notes.append("timer '\(timer.key)' is not one the runtime knows; deleted")
+                    produced = [.ignored("timer '\(timer.key)' is not one the runtime knows; deleted")]
                 }
             }
+            // The engine answers an input it does not take (a stale one) with `ignored`, and
+            // changes nothing for it.
+            taken.append(!produced.contains { if case .ignored = $0 { true } else { false } })
+            actions += produced
         }
 
         var stepOrder: [String] = []
@@ -102,6 +108,7 @@ struct LiveExecution: Sendable {
         var logLines: [EngineLogLine] = []
         var dispatches: [StepDispatch] = []
         var abandonments: [StepAbandonment] = []
+        var notes: [String] = []
         for action in actions {
             switch action {
             case .stepChanged(let state):
@@ -179,7 +186,8 @@ struct LiveExecution: Sendable {
                 guard case .stepAwaitingEvent(_, _, let externalID) = event else { return nil }
                 return externalID
             },
-            finished: machine.execution.status.isFinished ? machine.execution.status : nil
+            finished: machine.execution.status.isFinished ? machine.execution.status : nil,
+            taken: taken
         )
     }
 
@@ -224,6 +232,9 @@ struct TransitionPlan: Sendable {
     var awaitedWorkflowIDs: [String]
     /// The execution's final status, when this transition ended it.
     var finished: ExecutionStatus?
+    /// For each input planned, in order, whether the engine took it (`false`: it was stale and
+    /// changed nothing).
+    var taken: [Bool]
 }
 
 /// Failures of the runtime.

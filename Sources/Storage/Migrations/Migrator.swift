@@ -15,7 +15,7 @@ public struct Migration: Sendable {
     }
 
     /// Every migration this build knows, oldest first.
-    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions, ownership]
+    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions, ownership, executionRetryOf]
 
     func sql(for dialect: SQLDialect) -> String {
         dialect == .postgres ? postgres : sqlite
@@ -102,10 +102,11 @@ public struct Migrator: Sendable {
         return SchemaStatus(applied: applied, pending: pending, unknown: unknown, modified: modified)
     }
 
-    /// Applies every pending migration, each in its own transaction, and returns the versions
-    /// applied. Refuses a schema that is newer than this build or was modified.
+    /// Applies every pending migration up to version `target` (all by default), each in its own
+    /// transaction, and returns the versions applied. Refuses a schema that is newer than this
+    /// build or was modified.
     @discardableResult
-    public func migrate() async throws -> [Int] {
+    public func migrate(upTo target: Int = .max) async throws -> [Int] {
         let dialect = database.dialect
         return try await database.withSession { session in
             if dialect == .postgres { try session.executeScript("SELECT pg_advisory_lock(\(Self.advisoryLockKey))") }
@@ -122,7 +123,7 @@ public struct Migrator: Sendable {
                 throw DatabaseError.schema(
                     "the database schema has migration \(newer), newer than this build knows (\(known.max() ?? 0)): upgrade budpipeline")
             }
-            for migration in Migration.all {
+            for migration in Migration.all where migration.version <= target {
                 if let checksum = applied[migration.version] {
                     guard checksum == migration.checksum(for: dialect) else {
                         throw DatabaseError.schema(

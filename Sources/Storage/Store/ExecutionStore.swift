@@ -114,6 +114,13 @@ extension PipelineStore {
         return (try Self.execution(row), try results[1].map(Self.step))
     }
 
+    /// The execution that retries `executionID`, if it was retried: there is at most one, the
+    /// insert of a second fails with ``DatabaseError/uniqueViolation(_:)``.
+    public func retryExecution(of executionID: String) async throws -> ExecutionRecord? {
+        try await database.read("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE retry_of = $1", .text(executionID)).first
+            .map(Self.execution)
+    }
+
     public func execution(id: String) async throws -> ExecutionRecord? {
         try await database.read("SELECT \(Self.executionColumns) FROM pipeline_execution WHERE id = $1", .text(id)).first.map(
             Self.execution)
@@ -309,8 +316,8 @@ extension PipelineStore {
                 """
                 INSERT INTO pipeline_execution (id, version, pipeline_id, pipeline_definition, initiator, start_time, end_time, status,
                     progress_percentage, final_outputs, error_info, subscriber_ids, payload_type, notification_workflow_id, event_sequence,
-                    created_at, updated_at, user_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                    created_at, updated_at, user_id, retry_of)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                 """,
                 [
                     .text(record.id), .integer(record.version), .optional(record.pipelineID, SQLValue.text),
@@ -320,7 +327,7 @@ extension PipelineStore {
                     .optional(record.errorInfo) { SQLValue.json(.object($0)) }, .optional(record.subscriberIDs, SQLValue.text),
                     .optional(record.payloadType, SQLValue.text), .optional(record.notificationWorkflowID, SQLValue.text),
                     .integer(record.eventSequence), .date(record.createdAt), .date(record.updatedAt),
-                    .optional(record.userID, SQLValue.text),
+                    .optional(record.userID, SQLValue.text), .optional(record.retryOf, SQLValue.text),
                 ]
             )
         ]

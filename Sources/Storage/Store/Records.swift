@@ -132,6 +132,8 @@ public struct ExecutionRecord: Sendable, Equatable {
     public var dag: JSONValue { definitionSnapshot["dag"] ?? .null }
     /// The bound parameters the execution runs with.
     public var params: JSONObject { definitionSnapshot["params"]?.objectValue ?? [:] }
+    /// The execution this one retries (stored in column `retry_of` too, which is unique).
+    public var retryOf: String? { definitionSnapshot["retry_of"]?.stringValue }
 
     /// The engine's view of the execution record.
     public var snapshot: ExecutionSnapshot {

@@ -1,0 +1,71 @@
+import BudJSON
+import Foundation
+import Storage
+import Testing
+import _BudPipelineTestSupport
+
+/// An execution is retried at most once: the store's `retry_of` is unique (migration 5), on both
+/// backends.
+@Suite("Retry uniqueness")
+struct RetryUniquenessTests {
+    private static func retry(of originalID: String, at offset: TimeInterval = 0) -> NewExecution {
+        var new = StoreFixtures.execution()
+        new.record.definitionSnapshot["retry_of"] = .string(originalID)
+        new.record.createdAt = StoreFixtures.base.addingTimeInterval(offset)
+        return new
+    }
+
+    @Test("a second retry of one execution is refused as a duplicate and stores nothing", arguments: TestBackend.available)
+    func secondRetryRefused(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let store = test.store
+            let original = StoreFixtures.execution()
+            try await store.insertExecution(original)
+            #expect(try await store.retryExecution(of: original.record.id) == nil)
+            let first = Self.retry(of: original.record.id)
+            try await store.insertExecution(first)
+            #expect(try await store.retryExecution(of: original.record.id)?.id == first.record.id)
+            #expect(try await store.retryExecution(of: original.record.id)?.retryOf == original.record.id)
+
+            let second = Self.retry(of: original.record.id)
+            await #expect {
+                try await store.insertExecution(second)
+            } throws: { error in
+                if case DatabaseError.uniqueViolation = error { true } else { false }
+            }
+            #expect(try await store.execution(id: second.record.id) == nil)
+            #expect(try await store.steps(executionID: second.record.id).isEmpty, "the transaction stored nothing")
+            try await store.insertExecution(Self.retry(of: first.record.id))
+        }
+    }
+
+    @Test("migrating keeps the first of the retries made before, and then refuses more", arguments: TestBackend.available)
+    func migrationKeepsTheFirstRetry(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend, migrated: false) { test in
+            let migrator = Migrator(database: test.database)
+            try await migrator.migrate(upTo: 3)
+            let originalID = StoreFixtures.newID()
+            let otherID = StoreFixtures.newID()
+            // Rows as a build before migration 5 wrote them: `retry_of` only in the definition.
+            let rows: [(id: String, retryOf: String?, offset: TimeInterval)] = [
+                (originalID, nil, 0), (otherID, nil, 0), (StoreFixtures.newID(), originalID, 30), (StoreFixtures.newID(), originalID, 10),
+                (StoreFixtures.newID(), originalID, 20), (StoreFixtures.newID(), otherID, 5),
+            ]
+            try await test.database.transaction { session in
+                for row in rows {
+                    var definition: JSONObject = ["dag": ["name": "x", "steps": []], "params": [:]]
+                    if let retryOf = row.retryOf { definition["retry_of"] = .string(retryOf) }
+                    let created = StoreFixtures.base.addingTimeInterval(row.offset)
+                    _ = try session.execute(
+                        "INSERT INTO pipeline_execution (id, pipeline_definition, initiator, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                        .text(row.id), .json(.object(definition)), .text("tester"), .date(created))
+                }
+            }
+            #expect(try await migrator.migrate() == Migration.all.map(\.version).filter { $0 > 3 })
+            let store = test.store
+            #expect(try await store.retryExecution(of: originalID)?.id == rows[3].id, "the earliest of the three")
+            #expect(try await store.retryExecution(of: otherID)?.id == rows[5].id)
+            await #expect(throws: DatabaseError.self) { try await store.insertExecution(Self.retry(of: originalID)) }
+        }
+    }
+}
