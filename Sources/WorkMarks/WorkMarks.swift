@@ -237,6 +237,36 @@ public struct EndedProcess: Sendable, Equatable {
 
     /// The work that killed the process, when a fatal signal named it.
     public var faulted: [WorkMark] { marks.filter { $0.signal != nil } }
+
+    /// What one death of this process is charged to: the work the fatal signal named, else all
+    /// the work under way — once per step, however many marks name it (a plugin call and the
+    /// transition after it are one death), and once per execution whose marks name no step.
+    /// Executions in the order their first mark appears; steps in the order they first appear.
+    public var charges: [InterruptionCharge] {
+        var charges: [InterruptionCharge] = []
+        for mark in faulted.isEmpty ? marks : faulted {
+            guard let index = charges.firstIndex(where: { $0.executionID == mark.executionID }) else {
+                charges.append(InterruptionCharge(executionID: mark.executionID, stepIDs: Self.unique(mark.stepIDs), marks: [mark]))
+                continue
+            }
+            charges[index].stepIDs = Self.unique(charges[index].stepIDs + mark.stepIDs)
+            charges[index].marks.append(mark)
+        }
+        return charges
+    }
+
+    private static func unique(_ ids: [String]) -> [String] {
+        var seen = Set<String>()
+        return ids.filter { seen.insert($0).inserted }
+    }
+}
+
+/// One death counted against an execution: against `stepIDs`, or the execution itself when none.
+public struct InterruptionCharge: Sendable, Equatable {
+    public let executionID: String
+    public var stepIDs: [String]
+    /// The marks it comes from.
+    public var marks: [WorkMark]
 }
 
 public struct WorkMarksError: Error, Sendable, CustomStringConvertible {

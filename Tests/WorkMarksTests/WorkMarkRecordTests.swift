@@ -30,3 +30,28 @@ import Testing
         #expect(WorkMarks.parse(Array(repeating: 0xFF, count: 4096)).isEmpty)
     }
 }
+
+/// One death is one count per step, whatever marks name it.
+@Suite struct InterruptionChargeTests {
+    @Test func aStepNamedByACallAndItsTransitionIsChargedOnce() {
+        let process = EndedProcess(
+            worker: "w",
+            marks: [
+                WorkMark(kind: .execute, executionID: "e1", stepIDs: ["deploy"], plugin: "p", action: "a"),
+                WorkMark(kind: .transition, executionID: "e1", stepIDs: ["deploy", "notify"]),
+                WorkMark(kind: .transition, executionID: "e2", stepIDs: []),
+                WorkMark(kind: .transition, executionID: "e2", stepIDs: []),
+            ])
+        #expect(process.charges.map(\.executionID) == ["e1", "e2"])
+        #expect(process.charges.map(\.stepIDs) == [["deploy", "notify"], []])
+        #expect(process.charges.map(\.marks.count) == [2, 2])
+    }
+
+    @Test func aFatalSignalNarrowsTheChargeToTheWorkItNamed() {
+        var crashed = WorkMark(kind: .execute, executionID: "e1", stepIDs: ["deploy"], plugin: "p", action: "a")
+        crashed.signal = 11
+        let process = EndedProcess(
+            worker: "w", marks: [crashed, WorkMark(kind: .execute, executionID: "e2", stepIDs: ["other"], plugin: "p", action: "b")])
+        #expect(process.charges == [InterruptionCharge(executionID: "e1", stepIDs: ["deploy"], marks: [crashed])])
+    }
+}

@@ -18,31 +18,35 @@ import WorkMarks
 /// itself reaches the limit, the execution is ended in the store without the engine. See
 /// docs/operations.md, "Crash loops".
 extension ExecutionRuntime {
-    /// Reads the work marks of processes that have ended and counts them in the store. Returns how
-    /// many marks were counted.
+    /// Reads the work marks of processes that have ended and counts them in the store: one death
+    /// per step (or execution) per process (``EndedProcess/charges``). Returns how many
+    /// executions were charged.
     @discardableResult
     public func countInterruptions() async -> Int {
         guard let directory = configuration.workMarksDirectory else { return 0 }
         var counted = 0
         for process in WorkMarks.collectEnded(in: directory) {
-            let blamed = process.faulted.isEmpty ? process.marks : process.faulted
-            for mark in blamed {
-                var metadata: Logger.Metadata = [
-                    "worker_id": "\(process.worker)", "execution_id": "\(mark.executionID)", "steps": "\(mark.stepIDs)",
-                    "work": "\(mark.kind.rawValue)",
-                ]
-                if let plugin = mark.plugin { metadata["plugin"] = "\(plugin)" }
-                if let action = mark.action { metadata["action"] = "\(action)" }
-                if let signal = mark.signal { metadata["signal"] = "\(Self.signalName(signal))" }
-                logger.error(
-                    mark.signal == nil
-                        ? "a process ended while this work was under way" : "a process died of a fatal signal during this work",
-                    metadata: metadata)
+            for charge in process.charges {
+                for mark in charge.marks {
+                    var metadata: Logger.Metadata = [
+                        "worker_id": "\(process.worker)", "execution_id": "\(mark.executionID)", "steps": "\(mark.stepIDs)",
+                        "work": "\(mark.kind.rawValue)",
+                    ]
+                    if let plugin = mark.plugin { metadata["plugin"] = "\(plugin)" }
+                    if let action = mark.action { metadata["action"] = "\(action)" }
+                    if let signal = mark.signal { metadata["signal"] = "\(Self.signalName(signal))" }
+                    logger.error(
+                        mark.signal == nil
+                            ? "a process ended while this work was under way" : "a process died of a fatal signal during this work",
+                        metadata: metadata)
+                }
                 do {
-                    try await store.recordInterruption(executionID: mark.executionID, stepIDs: mark.stepIDs)
+                    try await store.recordInterruption(executionID: charge.executionID, stepIDs: charge.stepIDs)
                     counted += 1
                 } catch {
-                    logger.warning("could not count an interruption", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    logger.warning(
+                        "could not count an interruption",
+                        metadata: ["execution_id": "\(charge.executionID)", "steps": "\(charge.stepIDs)", "error": "\(error)"])
                 }
             }
         }
