@@ -73,8 +73,8 @@ struct WorkerProcessTests {
             let firstStatus = await first.stop()
             let secondStatus = await second.stop()
             #expect(counts[.completed] == 200, "worker output:\n\(first.output)\n\(second.output)")
-            #expect(firstStatus == 0)
-            #expect(secondStatus == 0)
+            #expect(firstStatus == 0, "\(first.output.suffix(4000))")
+            #expect(secondStatus == 0, "\(second.output.suffix(4000))")
 
             let calls = ProbeLog.read(probeLog).filter { $0.call == "execute" }
             let expected = Set(ids.flatMap { id in ["a", "b", "c"].map { "\(id)/\($0)/0" } })
