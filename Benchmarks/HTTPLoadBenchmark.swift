@@ -33,8 +33,17 @@ struct HTTPLoadBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds of load before measuring.")
     var warmup = 3
 
+    @Option(name: .customLong("header"), help: "A request header, `Name: value` (repeatable), e.g. the app API token.")
+    var headers: [String] = []
+
     func run() async throws {
-        guard let target = LoadTarget(url) else { throw ValidationError("--url must look like http://host:port/path") }
+        guard var target = LoadTarget(url) else { throw ValidationError("--url must look like http://host:port/path") }
+        for header in headers {
+            let parts = header.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("--header must look like 'Name: value'") }
+            target.headers.append(
+                (String(parts[0]).trimmingCharacters(in: .whitespaces), String(parts[1]).trimmingCharacters(in: .whitespaces)))
+        }
         guard connections > 0, rate > 0, duration > 0, warmup >= 0 else {
             throw ValidationError("--connections, --rate and --duration must be positive, --warmup not negative")
         }
@@ -53,6 +62,8 @@ struct LoadTarget: Sendable {
     let host: String
     let port: Int
     let path: String
+    /// Sent with every request besides `Host` and `Connection`.
+    var headers: [(name: String, value: String)] = []
 
     init?(_ url: String) {
         guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host else { return nil }
@@ -219,6 +230,7 @@ final class LoadConnection: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "\(target.host):\(target.port)")
         headers.add(name: "Connection", value: "keep-alive")
+        for (name, value) in target.headers { headers.add(name: name, value: value) }
         head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)
     }
 

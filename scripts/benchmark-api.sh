@@ -13,6 +13,7 @@ if ! command -v wrk >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 duration=${1:-20}
+token=bench-token-$RANDOM$RANDOM
 
 swift build -c release --product budpipeline
 swift build -c release --product budpipeline-benchmarks
@@ -29,7 +30,8 @@ trap finish EXIT
 
 measure() {
     local label=$1 url=$2
-    DATABASE_URL=$url LOG_LEVEL=notice .build/release/budpipeline serve --migrate --port 0 >"$workdir/$label.log" 2>&1 &
+    # As in production: the app API token required, and presented by every request.
+    APP_API_TOKEN=$token DATABASE_URL=$url LOG_LEVEL=notice .build/release/budpipeline serve --migrate --port 0 >"$workdir/$label.log" 2>&1 &
     server_pid=$!
     local port=""
     for _ in $(seq 1 100); do
@@ -39,16 +41,17 @@ measure() {
     done
     [ -n "$port" ] || { cat "$workdir/$label.log" >&2; exit 1; }
     local base="http://127.0.0.1:$port" id
-    id=$(curl -sf -X POST "$base/executions/run" -H 'Content-Type: application/json' \
+    id=$(curl -sf -X POST "$base/executions/run" -H 'Content-Type: application/json' -H "dapr-api-token: $token" \
         -d '{"pipeline_definition": {"name": "bench", "steps": [{"id": "a", "name": "A", "action": "log"}, {"id": "b", "name": "B", "action": "log", "depends_on": ["a"]}]}}' |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["execution_id"])')
     sleep 1
-    curl -sf "$base/executions/$id" >/dev/null
+    curl -sf -H "dapr-api-token: $token" "$base/executions/$id" >/dev/null
     echo "== $label: GET /executions/{id}, 64 connections, 2 threads, ${duration}s, as fast as it answers (wrk)"
-    wrk -t2 -c64 -d5s "$base/executions/$id" >/dev/null
-    wrk -t2 -c64 -d"${duration}s" --latency "$base/executions/$id" | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx'
+    wrk -t2 -c64 -d5s -H "dapr-api-token: $token" "$base/executions/$id" >/dev/null
+    wrk -t2 -c64 -d"${duration}s" --latency -H "dapr-api-token: $token" "$base/executions/$id" | grep -E 'Requests/sec|Latency  |50%|90%|99%|requests in|Non-2xx'
     echo "-- $label: at a fixed rate (http-load)"
-    .build/release/budpipeline-benchmarks http-load --url "$base/executions/$id" --connections 64 --rate 8000 --duration "$duration" --warmup 3
+    .build/release/budpipeline-benchmarks http-load --url "$base/executions/$id" --connections 64 --rate 8000 --duration "$duration" --warmup 3 \
+        --header "dapr-api-token: $token"
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
