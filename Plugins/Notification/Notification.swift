@@ -41,7 +41,7 @@ struct SendNotification: StepHandler {
                 options: severities.map { SelectOption(label: $0.prefix(1).uppercased() + $0.dropFirst(), value: $0) }),
             ParamDefinition(
                 name: "recipients", label: "Recipients", type: .json,
-                description: "User ids (a list or a comma-separated string); default: the execution's user_id"),
+                description: "User ids (a list or a comma-separated string); default: the execution's owner"),
             ParamDefinition(name: "metadata", label: "Metadata", type: .json, description: "Extra fields delivered with the message"),
         ],
         outputs: [
@@ -93,7 +93,7 @@ struct SendNotification: StepHandler {
         let failureOutputs: JSONObject = ["sent": false, "notification_id": .string(notificationID), "recipients": []]
         guard problems.isEmpty else { throw StepFailure(problems.joined(separator: "; "), outputs: failureOutputs) }
         var recipients = request.params["recipients"].flatMap(Self.recipients) ?? []
-        if recipients.isEmpty, let user = request.workflowParams["user_id"]?.stringValue, !user.isEmpty { recipients = [user] }
+        if recipients.isEmpty, let user = request.userID, !user.isEmpty { recipients = [user] }
         guard !recipients.isEmpty else {
             throw StepFailure("no recipients: give recipients or run the pipeline with a user_id", outputs: failureOutputs)
         }

@@ -20,7 +20,7 @@ public struct SecretKeys: Sendable, Equatable {
         "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apikey", "auth_token", "access_token",
         "refresh_token", "private_key", "secret_key", "client_secret", "credential", "credentials", "bearer", "authorization",
         "cookie", "set_cookie", "x_webhook_secret", "dapr_api_token", "app_api_token", "connection_string",
-        "aws_secret_access_key", "aws_session_token",
+        "aws_secret_access_key", "aws_session_token", "cookies", "jwt", "access_key", "auth_key",
     ]
 
     /// The built-in entries only.

@@ -46,19 +46,22 @@ public struct BudServiceSettings: Sendable, Equatable {
         }
     }
 
-    /// The user a budapp call acts as: the execution's `user_id`, else the system user.
+    /// The user a budapp call acts as: the execution's owner as the host names it
+    /// (``ExecuteRequest/userID``), else the system user.
     ///
-    /// Unlike the reference, a step's own `params.user_id` is never used: a pipeline author must not
-    /// be able to act as someone else.
+    /// Unlike the reference, no parameter is read — neither the step's `params.user_id` nor
+    /// anything a caller could put into the execution's parameters: a pipeline author, a schedule
+    /// or a webhook sender must not be able to act as someone else.
     public func actingUser(of request: ExecuteRequest) -> String? {
-        if let user = request.workflowParams["user_id"]?.stringValue, !user.isEmpty { return user }
+        if let user = request.userID, !user.isEmpty { return user }
         return systemUserID
     }
 
     /// ``actingUser(of:)``, or a failure (carrying `outputs` marked failed) saying how to give one.
     public func requireActingUser(of request: ExecuteRequest, outputs: JSONObject) throws(StepFailure) -> String {
         guard let user = actingUser(of: request) else {
-            let message = "no user to act as on budapp: run the pipeline with a user_id or configure system_user_id"
+            let message =
+                "no user to act as on budapp: run the pipeline as a user (X-User-ID, or the service naming user_id) or configure system_user_id"
             throw StepFailure(message, outputs: outputs.failed(with: message))
         }
         return user

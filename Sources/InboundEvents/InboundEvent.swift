@@ -64,6 +64,19 @@ public struct InboundEvent: Sendable, Equatable {
         return nil
     }
 
+    /// The user the event is about: its `user_id`, else `payload.user_id` (a UUID, lower-cased);
+    /// `nil` when it names none or not as a UUID. Event triggers a user owns fire only for events
+    /// about that user (docs/security.md).
+    public var userID: String? {
+        for path in [["user_id"], ["payload", "user_id"]] {
+            guard let text = Self.text(Self.value(at: path, in: body)) else { continue }
+            let lowered = text.lowercased()
+            guard lowered.utf8.count == 36, UUIDText.isCanonical(lowered) else { return nil }
+            return lowered
+        }
+        return nil
+    }
+
     /// The value at a dotted path of the event (`payload.content.status`), `nil` when absent.
     public func value(atDottedPath path: String) -> JSONValue? {
         Self.value(at: path.split(separator: ".").map(String.init), in: body)
@@ -99,5 +112,22 @@ public enum InboundEventError: Error, Sendable, Equatable, CustomStringConvertib
         switch self {
         case .malformed(let message), .retryLater(let message): message
         }
+    }
+}
+
+/// Checks the canonical text form of a UUID (8-4-4-4-12 hexadecimal digits, lower case).
+enum UUIDText {
+    static func isCanonical(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            switch index {
+            case 8, 13, 18, 23: guard byte == UInt8(ascii: "-") else { return false }
+            default:
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                else { return false }
+            }
+        }
+        return true
     }
 }

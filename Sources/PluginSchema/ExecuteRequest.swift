@@ -22,6 +22,11 @@ public struct ExecuteRequest: Sendable, Equatable {
     public var stepOutputs: JSONObject
     /// Time the step may take, when limited.
     public var timeoutSeconds: Int?
+    /// The user the execution belongs to, set by the host from the execution's owner (never from
+    /// parameters a caller wrote); `nil` for an execution the service started for nobody. A plugin
+    /// that acts for a user on another service acts for this one. `workflow_params.user_id` always
+    /// equals it (or is absent).
+    public var userID: String?
 
     public init(
         action: String,
@@ -33,7 +38,8 @@ public struct ExecuteRequest: Sendable, Equatable {
         params: JSONObject = [:],
         workflowParams: JSONObject = [:],
         stepOutputs: JSONObject = [:],
-        timeoutSeconds: Int? = nil
+        timeoutSeconds: Int? = nil,
+        userID: String? = nil
     ) {
         self.action = action
         self.executionID = executionID
@@ -45,6 +51,7 @@ public struct ExecuteRequest: Sendable, Equatable {
         self.workflowParams = workflowParams
         self.stepOutputs = stepOutputs
         self.timeoutSeconds = timeoutSeconds
+        self.userID = userID
     }
 
     public init(json: JSONValue) throws(SchemaError) {
@@ -59,7 +66,8 @@ public struct ExecuteRequest: Sendable, Equatable {
             params: try reader.objectMember("params") ?? [:],
             workflowParams: try reader.objectMember("workflow_params") ?? [:],
             stepOutputs: try reader.objectMember("step_outputs") ?? [:],
-            timeoutSeconds: try reader.int("timeout_seconds")
+            timeoutSeconds: try reader.int("timeout_seconds"),
+            userID: try reader.string("user_id")
         )
     }
 
@@ -71,6 +79,7 @@ public struct ExecuteRequest: Sendable, Equatable {
         object["workflow_params"] = .object(workflowParams)
         object["step_outputs"] = .object(stepOutputs)
         object["timeout_seconds"] = timeoutSeconds.map(JSONValue.int) ?? .null
+        object["user_id"] = userID.map(JSONValue.string) ?? .null
         return .object(object)
     }
 }

@@ -69,20 +69,28 @@ public struct PluginTestHost: Sendable {
         return PluginTestHost(host: host, plugin: plugin)
     }
 
-    /// Runs `action` with `params` as a step of a test execution.
+    /// Runs `action` with `params` as a step of a test execution owned by `userID`.
+    ///
+    /// As the server does, the request's `user_id` and `workflow_params.user_id` agree: the owner
+    /// is `userID`, else `workflowParams["user_id"]`.
     public func execute(
         _ action: String,
         params: JSONObject = [:],
         workflowParams: JSONObject = [:],
+        userID: String? = nil,
         progress: (@Sendable (PluginProgress) -> Void)? = nil
     ) async throws -> StepOutcome {
+        let owner = userID ?? workflowParams["user_id"]?.stringValue
+        var workflowParams = workflowParams
+        workflowParams["user_id"] = owner.map(JSONValue.string)
         let request = ExecuteRequest(
             action: action,
             executionID: "test-execution",
             stepID: "test-step",
             idempotencyKey: "test-execution/test-step/0",
             params: params,
-            workflowParams: workflowParams
+            workflowParams: workflowParams,
+            userID: owner
         )
         return try await host.execute(
             request, context: PluginCallContext(executionID: "test-execution", stepID: "test-step", progressHandler: progress))

@@ -108,7 +108,8 @@ final class PostgresConnection {
         guard let connection else { throw .connection("out of memory") }
         self.connection = connection
         guard PQstatus(connection) == CONNECTION_OK else {
-            let message = Self.clean(String(cString: PQerrorMessage(connection)))
+            // libpq may quote the connection string, password included.
+            let message = ConnectionSecrets(connectionInfo: url).scrub(Self.clean(String(cString: PQerrorMessage(connection))))
             PQfinish(connection)
             closed = true
             throw .connection(message)
@@ -119,7 +120,7 @@ final class PostgresConnection {
             try executeScript("SET TIME ZONE 'UTC'")
         } catch {
             close()
-            throw .connection("\(error)")
+            throw .connection(ConnectionSecrets(connectionInfo: url).scrub("\(error)"))
         }
     }
 

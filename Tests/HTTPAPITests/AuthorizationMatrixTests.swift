@@ -287,6 +287,18 @@ struct AuthorizationMatrixTests {
             // A malformed user header is refused, never read as "no user" (the service).
             let malformed = try await server.send("GET", "/pipelines/\(fixture.pipeline)", headers: ["X-User-ID": "not-a-uuid"])
             #expect(malformed.status == 400 && malformed.json["code"] == "INVALID_USER_ID")
+            // So is an empty or blank one, as a gateway forwarding a missing user might send it:
+            // read as absent, it would make the caller the service (everything, no rate limit).
+            for blank in ["", " ", "\t"] {
+                let connection = try RawConnection(port: server.port)
+                connection.send(
+                    "GET /pipelines HTTP/1.1\r\nHost: test\r\ndapr-api-token: \(Self.token)\r\nX-User-ID:\(blank)\r\n"
+                        + "Connection: close\r\n\r\n")
+                let response = await connection.response(timeout: .seconds(10))
+                #expect(
+                    response?.status == 400 && response?.body.contains("INVALID_USER_ID") == true,
+                    "'\(blank)': \(String(describing: response))")
+            }
         }
     }
 
@@ -295,6 +307,11 @@ struct AuthorizationMatrixTests {
         try await APIServerProcess.with(.sqlite, environment: Self.environment) { server in
             for path in ["/health", "/ready", "/openapi.json"] {
                 #expect(try await server.send("GET", path, authenticated: false).status == 200, "\(path)")
+            }
+            // Probes may use HEAD: the same status, no body.
+            for path in ["/health", "/ready"] {
+                let head = try await server.send("HEAD", path, authenticated: false)
+                #expect(head.status == 200 && head.text.isEmpty, "HEAD \(path): \(head.status) \(head.text)")
             }
             let fixture = try await Self.make(on: server)
             // The webhook trigger is open to the app token's absence: its own secret decides.

@@ -11,7 +11,7 @@ import _BudPipelineTestSupport
 @Suite("Domain plugins end to end", .serialized)
 struct DomainPluginTests {
     static let token = "domain-test-token"
-    static let user = "6f1c0e2a-user"
+    static let user = "6f1c0e2a-0b1d-4c3e-9f50-7a6b5c4d3e2f"
 
     /// Cluster health → deploy → benchmark → scale → notify → tear down, in the spirit of
     /// ml_deployment_dag.json; the README's quick-start runs the same file.

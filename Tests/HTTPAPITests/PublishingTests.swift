@@ -108,13 +108,16 @@ struct PublishingTests {
                 "name": "notify",
                 "steps": [["id": "tell", "name": "Tell", "action": "notification", "params": ["channel": "email", "message": "done"]]],
             ]
-            let started = try await server.send("POST", "/executions/run", json: ["pipeline_definition": dag, "user_id": "u-7"])
+            let started = try await server.send(
+                "POST", "/executions/run", json: ["pipeline_definition": dag, "user_id": "0a0b0c0d-7777-4777-8777-000000000007"])
             let executionID = try #require(started.json["execution_id"]?.stringValue)
             let execution = try await server.finished(executionID)
             #expect(execution["status"] == "COMPLETED")
             #expect(execution["final_outputs"]?["tell"]?["sent"] == true)
             let call = try #require(sidecar.invocations.first { $0.app == "budnotify" })
-            #expect(call.body["subscriber_ids"] == ["u-7"] && call.body["payload"]?["workflow_id"]?.stringValue == executionID)
+            #expect(
+                call.body["subscriber_ids"] == ["0a0b0c0d-7777-4777-8777-000000000007"]
+                    && call.body["payload"]?["workflow_id"]?.stringValue == executionID)
             #expect(call.traceparent?.contains(executionID.replacingOccurrences(of: "-", with: "")) == true)
         }
         await sidecar.stop()

@@ -143,6 +143,16 @@ struct WebhookSecurityTests {
             #expect(first.status == 200, "\(first.text)")
             let replay = try await deliver(delivery: "d-1")
             #expect(replay.status == 409 && replay.json["code"] == "WEBHOOK_REPLAY")
+            // The captured request under a new delivery id, however its signature is spelt, is
+            // still a replay: the signature itself is remembered.
+            let renamed = try await deliver(delivery: "d-1-again")
+            #expect(renamed.status == 409 && renamed.json["code"] == "WEBHOOK_REPLAY", "\(renamed.text)")
+            let respelt = Self.signature(secret: secret, timestamp: now, body: body).dropFirst("sha256=".count).uppercased()
+            let respeltReply = try await deliver(signature: String(respelt), delivery: "d-1-third")
+            #expect(respeltReply.status == 409 && respeltReply.json["code"] == "WEBHOOK_REPLAY", "\(respeltReply.text)")
+            // Signed afresh, the same body is a new delivery; the refused ids above were not kept.
+            let resigned = try await deliver(timestamp: String(Int(now)! - 1), delivery: "d-1-again")
+            #expect(resigned.status == 200, "\(resigned.text)")
             let unnamed = try await deliver(delivery: nil)
             #expect(unnamed.status == 401 && unnamed.json["code"] == "INVALID_SIGNATURE")
             let wrong = try await deliver(signature: Self.signature(secret: "not-the-secret", timestamp: now, body: body), delivery: "d-2")
@@ -162,7 +172,7 @@ struct WebhookSecurityTests {
                 "POST", "/trigger/\(id)", body: body, headers: ["X-Webhook-Secret": secret], authenticated: false)
             #expect(shared.status == 401)
             let runs = try await server.send("GET", "/executions?workflow_id=\(pipeline)").json["pagination"]?["total_count"]
-            #expect(runs == 1)
+            #expect(runs == 2)
         }
     }
 

@@ -123,12 +123,15 @@ import Testing
     @Test func executeRequestRoundTrips() throws {
         let request = ExecuteRequest(
             action: "a", executionID: "e", stepID: "s", stepExecutionID: "se", idempotencyKey: "e/s/1", retryCount: 1,
-            params: ["p": 1], workflowParams: ["w": "x"], stepOutputs: ["prev": ["o": true]], timeoutSeconds: 30
+            params: ["p": 1], workflowParams: ["w": "x"], stepOutputs: ["prev": ["o": true]], timeoutSeconds: 30,
+            userID: "11111111-1111-4111-8111-111111111111"
         )
         #expect(try ExecuteRequest(json: request.json) == request)
         #expect(request.json["timeout_seconds"] == 30)
+        #expect(request.json["user_id"] == "11111111-1111-4111-8111-111111111111")
         let minimal = ExecuteRequest(action: "a", executionID: "e", stepID: "s", idempotencyKey: "k")
         #expect(minimal.json["timeout_seconds"] == .null)
+        #expect(minimal.json["user_id"] == .null)
         #expect(try ExecuteRequest(json: minimal.json) == minimal)
     }
 

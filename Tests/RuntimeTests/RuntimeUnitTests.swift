@@ -113,14 +113,16 @@ struct TransitionPlanTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     static let settings = PlanSettings(workerID: "worker-1", leaseSeconds: 30, timerClaimGrace: 2)
 
-    static func live(_ json: String, params: JSONObject = [:]) throws -> LiveExecution {
+    static func live(_ json: String, params: JSONObject = [:], ownerID: String? = "0d1c2b3a-4f5e-4a6b-8c7d-9e8f7a6b5c4d") throws
+        -> LiveExecution
+    {
         let catalog = StaticActionCatalog(
             BuiltInActions.all + [ActionMetadata(type: "work", name: "Work", category: "Test", description: "A plugin action.")])
         let (report, compiled) = PipelineCompiler.compile(try JSONValue(parsing: json), catalog: catalog)
         let pipeline = try #require(compiled, "\(report.errors)")
         let machine = ExecutionStateMachine(pipeline: pipeline, executionID: "exec-1", params: params)
         let rows = Dictionary(uniqueKeysWithValues: machine.steps.map { ($0.stepID, "row-\($0.stepID)") })
-        return LiveExecution(machine: machine, version: 1, eventSequence: 0, pipelineID: "pipe-1", stepRowIDs: rows)
+        return LiveExecution(machine: machine, version: 1, eventSequence: 0, pipelineID: "pipe-1", ownerID: ownerID, stepRowIDs: rows)
     }
 
     static let start = TimerRecord(executionID: "exec-1", key: RuntimeTimerKey.start, dueAt: now)
@@ -140,6 +142,8 @@ struct TransitionPlanTests {
         #expect(request.idempotencyKey == "exec-1/a/0")
         #expect(request.stepExecutionID == "row-a")
         #expect(request.params == ["x": 1])
+        // The plugin acts for the execution's owner, named by the host.
+        #expect(request.userID == "0d1c2b3a-4f5e-4a6b-8c7d-9e8f7a6b5c4d")
         #expect(plan.calls.map(\.request) == [request])
         #expect(
             plan.transition.timers == [

@@ -11,7 +11,7 @@ import Hummingbird
 /// `INVALID_TOKEN`; both carry `WWW-Authenticate: Bearer`. Tokens are compared in constant time
 /// (digests of equal length, every byte looked at).
 ///
-/// Open without the token: `/health`, `/ready`, `/openapi.json`, and the webhook trigger routes
+/// Open without the token: `/health` and `/ready` (GET and HEAD), `/openapi.json`, and the webhook trigger routes
 /// (which check the webhook's own secret or signature). `/workflow-events` answers a missing or
 /// wrong token itself, with the reference's 403.
 struct AuthenticationMiddleware: RouterMiddleware {

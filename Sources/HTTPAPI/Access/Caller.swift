@@ -15,8 +15,10 @@ public enum Caller: Sendable, Equatable, CustomStringConvertible {
     static let userHeader = HTTPField.Name("X-User-ID")!
 
     /// The caller of `request`: a user when `X-User-ID` holds a UUID (any case, stored
-    /// lower-case); the service when the header is absent or empty. Any other value is refused
-    /// (400 `INVALID_USER_ID`) rather than read as absent, which would widen the caller's reach.
+    /// lower-case); the service only when the header is absent. Any other value — empty or blank
+    /// included, as a gateway forwarding a missing user might send — is refused (400
+    /// `INVALID_USER_ID`) rather than read as absent, which would widen the caller's reach to
+    /// everything.
     init(_ request: Request) throws(APIError) {
         let values = request.headers[values: Self.userHeader]
         guard let text = values.first, values.count == 1 || values.allSatisfy({ $0 == text }) else {
@@ -25,10 +27,6 @@ public enum Caller: Sendable, Equatable, CustomStringConvertible {
                 return
             }
             throw APIError(.badRequest, code: "INVALID_USER_ID", message: "X-User-ID is given more than once with different values")
-        }
-        if text.allSatisfy(\.isWhitespace) {
-            self = .service
-            return
         }
         guard let id = PipelineRoutes.uuid(text) else {
             throw APIError(.badRequest, code: "INVALID_USER_ID", message: "X-User-ID is not a UUID")

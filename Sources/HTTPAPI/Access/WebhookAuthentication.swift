@@ -1,3 +1,4 @@
+import BudJSON
 import Crypto
 public import Foundation
 
@@ -49,9 +50,13 @@ public enum WebhookSignature {
     }
 
     /// Checks a delivery. `tolerance` is in seconds.
+    ///
+    /// On success, returns the signature in one canonical spelling (`sha256=` and lower-case hex,
+    /// whatever prefix and case the sender used): the key under which the delivery is remembered,
+    /// so that the same signed request sent again under a new delivery id is still a replay.
     public static func verify(
         secret: String, signature: String?, timestamp: String?, body: some Sequence<UInt8>, now: Date, tolerance: Int
-    ) -> Result<Void, Refusal> {
+    ) -> Result<String, Refusal> {
         guard let signature, !signature.isEmpty else { return .failure(.missingSignature) }
         guard let timestamp, !timestamp.isEmpty else { return .failure(.missingTimestamp) }
         guard timestamp.utf8.count <= 12, timestamp.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let seconds = Int(timestamp)
@@ -62,7 +67,7 @@ public enum WebhookSignature {
         guard let givenBytes = bytes(hex: given), givenBytes.count == expected.count,
             zip(givenBytes, expected).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
         else { return .failure(.mismatch) }
-        return .success(())
+        return .success("sha256=" + hex(givenBytes))
     }
 
     private static func mac(secret: String, timestamp: String, body: some Sequence<UInt8>) -> HashedAuthenticationCode<SHA256> {
@@ -73,8 +78,8 @@ public enum WebhookSignature {
         return code.finalize()
     }
 
-    private static func hex(_ code: HashedAuthenticationCode<SHA256>) -> String {
-        code.map { String(format: "%02x", $0) }.joined()
+    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
     }
 
     /// The bytes of `text` read as hexadecimal (any case); `nil` for anything else.
@@ -117,7 +122,10 @@ public struct SensitiveHeaders: Sendable, Equatable {
         "dapr-api-token", "x-app-api-token", "x-api-key", "x-auth-token", "x-csrf-token", "x-amz-security-token",
     ]
     /// Words that make any header name sensitive wherever they appear in it.
-    static let sensitiveWords = ["token", "secret", "password", "passwd", "api-key", "apikey", "credential", "session", "signature"]
+    static let sensitiveWords = [
+        "token", "secret", "password", "passwd", "pwd", "passphrase", "api-key", "apikey", "credential", "session", "signature",
+        "auth", "cookie", "private", "bearer", "jwt", "access-key", "accesskey",
+    ]
 
     public var extra: Set<String>
 
@@ -125,8 +133,11 @@ public struct SensitiveHeaders: Sendable, Equatable {
         self.extra = Set(extra.map { $0.lowercased() })
     }
 
+    /// Whether `header` is sensitive: built in, configured, naming a credential word anywhere, or
+    /// captured under a parameter name (`header_<name>`) that API answers would mask anyway.
     public func contains(_ header: String) -> Bool {
         let name = header.lowercased().replacingOccurrences(of: "_", with: "-")
         return Self.builtIn.contains(name) || extra.contains(name) || Self.sensitiveWords.contains { name.contains($0) }
+            || SecretKeys.builtIn.isSecret("header_" + name.replacingOccurrences(of: "-", with: "_"))
     }
 }

@@ -352,6 +352,12 @@ public enum OpenAPIDocument {
             method: "get", paths: ["/ready"], id: "ready", summary: "Readiness: 503 until the database and every plugin are fine",
             tag: "service", responses: [(200, "Readiness"), (503, "Readiness")]),
         Operation(
+            method: "head", paths: ["/health"], id: "healthHead", summary: "Liveness for probes: the status of GET /health, no body",
+            tag: "service", responses: [(200, nil)]),
+        Operation(
+            method: "head", paths: ["/ready"], id: "readyHead", summary: "Readiness for probes: the status of GET /ready, no body",
+            tag: "service", responses: [(200, nil), (503, nil)]),
+        Operation(
             method: "get", paths: ["/openapi.json"], id: "openAPIDocument", summary: "This document", tag: "service",
             responses: [(200, "OpenAPI")]),
     ]

@@ -137,7 +137,7 @@ struct WebhookRoutes: Sendable {
         var request = request
         let body = try await request.bodyBytes(limit: configuration.maximumBodySize)
         let now = Date()
-        try Self.checkCredentials(of: request, body: body, for: current, now: now)
+        let signature = try Self.checkCredentials(of: request, body: body, for: current, now: now)
         if let allowed = current.allowedIPs {
             guard let peer = context.remoteAddress?.ipAddress, allowed.contains(peer) else {
                 throw APIError(.forbidden, code: "IP_NOT_ALLOWED", message: "IP not allowed")
@@ -146,12 +146,12 @@ struct WebhookRoutes: Sendable {
         var reader = FieldReader(body: try Request.jsonObject(from: body, emptyAllowed: true))
         let bodyParams = reader.object("params") ?? [:]
         try reader.finish()
-        let delivery = try await refuseReplay(of: request, to: current, now: now)
+        let remembered = try await refuseReplay(of: request, signature: signature, to: current, now: now)
         do {
             return try await start(current, request: request, bodyParams: bodyParams, now: now)
         } catch {
             // The delivery did not start anything: its sender may deliver it again.
-            if let delivery { try? await store.forgetDelivery(webhookID: current.id, deliveryID: delivery) }
+            for key in remembered { try? await store.forgetDelivery(webhookID: current.id, deliveryID: key) }
             throw error
         }
     }
@@ -178,48 +178,74 @@ struct WebhookRoutes: Sendable {
         }
     }
 
-    /// Checks the secret or signature the webhook requires.
-    private static func checkCredentials(of request: Request, body: ByteBuffer, for webhook: WebhookRecord, now: Date) throws(APIError) {
+    /// Checks the secret or signature the webhook requires. Returns the delivery's signature in
+    /// its canonical spelling, for a signed delivery.
+    private static func checkCredentials(of request: Request, body: ByteBuffer, for webhook: WebhookRecord, now: Date) throws(APIError)
+        -> String?
+    {
         if let key = webhook.signingSecret {
             let result = WebhookSignature.verify(
                 secret: key, signature: request.headers[HTTPField.Name(WebhookSignature.signatureHeader)!],
                 timestamp: request.headers[HTTPField.Name(WebhookSignature.timestampHeader)!], body: body.readableBytesView, now: now,
                 tolerance: webhook.signatureTolerance)
-            if case .failure(let refusal) = result {
-                throw APIError(.unauthorized, code: "INVALID_SIGNATURE", message: refusal.message)
+            let signature: String
+            switch result {
+            case .success(let canonical): signature = canonical
+            case .failure(let refusal): throw APIError(.unauthorized, code: "INVALID_SIGNATURE", message: refusal.message)
             }
             guard request.headers[HTTPField.Name(WebhookSignature.deliveryHeader)!] != nil else {
                 throw APIError(
                     .unauthorized, code: "INVALID_SIGNATURE",
                     message: "A signed delivery must name itself in \(WebhookSignature.deliveryHeader)")
             }
+            return signature
         } else if let expected = webhook.secretHash {
             let given = request.headers[HTTPField.Name("X-Webhook-Secret")!] ?? ""
             guard constantTimeEquals(hash(given), expected) else {
                 throw APIError(.unauthorized, code: "INVALID_SECRET", message: "Invalid secret")
             }
         }
+        return nil
     }
 
-    /// Remembers the delivery id the request gives, refusing one the webhook received before
-    /// within twice its tolerance window (409 `WEBHOOK_REPLAY`). Returns the id, if any.
-    private func refuseReplay(of request: Request, to webhook: WebhookRecord, now: Date) async throws -> String? {
-        guard let delivery = request.headers[HTTPField.Name(WebhookSignature.deliveryHeader)!] else { return nil }
-        guard WebhookSignature.isDeliveryID(delivery) else {
+    /// Remembers the delivery id the request gives and, for a signed delivery, its signature,
+    /// refusing either when the webhook received it before within twice its tolerance window (409
+    /// `WEBHOOK_REPLAY`): a captured signed request sent again under a new delivery id is still a
+    /// replay. Returns the keys remembered, which are forgotten if nothing starts.
+    private func refuseReplay(of request: Request, signature: String?, to webhook: WebhookRecord, now: Date) async throws
+        -> [String]
+    {
+        let delivery = request.headers[HTTPField.Name(WebhookSignature.deliveryHeader)!]
+        if let delivery, !WebhookSignature.isDeliveryID(delivery) {
             throw APIError(
                 .badRequest, code: "INVALID_DELIVERY_ID",
                 message:
                     "\(WebhookSignature.deliveryHeader) must be 1 to \(WebhookSignature.maximumDeliveryIDLength) printable ASCII characters"
             )
         }
+        // A signature is kept as "signature sha256=…": delivery ids have no spaces, so none can
+        // pose as a signature (and both fit the 200 characters the table keeps).
+        let signatureKey = signature.map { "signature " + $0 }
+        let keys = [signatureKey, delivery].compactMap { $0 }
         let window = TimeInterval(2 * webhook.signatureTolerance)
-        guard
-            try await store.rememberDelivery(
-                webhookID: webhook.id, deliveryID: delivery, at: now, forgetBefore: now.addingTimeInterval(-window))
-        else {
-            throw APIError(.conflict, code: "WEBHOOK_REPLAY", message: "This delivery (\(delivery)) was received before")
+        var remembered: [String] = []
+        for key in keys {
+            let isNew: Bool
+            do {
+                isNew = try await store.rememberDelivery(
+                    webhookID: webhook.id, deliveryID: key, at: now, forgetBefore: now.addingTimeInterval(-window))
+            } catch {
+                for earlier in remembered { try? await store.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
+                throw error
+            }
+            guard isNew else {
+                for earlier in remembered { try? await store.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
+                let what = key == signatureKey ? "This signed request" : "This delivery (\(delivery ?? ""))"
+                throw APIError(.conflict, code: "WEBHOOK_REPLAY", message: "\(what) was received before")
+            }
+            remembered.append(key)
         }
-        return delivery
+        return remembered
     }
 
     // MARK: Helpers

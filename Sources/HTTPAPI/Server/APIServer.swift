@@ -37,6 +37,13 @@ public enum APIServer {
         routes.get("dapr/subscribe", use: events.subscriptions)
         routes.get("health", use: health.health)
         routes.get("ready", use: health.ready)
+        // Probes may ask with HEAD: the same checks and status, no body.
+        routes.on(.head, "health") { request, context in
+            try await health.health(request, context: context).response(from: request, context: context).withoutBody
+        }
+        routes.on(.head, "ready") { request, context in
+            try await health.ready(request, context: context).response(from: request, context: context).withoutBody
+        }
         let document = JSONResponse(OpenAPIDocument.document(version: version))
         routes.get("openapi.json") { _, _ in document }
 
@@ -183,4 +190,9 @@ public enum APIServer {
         }
         return "cannot listen on \(host):\(port): \(reason)"
     }
+}
+
+extension Response {
+    /// The answer to a HEAD request: this status and these headers, no body.
+    fileprivate var withoutBody: Response { Response(status: status, headers: headers) }
 }

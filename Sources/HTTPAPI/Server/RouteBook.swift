@@ -12,7 +12,7 @@ final class RouteBook: Sendable {
 
     func record(_ method: HTTPRequest.Method, _ path: String) {
         let pattern = Self.segments(path)
-        routes.withLock { $0[pattern, default: []].insert(method) }
+        routes.withLock { _ = $0[pattern, default: []].insert(method) }
     }
 
     /// The methods of the route that `path` names, sorted; empty when no route matches it. Where

@@ -72,7 +72,8 @@ public struct PublishingConfiguration: Sendable, Equatable {
     /// Whether `text` can name a pub/sub component or topic: 1–255 ASCII letters, digits, `.`,
     /// `_` or `-` (safe in a publish URL's path).
     public static func isName(_ text: String) -> Bool {
-        (1...255).contains(text.count)
+        // "." and ".." would be read as path steps by HTTP clients, leaving the topic's segment.
+        text != "." && text != ".." && (1...255).contains(text.count)
             && text.unicodeScalars.allSatisfy {
                 $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0))
             }

@@ -1,5 +1,5 @@
-public import BudJSON
-public import InboundEvents
+import BudJSON
+import InboundEvents
 import Storage
 
 extension InboundEvent {

@@ -170,11 +170,19 @@ extension ExecutionRuntime {
     /// Starts the pipelines of the enabled event triggers for the event's type whose filters all
     /// match (a dotted path of the event equal to the expected value). `nil` for events that cannot
     /// fire triggers: without a type, and `workflow_completed` (as in the reference).
+    ///
+    /// A trigger a user owns fires only for events about that user (``InboundEvent/userID``):
+    /// otherwise any user could receive every other user's events in its own runs. The service's
+    /// triggers (no owner) fire for every event.
     private func fireEventTriggers(for event: InboundEvent, now: Date) async throws -> [TriggerFiring]? {
         guard event.type != "unknown", event.type != "workflow_completed" else { return nil }
         let triggers = try await store.triggers(EventTriggerRecord.self, matching: TriggerFilter(enabled: true, eventType: event.type))
+        let eventUser = event.userID
         var firings: [TriggerFiring] = []
-        for trigger in triggers where trigger.filters.allSatisfy({ event.value(atDottedPath: $0.key) ?? .null == $0.value }) {
+        for trigger in triggers
+        where (trigger.userID == nil || trigger.userID?.lowercased() == eventUser)
+            && trigger.filters.allSatisfy({ event.value(atDottedPath: $0.key) ?? .null == $0.value })
+        {
             var params = trigger.params
             params["event"] = .object(event.body)
             params["_trigger"] = [

@@ -99,7 +99,7 @@ enum ExecutionPreparation {
         guard unregistered.isEmpty else { throw .unregisteredActions(unregistered.sorted()) }
         let params: JSONObject
         do {
-            params = try ParameterBinding.bind(pipeline.definition.parameters, provided: request.params)
+            params = try ParameterBinding.bind(pipeline.definition.parameters, provided: request.params).owned(by: request.ownerID)
         } catch {
             throw .invalidParameters(error.problems)
         }
@@ -222,5 +222,21 @@ public struct RuntimeActionCatalog: ActionCatalog {
     /// `5` rather than `5.0`, as Python prints an integral bound.
     private static func number(_ value: Double) -> String {
         value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+}
+
+extension JSONObject {
+    /// The parameters with `user_id` naming the execution's owner, or without `user_id` when the
+    /// execution has none.
+    ///
+    /// Plugins written for the reference read the acting user from `workflow_params.user_id`.
+    /// Parameters reach an execution from places its owner does not control — DAG defaults, a
+    /// schedule's or trigger's stored params, a webhook sender's body — so whatever they say about
+    /// `user_id` is replaced: nobody can make a plugin act for a user the execution is not
+    /// owned by (docs/security.md, "Plugins act for the execution's owner").
+    func owned(by ownerID: String?) -> JSONObject {
+        var params = self
+        params["user_id"] = ownerID.map(JSONValue.string)
+        return params
     }
 }

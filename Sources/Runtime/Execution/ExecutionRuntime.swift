@@ -102,6 +102,7 @@ public final class ExecutionRuntime: Sendable {
             version: record.version,
             eventSequence: 0,
             pipelineID: record.pipelineID,
+            ownerID: record.userID,
             stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
         )
         state.withLock { $0.mailboxes[record.id, default: Mailbox()].live = live }

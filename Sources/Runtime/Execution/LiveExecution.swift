@@ -26,6 +26,8 @@ struct LiveExecution: Sendable {
     /// The last progress event number stored.
     var eventSequence: Int
     let pipelineID: String?
+    /// The user the execution belongs to, handed to plugins as the user they act for.
+    let ownerID: String?
     /// Stored step row ids by step id.
     let stepRowIDs: [String: String]
 
@@ -55,7 +57,7 @@ struct LiveExecution: Sendable {
             let machine = try ExecutionStateMachine(
                 restoring: pipeline,
                 executionID: execution.id,
-                params: execution.params,
+                params: execution.params.owned(by: execution.userID),
                 options: options,
                 steps: steps.map(\.state),
                 execution: execution.snapshot
@@ -65,6 +67,7 @@ struct LiveExecution: Sendable {
                 version: execution.version,
                 eventSequence: execution.eventSequence,
                 pipelineID: execution.pipelineID,
+                ownerID: execution.userID,
                 stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
             )
         } catch {
@@ -150,7 +153,8 @@ struct LiveExecution: Sendable {
                 params: dispatch.params,
                 workflowParams: machine.params,
                 stepOutputs: dispatch.stepOutputs,
-                timeoutSeconds: dispatch.timeoutSeconds
+                timeoutSeconds: dispatch.timeoutSeconds,
+                userID: ownerID
             )
         }
         let leaseUntil = now.addingTimeInterval(settings.leaseSeconds)
