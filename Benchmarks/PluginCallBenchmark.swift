@@ -62,6 +62,7 @@ struct PluginCallBenchmark: AsyncParsableCommand {
             print(pooled.line)
         }
         await host.shutdown()
+        try await measureIsolation(logger: logger)
 
         // What a server pays per plugin call and per transition to survive crash loops.
         let marks = FileManager.default.temporaryDirectory.appendingPathComponent("budpipeline-bench-marks-\(getpid())").path
@@ -77,6 +78,45 @@ struct PluginCallBenchmark: AsyncParsableCommand {
         print(mark.line)
         WorkMarks.closeCleanly()
         try? FileManager.default.removeItem(atPath: marks)
+    }
+
+    /// One `execute` at a time through `PluginHost.execute`, in the server and in a plugin process:
+    /// the latency of each call, p50 and p99 (docs/plugins.md, "Isolation").
+    private func measureIsolation(logger: Logger) async throws {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("budpipeline").path
+        guard FileManager.default.isExecutableFile(atPath: runner) else {
+            throw ValidationError("\(runner) is missing: build the budpipeline product too (swift build -c release)")
+        }
+        let calls = max(1000, iterations / 20)
+        print("\nisolation: PluginHost.execute, one call at a time, \(calls) calls (p50 / p99 per call)")
+        for isolation in PluginIsolation.allCases {
+            var configuration = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [try Self.compileNoopPlugin()])
+            configuration.isolation = isolation
+            configuration.processSettings.runner = [runner, "plugin-process"]
+            let host = await PluginHost.load(configuration: configuration, logger: logger)
+            guard host.refusals.isEmpty, host.action("noop") != nil else { throw ValidationError("noop did not load: \(host.refusals)") }
+            let request = ExecuteRequest(
+                action: "noop", executionID: "3f2b8c1e-0000-4000-8000-000000000001", stepID: "step_1",
+                idempotencyKey: "3f2b8c1e-0000-4000-8000-000000000001/step_1/0", params: ["text": "hello", "count": 3])
+            for _ in 0..<(calls / 10) { _ = try await host.execute(request) }
+            var latencies: [Duration] = []
+            latencies.reserveCapacity(calls)
+            for _ in 0..<calls {
+                let started = ContinuousClock.now
+                guard case .completed = try await host.execute(request) else { throw ValidationError("unexpected outcome") }
+                latencies.append(ContinuousClock.now - started)
+            }
+            latencies.sort()
+            func microseconds(_ fraction: Double) -> String {
+                let value = latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))]
+                return String(format: "%.1f µs", Double(value.components.attoseconds) / 1e12 + Double(value.components.seconds) * 1e6)
+            }
+            print(
+                "  \(isolation.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) p50 \(microseconds(0.5))  p99 \(microseconds(0.99))"
+            )
+            await host.shutdown()
+        }
     }
 
     /// Compiles Benchmarks/Plugins/noop.c with the system C compiler into a temporary directory.

@@ -23,6 +23,9 @@ public struct PluginCallError: Error, Sendable, Equatable, CustomStringConvertib
         case cancelled
         /// The plugin asked for the same input to be delivered again later (RETRYABLE_ERROR from on_event).
         case retryRequested
+        /// The plugin's process ended (a crash, or a kill after an overrun) while the call was
+        /// under way; the process starts again, so trying later may succeed.
+        case pluginCrashed
     }
 
     public let kind: Kind
@@ -51,6 +54,10 @@ public final class PluginHost: Sendable {
     public let refusals: [PluginRefusal]
     /// Observations about the search that are not refusals (a missing directory, a duplicate path).
     public let notes: [String]
+
+    /// The plugin ABI version this host implements (`major.minor`): it loads plugins built for
+    /// the same major and any minor up to this one (a newer minor loads too, with a notice).
+    public static let abiVersion = "\(ABILayout.hostMajor).\(ABILayout.hostMinor)"
 
     private let actionsByType: [String: PluginAction]
     private let pool: PluginThreadPool
@@ -119,7 +126,7 @@ public final class PluginHost: Sendable {
         timeout: Duration? = nil
     ) async throws(PluginCallError) -> EventOutcome {
         let action = try registered(request.action)
-        guard action.entryPoints.onEvent != nil else { return .ignore }
+        guard action.functions.onEvent else { return .ignore }
         let result = try await call(action, kind: .onEvent, input: request.json.serialized(), context: context, timeout: timeout)
         if result.status == .retryableError {
             throw PluginCallError(
@@ -138,7 +145,7 @@ public final class PluginHost: Sendable {
     public func validateParams(action type: String, params: JSONObject, timeout: Duration? = nil) async throws(PluginCallError) -> [String]
     {
         let action = try registered(type)
-        guard action.entryPoints.validateParams != nil else { return [] }
+        guard action.functions.validateParams else { return [] }
         let result = try await call(
             action,
             kind: .validateParams,
@@ -162,7 +169,7 @@ public final class PluginHost: Sendable {
         timeout: Duration? = nil
     ) async throws(PluginCallError) -> String? {
         let action = try registered(request.action)
-        guard action.entryPoints.cleanup != nil else { return nil }
+        guard action.functions.cleanup else { return nil }
         let result = try await call(action, kind: .cleanup, input: request.json.serialized(), context: context, timeout: timeout)
         return result.status == .ok || result.status == .unsupported ? nil : "\(result.status): \(result.errorMessage)"
     }
@@ -180,16 +187,33 @@ public final class PluginHost: Sendable {
     }
 
     /// Runs `execute` with an already serialized request on the calling thread and returns what the
-    /// plugin wrote, uninterpreted: the ABI crossing alone, for the benchmarks.
+    /// plugin wrote, uninterpreted: the ABI crossing alone, for the benchmarks. Only for plugins
+    /// loaded in this process.
     package func rawExecuteOnCurrentThread(action: PluginAction, input: [UInt8]) -> RawCallResult {
+        guard let entryPoints = action.entryPoints else {
+            return RawCallResult(status: .unsupported, output: [], errorMessage: "the plugin runs in a process of its own")
+        }
         let call = PluginCall(plugin: action.plugin.services, kind: .execute, action: action.metadata.type, context: PluginCallContext())
-        return call.perform(action.entryPoints, kind: .execute, input: input)
+        return call.perform(entryPoints, kind: .execute, input: input)
     }
 
-    /// Calls every plugin's `shutdown` (in reverse load order) and stops the thread pool.
+    /// Makes one call and returns what the plugin wrote, uninterpreted: what a plugin process
+    /// sends back to the server, which interprets it.
+    func rawCall(
+        type: String, kind: PluginCallKind, input: [UInt8], context: PluginCallContext, timeout: Duration
+    ) async throws(PluginCallError) -> RawCallResult {
+        try await call(try registered(type), kind: kind, input: input, context: context, timeout: timeout)
+    }
+
+    /// Calls every plugin's `shutdown` (in reverse load order; a plugin process does it itself and
+    /// exits) and stops the thread pool.
     public func shutdown() async {
         for plugin in plugins.reversed() {
-            guard let shutdown = plugin.image.entryPoints.shutdown, plugin.healthStatus.isHealthy else { continue }
+            if let process = plugin.process {
+                await process.shutdown(timeout: configuration.initTimeout)
+                continue
+            }
+            guard let shutdown = plugin.image.entryPoints?.shutdown, plugin.healthStatus.isHealthy else { continue }
             let call = PluginCall(plugin: plugin.services, kind: .shutdown, action: nil, context: PluginCallContext())
             let ticket = PluginCallTicket<Void>(
                 serialKey: nil,
@@ -223,15 +247,25 @@ public final class PluginHost: Sendable {
         timeout: Duration?
     ) async throws(PluginCallError) -> RawCallResult {
         let plugin = action.plugin
+        let timeout = timeout ?? configuration.callTimeout
+        if let process = plugin.process {
+            return try await process.call(
+                kind: kind, actionIndex: action.index, action: action.metadata.type, input: input, context: context, timeout: timeout)
+        }
         if case .unhealthy(let reason, _) = plugin.healthStatus {
             throw PluginCallError(.pluginUnhealthy, "plugin '\(plugin.name)' is unhealthy: \(reason)")
         }
-        let timeout = timeout ?? configuration.callTimeout
+        guard action.entryPoints != nil else {
+            throw PluginCallError(.protocolViolation, "plugin '\(plugin.name)' has no functions in this process")
+        }
         let call = PluginCall(plugin: plugin.services, kind: kind, action: action.metadata.type, context: context)
         let ticket = PluginCallTicket<RawCallResult>(
             serialKey: plugin.image.isThreadSafe ? nil : ObjectIdentifier(plugin),
             timeout: timeout,
-            work: { call.perform(action.entryPoints, kind: kind, input: input) },
+            work: {
+                guard let entryPoints = action.entryPoints else { return call.result(status: .fatalError) }
+                return call.perform(entryPoints, kind: kind, input: input)
+            },
             events: events(for: plugin, call: call, what: "\(kind.rawValue) of action '\(action.metadata.type)'", timeout: timeout)
         )
         do {

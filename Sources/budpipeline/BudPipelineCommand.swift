@@ -1,4 +1,5 @@
 import ArgumentParser
+import BudPipelineHost
 
 /// `budpipeline`: the BudPipeline server and its operator tools.
 @main
@@ -6,11 +7,11 @@ struct BudPipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budpipeline",
         abstract: "Pipeline orchestration with native step-handler plugins.",
-        version: "0.1.0",
+        version: "0.1.0 (plugin ABI \(PluginHost.abiVersion))",
         subcommands: [
             ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
             OpenAPICommand.self, PluginsCommand.self,
-            PluginCommand.self,
+            PluginCommand.self, PluginProcessCommand.self,
         ]
     )
 }

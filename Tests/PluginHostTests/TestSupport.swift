@@ -41,6 +41,9 @@ struct TestHost {
         var reserved: Set<String> = []
         var limits = PluginLimits()
         var invoker: (any ServiceInvoker)?
+        var isolation = PluginIsolation.inProcess
+        /// Plugin processes run the built `budpipeline` in its runner mode.
+        var processSettings = PluginProcessSettings(runner: [Repository.executable, "plugin-process"])
     }
 
     /// Loads a host, runs `body` and shuts the host down, also when `body` throws.
@@ -48,7 +51,7 @@ struct TestHost {
         let logs = InMemoryLogHandler()
         var logger = Logger(label: "test", factory: { _ in logs })
         logger.logLevel = .trace
-        let configuration = PluginHostConfiguration(
+        var configuration = PluginHostConfiguration(
             pluginDirectories: options.directories,
             pluginFiles: options.files,
             allowList: options.allowList,
@@ -59,6 +62,8 @@ struct TestHost {
             limits: options.limits,
             reservedActionTypes: options.reserved
         )
+        configuration.isolation = options.isolation
+        configuration.processSettings = options.processSettings
         let host = await PluginHost.load(configuration: configuration, serviceInvoker: options.invoker, logger: logger)
         do {
             try await body(TestHost(host: host, logs: logs))

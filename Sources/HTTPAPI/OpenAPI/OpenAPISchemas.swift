@@ -158,7 +158,16 @@ enum Schema {
         "Health": object([
             "status": choice(["healthy", "degraded"]), "service": string, "version": string, "database": string,
             "storage": object(["writable": boolean, "reason": string, "since": dateTime], optional: ["reason", "since"]),
-            "fallback_mode": boolean, "plugins": object(["loaded": integer, "unhealthy": array(string)]),
+            "fallback_mode": boolean,
+            "plugins": object([
+                "loaded": integer, "unhealthy": array(string), "abi": string,
+                "processes": array(
+                    object(
+                        [
+                            "plugin": string, "pid": nullable(integer), "restarts": integer, "crashes": integer,
+                            "last_exit": nullable(string), "quarantined": nullable(string),
+                        ])),
+            ]),
         ]),
         "EventDelivery": object(
             [

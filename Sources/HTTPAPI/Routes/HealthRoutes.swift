@@ -48,6 +48,18 @@ struct HealthRoutes: Sendable {
             "plugins": [
                 "loaded": .int(runtime.plugins.plugins.count),
                 "unhealthy": .array(checks.unhealthyPlugins.map(JSONValue.string)),
+                "abi": .string(PluginHost.abiVersion),
+                "processes": .array(
+                    runtime.plugins.plugins.compactMap { plugin in
+                        plugin.processStatus.map { status in
+                            [
+                                "plugin": .string(plugin.name), "pid": status.pid.map { .int(Int($0)) } ?? .null,
+                                "restarts": .int(status.restarts), "crashes": .int(status.crashes),
+                                "last_exit": status.lastExit.map(JSONValue.string) ?? .null,
+                                "quarantined": status.quarantined.map(JSONValue.string) ?? .null,
+                            ]
+                        }
+                    }),
             ],
         ])
     }

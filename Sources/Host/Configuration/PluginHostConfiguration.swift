@@ -35,6 +35,10 @@ public struct PluginHostConfiguration: Sendable {
     public var limits: PluginLimits
     /// Action types no plugin may register (the built-in actions).
     public var reservedActionTypes: Set<String>
+    /// Where plugins run unless their configuration says otherwise (`isolation`).
+    public var isolation: PluginIsolation
+    /// How plugin processes are started and kept.
+    public var processSettings: PluginProcessSettings
 
     public init(
         pluginDirectories: [String],
@@ -58,6 +62,19 @@ public struct PluginHostConfiguration: Sendable {
         self.pluginSettings = pluginSettings
         self.limits = limits
         self.reservedActionTypes = reservedActionTypes
+        self.isolation = .inProcess
+        self.processSettings = PluginProcessSettings()
+    }
+
+    /// The isolation the configuration of plugin `name` asks for (its `isolation` member), else
+    /// the default.
+    public func isolation(of name: String) -> PluginIsolation {
+        pluginSettings[name]?["isolation"]?.stringValue.flatMap(PluginIsolation.init(rawValue:)) ?? isolation
+    }
+
+    /// Whether some library may have to be opened in a plugin process.
+    var mayIsolate: Bool {
+        isolation == .process || pluginSettings.values.contains { $0["isolation"]?.stringValue == PluginIsolation.process.rawValue }
     }
 
     /// Twice the number of cores, at least 4: plugin calls mostly wait on other services.
@@ -102,6 +119,42 @@ public struct PluginHostConfiguration: Sendable {
                 throw ConfigurationError("BUDPIPELINE_MAX_LOG_LINE_BYTES must be a whole number from 64 to 1048576, got \(bytes)")
             }
             configuration.limits.maximumLogLineBytes = count
+        }
+        if let isolation = environment["BUDPIPELINE_PLUGIN_ISOLATION"], !isolation.isEmpty {
+            guard let mode = PluginIsolation(rawValue: isolation) else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_ISOLATION must be in-process or process, got '\(isolation)'")
+            }
+            configuration.isolation = mode
+        }
+        for (name, settings) in configuration.pluginSettings {
+            if let value = settings["isolation"], value.stringValue.flatMap(PluginIsolation.init(rawValue:)) == nil {
+                throw ConfigurationError(
+                    "BUDPIPELINE_PLUGIN_CONFIG: isolation of plugin '\(name)' must be \"in-process\" or \"process\", got \(value)")
+            }
+        }
+        if let megabytes = try positiveNumber("BUDPIPELINE_PLUGIN_PROCESS_MEMORY_MB", environment) {
+            guard let count = Int(exactly: megabytes), count >= 64, count <= 1 << 20 else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_PROCESS_MEMORY_MB must be a whole number from 64 to 1048576, got \(megabytes)")
+            }
+            configuration.processSettings.memoryLimitBytes = count << 20
+        }
+        if let files = try positiveNumber("BUDPIPELINE_PLUGIN_PROCESS_OPEN_FILES", environment) {
+            guard let count = Int(exactly: files), count >= 16, count <= 1 << 20 else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_PROCESS_OPEN_FILES must be a whole number from 16 to 1048576, got \(files)")
+            }
+            configuration.processSettings.openFilesLimit = count
+        }
+        if let seconds = try positiveNumber("BUDPIPELINE_PLUGIN_PROCESS_CPU_SECONDS", environment) {
+            guard let count = Int(exactly: seconds), count <= 1 << 30 else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_PROCESS_CPU_SECONDS must be a whole number of seconds, got \(seconds)")
+            }
+            configuration.processSettings.cpuSecondsLimit = count
+        }
+        if let crashes = try positiveNumber("BUDPIPELINE_PLUGIN_QUARANTINE_CRASHES", environment) {
+            guard let count = Int(exactly: crashes), count <= 1000 else {
+                throw ConfigurationError("BUDPIPELINE_PLUGIN_QUARANTINE_CRASHES must be a whole number from 1 to 1000, got \(crashes)")
+            }
+            configuration.processSettings.quarantineAfterCrashes = count
         }
         if let threads = try positiveNumber("BUDPIPELINE_PLUGIN_THREADS", environment) {
             guard let count = Int(exactly: threads), count <= 1024 else {

@@ -14,17 +14,31 @@ public final class LoadedPlugin: Sendable {
     }
 
     private let health = Mutex(Health())
+    /// The plugin process serving the plugin's calls; `nil` when it runs in the server.
+    let process: PluginProcess?
 
-    init(image: PluginImage, services: PluginServices) {
+    init(image: PluginImage, services: PluginServices, process: PluginProcess? = nil) {
         self.image = image
         self.services = services
+        self.process = process
     }
 
     public var name: String { image.manifest.name }
 
-    /// Healthy unless a call overran its deadline and is still running.
+    /// Where the plugin's code runs.
+    public var isolation: PluginIsolation { process == nil ? .inProcess : .process }
+
+    /// For a plugin in a process of its own: its process id, restarts and crashes so far.
+    public var processStatus: PluginProcessStatus? { process?.status }
+
+    /// Healthy unless a call overran its deadline and is still running (in the server), or the
+    /// plugin's process crashed so often that it was quarantined.
     public var healthStatus: PluginHealthStatus {
-        health.withLock { health in
+        if let process {
+            if let reason = process.quarantineReason { return .unhealthy(reason: reason, stuckCalls: 0) }
+            return .healthy
+        }
+        return health.withLock { health in
             health.stuckCalls == 0
                 ? .healthy : .unhealthy(reason: health.lastOverrun ?? "a call overran its timeout", stuckCalls: health.stuckCalls)
         }
@@ -57,5 +71,18 @@ public struct PluginAction: Sendable {
     public let plugin: LoadedPlugin
     let index: Int
 
-    var entryPoints: PluginEntryPoints.Action { plugin.image.entryPoints.actions[index] }
+    /// The action's functions in this process; `nil` when its plugin runs in a process of its own.
+    var entryPoints: PluginEntryPoints.Action? { plugin.image.entryPoints?.actions[index] }
+
+    /// Which optional functions the action implements.
+    var functions: ActionFunctions { plugin.image.functions[index] }
+}
+
+/// Where a plugin's code runs (`BUDPIPELINE_PLUGIN_ISOLATION`, or `isolation` in the plugin's
+/// configuration).
+public enum PluginIsolation: String, Sendable, Equatable, CaseIterable {
+    /// Loaded into the server: the fastest calls; a crash ends the server.
+    case inProcess = "in-process"
+    /// Loaded into a plugin process of its own: a crash ends only the calls under way.
+    case process
 }

@@ -13,11 +13,48 @@ public struct PluginImage: Sendable {
     public let isThreadSafe: Bool
     /// The actions, in descriptor order.
     public let actions: [ActionMetadata]
+    /// Which optional functions each action has, in descriptor order.
+    public let functions: [ActionFunctions]
 
-    let entryPoints: PluginEntryPoints
+    /// The library's functions in this process; `nil` when it is open in a plugin process.
+    let entryPoints: PluginEntryPoints?
+
+    init(
+        file: String, manifest: PluginManifest, abiMajor: UInt32, abiMinor: UInt32, isThreadSafe: Bool, actions: [ActionMetadata],
+        functions: [ActionFunctions], entryPoints: PluginEntryPoints?
+    ) {
+        self.file = file
+        self.manifest = manifest
+        self.abiMajor = abiMajor
+        self.abiMinor = abiMinor
+        self.isThreadSafe = isThreadSafe
+        self.actions = actions
+        self.functions = functions
+        self.entryPoints = entryPoints
+    }
 
     /// `major.minor`, e.g. `1.0`.
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
+
+    /// The same library as seen from another process: no entry points.
+    var withoutEntryPoints: PluginImage {
+        PluginImage(
+            file: file, manifest: manifest, abiMajor: abiMajor, abiMinor: abiMinor, isThreadSafe: isThreadSafe, actions: actions,
+            functions: functions, entryPoints: nil)
+    }
+}
+
+/// The optional functions an action implements besides `execute`.
+public struct ActionFunctions: Sendable, Equatable {
+    public var onEvent: Bool
+    public var validateParams: Bool
+    public var cleanup: Bool
+
+    public init(onEvent: Bool, validateParams: Bool, cleanup: Bool) {
+        self.onEvent = onEvent
+        self.validateParams = validateParams
+        self.cleanup = cleanup
+    }
 }
 
 /// The functions of a validated descriptor.

@@ -111,6 +111,9 @@ public enum PluginLoader {
             abiMinor: signature.abi_minor,
             isThreadSafe: fields.flags & BP_PLUGIN_THREAD_SAFE.rawValue != 0,
             actions: actions,
+            functions: entryPoints.map {
+                ActionFunctions(onEvent: $0.onEvent != nil, validateParams: $0.validateParams != nil, cleanup: $0.cleanup != nil)
+            },
             entryPoints: PluginEntryPoints(initialize: fields.`init`, shutdown: fields.shutdown, actions: entryPoints)
         )
     }

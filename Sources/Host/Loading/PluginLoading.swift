@@ -77,7 +77,33 @@ struct PluginLoading {
         if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
             throw refuse("not in BUDPIPELINE_PLUGIN_ALLOWLIST")
         }
+        // When the library may have to run in a process of its own, it is opened there first:
+        // its name, which its configuration is found by, is known only once it is open, and its
+        // code must not have run in the server by then.
+        if configuration.mayIsolate {
+            let process = PluginProcess(
+                file: file, settings: configuration.processSettings, limits: configuration.limits, serviceInvoker: serviceInvoker,
+                logger: logger)
+            let image = try await process.open(timeout: configuration.initTimeout)
+            try admit(image)
+            if configuration.isolation(of: image.manifest.name) == .process {
+                let settings = configuration.pluginSettings[image.manifest.name] ?? [:]
+                try await process.configure(name: image.manifest.name, configuration: settings, timeout: configuration.initTimeout)
+                return LoadedPlugin(image: image, services: services(for: image, file: file), process: process)
+            }
+            process.stop()
+        }
         let image = try await open(file)
+        try admit(image)
+        let plugin = LoadedPlugin(image: image, services: services(for: image, file: file))
+        try await initialize(plugin)
+        return plugin
+    }
+
+    /// Refuses a library whose name or action types another library or a built-in action has.
+    private func admit(_ image: PluginImage) throws(PluginRefusal) {
+        let file = image.file
+        func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
         if let other = pluginNames[image.manifest.name] {
             throw refuse("plugin name '\(image.manifest.name)' is already used by \(other)")
         }
@@ -89,7 +115,10 @@ struct PluginLoading {
                 throw refuse("action type '\(metadata.type)' is already provided by \(existing.plugin.image.file)")
             }
         }
-        let services = PluginServices(
+    }
+
+    private func services(for image: PluginImage, file: String) -> PluginServices {
+        PluginServices(
             name: image.manifest.name,
             file: file,
             logger: logger,
@@ -97,9 +126,6 @@ struct PluginLoading {
             configuration: configuration.pluginSettings[image.manifest.name] ?? [:],
             limits: configuration.limits
         )
-        let plugin = LoadedPlugin(image: image, services: services)
-        try await initialize(plugin)
-        return plugin
     }
 
     /// Opens the library on a plugin thread: its constructors and entry function are plugin code.
@@ -127,14 +153,14 @@ struct PluginLoading {
     }
 
     private func initialize(_ plugin: LoadedPlugin) async throws(PluginRefusal) {
-        guard plugin.image.entryPoints.initialize != nil else { return }
+        guard plugin.image.entryPoints?.initialize != nil else { return }
         let call = PluginCall(plugin: plugin.services, kind: .initialize, action: nil, context: PluginCallContext())
         let timeout = configuration.initTimeout
         let ticket = PluginCallTicket<RawCallResult>(
             serialKey: nil,
             timeout: timeout,
             work: {
-                guard let initialize = plugin.image.entryPoints.initialize else { return call.result(status: .ok) }
+                guard let initialize = plugin.image.entryPoints?.initialize else { return call.result(status: .ok) }
                 let document = plugin.services.configuration.document
                 let status = call.withHandle { handle in
                     initialize(handle, bp_bytes(ptr: document.baseAddress?.assumingMemoryBound(to: UInt8.self), len: document.count))
@@ -168,6 +194,13 @@ struct PluginLoading {
     }
 
     private mutating func register(_ plugin: LoadedPlugin) {
+        if plugin.image.abiMinor > ABILayout.hostMinor {
+            let note =
+                "plugin '\(plugin.name)' was built for ABI \(plugin.image.abiVersion), newer than this host's \(PluginHost.abiVersion): "
+                + "host services added after \(PluginHost.abiVersion) are not available to it"
+            notes.append(note)
+            logger.notice("plugin built for a newer ABI minor", metadata: ["plugin": "\(plugin.name)", "note": "\(note)"])
+        }
         plugins.append(plugin)
         pluginNames[plugin.name] = plugin.image.file
         for (index, metadata) in plugin.image.actions.enumerated() {

@@ -153,7 +153,7 @@ extension ExecutionRuntime {
                 timeout: configuration.eventCallTimeout)
         } catch {
             switch error.kind {
-            case .retryRequested, .shuttingDown, .timedOut, .timedOutWaiting, .pluginUnhealthy:
+            case .retryRequested, .shuttingDown, .timedOut, .timedOutWaiting, .pluginUnhealthy, .pluginCrashed:
                 throw .retryLater(error.message)
             case .protocolViolation:
                 logger.error(

@@ -88,7 +88,7 @@ final class StepCalls: Sendable {
                 return .stepTimedOut(stepID: stepID, attempt: call.attempt, error: message)
             case .unknownAction, .protocolViolation:
                 return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: false, outputs: [:])
-            case .pluginUnhealthy, .retryRequested:
+            case .pluginUnhealthy, .retryRequested, .pluginCrashed:
                 return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: true, outputs: [:])
             case .shuttingDown, .cancelled:
                 logger.info(

@@ -42,12 +42,17 @@ struct PluginsCommand: AsyncParsableCommand {
             if host.actions.isEmpty {
                 lines.append("No plugins loaded (searched: \(directories.isEmpty ? "no directories" : directories)).")
             } else {
-                var table = TextTable(header: ["ACTION", "PLUGIN", "VERSION", "ABI", "FILE"])
+                var table = TextTable(header: ["ACTION", "PLUGIN", "VERSION", "ABI", "RUNS", "FILE"])
                 for action in host.actions {
                     let image = action.plugin.image
-                    table.rows.append([action.metadata.type, image.manifest.name, image.manifest.version, image.abiVersion, image.file])
+                    table.rows.append([
+                        action.metadata.type, image.manifest.name, image.manifest.version, image.abiVersion,
+                        action.plugin.isolation.rawValue, image.file,
+                    ])
                 }
-                lines.append("Loaded actions (\(host.actions.count)) from \(host.plugins.count) plugin(s):")
+                lines.append(
+                    "Loaded actions (\(host.actions.count)) from \(host.plugins.count) plugin(s); host plugin ABI \(PluginHost.abiVersion):"
+                )
                 lines.append(table.render(indent: "  "))
             }
             if !host.refusals.isEmpty {
@@ -69,10 +74,13 @@ struct PluginsCommand: AsyncParsableCommand {
                     "file": .string(plugin.image.file), "abi": .string(plugin.image.abiVersion),
                     "thread_safe": .bool(plugin.image.isThreadSafe),
                     "actions": .array(plugin.image.actions.map { .string($0.type) }),
+                    "isolation": .string(plugin.isolation.rawValue),
+                    "healthy": .bool(plugin.healthStatus.isHealthy),
                 ]
             }
             let refused: [JSONValue] = host.refusals.map { ["file": .string($0.file), "reason": .string($0.reason)] }
             return [
+                "host_abi": .string(PluginHost.abiVersion),
                 "directories": .array(host.configuration.pluginDirectories.map(JSONValue.string)),
                 "plugins": .array(plugins), "refused": .array(refused),
                 "notes": .array(host.notes.map(JSONValue.string)),

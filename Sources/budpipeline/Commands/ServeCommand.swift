@@ -25,6 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Apply pending migrations first (also AUTO_MIGRATE=true).")
     var migrate = false
 
+    @Flag(help: "Refuse to start when any plugin library is refused (also BUDPIPELINE_STRICT_PLUGINS=true).")
+    var strictPlugins = false
+
     @Option(help: "Address to listen on (default: HOST, else 127.0.0.1).")
     var host: String?
 
@@ -40,7 +43,8 @@ struct ServeCommand: AsyncParsableCommand {
             api.port = port
         }
         let exposed = try api.checkExposure()
-        let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.serve")
+        let assembly = try await RuntimeAssembly.open(
+            database: database, migrate: migrate, label: "budpipeline.serve", strictPlugins: strictPlugins)
         let logger = assembly.logger
         if exposed {
             logger.critical(

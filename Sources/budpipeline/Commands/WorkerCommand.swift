@@ -18,9 +18,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Apply pending migrations first (also AUTO_MIGRATE=true).")
     var migrate = false
 
+    @Flag(help: "Refuse to start when any plugin library is refused (also BUDPIPELINE_STRICT_PLUGINS=true).")
+    var strictPlugins = false
+
     func run() async throws {
         try CLILogging.bootstrap(defaultLevel: .info)
-        let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.worker")
+        let assembly = try await RuntimeAssembly.open(
+            database: database, migrate: migrate, label: "budpipeline.worker", strictPlugins: strictPlugins)
         try await assembly.run(command: "worker")
     }
 }

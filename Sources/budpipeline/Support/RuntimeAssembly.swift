@@ -67,7 +67,12 @@ struct RuntimeAssembly {
     /// Raises the descriptor limit, opens the store, checks (or, when asked, migrates) its
     /// schema, loads the plugins and builds the runtime. `migrate` or `AUTO_MIGRATE=true`
     /// applies pending migrations.
-    static func open(database options: DatabaseOptions, migrate: Bool, label: String) async throws -> RuntimeAssembly {
+    ///
+    /// With `strictPlugins` (or `BUDPIPELINE_STRICT_PLUGINS=true`), a library that is refused ends
+    /// the start with one line naming it and why.
+    static func open(database options: DatabaseOptions, migrate: Bool, label: String, strictPlugins: Bool = false) async throws
+        -> RuntimeAssembly
+    {
         let logger = Logger(label: label)
         let descriptorLimit = DescriptorLimit.raiseToHardLimit()
         let environment = ProcessInfo.processInfo.environment
@@ -108,6 +113,14 @@ struct RuntimeAssembly {
         }
         let plugins = await PluginHost.load(configuration: try .forCommandLine(), serviceInvoker: invoker, logger: logger)
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
+        for note in plugins.notes { logger.notice("plugins", metadata: ["note": "\(note)"]) }
+        let strict = strictPlugins || ["true", "1", "yes"].contains(environment["BUDPIPELINE_STRICT_PLUGINS"]?.lowercased() ?? "")
+        if strict, let refusal = plugins.refusals.first {
+            await plugins.shutdown()
+            await database.close()
+            let more = plugins.refusals.count > 1 ? " (and \(plugins.refusals.count - 1) more)" : ""
+            throw CLIError("plugin refused with --strict-plugins: \(refusal)\(more)")
+        }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
         logger.notice(

@@ -1,0 +1,163 @@
+import BudJSON
+import BudPipelineHost
+import Foundation
+import InMemoryLogging
+import Logging
+import PluginSchema
+import Testing
+import _BudPipelineTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Plugins in processes of their own (`isolation: process`): the same libraries answer the same
+/// calls as in the server; a crash, an abort or a hang ends only the plugin's process, which
+/// starts again, and a plugin that keeps crashing is quarantined; a plugin process sees none of
+/// the server's secrets.
+@Suite("Plugin isolation", .serialized)
+struct PluginIsolationTests {
+    private func request(_ action: String, _ params: JSONObject = [:], step: String = "s") -> ExecuteRequest {
+        ExecuteRequest(action: action, executionID: "e", stepID: step, idempotencyKey: "e/\(step)/0", params: params)
+    }
+
+    @Test("the same example plugin gives the same answers in both modes", arguments: PluginIsolation.allCases)
+    func sameAnswersInBothModes(isolation: PluginIsolation) async throws {
+        let textStats = try Libraries.product("TextStats")
+        let greeter = try Libraries.product("Greeter")
+        let options = TestHost.Options(files: [textStats, greeter], settings: ["text_stats": ["max_text_bytes": 64]], isolation: isolation)
+        try await TestHost.with(options) { loaded in
+            #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
+            #expect(loaded.host.plugins.allSatisfy { $0.isolation == isolation })
+            let outcome = try await loaded.host.execute(request("text_stats", ["text": "héllo wörld\nsecond line 😀"]))
+            #expect(outcome == .completed(outputs: ["characters": 25, "bytes": 30, "words": 5, "lines": 2]))
+            let tooLong = try await loaded.host.execute(request("text_stats", ["text": .string(String(repeating: "x", count: 65))]))
+            #expect(tooLong == .failed(message: "text is 65 bytes, more than max_text_bytes (64)"))
+            #expect(try await loaded.host.validateParams(action: "text_stats", params: [:]) == ["text is required"])
+            #expect(
+                try await loaded.host.handleEvent(
+                    EventRequest(action: "text_stats", executionID: "e", stepID: "s", externalWorkflowID: "x", eventType: "t", event: [:]))
+                    == .ignore)
+            let greeting = try await loaded.host.execute(request("greet", ["name": "Ada"]))
+            #expect(greeting == .completed(outputs: ["greeting": "Hello, Ada.", "length": 11]))
+            // Twenty calls at once, all answered.
+            let answers = try await withThrowingTaskGroup(of: StepOutcome.self) { group in
+                for index in 0..<20 {
+                    group.addTask { try await loaded.host.execute(request("greet", ["name": .string("n\(index)")], step: "s\(index)")) }
+                }
+                return try await group.reduce(into: [StepOutcome]()) { $0.append($1) }
+            }
+            #expect(answers.count == 20 && answers.allSatisfy { if case .completed = $0 { true } else { false } })
+        }
+    }
+
+    @Test("a segfault or an abort fails only the call, names the plugin and the signal; the process starts again")
+    func crashesEndOnlyThePluginProcess() async throws {
+        let crash = try await Libraries.fixture("crash_probe")
+        let env = try await Libraries.fixture("env_probe")
+        try await TestHost.with(.init(files: [crash, env], isolation: .process)) { loaded in
+            #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
+            let plugin = try #require(loaded.host.plugins.first { $0.name == "crash_probe" })
+            let firstPID = try #require(plugin.processStatus?.pid)
+            for (action, signal) in [("crash_segv", "SIGSEGV"), ("crash_abort", "SIGABRT")] {
+                await #expect {
+                    try await loaded.host.execute(request(action))
+                } throws: { error in
+                    guard let error = error as? PluginCallError else { return false }
+                    return error.kind == .pluginCrashed && error.isRetryable && error.message.contains("plugin 'crash_probe'")
+                        && error.message.contains(signal) && error.message.contains(action)
+                }
+                // The other plugin never noticed.
+                guard case .completed = try await loaded.host.execute(request("env_read")) else {
+                    Issue.record("env_probe stopped answering")
+                    return
+                }
+            }
+            // The process came back, with another pid, and serves again.
+            let late = try await loaded.host.execute(request("crash_late_write"))
+            #expect(late == .completed(outputs: ["on_time": true]))
+            let status = try #require(plugin.processStatus)
+            #expect(status.crashes == 2 && status.restarts == 2 && status.pid != firstPID && status.pid != nil, "\(status)")
+            #expect(plugin.healthStatus == .healthy)
+            #expect(loaded.logs.entries.contains { $0.message.description == "plugin process ended; restarting" })
+        }
+    }
+
+    @Test("a plugin that keeps crashing is quarantined: unhealthy, calls refused, others unaffected")
+    func repeatedCrashesQuarantine() async throws {
+        let crash = try await Libraries.fixture("crash_probe")
+        let env = try await Libraries.fixture("env_probe")
+        var options = TestHost.Options(files: [crash, env], isolation: .process)
+        options.processSettings.quarantineAfterCrashes = 3
+        options.processSettings.firstBackoff = .milliseconds(10)
+        try await TestHost.with(options) { loaded in
+            for _ in 0..<3 {
+                await #expect(throws: PluginCallError.self) { try await loaded.host.execute(request("crash_segv")) }
+            }
+            let plugin = try #require(loaded.host.plugins.first { $0.name == "crash_probe" })
+            guard case .unhealthy(let reason, _) = plugin.healthStatus else {
+                Issue.record("not quarantined: \(plugin.healthStatus)")
+                return
+            }
+            #expect(reason.contains("ended 3 times") && reason.contains("SIGSEGV"), "\(reason)")
+            #expect(plugin.processStatus?.quarantined != nil && plugin.processStatus?.pid == nil)
+            await #expect {
+                try await loaded.host.execute(request("crash_late_write"))
+            } throws: { ($0 as? PluginCallError)?.kind == .pluginUnhealthy }
+            guard case .completed = try await loaded.host.execute(request("env_read")) else {
+                Issue.record("env_probe stopped answering")
+                return
+            }
+        }
+    }
+
+    @Test("a call past its timeout kills the plugin process; the next call is served by a new one")
+    func hangsAreKilled() async throws {
+        let slow = try await Libraries.fixture("slow")
+        var options = TestHost.Options(files: [slow], callTimeout: .milliseconds(300), isolation: .process)
+        options.processSettings.firstBackoff = .milliseconds(10)
+        try await TestHost.with(options) { loaded in
+            let plugin = try #require(loaded.host.plugins.first)
+            let firstPID = try #require(plugin.processStatus?.pid)
+            let started = ContinuousClock.now
+            await #expect {
+                try await loaded.host.execute(request("sleep_ms", ["ms": 600_000]))
+            } throws: { error in
+                guard let error = error as? PluginCallError else { return false }
+                return error.kind == .timedOut && error.message.contains("plugin 'slow'")
+            }
+            #expect(ContinuousClock.now - started < .seconds(5))
+            // The stuck process is gone (once reaped): no thread stays stuck anywhere.
+            let reaped = ContinuousClock.now + .seconds(5)
+            while kill(firstPID, 0) == 0, ContinuousClock.now < reaped { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(kill(firstPID, 0) != 0)
+            let quick = try await loaded.host.execute(request("sleep_ms", ["ms": 1]))
+            #expect(quick == .completed(outputs: ["slept": true]))
+            #expect(plugin.processStatus?.pid != firstPID)
+        }
+    }
+
+    @Test("a plugin process sees none of the server's secrets and runs under its own pid")
+    func scrubbedEnvironment() async throws {
+        let env = try await Libraries.fixture("env_probe")
+        setenv("BUDPIPELINE_TEST_SECRET", "s3cret", 1)
+        setenv("DATABASE_URL", "postgresql://u:pw@db/x", 1)
+        defer {
+            unsetenv("BUDPIPELINE_TEST_SECRET")
+            unsetenv("DATABASE_URL")
+        }
+        for isolation in PluginIsolation.allCases {
+            try await TestHost.with(.init(files: [env], isolation: isolation)) { loaded in
+                guard case .completed(let outputs) = try await loaded.host.execute(request("env_read")) else {
+                    Issue.record("env_read failed")
+                    return
+                }
+                let isolated = isolation == .process
+                #expect(
+                    outputs["database_url"] == .bool(!isolated) && outputs["test_secret"] == .bool(!isolated), "\(isolation): \(outputs)")
+                #expect(outputs["path"] == true)
+                #expect((outputs["pid"]?.intValue == Int(getpid())) == !isolated)
+            }
+        }
+    }
+}
