@@ -45,6 +45,13 @@ final class PluginCall: Sendable {
 
     private let buffers = Mutex(Buffers())
     private let cancelled = Atomic<Bool>(false)
+    private let channelStorage = Mutex<LockedChannel?>(nil)
+
+    /// In a plugin process: the channel to the server the call is served on.
+    var channel: LockedChannel? {
+        get { channelStorage.withLock { $0 } }
+        set { channelStorage.withLock { $0 = newValue } }
+    }
 
     init(plugin: PluginServices, kind: PluginCallKind, action: String?, context: PluginCallContext) {
         self.plugin = plugin
@@ -242,7 +249,9 @@ final class PluginCall: Sendable {
             answer(responsePointer, status: 0, body: Array("service call refused: \(error.message)".utf8))
             return .invalidArgument
         }
-        switch Self.waitForAnswer(from: invoker, to: invocation) {
+        let outcome =
+            (invoker as? any SynchronousServiceInvoker)?.invoke(invocation, for: self) ?? Self.waitForAnswer(from: invoker, to: invocation)
+        switch outcome {
         case .success(let response):
             answer(responsePointer, status: UInt32(clamping: response.statusCode), body: response.body)
             return .ok
@@ -253,7 +262,7 @@ final class PluginCall: Sendable {
     }
 
     /// Blocks this plugin thread (never an event loop) until the asynchronous invoker answers.
-    private static func waitForAnswer(
+    static func waitForAnswer(
         from invoker: any ServiceInvoker,
         to invocation: ServiceInvocation
     ) -> Result<ServiceInvocationResponse, ServiceInvocationError> {
@@ -286,6 +295,12 @@ final class PluginCall: Sendable {
             as: bp_bytes.self
         )
     }
+}
+
+/// An invoker that answers on the plugin's own thread, without the cooperative pool (a plugin
+/// process sends the request to the server on the call's channel and reads the answer there).
+protocol SynchronousServiceInvoker: ServiceInvoker {
+    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceInvocationError>
 }
 
 /// Memory a call allocated for the plugin to read.

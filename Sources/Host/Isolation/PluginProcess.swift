@@ -30,6 +30,9 @@ public struct PluginProcessSettings: Sendable, Equatable {
     /// Environment variables a plugin process keeps (their values from the server's environment);
     /// everything else — database credentials, tokens — is left out.
     public var keptEnvironment: [String]
+    /// Calls a plugin process serves at once (1 to 32), each on a socket of its own with a thread
+    /// at both ends; a plugin that is not thread-safe uses one.
+    public var callChannels: Int
 
     public init(
         runner: [String] = PluginProcessSettings.defaultRunner,
@@ -40,7 +43,8 @@ public struct PluginProcessSettings: Sendable, Equatable {
         crashWindow: Duration = .seconds(300),
         firstBackoff: Duration = .milliseconds(100),
         maximumBackoff: Duration = .seconds(30),
-        keptEnvironment: [String] = PluginProcessSettings.defaultKeptEnvironment
+        keptEnvironment: [String] = PluginProcessSettings.defaultKeptEnvironment,
+        callChannels: Int = 4
     ) {
         self.runner = runner
         self.memoryLimitBytes = memoryLimitBytes
@@ -51,6 +55,7 @@ public struct PluginProcessSettings: Sendable, Equatable {
         self.firstBackoff = firstBackoff
         self.maximumBackoff = maximumBackoff
         self.keptEnvironment = keptEnvironment
+        self.callChannels = min(max(callChannels, 1), 32)
     }
 
     /// This executable in plugin-process mode.
@@ -89,11 +94,18 @@ struct OpenedLibrary: Sendable {
 /// The server's side of one plugin process: starts it, sends it calls and carries out its host
 /// services, and restarts it after a crash (see docs/plugins.md, "Isolation").
 ///
+/// A process has a control channel (descriptor 3 in the child: starting, cancelling, stopping,
+/// log lines written outside calls) and ``PluginProcessSettings/callChannels`` call channels
+/// (descriptors 4…). Each call channel has a thread at both ends: the server's writes the call
+/// and reads what comes back until the result — log lines, progress, service requests, which it
+/// answers itself — and the child's runs the call inline. A call costs two cross-process
+/// wake-ups and the hand-overs to and from the caller's task, as few as a socket allows.
+///
 /// Everything the process sends is checked as hostile input. A crash, a protocol fault or a call
 /// past its timeout ends the process; the calls under way fail with a retryable error naming the
-/// plugin and the way it ended, and the process starts again after a backoff — unless it ended
-/// too often within the crash window, in which case the plugin is quarantined (unhealthy, calls
-/// refused) and the server keeps serving.
+/// plugin and the way it ended (calls still queued wait for the next process), and the process
+/// starts again after a backoff — unless it ended too often within the crash window, in which
+/// case the plugin is quarantined (unhealthy, calls refused) and the server keeps serving.
 final class PluginProcess: Sendable {
     let file: String
     private let settings: PluginProcessSettings
@@ -105,9 +117,11 @@ final class PluginProcess: Sendable {
         var continuation: CheckedContinuation<RawCallResult, any Error>
         var context: PluginCallContext
         var kind: PluginCallKind
-        var action: String?
+        var action: String
         var deadline: ContinuousClock.Instant
         var timeout: Duration
+        /// The call, until a channel takes it.
+        var frame: PluginFrame?
     }
 
     private enum Phase {
@@ -122,15 +136,17 @@ final class PluginProcess: Sendable {
     private struct State {
         var phase = Phase.notStarted
         var pid: Int32?
-        var channel: PluginChannel?
+        var control: PluginChannel?
+        var slots: [CallSlot] = []
+        var freeSlots: [Int] = []
+        /// Calls waiting for a free channel, oldest first.
+        var queue: [UInt64] = []
         /// Starts so far; a reader only acts while its generation is the current one.
         var generation = 0
         var nextID: UInt64 = 0
         var pending: [UInt64: Pending] = [:]
-        /// Waiting for the first frame of a start (`opened`, `ready` or `refused`).
+        /// Waiting for the next frame of a start (`opened`, `ready` or `refused`).
         var handshake: CheckedContinuation<PluginFrame, any Error>?
-        /// Calls waiting for the process to be ready again.
-        var waitingForReady: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var crashTimes: [ContinuousClock.Instant] = []
         var restarts = 0
         var crashes = 0
@@ -175,7 +191,13 @@ final class PluginProcess: Sendable {
 
     /// Starts the process and waits for the library to open; throws a refusal naming the reason.
     func open(timeout: Duration) async throws(PluginRefusal) -> PluginImage {
-        let frame = try await start(timeout: timeout)
+        let frame: PluginFrame
+        do {
+            frame = try await handshake(timeout: timeout) { _ in }
+        } catch {
+            stop()
+            throw PluginRefusal(file: file, reason: "the plugin process did not start: \(error)")
+        }
         guard frame.kind == .opened else { throw refusal(from: frame, while: "opening") }
         do {
             let image = try Self.image(from: frame, file: file)
@@ -203,7 +225,7 @@ final class PluginProcess: Sendable {
             throw PluginRefusal(file: file, reason: "init in the plugin process failed: \(error)")
         }
         guard frame.kind == .ready else { throw refusal(from: frame, while: "init") }
-        state.withLock { $0.phase = .ready }
+        becomeReady()
     }
 
     private func configureFrame(_ configuration: JSONObject) -> PluginFrame {
@@ -224,64 +246,98 @@ final class PluginProcess: Sendable {
         return PluginRefusal(file: file, reason: "the plugin process answered \(frame.kind) while \(step)")
     }
 
-    /// Spawns a process and waits for its first frame.
-    private func start(timeout: Duration) async throws(PluginRefusal) -> PluginFrame {
-        do {
-            return try await handshake(timeout: timeout) { _ in }
-        } catch {
-            throw PluginRefusal(file: file, reason: "the plugin process did not start: \(error)")
-        }
-    }
-
-    /// Runs `send` on the live channel (spawning a process first when none runs) and waits for
-    /// the next handshake frame.
+    /// Waits for the next handshake frame: registers for it, then (spawning a process first when
+    /// none runs) runs `send` on the control channel.
     private func handshake(timeout: Duration, send: @escaping @Sendable (PluginChannel) throws -> Void) async throws -> PluginFrame {
-        let channel: PluginChannel
-        if let live = state.withLock({ $0.channel }) {
-            channel = live
-        } else {
-            channel = try spawn()
-        }
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
             guard !Task.isCancelled, let self else { return }
-            let waiting = self.state.withLock { state -> CheckedContinuation<PluginFrame, any Error>? in
-                defer { state.handshake = nil }
-                return state.handshake
-            }
-            waiting?.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
+            self.takeHandshake()?.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
             self.kill(reason: "it did not answer within \(PluginHost.format(timeout))")
         }
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             state.withLock { $0.handshake = continuation }
             do {
+                let channel = try state.withLock({ $0.control }) ?? spawn()
                 try send(channel)
             } catch {
-                let waiting = state.withLock { state -> CheckedContinuation<PluginFrame, any Error>? in
-                    defer { state.handshake = nil }
-                    return state.handshake
-                }
-                waiting?.resume(throwing: error)
+                takeHandshake()?.resume(throwing: error)
             }
         }
     }
 
-    /// Starts a plugin process with a fresh socket pair and its reader thread.
-    private func spawn() throws -> PluginChannel {
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            throw PluginFrameError("socketpair failed: errno \(errno)")
+    private func takeHandshake() -> CheckedContinuation<PluginFrame, any Error>? {
+        state.withLock { state in
+            defer { state.handshake = nil }
+            return state.handshake
         }
-        let (serverEnd, childEnd) = (pair[0], pair[1])
-        let arguments = settings.runner + limitArguments + [file]
+    }
+
+    /// The process answered `ready`: its channels take calls, queued ones first.
+    private func becomeReady() {
+        let assignments = state.withLock { state -> [(CallSlot, UInt64, PluginFrame)] in
+            switch state.phase {
+            case .starting, .restarting: return Self.readyAndAssign(&state)
+            case .notStarted, .ready, .quarantined, .stopped: return []
+            }
+        }
+        for (slot, id, frame) in assignments { slot.start(id: id, frame: frame) }
+    }
+
+    private static func readyAndAssign(_ state: inout State) -> [(CallSlot, UInt64, PluginFrame)] {
+        state.phase = .ready
+        let threadSafe = state.openedImage?.isThreadSafe ?? false
+        state.freeSlots = threadSafe ? Array(state.slots.indices) : (state.slots.isEmpty ? [] : [0])
+        return assign(&state)
+    }
+
+    /// Hands queued calls to free channels (under the lock); the caller starts them.
+    private static func assign(_ state: inout State) -> [(CallSlot, UInt64, PluginFrame)] {
+        guard case .ready = state.phase else { return [] }
+        var assignments: [(CallSlot, UInt64, PluginFrame)] = []
+        while !state.freeSlots.isEmpty, !state.queue.isEmpty {
+            let id = state.queue.removeFirst()
+            guard let frame = state.pending[id]?.frame else { continue }
+            state.pending[id]?.frame = nil
+            let slot = state.slots[state.freeSlots.removeLast()]
+            assignments.append((slot, id, frame))
+        }
+        return assignments
+    }
+
+    /// Starts a plugin process with fresh sockets, the control reader and the call channels'
+    /// threads.
+    private func spawn() throws -> PluginChannel {
+        let count = settings.callChannels
+        var serverEnds: [Int32] = []
+        var childEnds: [Int32] = []
+        defer { childEnds.forEach { Glibc.close($0) } }
+        for _ in 0...count {
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+                serverEnds.forEach { Glibc.close($0) }
+                throw PluginFrameError("socketpair failed: errno \(errno)")
+            }
+            serverEnds.append(pair[0])
+            // Above every descriptor the child is given, so that no dup2 below overwrites one
+            // still to be copied.
+            let high = fcntl(pair[1], F_DUPFD_CLOEXEC, 64)
+            Glibc.close(pair[1])
+            guard high >= 0 else {
+                serverEnds.forEach { Glibc.close($0) }
+                throw PluginFrameError("fcntl failed: errno \(errno)")
+            }
+            childEnds.append(high)
+        }
+        let arguments = settings.runner + limitArguments + ["--call-channels", "\(count)", file]
         let environment =
             settings.keptEnvironment.compactMap { name in ProcessInfo.processInfo.environment[name].map { "\(name)=\($0)" } }
             + ["BUDPIPELINE_PLUGIN_PROCESS=1"]
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, childEnd, 3)
+        for (index, descriptor) in childEnds.enumerated() { posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(3 + index)) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         // The plugin's own prints go where the server's diagnostics go.
         posix_spawn_file_actions_adddup2(&actions, 2, 1)
@@ -291,24 +347,32 @@ final class PluginProcess: Sendable {
                 posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
             }
         }
-        Glibc.close(childEnd)
         guard result == 0 else {
-            Glibc.close(serverEnd)
+            serverEnds.forEach { Glibc.close($0) }
             throw PluginFrameError("could not start \(arguments[0]): \(String(cString: strerror(result)))")
         }
-        let channel = PluginChannel(descriptor: serverEnd)
-        let generation = state.withLock { state in
+        let control = PluginChannel(descriptor: serverEnds[0])
+        let spawned = pid
+        let generation = state.withLock { state -> Int in
             state.generation += 1
             state.pid = pid
-            state.channel = channel
+            state.control = control
+            state.slots = serverEnds.dropFirst().enumerated().map { index, descriptor in
+                CallSlot(index: index, channel: PluginChannel(descriptor: descriptor), generation: state.generation + 0)
+            }
+            state.freeSlots = []
             if case .notStarted = state.phase { state.phase = .starting }
             return state.generation
         }
-        let spawned = pid
-        let thread = Thread { [self] in readLoop(channel: channel, pid: spawned, generation: generation) }
-        thread.name = "bp-plugin-reader"
+        for slot in state.withLock({ $0.slots }) {
+            let thread = Thread { [self] in slotLoop(slot) }
+            thread.name = "bp-plugin-call-\(slot.index + 1)"
+            thread.start()
+        }
+        let thread = Thread { [self] in controlLoop(channel: control, pid: spawned, generation: generation) }
+        thread.name = "bp-plugin-control"
         thread.start()
-        return channel
+        return control
     }
 
     private var limitArguments: [String] {
@@ -345,49 +409,54 @@ final class PluginProcess: Sendable {
 
     // MARK: Calls
 
-    /// Makes one call in the plugin process and waits for its result, at most `timeout`.
+    /// Makes one call in the plugin process and waits for its result, at most `timeout` from now
+    /// (waiting for a free channel, or for the process to start again, included).
     func call(
         kind: PluginCallKind, actionIndex: Int, action: String, input: [UInt8], context: PluginCallContext, timeout: Duration
     ) async throws(PluginCallError) -> RawCallResult {
         let deadline = ContinuousClock.now + timeout
-        try await waitUntilReady(before: deadline, action: action)
+        let label = pluginLabel
+        var header: JSONObject = [
+            "kind": .string(kind.rawValue), "action_index": .int(actionIndex), "progress": .bool(context.progressHandler != nil),
+        ]
+        header["execution_id"] = context.executionID.map(JSONValue.string)
+        header["step_id"] = context.stepID.map(JSONValue.string)
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
-        var header: JSONObject = [
-            "kind": .string(kind.rawValue), "action_index": .int(actionIndex),
-            "timeout_ms": .int(Int((timeout / .milliseconds(1)).clamped(to: 0...1e12))),
-            "progress": .bool(context.progressHandler != nil),
-        ]
-        header["execution_id"] = context.executionID.map(JSONValue.string)
-        header["step_id"] = context.stepID.map(JSONValue.string)
         let frame = PluginFrame(.call, id: id, header: header, blob: input)
-        let label = pluginLabel
         // Overruns are found by the shared deadline watch (``DeadlineWatch``), not by a timer per call.
         DeadlineWatch.shared.watch(self)
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    let channel = state.withLock { state -> PluginChannel? in
+                    let outcome = state.withLock { state -> Result<[(CallSlot, UInt64, PluginFrame)], PluginCallError> in
+                        switch state.phase {
+                        case .quarantined(let reason):
+                            return .failure(PluginCallError(.pluginUnhealthy, "plugin '\(label)' is quarantined: \(reason)"))
+                        case .stopped: return .failure(PluginCallError(.shuttingDown, "the plugin host is shutting down"))
+                        case .notStarted, .starting, .ready, .restarting: break
+                        }
                         state.pending[id] = Pending(
-                            continuation: continuation, context: context, kind: kind, action: action, deadline: deadline, timeout: timeout)
-                        return state.channel
+                            continuation: continuation, context: context, kind: kind, action: action, deadline: deadline, timeout: timeout,
+                            frame: frame)
+                        state.queue.append(id)
+                        return .success(Self.assign(&state))
                     }
-                    do {
-                        guard let channel else { throw PluginFrameError("the plugin process is not running") }
-                        try channel.write(frame)
-                    } catch {
-                        _ = finish(
-                            id,
-                            with: .failure(
-                                PluginCallError(.pluginCrashed, "plugin '\(label)': its process could not take the call: \(error)")))
+                    switch outcome {
+                    case .failure(let error): continuation.resume(throwing: error)
+                    case .success(let assignments): for (slot, id, frame) in assignments { slot.start(id: id, frame: frame) }
                     }
                 }
             } onCancel: {
-                if self.finish(id, with: .failure(PluginCallError(.cancelled, "the call to action '\(action)' was cancelled"))) {
-                    let channel = self.state.withLock { $0.channel }
-                    try? channel?.write(PluginFrame(.cancel, id: id))
+                let sent = self.state.withLock { state -> Bool in
+                    state.queue.removeAll { $0 == id }
+                    return state.pending[id]?.frame == nil
+                }
+                if self.finish(id, with: .failure(PluginCallError(.cancelled, "the call to action '\(action)' was cancelled"))), sent {
+                    let control = self.state.withLock { $0.control }
+                    try? control?.write(PluginFrame(.cancel, id: id))
                 }
             }
         } catch let error as PluginCallError {
@@ -397,28 +466,41 @@ final class PluginProcess: Sendable {
         }
     }
 
-    /// Fails the calls past their deadline and ends the process they overran in; called by the
-    /// deadline watch. Returns whether calls are still waiting.
+    /// Fails the calls past their deadline — a call not yet sent with `timedOutWaiting`, one under
+    /// way with `timedOut`, ending the process it overran in; called by the deadline watch.
+    /// Returns whether calls are still waiting.
     func failOverdueCalls(now: ContinuousClock.Instant) -> Bool {
-        let (overdue, more) = state.withLock { state -> ([(UInt64, Pending)], Bool) in
+        let (overdue, more) = state.withLock { state -> ([Pending], Bool) in
             let overdue = state.pending.filter { $0.value.deadline <= now }
-            for (id, _) in overdue { state.pending.removeValue(forKey: id) }
-            return (Array(overdue), !state.pending.isEmpty)
+            for (id, _) in overdue {
+                state.pending.removeValue(forKey: id)
+                state.queue.removeAll { $0 == id }
+            }
+            return (Array(overdue.values), !state.pending.isEmpty)
         }
         guard !overdue.isEmpty else { return more }
         let label = pluginLabel
-        for (_, pending) in overdue {
-            let what = "\(pending.kind.rawValue) of action '\(pending.action ?? "-")'"
-            pending.continuation.resume(
-                throwing: PluginCallError(
-                    .timedOut,
-                    "plugin '\(label)': \(what) did not return within \(PluginHost.format(pending.timeout)); "
-                        + "its plugin process was stopped and starts again"))
+        var overran: Pending?
+        for pending in overdue {
+            let what = "\(pending.kind.rawValue) of action '\(pending.action)'"
+            if pending.frame != nil {
+                pending.continuation.resume(
+                    throwing: PluginCallError(
+                        .timedOutWaiting,
+                        "plugin '\(label)': \(what) found its plugin process busy or restarting for \(PluginHost.format(pending.timeout))"))
+            } else {
+                overran = overran ?? pending
+                pending.continuation.resume(
+                    throwing: PluginCallError(
+                        .timedOut,
+                        "plugin '\(label)': \(what) did not return within \(PluginHost.format(pending.timeout)); "
+                            + "its plugin process was stopped and starts again"))
+            }
         }
-        if let first = overdue.first?.1 {
+        if let overran {
             kill(
                 reason:
-                    "\(first.kind.rawValue) of action '\(first.action ?? "-")' overran its timeout of \(PluginHost.format(first.timeout))")
+                    "\(overran.kind.rawValue) of action '\(overran.action)' overran its timeout of \(PluginHost.format(overran.timeout))")
         }
         return more
     }
@@ -431,49 +513,75 @@ final class PluginProcess: Sendable {
         return true
     }
 
-    /// Waits while the process restarts; throws when the plugin is quarantined or stopped, or
-    /// when it is not ready by `deadline`.
-    private func waitUntilReady(before deadline: ContinuousClock.Instant, action: String) async throws(PluginCallError) {
-        if case .ready = state.withLock({ $0.phase }) { return }
-        let label = pluginLabel
-        do {
-            let ticket = state.withLock { state -> UInt64 in
-                state.nextID += 1
-                return state.nextID
-            }
-            let timer = Task { [weak self] in
-                try? await Task.sleep(until: deadline)
-                guard !Task.isCancelled, let self else { return }
-                let waiter = self.state.withLock { $0.waitingForReady.removeValue(forKey: ticket) }
-                waiter?.resume(
-                    throwing: PluginCallError(
-                        .timedOutWaiting, "plugin '\(label)': its process was not ready in time for action '\(action)'"))
-            }
-            defer { timer.cancel() }
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let outcome = state.withLock { state -> Result<Void, PluginCallError>? in
-                    switch state.phase {
-                    case .ready: return .success(())
-                    case .quarantined(let reason):
-                        return .failure(PluginCallError(.pluginUnhealthy, "plugin '\(label)' is quarantined: \(reason)"))
-                    case .stopped: return .failure(PluginCallError(.shuttingDown, "the plugin host is shutting down"))
-                    case .notStarted, .starting, .restarting:
-                        state.waitingForReady[ticket] = continuation
-                        return nil
-                    }
+    // MARK: Call channels
+
+    /// The server's end of one call channel: its thread waits for a call, writes it and reads
+    /// until the result, then takes the next queued call or waits again.
+    /// Only this thread closes the channel's descriptor, so that no other thread can use its
+    /// number after it was reused.
+    private func slotLoop(_ slot: CallSlot) {
+        defer { slot.channel.close() }
+        while let job = slot.nextJob() {
+            var current: (id: UInt64, frame: PluginFrame)? = job
+            while let (id, frame) = current {
+                guard run(id: id, frame: frame, on: slot) else {
+                    slot.close()
+                    return
                 }
-                if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+                current = slotFinished(slot)
             }
-        } catch let error as PluginCallError {
-            throw error
-        } catch {
-            throw PluginCallError(.cancelled, "the call to action '\(action)' was cancelled")
         }
     }
 
-    // MARK: Reading what the process sends
+    /// Writes one call and handles what comes back until its result; `false` when the channel
+    /// ended or broke the protocol (the process is ended and the reader reports it).
+    private func run(id: UInt64, frame: PluginFrame, on slot: CallSlot) -> Bool {
+        do {
+            try slot.channel.write(frame)
+            while true {
+                guard let answer = try slot.channel.read() else { return false }
+                switch answer.kind {
+                case .result where answer.id == id:
+                    guard answer.blob.count <= limits.maximumOutputBytes else {
+                        throw PluginFrameError("a result larger than the output limit")
+                    }
+                    let status = CallStatus(
+                        rawValue: UInt32(clamping: answer.header["status"]?.intValue ?? Int(CallStatus.fatalError.rawValue)))
+                    let error = LogLine.truncated(answer.header["error"]?.stringValue ?? "", maximumBytes: limits.maximumErrorBytes)
+                    finish(id, with: .success(RawCallResult(status: status, output: answer.blob, errorMessage: error)))
+                    return true
+                case .log: log(answer)
+                case .progress where answer.id == id: progress(answer)
+                case .serviceRequest: try slot.channel.write(serve(answer, for: id))
+                default: throw PluginFrameError("it sent \(answer.kind) (id \(answer.id)) during call \(id)")
+                }
+            }
+        } catch {
+            kill(reason: "it broke the plugin protocol: \(error)")
+            return false
+        }
+    }
 
-    private func readLoop(channel: PluginChannel, pid: Int32, generation: Int) {
+    /// A channel finished its call: the next queued call, or `nil` (the channel is free again).
+    private func slotFinished(_ slot: CallSlot) -> (UInt64, PluginFrame)? {
+        state.withLock { state in
+            guard state.generation == slot.generation, case .ready = state.phase else { return nil }
+            while let id = state.queue.first {
+                state.queue.removeFirst()
+                guard let frame = state.pending[id]?.frame else { continue }
+                state.pending[id]?.frame = nil
+                return (id, frame)
+            }
+            state.freeSlots.append(slot.index)
+            return nil
+        }
+    }
+
+    // MARK: What the process sends
+
+    /// The control channel's reader: handshake frames and log lines written outside calls. When
+    /// the channel ends, the process is reaped and its end handled.
+    private func controlLoop(channel: PluginChannel, pid: Int32, generation: Int) {
         var fault: String?
         while true {
             let frame: PluginFrame?
@@ -484,42 +592,22 @@ final class PluginProcess: Sendable {
                 break
             }
             guard let frame else { break }
-            if let problem = handle(frame, channel: channel) {
-                fault = "it broke the plugin protocol: \(problem)"
-                break
+            switch frame.kind {
+            case .opened, .ready, .refused:
+                guard let waiting = takeHandshake() else {
+                    fault = "it broke the plugin protocol: it sent \(frame.kind) outside a start"
+                    break
+                }
+                waiting.resume(returning: frame)
+            case .log: log(frame)
+            default: fault = "it broke the plugin protocol: it sent \(frame.kind) on the control channel"
             }
+            if fault != nil { break }
         }
         if fault != nil { Glibc.kill(pid, SIGKILL) }
         let exit = Self.waitForExit(pid)
         channel.close()
         ended(generation: generation, exit: exit, fault: fault)
-    }
-
-    /// Acts on one frame; returns a problem when the frame breaks the protocol.
-    private func handle(_ frame: PluginFrame, channel: PluginChannel) -> String? {
-        switch frame.kind {
-        case .opened, .ready, .refused:
-            let waiting = state.withLock { state -> CheckedContinuation<PluginFrame, any Error>? in
-                defer { state.handshake = nil }
-                return state.handshake
-            }
-            guard let waiting else { return "it sent \(frame.kind) outside a start" }
-            waiting.resume(returning: frame)
-        case .result:
-            let status = CallStatus(rawValue: UInt32(clamping: frame.header["status"]?.intValue ?? Int(CallStatus.fatalError.rawValue)))
-            guard frame.blob.count <= limits.maximumOutputBytes else { return "a result larger than the output limit" }
-            let error = LogLine.truncated(frame.header["error"]?.stringValue ?? "", maximumBytes: limits.maximumErrorBytes)
-            finish(frame.id, with: .success(RawCallResult(status: status, output: frame.blob, errorMessage: error)))
-        case .log:
-            log(frame)
-        case .progress:
-            progress(frame)
-        case .serviceRequest:
-            serve(frame, channel: channel)
-        case .configure, .call, .cancel, .serviceReply, .shutdown:
-            return "it sent \(frame.kind), which only the server sends"
-        }
-        return nil
     }
 
     private func log(_ frame: PluginFrame) {
@@ -549,52 +637,39 @@ final class PluginProcess: Sendable {
         handler(progress)
     }
 
-    /// Carries out an `invoke_service` for a call under way, with the checks the in-process path
-    /// makes: the process names nothing but the app, method, path, body and timeout.
-    private func serve(_ frame: PluginFrame, channel: PluginChannel) {
-        let callID = UInt64(clamping: frame.header["call"]?.intValue ?? 0)
-        let context = state.withLock { $0.pending[callID]?.context }
+    /// Carries out an `invoke_service` of call `callID`, with the checks the in-process path
+    /// makes: the process names nothing but the app, method, path, body and timeout; the plugin,
+    /// execution and step are the server's own. Blocks this channel's thread (never an event
+    /// loop or the cooperative pool) until the answer.
+    private func serve(_ frame: PluginFrame, for callID: UInt64) -> PluginFrame {
         let label = pluginLabel
-        let requestID = frame.id
-        let invoker = serviceInvoker
-        Task {
-            var reply: JSONObject
-            var body: [UInt8] = []
-            if let context, let invoker {
-                let timeoutMilliseconds = frame.header["timeout_ms"]?.intValue ?? 0
-                do throws(ServiceRequestRefusal) {
-                    let invocation = try ServiceInvocation(
-                        appID: frame.header["app_id"]?.stringValue ?? "", method: frame.header["method"]?.stringValue ?? "",
-                        path: frame.header["path"]?.stringValue ?? "", body: frame.blob,
-                        timeout: timeoutMilliseconds > 0 ? .milliseconds(Int64(min(timeoutMilliseconds, 86_400_000))) : nil,
-                        pluginName: label, executionID: context.executionID, stepID: context.stepID)
-                    switch await Self.invoke(invocation, on: invoker) {
-                    case .success(let response):
-                        reply = ["outcome": "answered", "http_status": .int(response.statusCode)]
-                        body = response.body
-                    case .failure(let error):
-                        reply = ["outcome": "unanswered", "message": .string(error.message)]
-                    }
-                } catch {
-                    logger.warning("service call refused", metadata: ["plugin": "\(label)", "reason": "\(error.message)"])
-                    reply = ["outcome": "refused", "message": .string("service call refused: \(error.message)")]
-                }
-            } else if context == nil {
-                reply = ["outcome": "refused", "message": "no call of this plugin is under way"]
-            } else {
-                reply = ["outcome": "unsupported", "message": "service invocation is not configured on this host"]
-            }
-            try? channel.write(PluginFrame(.serviceReply, id: requestID, header: reply, blob: body))
+        guard let context = state.withLock({ $0.pending[callID]?.context }) else {
+            return PluginFrame(.serviceReply, id: frame.id, header: ["outcome": "refused", "message": "the call is no longer under way"])
         }
-    }
-
-    private static func invoke(_ invocation: ServiceInvocation, on invoker: any ServiceInvoker) async
-        -> Result<ServiceInvocationResponse, ServiceInvocationError>
-    {
-        do throws(ServiceInvocationError) {
-            return .success(try await invoker.invoke(invocation))
+        guard let invoker = serviceInvoker else {
+            return PluginFrame(
+                .serviceReply, id: frame.id,
+                header: ["outcome": "unsupported", "message": "service invocation is not configured on this host"])
+        }
+        let timeoutMilliseconds = frame.header["timeout_ms"]?.intValue ?? 0
+        let invocation: ServiceInvocation
+        do {
+            invocation = try ServiceInvocation(
+                appID: frame.header["app_id"]?.stringValue ?? "", method: frame.header["method"]?.stringValue ?? "",
+                path: frame.header["path"]?.stringValue ?? "", body: frame.blob,
+                timeout: timeoutMilliseconds > 0 ? .milliseconds(Int64(min(timeoutMilliseconds, 86_400_000))) : nil,
+                pluginName: label, executionID: context.executionID, stepID: context.stepID)
         } catch {
-            return .failure(error)
+            logger.warning("service call refused", metadata: ["plugin": "\(label)", "reason": "\(error.message)"])
+            return PluginFrame(
+                .serviceReply, id: frame.id, header: ["outcome": "refused", "message": .string("service call refused: \(error.message)")])
+        }
+        switch PluginCall.waitForAnswer(from: invoker, to: invocation) {
+        case .success(let response):
+            return PluginFrame(
+                .serviceReply, id: frame.id, header: ["outcome": "answered", "http_status": .int(response.statusCode)], blob: response.body)
+        case .failure(let error):
+            return PluginFrame(.serviceReply, id: frame.id, header: ["outcome": "unanswered", "message": .string(error.message)])
         }
     }
 
@@ -605,10 +680,8 @@ final class PluginProcess: Sendable {
     private func kill(reason: String) {
         let pid = state.withLock { state -> Int32? in
             state.endReason = state.endReason ?? reason
-            if case .ready = state.phase {
-                state.phase = .restarting
-                state.channel = nil
-            }
+            if case .ready = state.phase { state.phase = .restarting }
+            state.freeSlots = []
             return state.pid
         }
         if let pid { Glibc.kill(pid, SIGKILL) }
@@ -624,25 +697,34 @@ final class PluginProcess: Sendable {
         return signalNames[signal].map { "signal \(signal) (\($0))" } ?? "signal \(signal)"
     }
 
-    /// The process of `generation` ended: fail its calls, then restart or quarantine.
+    /// The process of `generation` ended: fail the calls it had taken (queued ones wait for the
+    /// next process), then restart or quarantine.
     private func ended(generation: Int, exit: String, fault: String?) {
         let label = pluginLabel
         let outcome = state.withLock {
-            state -> (pending: [Pending], handshake: CheckedContinuation<PluginFrame, any Error>?, restart: Duration?, quarantine: String?)?
-            in
+            state -> (
+                failed: [Pending], queued: [Pending], slots: [CallSlot], handshake: CheckedContinuation<PluginFrame, any Error>?,
+                restart: Duration?, quarantine: String?
+            )? in
             guard state.generation == generation else { return nil }
             let reason = fault ?? state.endReason
             state.endReason = nil
-            state.channel = nil
+            state.control = nil
             state.pid = nil
             state.lastExit = exit
-            let pending = Array(state.pending.values)
-            state.pending = [:]
+            let slots = state.slots
+            state.slots = []
+            state.freeSlots = []
+            let failed = state.pending.filter { $0.value.frame == nil }
+            for id in failed.keys { state.pending.removeValue(forKey: id) }
             let handshake = state.handshake
             state.handshake = nil
             switch state.phase {
             case .stopped, .quarantined, .notStarted, .starting:
-                return (pending, handshake, nil, nil)
+                let queued = Array(state.pending.values)
+                state.pending = [:]
+                state.queue = []
+                return (Array(failed.values), queued, slots, handshake, nil, nil)
             case .ready, .restarting:
                 break
             }
@@ -654,30 +736,41 @@ final class PluginProcess: Sendable {
                     "its process ended \(state.crashTimes.count) times within \(PluginHost.format(settings.crashWindow)) "
                     + "(last: \(reason.map { "\($0); " } ?? "")\(exit))"
                 state.phase = .quarantined(why)
-                return (pending, handshake, nil, why)
+                let queued = Array(state.pending.values)
+                state.pending = [:]
+                state.queue = []
+                return (Array(failed.values), queued, slots, handshake, nil, why)
             }
             state.phase = .restarting
             let doublings = min(state.crashTimes.count - 1, 20)
             let backoff = min(settings.firstBackoff * (1 << doublings), settings.maximumBackoff)
-            return (pending, handshake, backoff, nil)
+            return (Array(failed.values), [], slots, handshake, backoff, nil)
         }
         guard let outcome else { return }
+        for slot in outcome.slots { slot.close() }
         let how = "plugin '\(label)': its process ended (\(exit)) while this call was under way"
-        for pending in outcome.pending {
+        for pending in outcome.failed {
             pending.continuation.resume(
-                throwing: PluginCallError(.pluginCrashed, how + " (\(pending.kind.rawValue) of action '\(pending.action ?? "-")')"))
+                throwing: PluginCallError(.pluginCrashed, how + " (\(pending.kind.rawValue) of action '\(pending.action)')"))
         }
         outcome.handshake?.resume(throwing: PluginFrameError("the plugin process ended (\(exit))"))
         if let quarantine = outcome.quarantine {
             logger.error("plugin quarantined", metadata: ["plugin": "\(label)", "reason": "\(quarantine)"])
-            failWaiters(PluginCallError(.pluginUnhealthy, "plugin '\(label)' is quarantined: \(quarantine)"))
-        } else if let backoff = outcome.restart {
-            logger.error(
-                "plugin process ended; restarting",
-                metadata: ["plugin": "\(label)", "exit": "\(exit)", "backoff": "\(PluginHost.format(backoff))"])
-            Task { [weak self] in
-                try? await Task.sleep(for: backoff)
-                await self?.restart()
+            for pending in outcome.queued {
+                pending.continuation.resume(throwing: PluginCallError(.pluginUnhealthy, "plugin '\(label)' is quarantined: \(quarantine)"))
+            }
+        } else {
+            for pending in outcome.queued {
+                pending.continuation.resume(throwing: PluginCallError(.shuttingDown, "the plugin host is shutting down"))
+            }
+            if let backoff = outcome.restart {
+                logger.error(
+                    "plugin process ended; restarting",
+                    metadata: ["plugin": "\(label)", "exit": "\(exit)", "backoff": "\(PluginHost.format(backoff))"])
+                Task { [weak self] in
+                    try? await Task.sleep(for: backoff)
+                    await self?.restart()
+                }
             }
         }
     }
@@ -695,41 +788,42 @@ final class PluginProcess: Sendable {
             }
             let ready = try await handshake(timeout: .seconds(30)) { channel in try channel.write(self.configureFrame(configuration)) }
             guard ready.kind == .ready else { throw PluginFrameError(ready.header["reason"]?.stringValue ?? "it answered \(ready.kind)") }
-            let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-                state.restarts += 1
-                guard case .restarting = state.phase else { return [] }
-                state.phase = .ready
-                defer { state.waitingForReady = [:] }
-                return Array(state.waitingForReady.values)
-            }
-            for waiter in waiters { waiter.resume() }
+            state.withLock { $0.restarts += 1 }
+            becomeReady()
             logger.notice("plugin process restarted", metadata: ["plugin": "\(name ?? file)", "pid": "\(state.withLock { $0.pid } ?? 0)"])
         } catch {
             let reason = "it could not be started again: \(error)"
+            let queued = state.withLock { state -> [Pending] in
+                state.phase = .quarantined(reason)
+                defer {
+                    state.pending = [:]
+                    state.queue = []
+                }
+                return Array(state.pending.values)
+            }
             kill(reason: reason)
-            state.withLock { $0.phase = .quarantined(reason) }
             logger.error("plugin quarantined", metadata: ["plugin": "\(name ?? file)", "reason": "\(reason)"])
-            failWaiters(PluginCallError(.pluginUnhealthy, "plugin '\(name ?? file)' is quarantined: \(reason)"))
+            for pending in queued {
+                pending.continuation.resume(
+                    throwing: PluginCallError(.pluginUnhealthy, "plugin '\(name ?? file)' is quarantined: \(reason)"))
+            }
         }
-    }
-
-    private func failWaiters(_ error: PluginCallError) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            defer { state.waitingForReady = [:] }
-            return Array(state.waitingForReady.values)
-        }
-        for waiter in waiters { waiter.resume(throwing: error) }
     }
 
     /// Asks the plugin to shut down, then ends the process; no restart follows.
     func shutdown(timeout: Duration) async {
-        let (channel, pid) = state.withLock { state -> (PluginChannel?, Int32?) in
+        let (control, pid, queued) = state.withLock { state -> (PluginChannel?, Int32?, [Pending]) in
             state.phase = .stopped
-            return (state.channel, state.pid)
+            let queued = state.pending.values.filter { $0.frame != nil }
+            for id in state.queue { state.pending.removeValue(forKey: id) }
+            state.queue = []
+            return (state.control, state.pid, queued)
         }
-        failWaiters(PluginCallError(.shuttingDown, "the plugin host is shutting down"))
-        guard let channel, let pid else { return }
-        try? channel.write(PluginFrame(.shutdown))
+        for pending in queued {
+            pending.continuation.resume(throwing: PluginCallError(.shuttingDown, "the plugin host is shutting down"))
+        }
+        guard let control, let pid else { return }
+        try? control.write(PluginFrame(.shutdown))
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, state.withLock({ $0.pid }) == pid {
             try? await Task.sleep(for: .milliseconds(10))
@@ -744,6 +838,51 @@ final class PluginProcess: Sendable {
             return state.pid
         }
         if let pid { Glibc.kill(pid, SIGKILL) }
+    }
+}
+
+/// The server's end of one call channel of a plugin process, and its thread's mailbox.
+final class CallSlot: Sendable {
+    let index: Int
+    let channel: PluginChannel
+    /// The process start it belongs to.
+    let generation: Int
+    private let mailbox = Mutex<(job: (UInt64, PluginFrame)?, closed: Bool)>((nil, false))
+    private let signal = DispatchSemaphore(value: 0)
+
+    init(index: Int, channel: PluginChannel, generation: Int) {
+        self.index = index
+        self.channel = channel
+        self.generation = generation
+    }
+
+    /// Gives the channel's thread a call to make.
+    func start(id: UInt64, frame: PluginFrame) {
+        mailbox.withLock { $0.job = (id, frame) }
+        signal.signal()
+    }
+
+    /// Waits for the next call; `nil` once the channel is closed.
+    func nextJob() -> (UInt64, PluginFrame)? {
+        while true {
+            signal.wait()
+            let (job, closed) = mailbox.withLock { mailbox -> ((UInt64, PluginFrame)?, Bool) in
+                defer { mailbox.job = nil }
+                return (mailbox.job, mailbox.closed)
+            }
+            if closed { return nil }
+            if let job { return job }
+        }
+    }
+
+    /// Ends the channel: its thread stops (and closes the descriptor) once it is done with what
+    /// it does; the process at the other end is gone by then, so a read there ends at once.
+    func close() {
+        let first = mailbox.withLock { mailbox -> Bool in
+            defer { mailbox.closed = true }
+            return !mailbox.closed
+        }
+        if first { signal.signal() }
     }
 }
 

@@ -41,9 +41,11 @@ public enum PluginProcessRunner {
         }
     }
 
-    /// Serves `file` until the server asks it to stop or goes away; returns the exit status.
-    public static func run(file: String, limits: Limits, descriptor: Int32 = 3) async -> Int32 {
-        let channel = LockedChannel(PluginChannel(descriptor: descriptor))
+    /// Serves `file` until the server asks it to stop or goes away; returns the exit status. The
+    /// control channel is descriptor 3, the `callChannels` call channels follow it.
+    public static func run(file: String, limits: Limits, callChannels: Int) async -> Int32 {
+        let channel = LockedChannel(PluginChannel(descriptor: 3))
+        let calls = (0..<min(max(callChannels, 1), 32)).map { LockedChannel(PluginChannel(descriptor: Int32(4 + $0))) }
         let problems = limits.apply()
         guard problems.isEmpty else {
             channel.send(PluginFrame(.refused, header: ["reason": .string("resource limits refused: \(problems.joined(separator: ", "))")]))
@@ -59,14 +61,14 @@ public enum PluginProcessRunner {
         channel.send(openedFrame(image))
         guard let configure = try? channel.channel.read(), configure.kind == .configure else { return 1 }
         let level = configure.header["log_level"]?.stringValue.flatMap(Logger.Level.init(rawValue:)) ?? .info
-        let logger = Logger(label: "budpipeline.plugin-process") { _ in ChannelLogHandler(channel: channel, logLevel: level) }
+        let logger = Logger(label: "budpipeline.plugin-process") { _ in ChannelLogHandler(control: channel, logLevel: level) }
         var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [file])
         settings.pluginSettings = [image.manifest.name: configure.header["configuration"]?.objectValue ?? [:]]
         if let bytes = configure.header["maximum_output_bytes"]?.intValue, bytes > 0 { settings.limits.maximumOutputBytes = bytes }
         if let bytes = configure.header["maximum_error_bytes"]?.intValue, bytes > 0 { settings.limits.maximumErrorBytes = bytes }
         if let bytes = configure.header["maximum_log_line_bytes"]?.intValue, bytes > 0 { settings.limits.maximumLogLineBytes = bytes }
         settings.isolation = .inProcess
-        let invoker = ChannelServiceInvoker(channel: channel)
+        let invoker = ChannelServiceInvoker()
         let host = await PluginHost.load(configuration: settings, serviceInvoker: invoker, logger: logger)
         if let refusal = host.refusals.first {
             channel.send(PluginFrame(.refused, header: ["reason": .string(refusal.reason)]))
@@ -77,7 +79,7 @@ public enum PluginProcessRunner {
             return 1
         }
         channel.send(PluginFrame(.ready))
-        let server = CallServer(host: host, plugin: plugin, channel: channel, invoker: invoker)
+        let server = CallServer(host: host, plugin: plugin, control: channel, calls: calls)
         return await server.serve()
     }
 
@@ -109,41 +111,54 @@ final class LockedChannel: Sendable {
         let failed = writing.withLock { _ in (try? channel.write(frame)) == nil }
         if failed { _exit(0) }
     }
+
+    /// Writes a request and reads the next frame, the answer, with no other exchange between.
+    func exchange(_ frame: PluginFrame) -> PluginFrame? {
+        exchanging.withLock { _ in
+            send(frame)
+            return try? channel.read()
+        }
+    }
+
+    private let exchanging = Mutex(())
 }
 
-/// Reads the server's frames on a thread of its own and hands each call to a worker thread,
-/// which calls the plugin and writes the result itself: two thread hand-overs per call in this
-/// process, none through Swift's cooperative pool. Timeouts are the server's: it ends this
-/// process when a call overruns.
+/// The plugin process's calls: a thread per call channel reads a call, runs it inline and writes
+/// its result; the control channel's reader handles cancellations and the stop. Timeouts are the
+/// server's: it ends this process when a call overruns.
 private final class CallServer: Sendable {
     let host: PluginHost
     let plugin: LoadedPlugin
-    let image: PluginImage
-    let channel: LockedChannel
-    let invoker: ChannelServiceInvoker
-    private let workers: WorkerThreads
+    let control: LockedChannel
+    let calls: [LockedChannel]
     /// Calls under way, by the server's id: a `cancel` frame makes `is_cancelled` answer 1.
     private let running = Mutex<[UInt64: PluginCall]>([:])
 
-    init(host: PluginHost, plugin: LoadedPlugin, channel: LockedChannel, invoker: ChannelServiceInvoker) {
+    init(host: PluginHost, plugin: LoadedPlugin, control: LockedChannel, calls: [LockedChannel]) {
         self.host = host
         self.plugin = plugin
-        self.image = plugin.image
-        self.channel = channel
-        self.invoker = invoker
-        // A plugin that is not thread-safe gets one call at a time: one worker.
-        workers = WorkerThreads(count: plugin.image.isThreadSafe ? host.configuration.threadCount : 1)
+        self.control = control
+        self.calls = calls
     }
 
     func serve() async -> Int32 {
-        await withCheckedContinuation { (finished: CheckedContinuation<Int32, Never>) in
+        for (index, channel) in calls.enumerated() {
             let thread = Thread { [self] in
                 while true {
-                    guard let frame = try? channel.channel.read() else { _exit(0) }
+                    guard let frame = try? channel.channel.read(), frame.kind == .call else { _exit(0) }
+                    perform(frame, on: channel)
+                }
+            }
+            thread.name = "bp-plugin-\(index + 1)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        return await withCheckedContinuation { (finished: CheckedContinuation<Int32, Never>) in
+            let thread = Thread { [self] in
+                while true {
+                    guard let frame = try? control.channel.read() else { _exit(0) }
                     switch frame.kind {
-                    case .call: workers.submit { [self] in perform(frame) }
                     case .cancel: running.withLock { $0[frame.id] }?.requestCancellation()
-                    case .serviceReply: invoker.answer(frame)
                     case .shutdown:
                         Task {
                             await host.shutdown()
@@ -154,22 +169,22 @@ private final class CallServer: Sendable {
                     }
                 }
             }
-            thread.name = "bp-plugin-process-reader"
+            thread.name = "bp-plugin-process-control"
             thread.start()
         }
     }
 
-    /// Runs one call on the current (worker) thread and sends its result.
-    private func perform(_ frame: PluginFrame) {
-        let id = frame.id
-        let result = call(frame)
+    /// Runs one call on this (the channel's) thread and sends its result on the channel.
+    private func perform(_ frame: PluginFrame, on channel: LockedChannel) {
+        let result = call(frame, on: channel)
         channel.send(
             PluginFrame(
-                .result, id: id, header: ["status": .int(Int(result.status.rawValue)), "error": .string(result.errorMessage)],
+                .result, id: frame.id, header: ["status": .int(Int(result.status.rawValue)), "error": .string(result.errorMessage)],
                 blob: result.output))
     }
 
-    private func call(_ frame: PluginFrame) -> RawCallResult {
+    private func call(_ frame: PluginFrame, on channel: LockedChannel) -> RawCallResult {
+        let image = plugin.image
         guard let kind = frame.header["kind"]?.stringValue.flatMap(PluginCallKind.init(rawValue:)),
             let index = frame.header["action_index"]?.intValue, image.actions.indices.contains(index),
             let entryPoints = image.entryPoints?.actions[index]
@@ -178,7 +193,6 @@ private final class CallServer: Sendable {
         var context = PluginCallContext(
             executionID: frame.header["execution_id"]?.stringValue, stepID: frame.header["step_id"]?.stringValue)
         if frame.header["progress"]?.boolValue == true {
-            let channel = channel
             context.progressHandler = { progress in
                 var header: JSONObject = [:]
                 header["percent"] = progress.percent.map(JSONValue.double)
@@ -187,93 +201,67 @@ private final class CallServer: Sendable {
                 channel.send(PluginFrame(.progress, id: id, header: header))
             }
         }
-        let key = "\(context.executionID ?? "")/\(context.stepID ?? "")"
-        invoker.calls.withLock { $0[key] = id }
         let call = PluginCall(plugin: plugin.services, kind: kind, action: image.actions[index].type, context: context)
+        call.channel = channel
         running.withLock { $0[id] = call }
-        defer {
-            running.withLock { _ = $0.removeValue(forKey: id) }
-            invoker.calls.withLock { _ = $0.removeValue(forKey: key) }
-        }
-        return call.perform(entryPoints, kind: kind, input: frame.blob)
+        defer { running.withLock { _ = $0.removeValue(forKey: id) } }
+        return CurrentChannel.during(channel) { call.perform(entryPoints, kind: kind, input: frame.blob) }
     }
 }
 
-/// A fixed set of threads running submitted work in order of submission.
-private final class WorkerThreads: Sendable {
-    private let queue = Mutex<[@Sendable () -> Void]>([])
-    private let available = DispatchSemaphore(value: 0)
+/// The call channel the current thread serves a call on, for log lines written during it.
+enum CurrentChannel {
+    private static let channels = Mutex<[pthread_t: LockedChannel]>([:])
 
-    init(count: Int) {
-        for index in 0..<max(1, count) {
-            let thread = Thread { [self] in
-                while true {
-                    available.wait()
-                    guard let work = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-                    work()
-                }
-            }
-            thread.name = "bp-plugin-\(index + 1)"
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
+    static func during<Result>(_ channel: LockedChannel, _ body: () -> Result) -> Result {
+        let thread = pthread_self()
+        channels.withLock { $0[thread] = channel }
+        defer { channels.withLock { _ = $0.removeValue(forKey: thread) } }
+        return body()
     }
 
-    func submit(_ work: @escaping @Sendable () -> Void) {
-        queue.withLock { $0.append(work) }
-        available.signal()
-    }
+    static var current: LockedChannel? { channels.withLock { $0[pthread_self()] } }
 }
 
-/// `invoke_service` in a plugin process: the server carries each request out.
-final class ChannelServiceInvoker: ServiceInvoker {
-    private let channel: LockedChannel
-    private struct Waiting {
-        var next: UInt64 = 0
-        var replies: [UInt64: CheckedContinuation<PluginFrame, Never>] = [:]
-    }
-    private let waiting = Mutex(Waiting())
-    /// The server's id of the call each (execution, step) pair is being served for.
-    let calls = Mutex<[String: UInt64]>([:])
-
-    init(channel: LockedChannel) { self.channel = channel }
+/// `invoke_service` in a plugin process: the request goes to the server on the call's channel,
+/// and the thread that made it reads the answer there (the channel's own thread is inside the
+/// plugin meanwhile, so nobody else reads it).
+final class ChannelServiceInvoker: ServiceInvoker, SynchronousServiceInvoker {
+    private let nextID = Mutex<UInt64>(0)
 
     func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
-        let key = "\(invocation.executionID ?? "")/\(invocation.stepID ?? "")"
-        let callID = calls.withLock { $0[key] } ?? 0
-        var header: JSONObject = [
-            "call": .int(Int(truncatingIfNeeded: callID)), "app_id": .string(invocation.appID), "method": .string(invocation.method),
-            "path": .string(invocation.path),
-        ]
-        header["timeout_ms"] = invocation.timeout.map { .int(Int(($0 / .milliseconds(1)).rounded())) }
-        let reply = await withCheckedContinuation { (continuation: CheckedContinuation<PluginFrame, Never>) in
-            let id = waiting.withLock { waiting -> UInt64 in
-                waiting.next += 1
-                waiting.replies[waiting.next] = continuation
-                return waiting.next
-            }
-            channel.send(PluginFrame(.serviceRequest, id: id, header: header, blob: invocation.body))
-        }
-        switch reply.header["outcome"]?.stringValue {
-        case "answered": return ServiceInvocationResponse(statusCode: reply.header["http_status"]?.intValue ?? 0, body: reply.blob)
-        default: throw ServiceInvocationError(reply.header["message"]?.stringValue ?? "the server did not carry the call out")
-        }
+        throw ServiceInvocationError("a plugin process carries service calls out through its call's channel")
     }
 
-    func answer(_ frame: PluginFrame) {
-        let continuation = waiting.withLock { $0.replies.removeValue(forKey: frame.id) }
-        continuation?.resume(returning: frame)
+    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceInvocationError> {
+        guard let channel = call.channel else { return .failure(ServiceInvocationError("the call has no channel to the server")) }
+        let id = nextID.withLock { next -> UInt64 in
+            next += 1
+            return next
+        }
+        var header: JSONObject = [
+            "app_id": .string(invocation.appID), "method": .string(invocation.method), "path": .string(invocation.path),
+        ]
+        header["timeout_ms"] = invocation.timeout.map { .int(Int(($0 / .milliseconds(1)).rounded())) }
+        let reply = channel.exchange(PluginFrame(.serviceRequest, id: id, header: header, blob: invocation.body))
+        guard let reply, reply.kind == .serviceReply, reply.id == id else { _exit(3) }
+        switch reply.header["outcome"]?.stringValue {
+        case "answered":
+            return .success(ServiceInvocationResponse(statusCode: reply.header["http_status"]?.intValue ?? 0, body: reply.blob))
+        default: return .failure(ServiceInvocationError(reply.header["message"]?.stringValue ?? "the server did not carry the call out"))
+        }
     }
 }
 
-/// Sends the process's log lines to the server, which logs them with the plugin's name.
+/// Sends the process's log lines to the server, which logs them with the plugin's name: on the
+/// call's channel during a call (in order with its result), else on the control channel.
 struct ChannelLogHandler: LogHandler {
-    let channel: LockedChannel
+    let control: LockedChannel
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
 
-    init(channel: LockedChannel, logLevel: Logger.Level) {
-        self.channel = channel
+    init(control: LockedChannel, logLevel: Logger.Level) {
+        self.control = control
         self.logLevel = logLevel
     }
 
@@ -285,9 +273,8 @@ struct ChannelLogHandler: LogHandler {
     func log(event: LogEvent) {
         var fields: JSONObject = [:]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = .string("\(value)") }
-        channel.send(
-            PluginFrame(
-                .log, header: ["level": .string(event.level.rawValue), "message": .string("\(event.message)"), "metadata": .object(fields)])
-        )
+        let frame = PluginFrame(
+            .log, header: ["level": .string(event.level.rawValue), "message": .string("\(event.message)"), "metadata": .object(fields)])
+        (CurrentChannel.current ?? control).send(frame)
     }
 }

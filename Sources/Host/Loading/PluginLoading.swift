@@ -81,9 +81,11 @@ struct PluginLoading {
         // its name, which its configuration is found by, is known only once it is open, and its
         // code must not have run in the server by then.
         if configuration.mayIsolate {
+            // As many calls at once as the plugin threads would run in the server.
+            var settings = configuration.processSettings
+            settings.callChannels = min(configuration.threadCount, 32)
             let process = PluginProcess(
-                file: file, settings: configuration.processSettings, limits: configuration.limits, serviceInvoker: serviceInvoker,
-                logger: logger)
+                file: file, settings: settings, limits: configuration.limits, serviceInvoker: serviceInvoker, logger: logger)
             let image = try await process.open(timeout: configuration.initTimeout)
             try admit(image)
             if configuration.isolation(of: image.manifest.name) == .process {

@@ -23,6 +23,9 @@ struct PluginProcessCommand: AsyncParsableCommand {
     @Option(help: "CPU time limit in seconds.")
     var cpuSeconds: Int?
 
+    @Option(help: "Call channels, on descriptors 4 and up.")
+    var callChannels = 1
+
     @Argument(help: "The plugin library.")
     var file: String
 
@@ -32,7 +35,8 @@ struct PluginProcessCommand: AsyncParsableCommand {
             throw ValidationError("plugin-process is started by the server, with its channel on descriptor 3")
         }
         let code = await PluginProcessRunner.run(
-            file: file, limits: PluginProcessRunner.Limits(memoryBytes: memoryBytes, openFiles: openFiles, cpuSeconds: cpuSeconds))
+            file: file, limits: PluginProcessRunner.Limits(memoryBytes: memoryBytes, openFiles: openFiles, cpuSeconds: cpuSeconds),
+            callChannels: callChannels)
         throw ExitCode(code)
     }
 }
