@@ -21,14 +21,15 @@ import _BudPipelineTestSupport
         let lines = result.standardOutput.split(separator: "\n").map(String.init)
         let actions = lines.compactMap { line -> String? in
             let columns = line.split(separator: " ", omittingEmptySubsequences: true)
-            return columns.count == 5 && line.hasPrefix("  ") ? String(columns[0]) : nil
+            return columns.count == 6 && line.hasPrefix("  ") ? String(columns[0]) : nil
         }
         #expect(
             Array(actions.dropFirst()) == [
                 "await_approval", "cluster_health", "deployment_create", "deployment_delete", "deployment_scale", "greet", "model_add",
                 "model_benchmark", "model_delete", "notification", "simulation_run", "text_stats",
             ])
-        #expect(result.standardOutput.contains("Loaded actions (12) from 6 plugin(s):"))
+        #expect(result.standardOutput.contains("Loaded actions (12) from 6 plugin(s); host plugin ABI 1.0:"))
+        #expect(lines.contains { $0.hasPrefix("  greet ") && $0.contains(" in-process ") }, "the RUNS column")
         #expect(result.standardOutput.contains("Refused (\(Self.brokenFixtures.count)):"))
         let expected = [
             "libno_entry.so: no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin",
@@ -57,8 +58,41 @@ import _BudPipelineTestSupport
                 "cluster_deploy", "greeter", "model_benchmark", "model_operations", "notification", "text_stats",
             ])
         #expect(document["refused"]?[0]?["reason"] == "no entry symbol bp_plugin_entry_v1: not a BudPipeline plugin")
+        #expect(document["host_abi"] == "1.0")
+        #expect(document["plugins"]?.arrayValue?.allSatisfy { $0["isolation"] == "in-process" && $0["healthy"] == true } == true)
         let strict = try await ProcessRunner.run(Repository.executable, ["plugins", "list", "--strict"], environment: environment)
         #expect(strict.status == 1)
+        // Isolated, the same plugins load in processes of their own.
+        let isolated = try await ProcessRunner.run(
+            Repository.executable, ["plugins", "list", "--json"],
+            environment: ["BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "BUDPIPELINE_PLUGIN_ISOLATION": "process"])
+        let isolatedDocument = try JSONValue(parsing: isolated.standardOutput)
+        #expect(isolatedDocument["plugins"]?.arrayValue?.count == 6 && isolatedDocument["refused"] == [], "\(isolated.standardOutput)")
+        #expect(isolatedDocument["plugins"]?.arrayValue?.allSatisfy { $0["isolation"] == "process" } == true)
+    }
+
+    @Test func theVersionNamesThePluginABI() async throws {
+        let result = try await ProcessRunner.run(Repository.executable, ["--version"])
+        #expect(result.standardOutput == "0.1.0 (plugin ABI 1.0)\n")
+    }
+
+    @Test func serveRefusesToStartWithARefusedPluginWhenStrict() async throws {
+        let fixtures = try await FixturePlugins.shared.directory(with: ["init_failure"])
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("strict-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let environment = ["BUDPIPELINE_PLUGIN_DIRS": "\(Repository.productsDirectory):\(fixtures)", "BUDPIPELINE_DATA_DIR": data]
+        for arguments in [["serve", "--migrate", "--port", "0", "--strict-plugins"], ["worker", "--migrate", "--strict-plugins"]] {
+            let result = try await ProcessRunner.run(Repository.executable, arguments, environment: environment, timeout: .seconds(60))
+            #expect(result.status == 1, "\(arguments): \(result.standardError)")
+            let lastLine = result.standardError.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(
+                lastLine.hasPrefix("Error: plugin refused with --strict-plugins: ") && lastLine.contains("init failed (FATAL_ERROR)"),
+                "\(arguments): \(result.standardError)")
+        }
+        let byEnvironment = try await ProcessRunner.run(
+            Repository.executable, ["worker", "--migrate"], environment: environment.merging(["BUDPIPELINE_STRICT_PLUGINS": "true"]) { $1 },
+            timeout: .seconds(60))
+        #expect(byEnvironment.status == 1 && byEnvironment.standardError.contains("--strict-plugins"))
     }
 
     @Test func reportsBadConfigurationInOneLine() async throws {

@@ -19,8 +19,21 @@ struct PipelineRoutes: Sendable {
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let dag = reader.requiredObject("dag")
         try reader.finish()
-        let report = PipelineCompiler.compile(.object(dag ?? [:]), catalog: runtime.catalog).report
-        return JSONResponse(report.json)
+        return JSONResponse(await checkedReport(dag ?? [:]).json)
+    }
+
+    /// The engine's report on `dag`, with the plugins' own checks of literal step parameters
+    /// (`validate_params`) added when the engine found nothing wrong.
+    private func checkedReport(_ dag: JSONObject) async -> ValidationReport {
+        var (report, compiled) = PipelineCompiler.compile(.object(dag), catalog: runtime.catalog)
+        if let compiled {
+            let errors = await runtime.pluginParameterErrors(in: compiled)
+            if !errors.isEmpty {
+                report.errors += errors
+                report.stepCount = 0
+            }
+        }
+        return report
     }
 
     func create(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -35,7 +48,7 @@ struct PipelineRoutes: Sendable {
         let caller = try Caller(request)
         let owner = try caller.owner(naming: bodyOwner)
         try caller.authorizeSystemOwned(systemOwned)
-        let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: nil)
+        let checked = try await check(dag: dag ?? [:], nameOverride: name, existingName: nil)
         let now = Date()
         let record = PipelineDefinitionRecord(
             id: UUID().uuidString.lowercased(), name: checked.name, description: nil, icon: icon, dag: .object(dag ?? [:]),
@@ -71,7 +84,7 @@ struct PipelineRoutes: Sendable {
         let icon = reader.string("icon", maxLength: 255)
         let expectedVersion = reader.integer("version", in: 1...Int(Int32.max)) ?? current.version
         try reader.finish()
-        let checked = try check(dag: dag ?? [:], nameOverride: name, existingName: current.name)
+        let checked = try await check(dag: dag ?? [:], nameOverride: name, existingName: current.name)
         var updated = current
         updated.name = checked.name
         updated.dag = .object(dag ?? [:])
@@ -122,14 +135,14 @@ struct PipelineRoutes: Sendable {
     }
 
     /// A DAG without steps is a draft and needs only a name; any other is validated in full.
-    private func check(dag: JSONObject, nameOverride: String?, existingName: String?) throws -> CheckedDefinition {
+    private func check(dag: JSONObject, nameOverride: String?, existingName: String?) async throws -> CheckedDefinition {
         let steps = dag["steps"]?.arrayValue ?? []
         let name = nameOverride ?? dag["name"]?.stringValue ?? existingName
         if steps.isEmpty {
             guard let name, !name.isEmpty else { throw APIError.validationFailed(["name: Field required"]) }
             return CheckedDefinition(name: name, status: .draft, stepCount: 0)
         }
-        let report = PipelineCompiler.compile(.object(dag), catalog: runtime.catalog).report
+        let report = await checkedReport(dag)
         guard report.valid else { throw APIError.validationFailed(report.errors) }
         guard let name, !name.isEmpty else { throw APIError.validationFailed(["name: Field required"]) }
         return CheckedDefinition(name: name, status: .active, stepCount: report.stepCount)

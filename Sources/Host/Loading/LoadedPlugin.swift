@@ -76,6 +76,9 @@ public struct PluginAction: Sendable {
 
     /// Which optional functions the action implements.
     var functions: ActionFunctions { plugin.image.functions[index] }
+
+    /// Whether the action checks parameters itself (`validate_params`).
+    public var validatesParams: Bool { functions.validateParams }
 }
 
 /// Where a plugin's code runs (`BUDPIPELINE_PLUGIN_ISOLATION`, or `isolation` in the plugin's

@@ -37,6 +37,28 @@ public struct CompiledPipeline: Sendable {
     let outputs: [(name: String, value: CompiledValue)]
 }
 
+extension CompiledPipeline {
+    /// Each step's id and action and, when its parameters hold no template, the parameters the
+    /// step will be given: as written, with the action's defaults for those not written (as when
+    /// it runs); `nil` when a template makes them known only when the step runs. In DAG order.
+    public var stepParameters: [(stepID: String, action: String, literalParams: JSONObject?)] {
+        steps.map { step in
+            guard case .constant(let value) = step.params else { return (step.definition.id, step.definition.action, nil) }
+            var params = value.objectValue ?? [:]
+            for definition in step.metadata?.params ?? [] where params[definition.name] == nil {
+                if let defaultValue = definition.defaultValue { params[definition.name] = defaultValue }
+            }
+            return (step.definition.id, step.definition.action, params)
+        }
+    }
+
+    /// Whether step `stepID`'s parameters hold a template.
+    public func hasTemplatedParams(_ stepID: String) -> Bool {
+        guard let index = graph.index(of: stepID), steps.indices.contains(index) else { return false }
+        return !steps[index].params.isConstant
+    }
+}
+
 /// One step, compiled.
 struct CompiledStep: Sendable {
     let definition: PipelineStep

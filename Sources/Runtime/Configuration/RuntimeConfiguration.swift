@@ -27,6 +27,11 @@ public struct RuntimeConfiguration: Sendable {
     public var retentionSchedule: CronExpression
     /// How long an action's `on_event` may take before the event is handed back for redelivery.
     public var eventCallTimeout: Duration = .seconds(30)
+    /// How long one `validate_params` call may take when a pipeline is validated, saved or started.
+    public var parameterCheckTimeout: Duration = .seconds(10)
+    /// The most steps whose parameters are checked by their plugins when a pipeline is validated,
+    /// saved or started; the others are checked when they run.
+    public var maximumParameterChecks = 500
     /// How long an event that arrived before any step awaited its workflow id is kept for the
     /// step that will (a service may report faster than the step is stored as waiting).
     public var parkedEventWindow: Duration = .seconds(600)

@@ -75,6 +75,14 @@ public final class ExecutionRuntime: Sendable {
     public func startExecution(_ request: ExecutionRequest, runHere: Bool = true) async throws -> ExecutionRecord {
         guard !isStopping else { throw RuntimeError.shuttingDown }
         let prepared = try ExecutionPreparation.prepare(request, catalog: catalog, options: configuration.engineOptions)
+        // A saved pipeline's literal parameters were checked by their plugins when it was saved;
+        // an ephemeral DAG's are checked now. Templated ones are checked as each step runs.
+        if request.pipelineID == nil {
+            let errors = await pluginParameterErrors(in: prepared.machine.pipeline)
+            if !errors.isEmpty {
+                throw ExecutionStartError.invalidPipeline(ValidationReport(errors: errors, warnings: [], stepCount: 0))
+            }
+        }
         let now = Date()
         let grace = configuration.timerClaimGrace.seconds
         var record = prepared.record

@@ -181,7 +181,11 @@ struct LiveExecution: Sendable {
         )
         return TransitionPlan(
             transition: transition,
-            calls: started.compactMap { dispatch in requests[dispatch.stepID].map { StepCall(request: $0) } },
+            calls: started.compactMap { dispatch in
+                requests[dispatch.stepID].map {
+                    StepCall(request: $0, checkParamsFirst: machine.pipeline.hasTemplatedParams(dispatch.stepID))
+                }
+            },
             abandonments: abandonments,
             logLines: logLines,
             notes: notes,
@@ -212,6 +216,9 @@ struct PlanSettings: Sendable {
 /// A plugin call to make: one attempt of one step.
 struct StepCall: Sendable, Equatable {
     var request: ExecuteRequest
+    /// The step's parameters held templates, so its plugin has not checked them yet
+    /// (`validate_params` runs before `execute`).
+    var checkParamsFirst = false
 
     var executionID: String { request.executionID }
     var stepID: String { request.stepID }

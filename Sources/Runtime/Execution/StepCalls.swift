@@ -71,6 +71,14 @@ final class StepCalls: Sendable {
         }
         let timeout = call.request.timeoutSeconds.map { Duration.seconds($0) }
         do {
+            if call.checkParamsFirst, plugins.action(call.request.action)?.validatesParams == true {
+                let problems = try await plugins.validateParams(action: call.request.action, params: call.request.params, timeout: timeout)
+                if !problems.isEmpty {
+                    return .stepFailed(
+                        stepID: stepID, attempt: call.attempt, error: "invalid parameters: \(problems.joined(separator: "; "))",
+                        retryable: false, outputs: [:])
+                }
+            }
             let outcome = try await plugins.execute(call.request, context: context, timeout: timeout)
             switch outcome {
             case .completed(let outputs):
