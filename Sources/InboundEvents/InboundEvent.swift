@@ -64,12 +64,14 @@ public struct InboundEvent: Sendable, Equatable {
         return nil
     }
 
-    /// The user the event is about: its `user_id`, else `payload.user_id` (a UUID, lower-cased);
-    /// `nil` when it names none or not as a UUID. Event triggers a user owns fire only for events
-    /// about that user (docs/security.md).
+    /// The user the event is about: its `user_id`, else (when that is absent or null)
+    /// `payload.user_id`; a UUID, lower-cased. `nil` when the first of them present is not a UUID
+    /// or neither is. Event triggers a user owns fire only for events about that user
+    /// (docs/security.md).
     public var userID: String? {
         for path in [["user_id"], ["payload", "user_id"]] {
-            guard let text = Self.text(Self.value(at: path, in: body)) else { continue }
+            guard let value = Self.value(at: path, in: body), !value.isNull else { continue }
+            guard let text = Self.text(value) else { return nil }
             let lowered = text.lowercased()
             guard lowered.utf8.count == 36, UUIDText.isCanonical(lowered) else { return nil }
             return lowered

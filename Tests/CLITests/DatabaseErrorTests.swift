@@ -12,6 +12,11 @@ import _BudPipelineTestSupport
         ("postgresql://budpipeline:Sec%zzret@127.0.0.1:1/hostile_x", ["Sec%zzret"]),
         ("postgresql://budpipeline@127.0.0.1:1/x?password=Qz9%zzsecret", ["Qz9%zzsecret"]),
         ("postgresql://budpipeline:Topsecret9@127.0.0.1:1/x", ["Topsecret9"]),
+        // Found by a hostile review: a keyword string, unencoded '/', '?', '#', a host-like tail.
+        ("host=127.0.0.1 port=1 user=budpipeline dbname=x password='Zq7@Xw9@Kv3'", ["Zq7@Xw9@Kv3", "Zq7", "Xw9", "Kv3"]),
+        ("host=127.0.0.1 port=1 password=Pl4in:Word dbname=x", ["Pl4in", "Word"]),
+        ("postgresql://budpipeline:Ab:Cd/Ef?Gh#Ij@127.0.0.1:1/hostile2", ["Cd/Ef", "Ef?Gh", "Gh#Ij"]),
+        ("postgresql://budpipeline:Mx@host.evil:99/Kq@127.0.0.1:1/hostile2", ["host.evil", "99/Kq", "Mx@host"]),
     ]
 
     @Test(arguments: [["serve", "--port", "0"], ["worker"], ["migrate"], ["migrate", "--status"], ["probe-db"]])

@@ -299,6 +299,17 @@ struct AuthorizationMatrixTests {
                     response?.status == 400 && response?.body.contains("INVALID_USER_ID") == true,
                     "'\(blank)': \(String(describing: response))")
             }
+            // The same on routes that do not scope by user.
+            for path in ["/actions", "/event-triggers/event-types", "/openapi.json", "/health"] {
+                let reply = try await server.send("GET", path, headers: ["X-User-ID": "garbage"])
+                #expect(reply.status == 400 && reply.json["code"] == "INVALID_USER_ID", "\(path): \(reply.text)")
+            }
+            // Only the service posts events: a user could otherwise fire another user's triggers.
+            let event = try await server.send(
+                "POST", "/workflow-events", json: ["id": "e-user", "type": "model.onboarded", "data": ["user_id": .string(fixture.owner)]],
+                headers: other)
+            #expect(event.status == 403 && event.json["code"] == "SERVICE_ONLY", "\(event.text)")
+            #expect(try await server.send("GET", "/dapr/subscribe", headers: other).status == 403)
         }
     }
 

@@ -176,6 +176,41 @@ struct WebhookSecurityTests {
         }
     }
 
+    @Test("raising the tolerance later does not make a forgotten signed request acceptable again")
+    func replaysOutliveTheTolerance() async throws {
+        try await APIServerProcess.with(.sqlite, environment: Self.environment) { server in
+            let pipeline = try await Self.pipeline(on: server)
+            let created = try await server.send(
+                "POST", "/webhooks",
+                json: [
+                    "workflow_id": .string(pipeline), "name": "short",
+                    "config": ["auth_mode": "signature", "signature_tolerance_seconds": 1],
+                ])
+            let id = try #require(created.json["id"]?.stringValue)
+            let secret = try #require(created.json["secret"]?.stringValue)
+            let body = "{}"
+            func deliver(_ timestamp: String, _ delivery: String) async throws -> Int {
+                try await server.send(
+                    "POST", "/trigger/\(id)", body: body,
+                    headers: [
+                        "X-Webhook-Timestamp": timestamp,
+                        "X-Webhook-Signature": Self.signature(secret: secret, timestamp: timestamp, body: body),
+                        "X-Webhook-Delivery": delivery,
+                    ], authenticated: false
+                ).status
+            }
+            let captured = String(Int(Date().timeIntervalSince1970))
+            #expect(try await deliver(captured, "r-1") == 200)
+            // Past twice the tolerance, another delivery (which forgets old ones) ...
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(try await deliver(String(Int(Date().timeIntervalSince1970)), "r-2") == 200)
+            // ... then the tolerance raised: the captured request is still a replay.
+            let raised = try await server.send("PUT", "/webhooks/\(id)", json: ["config": ["signature_tolerance_seconds": 3600]])
+            #expect(raised.status == 200, "\(raised.text)")
+            #expect(try await deliver(captured, "r-3") == 409)
+        }
+    }
+
     @Test("twenty replays of one delivery start one execution, whatever the mode", arguments: TestBackend.available)
     func replays(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend, environment: Self.environment) { server in

@@ -94,6 +94,10 @@ struct RuntimeConfigurationTests {
             ("postgresql://db/pipes?sslpassword=s3cret", "postgresql://db/pipes?sslpassword=***"),
             ("postgresql://bud:s3c ret^{}@db/pipes", "postgresql://bud:***@db/pipes"),
             ("postgresql://bud:a@b@db/pipes", "postgresql://bud:***@db/pipes"),
+            // Found by a hostile review: unencoded '/', '?', '#' and a host-like tail in a password.
+            ("postgresql://budpipeline:Ab:Cd/Ef?Gh#Ij@127.0.0.1:1/x", "postgresql://budpipeline:***@127.0.0.1:1/x"),
+            ("postgresql://budpipeline:Mx@host.evil:99/Kq@127.0.0.1:1/x", "postgresql://budpipeline:***@127.0.0.1:1/x"),
+            ("postgresql://db/x?user=u&password='a b&c'&sslmode=require", "postgresql://db/x?user=u&password='***'&sslmode=require"),
             ("postgresql://db/pipes", "postgresql://db/pipes"),
         ])
     func databaseURLsAreShownWithoutPasswords(url: String, shown: String) throws {

@@ -124,8 +124,10 @@ public struct SensitiveHeaders: Sendable, Equatable {
     /// Words that make any header name sensitive wherever they appear in it.
     static let sensitiveWords = [
         "token", "secret", "password", "passwd", "pwd", "passphrase", "api-key", "apikey", "credential", "session", "signature",
-        "auth", "cookie", "private", "bearer", "jwt", "access-key", "accesskey",
+        "auth", "cookie", "private", "bearer", "jwt", "access-key", "accesskey", "cert", "principal", "otp",
     ]
+    /// Short names that are credentials by themselves (but would match too much as words).
+    static let sensitiveNames: Set<String> = ["x-key", "x-pin", "x-otp", "x-pass"]
 
     public var extra: Set<String>
 
@@ -137,7 +139,8 @@ public struct SensitiveHeaders: Sendable, Equatable {
     /// captured under a parameter name (`header_<name>`) that API answers would mask anyway.
     public func contains(_ header: String) -> Bool {
         let name = header.lowercased().replacingOccurrences(of: "_", with: "-")
-        return Self.builtIn.contains(name) || extra.contains(name) || Self.sensitiveWords.contains { name.contains($0) }
+        return Self.builtIn.contains(name) || Self.sensitiveNames.contains(name) || extra.contains(name)
+            || Self.sensitiveWords.contains { name.contains($0) }
             || SecretKeys.builtIn.isSecret("header_" + name.replacingOccurrences(of: "-", with: "_"))
     }
 }

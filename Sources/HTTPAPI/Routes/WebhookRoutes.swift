@@ -209,7 +209,7 @@ struct WebhookRoutes: Sendable {
     }
 
     /// Remembers the delivery id the request gives and, for a signed delivery, its signature,
-    /// refusing either when the webhook received it before within twice its tolerance window (409
+    /// refusing either when the webhook received it before within twice the longest tolerance (409
     /// `WEBHOOK_REPLAY`): a captured signed request sent again under a new delivery id is still a
     /// replay. Returns the keys remembered, which are forgotten if nothing starts.
     private func refuseReplay(of request: Request, signature: String?, to webhook: WebhookRecord, now: Date) async throws
@@ -227,7 +227,9 @@ struct WebhookRoutes: Sendable {
         // pose as a signature (and both fit the 200 characters the table keeps).
         let signatureKey = signature.map { "signature " + $0 }
         let keys = [signatureKey, delivery].compactMap { $0 }
-        let window = TimeInterval(2 * webhook.signatureTolerance)
+        // Remembered for twice the longest tolerance a webhook may be given, not its current one:
+        // raising the tolerance later must not make a forgotten delivery acceptable again.
+        let window = TimeInterval(2 * Self.toleranceRange.upperBound)
         var remembered: [String] = []
         for key in keys {
             let isNew: Bool

@@ -21,6 +21,7 @@ public enum APIServer {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
         if let token = configuration.appAPIToken { router.add(middleware: AuthenticationMiddleware(token: token)) }
+        router.add(middleware: CallerMiddleware())
         router.add(middleware: RateLimitMiddleware(settings: configuration.rateLimits))
         let book = RouteBook()
         let routes = RouteRegistrar(router: router, book: book)

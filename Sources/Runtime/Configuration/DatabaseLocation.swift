@@ -37,7 +37,11 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// Reads one URL.
     public static func parse(_ url: String) throws(ConfigurationError) -> DatabaseLocation {
-        guard let colon = url.firstIndex(of: ":") else {
+        // A scheme is letters, digits, '+', '-' and '.'; anything else before the first ':' (a
+        // keyword string, whose password may hold the ':') is no scheme.
+        guard let colon = url.firstIndex(of: ":"),
+            url[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }), colon > url.startIndex
+        else {
             throw ConfigurationError("DATABASE_URL '\(redacted(url))' has no scheme: use sqlite:///path or postgresql://…")
         }
         let scheme = url[..<colon].lowercased()
@@ -46,10 +50,10 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         switch baseScheme {
         case "sqlite", "sqlite3":
             guard rest.hasPrefix("//") else {
-                throw ConfigurationError("DATABASE_URL '\(url)': write sqlite:///absolute/path or sqlite://relative/path")
+                throw ConfigurationError("DATABASE_URL '\(redacted(url))': write sqlite:///absolute/path or sqlite://relative/path")
             }
             let path = String(rest.dropFirst(2))
-            guard !path.isEmpty, path != "/" else { throw ConfigurationError("DATABASE_URL '\(url)' names no file") }
+            guard !path.isEmpty, path != "/" else { throw ConfigurationError("DATABASE_URL '\(redacted(url))' names no file") }
             return .sqlite(path: path)
         case "postgres", "postgresql":
             return .postgres(url: "postgresql:" + rest)
@@ -92,28 +96,9 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `url` with the password of its user info and the values of secret query parameters
-    /// (`password`, `sslpassword`, …) replaced by `***`, read without a URL parser so that a URL
-    /// none would accept is masked too.
+    /// `url` with its passwords replaced by `***`, read without a URL parser so that a URL none
+    /// would accept is masked too (see ``ConnectionSecrets``).
     static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://") else { return url }
-        let authorityEnd = url[schemeEnd.upperBound...].firstIndex { "/?#".contains($0) } ?? url.endIndex
-        var authority = String(url[schemeEnd.upperBound..<authorityEnd])
-        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-            authority = String(authority[...colon]) + "***" + String(authority[at...])
-        }
-        var rest = String(url[authorityEnd...])
-        if let questionMark = rest.firstIndex(of: "?") {
-            let fragmentStart = rest[questionMark...].firstIndex(of: "#") ?? rest.endIndex
-            let parameters = rest[rest.index(after: questionMark)..<fragmentStart].split(separator: "&", omittingEmptySubsequences: false)
-            let masked = parameters.map { parameter -> String in
-                guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
-                let name = String(parameter[..<equals])
-                let secret = name.lowercased().contains("password") || SecretKeys.builtIn.isSecret(name)
-                return secret ? "\(name)=***" : String(parameter)
-            }
-            rest = String(rest[...questionMark]) + masked.joined(separator: "&") + String(rest[fragmentStart...])
-        }
-        return String(url[..<schemeEnd.upperBound]) + authority + rest
+        ConnectionSecrets.redacted(url)
     }
 }
