@@ -1,6 +1,7 @@
 import ArgumentParser
 import BudJSON
 import BudPipelineHost
+import Foundation
 import Logging
 import PluginSchema
 
@@ -9,7 +10,7 @@ struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
         abstract: "Show the plugins the host loads.",
-        subcommands: [List.self, Inspect.self]
+        subcommands: [List.self, Inspect.self, Check.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -144,6 +145,53 @@ struct PluginsCommand: AsyncParsableCommand {
                 }
             }
             return lines.joined(separator: "\n")
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a plugin library before deploying it: load it as the server would and call its functions.",
+            discussion: """
+                Loads the library in a plugin process (a crash costs only that process) with every \
+                load-time check, then calls each action's validate_params, on_event and cleanup \
+                (and execute with --execute, which may act on other services) with inputs made \
+                from its metadata, and holds every answer to the protocol: one valid result, \
+                statuses the function may return, within --timeout, no call handle used after its \
+                call. Prints one line per call; exits with status 1 when anything failed, so teams \
+                can run it in their own CI.
+                """
+        )
+
+        @Argument(help: "Path of the plugin library (.so).")
+        var path: String
+
+        @Option(help: "A JSON file with the plugin's configuration object (as its entry in BUDPIPELINE_PLUGIN_CONFIG).")
+        var config: String?
+
+        @Option(help: "Seconds each call may take (default 10).")
+        var timeout: Double = 10
+
+        @Flag(help: "Also call execute with the generated parameters (it may act on other services).")
+        var execute = false
+
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        func run() async throws {
+            try CLILogging.bootstrap(defaultLevel: .error)
+            guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds") }
+            var configuration: JSONObject = [:]
+            if let config {
+                guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read \(config)") }
+                guard let document = try? JSONValue(parsing: [UInt8](data)), case .object(let object) = document else {
+                    throw ValidationError("\(config) must hold a JSON object")
+                }
+                configuration = object
+            }
+            let report = await PluginCheck.run(
+                file: path, configuration: configuration, timeout: .milliseconds(Int64(timeout * 1000)), execute: execute)
+            print(json ? report.json.serializedString(options: [.prettyPrinted]) : report.text)
+            if report.failed { throw ExitCode(1) }
         }
     }
 }
