@@ -44,6 +44,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Rust (cargo): the Rust plugin SDK (sdk/rust) and its example plugin are built and loaded by the
+# tests. rustup's toolchain when there is one, else Debian's (the crate needs Rust 1.63 and std only).
+if [ "$mode" = "test" ]; then
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$PATH:$HOME/.cargo/bin"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "bootstrap: installing cargo"
+        sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cargo >/dev/null
+    fi
+fi
+
 # schemathesis (PyPI) fuzzes the HTTP API against its OpenAPI document.
 if [ "$mode" = "test" ] && ! python3 -m schemathesis.cli --version >/dev/null 2>&1; then
     echo "bootstrap: installing schemathesis"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
 # against SQLite and a PostgreSQL server it starts itself, schemathesis against the served OpenAPI
-# document, libFuzzer on the parsers and the template evaluator, the plugin ABI check, and a plugin
-# rendered from plugin-template/ built and tested standalone.
+# document, libFuzzer on the parsers and the template evaluator, the plugin ABI check, the Rust
+# plugin SDK, and a plugin rendered from plugin-template/ built and tested standalone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -27,6 +27,9 @@ trap stop_test_postgres EXIT
 # the comparison of the template engine with Jinja2.
 export BUDPIPELINE_REQUIRE_POSTGRES=1
 export BUDPIPELINE_REQUIRE_JINJA=1
+
+step "Rust plugin SDK (cargo test, offline)"
+cargo test --offline --quiet --manifest-path sdk/rust/budpipeline-plugin/Cargo.toml --target-dir .build/rust
 
 step "tests (SQLite and PostgreSQL)"
 swift test --skip-build

@@ -184,7 +184,7 @@ struct WebhookSecurityTests {
                 "POST", "/webhooks",
                 json: [
                     "workflow_id": .string(pipeline), "name": "short",
-                    "config": ["auth_mode": "signature", "signature_tolerance_seconds": 1],
+                    "config": ["auth_mode": "signature", "signature_tolerance_seconds": 3],
                 ])
             let id = try #require(created.json["id"]?.stringValue)
             let secret = try #require(created.json["secret"]?.stringValue)
@@ -202,7 +202,7 @@ struct WebhookSecurityTests {
             let captured = String(Int(Date().timeIntervalSince1970))
             #expect(try await deliver(captured, "r-1") == 200)
             // Past twice the tolerance, another delivery (which forgets old ones) ...
-            try await Task.sleep(for: .milliseconds(2500))
+            try await Task.sleep(for: .milliseconds(6500))
             #expect(try await deliver(String(Int(Date().timeIntervalSince1970)), "r-2") == 200)
             // ... then the tolerance raised: the captured request is still a replay.
             let raised = try await server.send("PUT", "/webhooks/\(id)", json: ["config": ["signature_tolerance_seconds": 3600]])

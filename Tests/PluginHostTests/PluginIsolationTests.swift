@@ -4,6 +4,7 @@ import Foundation
 import InMemoryLogging
 import Logging
 import PluginSchema
+import PluginTesting
 import Testing
 import _BudPipelineTestSupport
 
@@ -48,6 +49,30 @@ struct PluginIsolationTests {
                 return try await group.reduce(into: [StepOutcome]()) { $0.append($1) }
             }
             #expect(answers.count == 20 && answers.allSatisfy { if case .completed = $0 { true } else { false } })
+        }
+    }
+
+    @Test("the Rust example plugin: the same answers in both modes, and a panic fails only its call", arguments: PluginIsolation.allCases)
+    func rustExample(isolation: PluginIsolation) async throws {
+        let library = try BuildProducts.isolatedCopy(of: try await RustPlugins.shared.wordCount())
+        try await TestHost.with(.init(files: [library], isolation: isolation)) { loaded in
+            #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
+            var request = request("word_count", ["text": "one two  three"])
+            request.userID = "11111111-1111-4111-8111-111111111111"
+            let outcome = try await loaded.host.execute(request)
+            #expect(outcome == .completed(outputs: ["words": 3, "user_id": "11111111-1111-4111-8111-111111111111"]))
+            #expect(try await loaded.host.validateParams(action: "word_count", params: [:]) == ["text is required"])
+            #expect(try await loaded.host.validateParams(action: "word_count", params: ["text": 3]) == ["text must be a string"])
+            let waiting = try await loaded.host.execute(self.request("word_count", ["text": "a b", "wait_for": "wf-9"]))
+            #expect(waiting == .awaitingEvent(externalWorkflowID: "wf-9", timeoutSeconds: 600, outputs: ["words": 2, "user_id": .null]))
+            let event = EventRequest(
+                action: "word_count", executionID: "e", stepID: "s", externalWorkflowID: "wf-9", eventType: "t", event: ["count": 7])
+            #expect(try await loaded.host.handleEvent(event) == .complete(status: .completed, outputs: ["event_count": 7], error: nil))
+            // A panic is caught at the boundary: the call fails, the host (and the plugin) go on.
+            let panicked = try await loaded.host.execute(self.request("rust_panic"))
+            #expect(panicked == .failed(message: "panicked: no number at index 3: None"), "\(panicked)")
+            #expect(try await loaded.host.execute(self.request("word_count", ["text": "still here"])) != .failed(message: ""))
+            #expect(loaded.host.plugins.first?.processStatus?.crashes ?? 0 == 0)
         }
     }
 
