@@ -6,7 +6,7 @@ import PluginKit
 ///
 /// For a local model with SLO targets it first asks budsim for a recommended configuration
 /// ("smart mode"), as the reference does, and passes the recommendation on to budapp.
-struct DeploymentCreate: BudServiceAction {
+struct DeploymentCreate: BudServiceAction, EventHandling {
     static let sloTargets = ["ttft", "per_session_tokens_per_sec", "e2e_latency"]
     static let parserParams = ["tool_calling_parser_type", "reasoning_parser_type", "chat_template"]
     static let hardwareModes = ["dedicated", "shared"]

@@ -3,7 +3,7 @@ import PluginKit
 
 /// Deletes a deployment by starting budapp's delete workflow, then waits for budcluster to report
 /// the namespace gone.
-struct DeploymentDelete: BudServiceAction {
+struct DeploymentDelete: BudServiceAction, EventHandling {
     static let metadata = ActionMetadata(
         type: "deployment_delete",
         name: "Delete Deployment",

@@ -12,7 +12,7 @@ public func greeterPluginEntry(_ host: UnsafeRawPointer?) -> UnsafeRawPointer? {
 let greeterManifest = PluginManifest(name: "greeter", version: "1.0.0", description: "Example Swift plugin built with PluginKit.")
 
 /// Builds a greeting in one of a few languages.
-struct Greet: StepHandler {
+struct Greet: ParameterValidating {
     static let metadata = ActionMetadata(
         type: "greet",
         name: "Greet",
@@ -85,7 +85,7 @@ struct Greet: StepHandler {
 /// The step awaits the external id `approval:<request_id>`. An event `{"type": "approval",
 /// "workflow_id": "approval:<id>", "decision": "approved" | "rejected", "approver": ..., "comment": ...}`
 /// finishes it; `{"type": "reminder", "workflow_id": ..., "eta_minutes": n}` updates its ETA.
-struct AwaitApproval: StepHandler {
+struct AwaitApproval: EventHandling, CleanupHandling {
     static let metadata = ActionMetadata(
         type: "await_approval",
         name: "Await Approval",

@@ -13,7 +13,7 @@ let modelBenchmarkManifest = PluginManifest(
 
 /// Benchmarks a model on a cluster: resolves the cluster, picks its nodes and a device and
 /// parallelism budapp supports, starts budapp's benchmark workflow and waits for the results.
-struct RunModelBenchmark: BudServiceAction {
+struct RunModelBenchmark: BudServiceAction, EventHandling {
     static let devicePriority = ["cuda", "hpu", "cpu_high", "cpu"]
     static let defaultWaitSeconds = 1200
 

@@ -3,7 +3,7 @@ import PluginKit
 
 /// Adds a model from Hugging Face, a URL or a disk path: starts budapp's local-model workflow
 /// (budmodel downloads and extracts the model) and waits for it to finish.
-struct ModelAdd: BudServiceAction {
+struct ModelAdd: BudServiceAction, EventHandling {
     static let sources = ["hugging_face", "url", "disk"]
 
     static let metadata = ActionMetadata(

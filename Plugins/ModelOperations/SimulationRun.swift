@@ -3,7 +3,7 @@ import PluginKit
 
 /// Asks budsim which hardware and engine configuration serves a model within SLO targets, and
 /// waits for its recommendations.
-struct SimulationRun: BudServiceAction {
+struct SimulationRun: BudServiceAction, EventHandling {
     static let sloTargets = ["target_ttft", "target_throughput_per_user", "target_e2e_latency"]
     /// The progress each budsim phase stands for.
     static let phaseProgress: [String: Double] = [

@@ -17,7 +17,7 @@ let notificationManifest = PluginManifest(
 /// The reference published a shape of its own to a `notifications` topic nothing subscribed to;
 /// this one reaches budnotify (docs/notification-plugin.md). Configuration: `budnotify_app_id`
 /// (`budnotify`), `novu_workflow` (`bud-notification`).
-struct SendNotification: StepHandler {
+struct SendNotification: ParameterValidating {
     static let channels = ["email", "slack", "teams", "webhook"]
     static let severities = ["info", "warning", "error", "critical"]
 

@@ -29,7 +29,7 @@ extension EventOutcome {
 
 /// A domain action that calls the bud services: it is created from the service settings read
 /// from the plugin's configuration.
-public protocol BudServiceAction: StepHandler {
+public protocol BudServiceAction: ParameterValidating {
     init(settings: BudServiceSettings)
 }
 

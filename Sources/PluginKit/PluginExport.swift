@@ -61,9 +61,12 @@ final class PluginRuntime: @unchecked Sendable {
                     metadata_json: Self.permanentBytes(type.metadata.json.serialized()),
                     action_context: UnsafeMutableRawPointer(bitPattern: index + 1),
                     execute: { call, context, input in PluginRuntime.execute(call, context, input) },
-                    on_event: { call, context, input in PluginRuntime.onEvent(call, context, input) },
-                    validate_params: { call, context, input in PluginRuntime.validateParams(call, context, input) },
-                    cleanup: { call, context, input in PluginRuntime.cleanup(call, context, input) }
+                    on_event: type is any EventHandling.Type
+                        ? { call, context, input in PluginRuntime.onEvent(call, context, input) } : nil,
+                    validate_params: type is any ParameterValidating.Type
+                        ? { call, context, input in PluginRuntime.validateParams(call, context, input) } : nil,
+                    cleanup: type is any CleanupHandling.Type
+                        ? { call, context, input in PluginRuntime.cleanup(call, context, input) } : nil
                 )
             )
             actions[index] = UnsafePointer(action)
@@ -108,6 +111,11 @@ final class PluginRuntime: @unchecked Sendable {
                 config.len == 0
                 ? JSONValue.object([:]) : try JSONValue(parsing: UnsafeRawBufferPointer(start: config.ptr, count: config.len))
             let configuration = PluginConfiguration(document.objectValue ?? [:])
+            for type in runtime.handlerTypes where type.metadata.executionMode == .eventDriven && !(type is any EventHandling.Type) {
+                throw StepFailure(
+                    "action '\(type.metadata.type)' is event_driven but its handler \(type) does not adopt EventHandling: "
+                        + "its onEvent would never be called")
+            }
             let handlers = try runtime.handlerTypes.map { try $0.init(configuration: configuration) }
             runtime.state.withLock { $0 = (handlers, configuration) }
             return BP_STATUS_OK.rawValue
@@ -136,6 +144,7 @@ final class PluginRuntime: @unchecked Sendable {
         dispatch(call, context, input) { runtime, handler, document, stepContext in
             let outcome: EventOutcome
             do {
+                guard let handler = handler as? any EventHandling else { return .unsupported }
                 outcome = try handler.onEvent(try EventRequest(json: document), context: stepContext)
             } catch {
                 guard case .failed(let message, let retryable, let outputs) = StepOutcome(error: error) else { return .fatalError }
@@ -153,6 +162,7 @@ final class PluginRuntime: @unchecked Sendable {
 
     private static func validateParams(_ call: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ input: bp_bytes) -> bp_status {
         dispatch(call, context, input) { runtime, handler, document, _ in
+            guard let handler = handler as? any ParameterValidating else { return .unsupported }
             let errors = handler.validate(params: document["params"]?.objectValue ?? [:])
             runtime.write(output: ParamsValidation.result(errors: errors), call: call)
             return .ok
@@ -162,6 +172,7 @@ final class PluginRuntime: @unchecked Sendable {
     private static func cleanup(_ call: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ input: bp_bytes) -> bp_status {
         dispatch(call, context, input) { runtime, handler, document, stepContext in
             do {
+                guard let handler = handler as? any CleanupHandling else { return .unsupported }
                 try handler.cleanup(try CleanupRequest(json: document), context: stepContext)
                 return .ok
             } catch {

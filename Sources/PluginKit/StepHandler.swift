@@ -3,7 +3,18 @@ public import PluginSchema
 
 /// A step handler: one action of a plugin, written in Swift.
 ///
-/// Implement ``execute(_:context:)``; the other requirements have defaults. The host creates one
+/// Implement ``execute(_:context:)``. An action that does more adopts the protocol for it, whose
+/// requirement it must then implement with exactly that signature — a method with another label
+/// or type is a compile error, not a function the host never calls:
+///
+/// | the action … | adopt | implement |
+/// |---|---|---|
+/// | waits for events (`execution_mode: event_driven`) | ``EventHandling`` | `func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome` |
+/// | checks parameters beyond its metadata | ``ParameterValidating`` | `func validate(params: JSONObject) -> [String]` |
+/// | stops or undoes work of an abandoned step | ``CleanupHandling`` | `func cleanup(_ request: CleanupRequest, context: StepContext) throws` |
+///
+/// An `event_driven` action whose handler does not adopt ``EventHandling`` is refused when the
+/// plugin loads (its steps would wait for an event nothing interprets). The host creates one
 /// instance per action when it initialises the plugin and calls it from several threads at once,
 /// hence `Sendable`. Every call runs on a dedicated host thread: blocking (for example in
 /// ``StepContext/invokeService(_:method:path:body:timeout:)``) is fine.
@@ -20,27 +31,25 @@ public protocol StepHandler: Sendable {
 
     /// Runs one attempt of a step.
     func execute(_ request: ExecuteRequest, context: StepContext) throws -> StepOutcome
-
-    /// Interprets an event for a step this action left awaiting one. Default: ``EventOutcome/ignore``.
-    func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome
-
-    /// Checks parameters beyond what the metadata declares. Default: no errors.
-    func validate(params: JSONObject) -> [String]
-
-    /// Stops or undoes external work of a step the host abandoned. Default: nothing.
-    func cleanup(_ request: CleanupRequest, context: StepContext) throws
 }
 
-extension StepHandler {
-    public func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome {
-        .ignore
-    }
+/// A handler whose steps wait for events (the action's `on_event`).
+public protocol EventHandling: StepHandler {
+    /// Interprets an event for a step this action left awaiting one.
+    func onEvent(_ event: EventRequest, context: StepContext) throws -> EventOutcome
+}
 
-    public func validate(params: JSONObject) -> [String] {
-        []
-    }
+/// A handler that checks parameters beyond what its metadata declares (the action's
+/// `validate_params`, run when a pipeline is validated, saved or started).
+public protocol ParameterValidating: StepHandler {
+    /// The problems with `params`; empty when they are fine.
+    func validate(params: JSONObject) -> [String]
+}
 
-    public func cleanup(_ request: CleanupRequest, context: StepContext) throws {}
+/// A handler that stops or undoes the external work of a step the host abandoned (the action's
+/// `cleanup`).
+public protocol CleanupHandling: StepHandler {
+    func cleanup(_ request: CleanupRequest, context: StepContext) throws
 }
 
 /// The plugin's configuration: the JSON object the operator supplied for it (empty when none).

@@ -27,7 +27,7 @@ import _BudPipelineTestSupport
         let source = try String(contentsOf: output.appendingPathComponent("Sources/AcmeResize/AcmeResize.swift"), encoding: .utf8)
         #expect(source.contains("type: \"acme_resize\""))
         #expect(source.contains("name: \"Acme Resize\""))
-        #expect(source.contains("struct AcmeResizeHandler: StepHandler"))
+        #expect(source.contains("struct AcmeResizeHandler: ParameterValidating"))
         #expect(!source.contains("MyPlugin") && !source.contains("my_plugin"))
     }
 

@@ -15,7 +15,7 @@ public func myPluginEntry(_ host: UnsafeRawPointer?) -> UnsafeRawPointer? {
 /// Replace the body of `execute` with your step's work. Throw `StepFailure("...")` to fail the step,
 /// `StepFailure.retryable("...")` when another attempt may succeed, and return `.awaitingEvent(...)`
 /// when the step waits for an external event (then implement `onEvent`).
-struct MyPluginHandler: StepHandler {
+struct MyPluginHandler: ParameterValidating {
     static let metadata = ActionMetadata(
         type: "my_plugin",
         name: "My Plugin",
