@@ -86,11 +86,6 @@ public struct PluginProcessStatus: Sendable, Equatable {
     public var quarantined: String?
 }
 
-/// What a library reported when it opened in a plugin process.
-struct OpenedLibrary: Sendable {
-    var image: PluginImage
-}
-
 /// The server's side of one plugin process: starts it, sends it calls and carries out its host
 /// services, and restarts it after a crash (see docs/plugins.md, "Isolation").
 ///
@@ -956,7 +951,3 @@ private let signalNames: [Int32: String] = [
     SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGKILL: "SIGKILL", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGILL: "SIGILL",
     SIGXCPU: "SIGXCPU", SIGTERM: "SIGTERM", SIGTRAP: "SIGTRAP", SIGSYS: "SIGSYS", SIGPIPE: "SIGPIPE",
 ]
-
-extension Comparable {
-    fileprivate func clamped(to range: ClosedRange<Self>) -> Self { min(max(self, range.lowerBound), range.upperBound) }
-}
