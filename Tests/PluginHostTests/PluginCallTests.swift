@@ -167,9 +167,10 @@ import _BudPipelineTestSupport
                 )
             ) {
                 // Long enough that the plugin is still stuck, on a loaded machine, when the checks below run.
-                try await loaded.host.execute(request("sleep_ms", ["ms": 4000]), timeout: .milliseconds(200))
+                try await loaded.host.execute(request("sleep_ms", ["ms": 10_000]), timeout: .milliseconds(200))
             }
-            #expect(ContinuousClock.now - started < .milliseconds(1200))
+            // Well before the call's own 10 s; the bound is wide because CI runs every suite at once on 2 cores.
+            #expect(ContinuousClock.now - started < .seconds(5))
             let slowPlugin = try #require(loaded.host.plugins.first { $0.name == "slow" })
             #expect(!slowPlugin.healthStatus.isHealthy)
             // Another plugin keeps working although the only pool thread is stuck: the pool replaced it.
@@ -263,10 +264,10 @@ import _BudPipelineTestSupport
     }
 
     private func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !condition() {
             guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 10 s")
+                Issue.record("condition not met within 30 s")
                 return
             }
             try await Task.sleep(for: .milliseconds(20))

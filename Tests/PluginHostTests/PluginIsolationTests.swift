@@ -151,7 +151,7 @@ struct PluginIsolationTests {
                 guard let error = error as? PluginCallError else { return false }
                 return error.kind == .timedOut && error.message.contains("plugin 'slow'")
             }
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(30))
             // The stuck process is gone (once reaped): no thread stays stuck anywhere.
             let reaped = ContinuousClock.now + .seconds(5)
             while kill(firstPID, 0) == 0, ContinuousClock.now < reaped { try await Task.sleep(for: .milliseconds(10)) }

@@ -133,11 +133,12 @@ struct RuntimeTests {
     @Test("a plugin call past the step's timeout times the step out", arguments: TestBackend.available)
     func stepTimeout(backend: TestBackend) async throws {
         try await RuntimeHarness.with(backend) { harness in
-            let dag = Self.dag([Self.step("slow", "probe_echo", params: ["sleep_ms": 10_000], extra: ["timeout_seconds": 1])])
+            let dag = Self.dag([Self.step("slow", "probe_echo", params: ["sleep_ms": 30_000], extra: ["timeout_seconds": 1])])
             let started = ContinuousClock.now
             let (execution, steps) = try await harness.run(dag)
-            // Well before the call's own 10 s: the timeout cut it (the lag itself is benchmarked).
-            #expect(ContinuousClock.now - started < .seconds(6))
+            // Well before the call's own 30 s: the timeout cut it. The bound is wide because CI runs
+            // every suite at once on 2 cores; the lag itself is benchmarked.
+            #expect(ContinuousClock.now - started < .seconds(20))
             #expect(execution.status == .failed)
             #expect(steps[0].state.status == .timedOut)
             #expect(steps[0].state.error?.contains("timed out") == true)
@@ -147,7 +148,7 @@ struct RuntimeTests {
     @Test("wait_until wakes on time, without blocking other branches", arguments: TestBackend.available)
     func waitUntil(backend: TestBackend) async throws {
         try await RuntimeHarness.with(backend) { harness in
-            let wake = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 4).rounded(.up))
+            let wake = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 6).rounded(.up))
             let formatter = ISO8601DateFormatter()
             let dag = Self.dag([
                 Self.step("wait", "wait_until", params: ["until_time": .string(formatter.string(from: wake))]),
@@ -159,7 +160,7 @@ struct RuntimeTests {
             let woke = try #require(steps[0].state.endedAt)
             let lag = woke.timeIntervalSince(wake)
             #expect(lag >= 0)
-            #expect(lag < 2, "on time, give or take a loaded test machine (the lag is benchmarked)")
+            #expect(lag < 5, "on time, give or take a loaded test machine (the lag is benchmarked)")
             let otherEnded = try #require(steps[1].state.endedAt)
             #expect(otherEnded < wake)
         }
@@ -174,7 +175,7 @@ struct RuntimeTests {
             #expect(steps[0].state.status == .timedOut)
             #expect(steps[0].state.externalWorkflowID == "ext-\(execution.id)/await/0")
             let waited = try #require(steps[0].state.endedAt).timeIntervalSince(try #require(steps[0].state.startedAt))
-            #expect(waited >= 1 && waited < 5, "the timeout fires, not the default 30 minutes later (waited \(waited) s)")
+            #expect(waited >= 1 && waited < 15, "the timeout fires, not the default 30 minutes later (waited \(waited) s)")
             let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(execution.id)/await", for: execution.id)
             #expect(cleanedUp)
         }

@@ -244,7 +244,7 @@ struct LocalTimerQueueTests {
         let queue = LocalTimerQueue()
         queue.wake()
         let started = ContinuousClock.now
-        await queue.sleep(until: Date().addingTimeInterval(10))
-        #expect(ContinuousClock.now - started < .seconds(1))
+        await queue.sleep(until: Date().addingTimeInterval(30))
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 }

@@ -135,7 +135,7 @@ struct WorkerProcessTests {
             let started = ContinuousClock.now
             let status = await worker.stop(timeout: .seconds(15))
             #expect(status == 0, "output: \(worker.output)")
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(12), "stopped by its own grace, not killed at 15 s")
         }
     }
 
