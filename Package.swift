@@ -57,6 +57,9 @@ let package = Package(
         // Durable records of the work in flight, read back after the process dies (crash loops).
         .target(name: "CWorkMarks", path: "Sources/CWorkMarks"),
         .target(name: "WorkMarks", dependencies: ["BudJSON", "CWorkMarks"], swiftSettings: swiftSettings),
+        // What a plugin process does to itself before it opens an untrusted library: its own user,
+        // a system call filter; and what the server does so that its plugin processes cannot read it.
+        .target(name: "CPluginSandbox", path: "Sources/CPluginSandbox"),
         .target(name: "PluginSchema", dependencies: ["BudJSON", "PluginABI"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["BudJSON", "PluginABI", "PluginSchema"], swiftSettings: swiftSettings),
         // What the domain plugins share about the bud services: calls, settings, event shapes.
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "BudPipelineHost",
             dependencies: [
-                "BudJSON", "PluginABI", "PluginSchema", "WorkMarks",
+                "BudJSON", "CPluginSandbox", "PluginABI", "PluginSchema", "WorkMarks",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -205,29 +205,45 @@ public final class PluginHost: Sendable {
         try await call(try registered(type), kind: kind, input: input, context: context, timeout: timeout)
     }
 
-    /// Calls every plugin's `shutdown` (in reverse load order; a plugin process does it itself and
-    /// exits) and stops the thread pool.
+    /// Calls every plugin's `shutdown` and stops the thread pool; returns within about
+    /// ``PluginHostConfiguration/shutdownTimeout`` however the plugins behave. Plugin processes
+    /// shut down all at once (each calls its plugin's `shutdown` and exits, or is ended at the
+    /// timeout); the plugins in the server, meanwhile, one after another in reverse load order,
+    /// each with what is left of the timeout.
     public func shutdown() async {
-        for plugin in plugins.reversed() {
-            if let process = plugin.process {
-                await process.shutdown(timeout: configuration.initTimeout)
-                continue
+        let grace = configuration.shutdownTimeout
+        let deadline = ContinuousClock.now + grace
+        await withTaskGroup(of: Void.self) { group in
+            for plugin in plugins {
+                guard let process = plugin.process else { continue }
+                group.addTask { await process.shutdown(timeout: grace) }
             }
-            guard let shutdown = plugin.image.entryPoints?.shutdown, plugin.healthStatus.isHealthy else { continue }
-            let call = PluginCall(plugin: plugin.services, kind: .shutdown, action: nil, context: PluginCallContext())
-            let ticket = PluginCallTicket<Void>(
-                serialKey: nil,
-                timeout: configuration.initTimeout,
-                work: { _ = call.withHandle { handle in shutdown(handle) } },
-                events: events(for: plugin, call: call, what: "shutdown", timeout: configuration.initTimeout)
-            )
-            do {
-                try await ticket.value(on: pool, shutDownError: PluginCallError(.shuttingDown, "shutting down"))
-            } catch {
-                logger.warning("plugin shutdown failed", metadata: ["plugin": "\(plugin.name)", "error": "\(error)"])
+            for plugin in plugins.reversed() where plugin.process == nil {
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else {
+                    logger.warning("plugin shutdown skipped: no time left", metadata: ["plugin": "\(plugin.name)"])
+                    continue
+                }
+                await shutDownInServer(plugin, timeout: left)
             }
         }
         pool.shutdown()
+    }
+
+    private func shutDownInServer(_ plugin: LoadedPlugin, timeout: Duration) async {
+        guard let shutdown = plugin.image.entryPoints?.shutdown, plugin.healthStatus.isHealthy else { return }
+        let call = PluginCall(plugin: plugin.services, kind: .shutdown, action: nil, context: PluginCallContext())
+        let ticket = PluginCallTicket<Void>(
+            serialKey: nil,
+            timeout: timeout,
+            work: { _ = call.withHandle { handle in shutdown(handle) } },
+            events: events(for: plugin, call: call, what: "shutdown", timeout: timeout)
+        )
+        do {
+            try await ticket.value(on: pool, shutDownError: PluginCallError(.shuttingDown, "shutting down"))
+        } catch {
+            logger.warning("plugin shutdown failed", metadata: ["plugin": "\(plugin.name)", "error": "\(error)"])
+        }
     }
 
     // MARK: Calls

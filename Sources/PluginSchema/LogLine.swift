@@ -18,4 +18,30 @@ public enum LogLine {
         }
         return kept + marker
     }
+
+    /// `text` on one line: line breaks and other control characters are written as escapes
+    /// (`\n`, `\r`, `\u{1B}`), so that a message cannot start a line of its own in the log and
+    /// pass for another's (tabs stay).
+    public static func singleLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var line = ""
+        line.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case _ where needsEscape(scalar): line += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x09: false
+        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029: true
+        default: false
+        }
+    }
 }

@@ -185,4 +185,77 @@ struct PluginIsolationTests {
             }
         }
     }
+
+    @Test("a plugin process cannot read the server's environment, memory or descriptors, signal it, or leave its group")
+    func cannotReachTheServer() async throws {
+        let reach = try await Libraries.fixture("reach_probe")
+        let env = try await Libraries.fixture("env_probe")
+        try await TestHost.with(.init(files: [reach, env], isolation: .process)) { loaded in
+            #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
+            let sibling = try #require(loaded.host.plugins.first { $0.name == "env_probe" }?.processStatus?.pid)
+            func probe(_ name: String, _ extra: JSONObject = [:]) async throws -> JSONObject {
+                var params: JSONObject = ["probe": .string(name)]
+                for (key, value) in extra { params[key] = value }
+                guard case .completed(let outputs) = try await loaded.host.execute(request("reach", params)) else {
+                    Issue.record("probe \(name) did not complete")
+                    return [:]
+                }
+                return outputs
+            }
+            for name in ["parent_environ", "parent_mem", "parent_vm", "parent_fds", "signal_parent", "signal_everyone", "new_session"] {
+                let outputs = try await probe(name)
+                #expect(outputs["allowed"] == false, "\(name): \(outputs)")
+            }
+            let identity = try await probe("identity")
+            if geteuid() == 0 {
+                // A server that may switch users gives each plugin process a user of its own:
+                // the processes of other plugins are out of its reach too.
+                #expect(identity["uid"]?.intValue.map { $0 >= Int(PluginProcessUsers.defaultFirstID) } == true, "\(identity)")
+                let signal = try await probe("signal_pid", ["pid": .string("\(sibling)")])
+                #expect(signal["allowed"] == false, "\(signal)")
+            }
+            // The probes broke nothing: the process that ran them still serves.
+            #expect(loaded.host.plugins.first { $0.name == "reach_probe" }?.processStatus?.crashes == 0)
+        }
+    }
+
+    @Test("a crash is reported at once even when something the plugin started holds its sockets, and that is ended too")
+    func crashWithADescendantHoldingTheSockets() async throws {
+        let reach = try await Libraries.fixture("reach_probe")
+        var options = TestHost.Options(files: [reach], callTimeout: .seconds(120), isolation: .process)
+        options.processSettings.firstBackoff = .milliseconds(10)
+        let pidFile = "/tmp/bp-reach-\(UUID().uuidString)"
+        defer { unlink(pidFile) }
+        try await TestHost.with(options) { loaded in
+            let started = ContinuousClock.now
+            await #expect {
+                try await loaded.host.execute(request("fork_and_crash", ["path": .string(pidFile)]))
+            } throws: { error in
+                guard let error = error as? PluginCallError else { return false }
+                return error.kind == .pluginCrashed && error.message.contains("SIGSEGV")
+            }
+            // Not the call's timeout: the end of the process itself was seen.
+            #expect(ContinuousClock.now - started < .seconds(60))
+            let text = try String(contentsOfFile: pidFile, encoding: .utf8)
+            let descendant = try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            defer { if Self.isAlive(descendant) { kill(descendant, SIGKILL) } }
+            let gone = ContinuousClock.now + .seconds(20)
+            while Self.isAlive(descendant), ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!Self.isAlive(descendant), "the process the plugin started still runs")
+            let again = try await loaded.host.execute(request("reach", ["probe": "identity"]))
+            guard case .completed = again else {
+                Issue.record("no new plugin process: \(again)")
+                return
+            }
+        }
+    }
+
+    /// Whether `pid` runs (a zombie, ended but not yet reaped by its new parent, does not).
+    private static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let closing = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: closing)...].trimmingCharacters(in: .whitespaces).prefix(1)
+        return state != "Z" && state != "X"
+    }
 }

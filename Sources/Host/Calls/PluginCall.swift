@@ -170,7 +170,7 @@ final class PluginCall: Sendable {
     func log(level: bp_log_level, message: bp_bytes) {
         let level = Logger.Level(pluginLevel: level)
         guard level >= plugin.logger.logLevel else { return }
-        let text = LogLine.truncated(message.text, maximumBytes: plugin.limits.maximumLogLineBytes)
+        let text = LogLine.singleLine(LogLine.truncated(message.text, maximumBytes: plugin.limits.maximumLogLineBytes))
         plugin.logger.log(level: level, "\(text)", metadata: callMetadata)
     }
 

@@ -1,6 +1,6 @@
 public import BudJSON
 import Foundation
-public import Logging
+import Logging
 public import PluginSchema
 import Synchronization
 

@@ -26,6 +26,9 @@ public struct PluginHostConfiguration: Sendable {
     public var callTimeout: Duration
     /// Time loading a library (its entry function) and its `init` may take.
     public var initTimeout: Duration
+    /// Time all plugins' `shutdown` together may take when the server stops; kept well below
+    /// the server's own stop deadline.
+    public var shutdownTimeout: Duration
     /// Threads that run plugin calls.
     public var threadCount: Int
     /// Upper bound on threads, including replacements for calls stuck past their timeout.
@@ -57,6 +60,7 @@ public struct PluginHostConfiguration: Sendable {
         self.allowList = allowList
         self.callTimeout = callTimeout
         self.initTimeout = initTimeout
+        self.shutdownTimeout = .seconds(5)
         self.threadCount = threadCount
         self.maximumThreadCount = maximumThreadCount ?? threadCount * 4
         self.pluginSettings = pluginSettings
@@ -131,6 +135,14 @@ public struct PluginHostConfiguration: Sendable {
                 throw ConfigurationError(
                     "BUDPIPELINE_PLUGIN_CONFIG: isolation of plugin '\(name)' must be \"in-process\" or \"process\", got \(value)")
             }
+        }
+        if let users = environment["BUDPIPELINE_PLUGIN_PROCESS_USERS"], !users.isEmpty {
+            guard let choice = PluginProcessUsers(users) else {
+                throw ConfigurationError(
+                    "BUDPIPELINE_PLUGIN_PROCESS_USERS must be auto, server or the first of a range of unused user ids (1000 to "
+                        + "\(PluginProcessUsers.highestFirstID)), got '\(users)'")
+            }
+            configuration.processSettings.users = choice
         }
         if let megabytes = try positiveNumber("BUDPIPELINE_PLUGIN_PROCESS_MEMORY_MB", environment) {
             guard let count = Int(exactly: megabytes), count >= 64, count <= 1 << 20 else {

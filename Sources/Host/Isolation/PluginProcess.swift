@@ -1,4 +1,5 @@
 import BudJSON
+import CPluginSandbox
 import Foundation
 import Logging
 import PluginSchema
@@ -33,6 +34,11 @@ public struct PluginProcessSettings: Sendable, Equatable {
     /// Calls a plugin process serves at once (1 to 32), each on a socket of its own with a thread
     /// at both ends; a plugin that is not thread-safe uses one.
     public var callChannels: Int
+    /// Which users plugin processes run as.
+    public var users: PluginProcessUsers
+    /// The user (and group) id this plugin's process switches to before it opens the library;
+    /// `nil`: it stays the server's user. Set per plugin from ``users`` when plugins load.
+    public var userID: UInt32?
 
     public init(
         runner: [String] = PluginProcessSettings.defaultRunner,
@@ -44,7 +50,8 @@ public struct PluginProcessSettings: Sendable, Equatable {
         firstBackoff: Duration = .milliseconds(100),
         maximumBackoff: Duration = .seconds(30),
         keptEnvironment: [String] = PluginProcessSettings.defaultKeptEnvironment,
-        callChannels: Int = 4
+        callChannels: Int = 4,
+        users: PluginProcessUsers = .automatic
     ) {
         self.runner = runner
         self.memoryLimitBytes = memoryLimitBytes
@@ -56,6 +63,7 @@ public struct PluginProcessSettings: Sendable, Equatable {
         self.maximumBackoff = maximumBackoff
         self.keptEnvironment = keptEnvironment
         self.callChannels = min(max(callChannels, 1), 32)
+        self.users = users
     }
 
     /// This executable in plugin-process mode.
@@ -70,6 +78,44 @@ public struct PluginProcessSettings: Sendable, Equatable {
         "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "BUDAPP_APP_ID", "BUDCLUSTER_APP_ID", "BUDSIM_APP_ID",
         "BUDNOTIFY_APP_ID", "SYSTEM_USER_ID",
     ]
+}
+
+/// Which users plugin processes run as (`BUDPIPELINE_PLUGIN_PROCESS_USERS`; see
+/// docs/plugins.md, "Isolation").
+public enum PluginProcessUsers: Sendable, Equatable {
+    /// Each plugin's process its own user when the server may switch users (it runs as root),
+    /// from ``defaultFirstID``; otherwise the server's user.
+    case automatic
+    /// The server's user, always.
+    case server
+    /// Each plugin's process its own user, from this id on in load order; a process that cannot
+    /// switch refuses to start.
+    case range(firstID: UInt32)
+
+    public static let defaultFirstID: UInt32 = 200_000
+    /// Leaves room for 100,000 plugins below the highest id a 32-bit system knows.
+    public static let highestFirstID: UInt32 = 4_294_000_000
+
+    /// Reads `auto`, `server` or a first id.
+    public init?(_ text: String) {
+        switch text {
+        case "auto": self = .automatic
+        case "server": self = .server
+        default:
+            guard let first = UInt32(text), (1000...Self.highestFirstID).contains(first) else { return nil }
+            self = .range(firstID: first)
+        }
+    }
+
+    /// The user id of the plugin loaded `index`-th, or `nil` for the server's user.
+    func userID(forPluginAt index: Int, serverIsRoot: Bool = geteuid() == 0) -> UInt32? {
+        let offset = UInt32(clamping: min(max(index, 0), 99_999))
+        switch self {
+        case .automatic: return serverIsRoot ? Self.defaultFirstID + offset : nil
+        case .server: return nil
+        case .range(let first): return first + offset
+        }
+    }
 }
 
 /// How a plugin process is doing, for `/health` and `plugins list`.
@@ -131,7 +177,7 @@ final class PluginProcess: Sendable {
     private struct State {
         var phase = Phase.notStarted
         var pid: Int32?
-        var control: PluginChannel?
+        var control: ServerChannel?
         var slots: [CallSlot] = []
         var freeSlots: [Int] = []
         /// Calls waiting for a free channel, oldest first.
@@ -155,6 +201,8 @@ final class PluginProcess: Sendable {
     }
 
     private let state = Mutex(State())
+    private let logLimiter = Mutex(LogLimiter())
+    private let headerLimits: PluginFrame.HeaderLimits
 
     init(file: String, settings: PluginProcessSettings, limits: PluginLimits, serviceInvoker: (any ServiceInvoker)?, logger: Logger) {
         self.file = file
@@ -162,6 +210,7 @@ final class PluginProcess: Sendable {
         self.limits = limits
         self.serviceInvoker = serviceInvoker
         self.logger = logger
+        self.headerLimits = PluginFrame.HeaderLimits(logLineBytes: limits.maximumLogLineBytes, errorBytes: limits.maximumErrorBytes)
     }
 
     var status: PluginProcessStatus {
@@ -213,7 +262,7 @@ final class PluginProcess: Sendable {
         let frame: PluginFrame
         do {
             frame = try await handshake(timeout: timeout) { channel in
-                try channel.write(self.configureFrame(configuration))
+                try channel.write(self.configureFrame(configuration), waitingAtMost: .seconds(2))
             }
         } catch {
             stop()
@@ -243,7 +292,7 @@ final class PluginProcess: Sendable {
 
     /// Waits for the next handshake frame: registers for it, then (spawning a process first when
     /// none runs) runs `send` on the control channel.
-    private func handshake(timeout: Duration, send: @escaping @Sendable (PluginChannel) throws -> Void) async throws -> PluginFrame {
+    private func handshake(timeout: Duration, send: @escaping @Sendable (ServerChannel) throws -> Void) async throws -> PluginFrame {
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
             guard !Task.isCancelled, let self else { return }
@@ -301,9 +350,10 @@ final class PluginProcess: Sendable {
         return assignments
     }
 
-    /// Starts a plugin process with fresh sockets, the control reader and the call channels'
-    /// threads.
-    private func spawn() throws -> PluginChannel {
+    /// Starts a plugin process with fresh sockets, the control reader, the call channels'
+    /// threads and the process's reaper.
+    private func spawn() throws -> ServerChannel {
+        Self.protectServer()
         let count = settings.callChannels
         var serverEnds: [Int32] = []
         var childEnds: [Int32] = []
@@ -325,7 +375,7 @@ final class PluginProcess: Sendable {
             }
             childEnds.append(high)
         }
-        let arguments = settings.runner + limitArguments + ["--call-channels", "\(count)", file]
+        let arguments = settings.runner + runnerArguments + ["--call-channels", "\(count)", file]
         let environment =
             settings.keptEnvironment.compactMap { name in ProcessInfo.processInfo.environment[name].map { "\(name)=\($0)" } }
             + ["BUDPIPELINE_PLUGIN_PROCESS=1"]
@@ -336,42 +386,73 @@ final class PluginProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         // The plugin's own prints go where the server's diagnostics go.
         posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A process group of its own, which the server ends as a whole (the process's filter keeps
+        // what it starts from leaving it); no signal blocked, every handler the default one but
+        // SIGPIPE's (ignored, as in the server: a closed pipe is an error, not an end).
+        var none = sigset_t()
+        sigemptyset(&none)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGPIPE)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let result = Self.withCStrings(arguments) { argv in
             Self.withCStrings(environment) { envp in
-                posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+                posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
             }
         }
         guard result == 0 else {
             serverEnds.forEach { Glibc.close($0) }
             throw PluginFrameError("could not start \(arguments[0]): \(String(cString: strerror(result)))")
         }
-        let control = PluginChannel(descriptor: serverEnds[0])
+        let control = ServerChannel(descriptor: serverEnds[0])
         let spawned = pid
-        let generation = state.withLock { state -> Int in
+        let (generation, slots) = state.withLock { state -> (Int, [CallSlot]) in
             state.generation += 1
             state.pid = pid
             state.control = control
             state.slots = serverEnds.dropFirst().enumerated().map { index, descriptor in
-                CallSlot(index: index, channel: PluginChannel(descriptor: descriptor), generation: state.generation + 0)
+                CallSlot(index: index, channel: ServerChannel(descriptor: descriptor), generation: state.generation + 0)
             }
             state.freeSlots = []
             if case .notStarted = state.phase { state.phase = .starting }
-            return state.generation
+            return (state.generation, state.slots)
         }
-        for slot in state.withLock({ $0.slots }) {
+        for slot in slots {
             let thread = Thread { [self] in slotLoop(slot) }
             thread.name = "bp-plugin-call-\(slot.index + 1)"
             thread.start()
         }
-        let thread = Thread { [self] in controlLoop(channel: control, pid: spawned, generation: generation) }
-        thread.name = "bp-plugin-control"
-        thread.start()
+        let reader = Thread { [self] in controlLoop(channel: control, pid: spawned, generation: generation) }
+        reader.name = "bp-plugin-control"
+        reader.start()
+        let reaper = Thread { [self] in reap(pid: spawned, generation: generation, control: control, slots: slots) }
+        reaper.name = "bp-plugin-reaper"
+        reaper.start()
         return control
     }
 
-    private var limitArguments: [String] {
+    /// Marks the server non-dumpable, once, before its first plugin process starts: a process of
+    /// the same user can then no longer read its memory, environment or descriptors through
+    /// /proc (see docs/security.md, "Plugins").
+    private static func protectServer() {
+        _ = serverProtected
+    }
+
+    private static let serverProtected: Bool = {
+        let error = bp_sandbox_set_undumpable()
+        return error == 0
+    }()
+
+    private var runnerArguments: [String] {
         var arguments = ["--open-files", "\(settings.openFilesLimit)"]
+        if let user = settings.userID { arguments += ["--user-id", "\(user)"] }
         if let memory = settings.memoryLimitBytes { arguments += ["--memory-bytes", "\(memory)"] }
         if let cpu = settings.cpuSecondsLimit { arguments += ["--cpu-seconds", "\(cpu)"] }
         return arguments
@@ -451,7 +532,10 @@ final class PluginProcess: Sendable {
                 }
                 if self.finish(id, with: .failure(PluginCallError(.cancelled, "the call to action '\(action)' was cancelled"))), sent {
                     let control = self.state.withLock { $0.control }
-                    try? control?.write(PluginFrame(.cancel, id: id))
+                    // Never waits: a process that does not read its control channel is ended.
+                    if let control, (try? control.write(PluginFrame(.cancel, id: id), waitingAtMost: .zero)) == nil {
+                        self.kill(reason: "it does not read its control channel")
+                    }
                 }
             }
         } catch let error as PluginCallError {
@@ -511,11 +595,9 @@ final class PluginProcess: Sendable {
     // MARK: Call channels
 
     /// The server's end of one call channel: its thread waits for a call, writes it and reads
-    /// until the result, then takes the next queued call or waits again.
-    /// Only this thread closes the channel's descriptor, so that no other thread can use its
-    /// number after it was reused.
+    /// until the result, then takes the next queued call or waits again. The channel is closed
+    /// by the process's reaper, never here.
     private func slotLoop(_ slot: CallSlot) {
-        defer { slot.channel.close() }
         while let job = slot.nextJob() {
             var current: (id: UInt64, frame: PluginFrame)? = job
             while let (id, frame) = current {
@@ -529,12 +611,20 @@ final class PluginProcess: Sendable {
     }
 
     /// Writes one call and handles what comes back until its result; `false` when the channel
-    /// ended or broke the protocol (the process is ended and the reader reports it).
+    /// ended or broke the protocol (the process is ended and the reaper reports it).
     private func run(id: UInt64, frame: PluginFrame, on slot: CallSlot) -> Bool {
+        // Something written after the previous call returned (a thread the plugin left behind)
+        // would be read as this call's answer: the process ends before this call is sent, and
+        // the call waits for the next process instead of taking the blame.
+        if slot.channel.hasUnreadInput {
+            requeue(id, frame)
+            end(generation: slot.generation, reason: "it wrote on a call channel between calls")
+            return false
+        }
         do {
             try slot.channel.write(frame)
             while true {
-                guard let answer = try slot.channel.read() else { return false }
+                guard let answer = try slot.channel.read(headerLimits: headerLimits) else { return false }
                 switch answer.kind {
                 case .result where answer.id == id:
                     guard answer.blob.count <= limits.maximumOutputBytes else {
@@ -552,8 +642,17 @@ final class PluginProcess: Sendable {
                 }
             }
         } catch {
-            kill(reason: "it broke the plugin protocol: \(error)")
+            end(generation: slot.generation, reason: "it broke the plugin protocol: \(error)")
             return false
+        }
+    }
+
+    /// Puts a call that was never sent back at the head of the queue.
+    private func requeue(_ id: UInt64, _ frame: PluginFrame) {
+        state.withLock { state in
+            guard state.pending[id] != nil else { return }
+            state.pending[id]?.frame = frame
+            state.queue.insert(id, at: 0)
         }
     }
 
@@ -574,47 +673,70 @@ final class PluginProcess: Sendable {
 
     // MARK: What the process sends
 
-    /// The control channel's reader: handshake frames and log lines written outside calls. When
-    /// the channel ends, the process is reaped and its end handled.
-    private func controlLoop(channel: PluginChannel, pid: Int32, generation: Int) {
-        var fault: String?
+    /// The control channel's reader: handshake frames and log lines written outside calls. A
+    /// fault ends the process; its end itself is the reaper's to find (``reap``), so that a
+    /// descendant holding the socket open cannot hide it.
+    private func controlLoop(channel: ServerChannel, pid: Int32, generation: Int) {
         while true {
-            let frame: PluginFrame?
+            let fault: String
             do {
-                frame = try channel.read()
-            } catch {
-                fault = "it broke the plugin protocol: \(error)"
-                break
-            }
-            guard let frame else { break }
-            switch frame.kind {
-            case .opened, .ready, .refused:
-                guard let waiting = takeHandshake() else {
-                    fault = "it broke the plugin protocol: it sent \(frame.kind) outside a start"
-                    break
+                guard let frame = try channel.read(headerLimits: headerLimits) else { return }
+                switch frame.kind {
+                case .opened, .ready, .refused:
+                    guard let waiting = takeHandshake() else {
+                        fault = "it sent \(frame.kind) outside a start"
+                        break
+                    }
+                    waiting.resume(returning: frame)
+                    continue
+                case .log:
+                    log(frame)
+                    continue
+                default: fault = "it sent \(frame.kind) on the control channel"
                 }
-                waiting.resume(returning: frame)
-            case .log: log(frame)
-            default: fault = "it broke the plugin protocol: it sent \(frame.kind) on the control channel"
+            } catch {
+                fault = "\(error)"
             }
-            if fault != nil { break }
+            end(generation: generation, reason: "it broke the plugin protocol: \(fault)")
+            return
         }
-        if fault != nil { Glibc.kill(pid, SIGKILL) }
-        let exit = Self.waitForExit(pid)
-        channel.close()
-        ended(generation: generation, exit: exit, fault: fault)
     }
 
+    /// Waits for the process of `generation` to end, however it ends — by itself, by a kill, or
+    /// while something it started still holds its sockets — then ends what it started (its
+    /// process group), closes its channels so that every thread waiting on them wakes, reaps it
+    /// and handles its end.
+    private func reap(pid: Int32, generation: Int, control: ServerChannel, slots: [CallSlot]) {
+        // WNOWAIT: the process stays a zombie, so its pid (and group id) cannot be reused by
+        // another process until it is reaped below.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
+        Glibc.kill(-pid, SIGKILL)
+        control.close()
+        for slot in slots { slot.channel.close() }
+        state.withLock { state in
+            if state.generation == generation { state.pid = nil }
+        }
+        let exit = Self.waitForExit(pid)
+        ended(generation: generation, exit: exit)
+    }
+
+    /// Writes a log line of the process to the server's log: at most ``LogLimiter`` lines a
+    /// second (the lines dropped are counted in the next one written), each a single line.
     private func log(_ frame: PluginFrame) {
         let level = frame.header["level"]?.stringValue.flatMap(Logger.Level.init(rawValue:)) ?? .info
         guard level >= logger.logLevel else { return }
-        let message = LogLine.truncated(frame.header["message"]?.stringValue ?? "", maximumBytes: limits.maximumLogLineBytes)
+        guard let dropped = logLimiter.withLock({ $0.admit(now: ContinuousClock.now) }) else { return }
+        let message = LogLine.singleLine(
+            LogLine.truncated(frame.header["message"]?.stringValue ?? "", maximumBytes: limits.maximumLogLineBytes))
         var metadata: Logger.Metadata = [:]
         if case .object(let fields)? = frame.header["metadata"] {
             for (key, value) in fields.prefix(32) {
-                metadata[String(key.prefix(64))] = "\(LogLine.truncated(value.stringValue ?? "", maximumBytes: 1024))"
+                metadata[LogLine.singleLine(String(key.prefix(64)))] =
+                    "\(LogLine.singleLine(LogLine.truncated(value.stringValue ?? "", maximumBytes: 1024)))"
             }
         }
+        if dropped > 0 { metadata["log_lines_dropped"] = "\(dropped)" }
         metadata["plugin"] = "\(pluginLabel)"
         metadata["plugin_file"] = "\(file)"
         metadata["plugin_pid"] = "\(state.withLock { $0.pid } ?? 0)"
@@ -673,13 +795,26 @@ final class PluginProcess: Sendable {
     /// Ends the current process now (SIGKILL); the reader then handles the end. A ready process
     /// stops taking calls at once: new calls wait for the one that replaces it.
     private func kill(reason: String) {
-        let pid = state.withLock { state -> Int32? in
+        state.withLock { state in
             state.endReason = state.endReason ?? reason
             if case .ready = state.phase { state.phase = .restarting }
             state.freeSlots = []
-            return state.pid
+            Self.killGroup(of: state)
         }
-        if let pid { Glibc.kill(pid, SIGKILL) }
+    }
+
+    /// Ends the process of `generation` for `reason`, unless it ended already or another one
+    /// runs by now (the reason would be given to the wrong process).
+    private func end(generation: Int, reason: String) {
+        let current = state.withLock { $0.generation == generation && $0.pid != nil }
+        if current { kill(reason: reason) }
+    }
+
+    /// Sends SIGKILL to the running process and everything in its group. Called under the lock:
+    /// the reaper clears ``State/pid`` under it before reaping, so the id is never one reused
+    /// by an unrelated process.
+    private static func killGroup(of state: State) {
+        if let pid = state.pid { Glibc.kill(-pid, SIGKILL) }
     }
 
     private static func waitForExit(_ pid: Int32) -> String {
@@ -694,7 +829,7 @@ final class PluginProcess: Sendable {
 
     /// The process of `generation` ended: fail the calls it had taken (queued ones wait for the
     /// next process), then restart or quarantine.
-    private func ended(generation: Int, exit: String, fault: String?) {
+    private func ended(generation: Int, exit: String) {
         let label = pluginLabel
         let outcome = state.withLock {
             state -> (
@@ -702,7 +837,7 @@ final class PluginProcess: Sendable {
                 restart: Duration?, quarantine: String?
             )? in
             guard state.generation == generation else { return nil }
-            let reason = fault ?? state.endReason
+            let reason = state.endReason
             state.endReason = nil
             state.control = nil
             state.pid = nil
@@ -771,43 +906,84 @@ final class PluginProcess: Sendable {
     }
 
     /// Starts the process again and brings it back to ready, with the same library and settings.
+    /// A start that fails counts as a crash: the process is ended and its reaper plans the next
+    /// attempt (or the quarantine); only a library that changed on disk is quarantined at once.
     private func restart() async {
         guard case .restarting = state.withLock({ $0.phase }) else { return }
-        let (name, configuration, expected) = state.withLock { ($0.name, $0.configuration, $0.openedImage) }
+        let (name, configuration, expected, before) = state.withLock { ($0.name, $0.configuration, $0.openedImage, $0.generation) }
         do {
             let frame = try await handshake(timeout: .seconds(30)) { _ in }
             guard frame.kind == .opened else { throw PluginFrameError("it answered \(frame.kind) when opening") }
             let image = try Self.image(from: frame, file: file)
             guard image.manifest == expected?.manifest, image.actions.map(\.type) == expected?.actions.map(\.type) else {
-                throw PluginFrameError("the library changed since it was loaded; reload the plugins to use the new one")
+                quarantine(because: "the library changed since it was loaded; reload the plugins to use the new one")
+                return
             }
-            let ready = try await handshake(timeout: .seconds(30)) { channel in try channel.write(self.configureFrame(configuration)) }
+            let ready = try await handshake(timeout: .seconds(30)) { channel in
+                try channel.write(self.configureFrame(configuration), waitingAtMost: .seconds(2))
+            }
             guard ready.kind == .ready else { throw PluginFrameError(ready.header["reason"]?.stringValue ?? "it answered \(ready.kind)") }
             state.withLock { $0.restarts += 1 }
             becomeReady()
             logger.notice("plugin process restarted", metadata: ["plugin": "\(name ?? file)", "pid": "\(state.withLock { $0.pid } ?? 0)"])
         } catch {
             let reason = "it could not be started again: \(error)"
-            let queued = state.withLock { state -> [Pending] in
-                state.phase = .quarantined(reason)
-                defer {
-                    state.pending = [:]
-                    state.queue = []
-                }
-                return Array(state.pending.values)
+            let spawned = state.withLock { $0.generation != before }
+            if spawned {
+                // Its reaper counts the failure and plans what follows.
+                end(generation: before + 1, reason: reason)
+            } else {
+                // No process started at all (no socket or process to be had): nothing will be
+                // reaped, so the failure is counted here.
+                failedToStart(reason: reason)
             }
-            kill(reason: reason)
-            logger.error("plugin quarantined", metadata: ["plugin": "\(name ?? file)", "reason": "\(reason)"])
-            for pending in queued {
-                pending.continuation.resume(
-                    throwing: PluginCallError(.pluginUnhealthy, "plugin '\(name ?? file)' is quarantined: \(reason)"))
+        }
+    }
+
+    /// A restart that could not even start a process: counts as a crash, then another attempt
+    /// after the backoff, or the quarantine.
+    private func failedToStart(reason: String) {
+        let plan = state.withLock { state -> Duration? in
+            guard case .restarting = state.phase else { return nil }
+            state.crashes += 1
+            let now = ContinuousClock.now
+            state.crashTimes = state.crashTimes.filter { now - $0 < settings.crashWindow } + [now]
+            guard state.crashTimes.count < settings.quarantineAfterCrashes else { return nil }
+            let doublings = min(state.crashTimes.count - 1, 20)
+            return min(settings.firstBackoff * (1 << doublings), settings.maximumBackoff)
+        }
+        guard let backoff = plan else {
+            if case .restarting = state.withLock({ $0.phase }) { quarantine(because: reason) }
+            return
+        }
+        logger.error("plugin process could not start; trying again", metadata: ["plugin": "\(pluginLabel)", "reason": "\(reason)"])
+        Task { [weak self] in
+            try? await Task.sleep(for: backoff)
+            await self?.restart()
+        }
+    }
+
+    /// Quarantines the plugin: its process ends, waiting calls fail, no restart follows.
+    private func quarantine(because reason: String) {
+        let label = pluginLabel
+        let queued = state.withLock { state -> [Pending] in
+            state.phase = .quarantined(reason)
+            defer {
+                state.pending = [:]
+                state.queue = []
             }
+            return Array(state.pending.values)
+        }
+        kill(reason: reason)
+        logger.error("plugin quarantined", metadata: ["plugin": "\(label)", "reason": "\(reason)"])
+        for pending in queued {
+            pending.continuation.resume(throwing: PluginCallError(.pluginUnhealthy, "plugin '\(label)' is quarantined: \(reason)"))
         }
     }
 
     /// Asks the plugin to shut down, then ends the process; no restart follows.
     func shutdown(timeout: Duration) async {
-        let (control, pid, queued) = state.withLock { state -> (PluginChannel?, Int32?, [Pending]) in
+        let (control, pid, queued) = state.withLock { state -> (ServerChannel?, Int32?, [Pending]) in
             state.phase = .stopped
             let queued = state.pending.values.filter { $0.frame != nil }
             for id in state.queue { state.pending.removeValue(forKey: id) }
@@ -818,34 +994,39 @@ final class PluginProcess: Sendable {
             pending.continuation.resume(throwing: PluginCallError(.shuttingDown, "the plugin host is shutting down"))
         }
         guard let control, let pid else { return }
-        try? control.write(PluginFrame(.shutdown))
+        if (try? control.write(PluginFrame(.shutdown), waitingAtMost: .zero)) == nil {
+            state.withLock { state in
+                if state.pid == pid { Self.killGroup(of: state) }
+            }
+        }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, state.withLock({ $0.pid }) == pid {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        if state.withLock({ $0.pid }) == pid { Glibc.kill(pid, SIGKILL) }
+        state.withLock { state in
+            if state.pid == pid { Self.killGroup(of: state) }
+        }
     }
 
     /// Ends the process without restarting it (a refused start).
     func stop() {
-        let pid = state.withLock { state -> Int32? in
+        state.withLock { state in
             state.phase = .stopped
-            return state.pid
+            Self.killGroup(of: state)
         }
-        if let pid { Glibc.kill(pid, SIGKILL) }
     }
 }
 
 /// The server's end of one call channel of a plugin process, and its thread's mailbox.
 final class CallSlot: Sendable {
     let index: Int
-    let channel: PluginChannel
+    let channel: ServerChannel
     /// The process start it belongs to.
     let generation: Int
     private let mailbox = Mutex<(job: (UInt64, PluginFrame)?, closed: Bool)>((nil, false))
     private let signal = DispatchSemaphore(value: 0)
 
-    init(index: Int, channel: PluginChannel, generation: Int) {
+    init(index: Int, channel: ServerChannel, generation: Int) {
         self.index = index
         self.channel = channel
         self.generation = generation
@@ -943,6 +1124,35 @@ final class DeadlineWatch: Sendable {
             }
             if stop { return }
         }
+    }
+}
+
+/// How many log lines of one plugin process reach the server's log: a burst of
+/// ``burst``, then ``perSecond`` a second. Lines beyond are dropped and counted.
+struct LogLimiter: Sendable {
+    static let perSecond = 500.0
+    static let burst = 2000.0
+
+    private var tokens = LogLimiter.burst
+    private var refilled: ContinuousClock.Instant?
+    private var dropped = 0
+
+    /// `nil` when the line is dropped; otherwise how many were dropped since the last one
+    /// admitted.
+    mutating func admit(now: ContinuousClock.Instant) -> Int? {
+        if let refilled {
+            let elapsed = now - refilled
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            tokens = min(Self.burst, tokens + max(0, seconds) * Self.perSecond)
+        }
+        refilled = now
+        guard tokens >= 1 else {
+            dropped += 1
+            return nil
+        }
+        tokens -= 1
+        defer { dropped = 0 }
+        return dropped
     }
 }
 

@@ -1,4 +1,5 @@
 import BudJSON
+import CPluginSandbox
 import Foundation
 import Logging
 import PluginSchema
@@ -43,17 +44,40 @@ public enum PluginProcessRunner {
 
     /// Serves `file` until the server asks it to stop or goes away; returns the exit status. The
     /// control channel is descriptor 3, the `callChannels` call channels follow it.
-    public static func run(file: String, limits: Limits, callChannels: Int) async -> Int32 {
+    ///
+    /// Before the library is opened (its constructors are its code too) the process limits
+    /// itself: resource limits, then its own user `userID` when given (the library is opened
+    /// first, so that a file only the server's user may read still loads), then the system call
+    /// filter (see docs/plugins.md, "Isolation").
+    public static func run(file: String, limits: Limits, callChannels: Int, userID: UInt32? = nil) async -> Int32 {
         let channel = LockedChannel(PluginChannel(descriptor: 3))
         let calls = (0..<min(max(callChannels, 1), 32)).map { LockedChannel(PluginChannel(descriptor: Int32(4 + $0))) }
-        let problems = limits.apply()
-        guard problems.isEmpty else {
-            channel.send(PluginFrame(.refused, header: ["reason": .string("resource limits refused: \(problems.joined(separator: ", "))")]))
+        func refuse(_ reason: String) -> Int32 {
+            channel.send(PluginFrame(.refused, header: ["reason": .string(reason)]))
             return 1
+        }
+        let problems = limits.apply()
+        guard problems.isEmpty else { return refuse("resource limits refused: \(problems.joined(separator: ", "))") }
+        var path = file
+        if let userID {
+            let descriptor = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { return refuse("could not open the library: \(String(cString: strerror(errno)))") }
+            let error = bp_sandbox_switch_user(userID, userID)
+            guard error == 0 else {
+                return refuse(
+                    "could not run as user \(userID): \(String(cString: strerror(error))); give the server CAP_SETUID and "
+                        + "CAP_SETGID, choose ids the system maps with BUDPIPELINE_PLUGIN_PROCESS_USERS, or set it to 'server'")
+            }
+            path = "/proc/self/fd/\(descriptor)"
+        }
+        let serverPID = getppid()
+        let filterError = bp_sandbox_restrict_system_calls(serverPID, getpgid(serverPID))
+        guard filterError == 0 else {
+            return refuse("could not install the system call filter: \(String(cString: strerror(filterError)))")
         }
         let image: PluginImage
         do {
-            image = try PluginLoader.open(file)
+            image = try PluginLoader.open(path)
         } catch {
             channel.send(PluginFrame(.refused, header: ["reason": .string(error.reason)]))
             return 1
@@ -62,7 +86,7 @@ public enum PluginProcessRunner {
         guard let configure = try? channel.channel.read(), configure.kind == .configure else { return 1 }
         let level = configure.header["log_level"]?.stringValue.flatMap(Logger.Level.init(rawValue:)) ?? .info
         let logger = Logger(label: "budpipeline.plugin-process") { _ in ChannelLogHandler(control: channel, logLevel: level) }
-        var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [file])
+        var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [path])
         settings.pluginSettings = [image.manifest.name: configure.header["configuration"]?.objectValue ?? [:]]
         if let bytes = configure.header["maximum_output_bytes"]?.intValue, bytes > 0 { settings.limits.maximumOutputBytes = bytes }
         if let bytes = configure.header["maximum_error_bytes"]?.intValue, bytes > 0 { settings.limits.maximumErrorBytes = bytes }

@@ -25,9 +25,9 @@ struct PluginLoading {
     }
 
     mutating func loadAll() async {
-        for file in candidateFiles() {
+        for (index, file) in candidateFiles().enumerated() {
             do {
-                let plugin = try await load(file)
+                let plugin = try await load(file, index: index)
                 register(plugin)
                 logger.info(
                     "plugin loaded",
@@ -71,7 +71,7 @@ struct PluginLoading {
         return files
     }
 
-    private func load(_ file: String) async throws(PluginRefusal) -> LoadedPlugin {
+    private func load(_ file: String, index: Int) async throws(PluginRefusal) -> LoadedPlugin {
         func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
 
         if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
@@ -84,6 +84,7 @@ struct PluginLoading {
             // As many calls at once as the plugin threads would run in the server.
             var settings = configuration.processSettings
             settings.callChannels = min(configuration.threadCount, 32)
+            settings.userID = settings.userID ?? settings.users.userID(forPluginAt: index)
             let process = PluginProcess(
                 file: file, settings: settings, limits: configuration.limits, serviceInvoker: serviceInvoker, logger: logger)
             let image = try await process.open(timeout: configuration.initTimeout)

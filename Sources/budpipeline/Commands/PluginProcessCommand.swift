@@ -26,6 +26,9 @@ struct PluginProcessCommand: AsyncParsableCommand {
     @Option(help: "Call channels, on descriptors 4 and up.")
     var callChannels = 1
 
+    @Option(help: "The user and group id to run as.")
+    var userID: UInt32?
+
     @Argument(help: "The plugin library.")
     var file: String
 
@@ -36,7 +39,7 @@ struct PluginProcessCommand: AsyncParsableCommand {
         }
         let code = await PluginProcessRunner.run(
             file: file, limits: PluginProcessRunner.Limits(memoryBytes: memoryBytes, openFiles: openFiles, cpuSeconds: cpuSeconds),
-            callChannels: callChannels)
+            callChannels: callChannels, userID: userID)
         throw ExitCode(code)
     }
 }

@@ -1,0 +1,132 @@
+#define _GNU_SOURCE
+#include "plugin_sandbox.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int bp_sandbox_set_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int bp_sandbox_switch_user(uid_t uid, gid_t gid) {
+    /* glibc applies each of these to every thread of the process. */
+    if (setgroups(0, NULL) != 0) return errno;
+    if (setresgid(gid, gid, gid) != 0) return errno;
+    if (setresuid(uid, uid, uid) != 0) return errno;
+    uid_t real, effective, saved;
+    if (getresuid(&real, &effective, &saved) != 0) return errno;
+    if (real != uid || effective != uid || saved != uid) return EPERM;
+    return 0;
+}
+
+#if defined(__x86_64__)
+#define BP_NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define BP_NATIVE_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+enum { BP_MAX_FILTER = 96 };
+
+typedef struct {
+    struct sock_filter code[BP_MAX_FILTER];
+    unsigned short length;
+    int overflow;
+} filter_builder;
+
+static void emit(filter_builder *builder, struct sock_filter instruction) {
+    if (builder->length >= BP_MAX_FILTER) {
+        builder->overflow = 1;
+        return;
+    }
+    builder->code[builder->length++] = instruction;
+}
+
+#define LOAD(field) (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(field))
+#define JUMP_IF(value, if_true, if_false) (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(value), (if_true), (if_false))
+#define RETURN(action) (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)(action))
+#define REFUSE RETURN(SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+#define ALLOW RETURN(SECCOMP_RET_ALLOW)
+
+/* The accumulator holds the system call number: `number` fails with EPERM. */
+static void refuse(filter_builder *builder, long number) {
+    emit(builder, JUMP_IF(number, 0, 1));
+    emit(builder, REFUSE);
+}
+
+/* The accumulator holds the system call number: `number` fails with EPERM when its first
+ * argument (a pid, read as the kernel does, as a 32-bit int) is one of `targets`. */
+static void refuse_aimed_at(filter_builder *builder, long number, const uint32_t *targets, unsigned char count) {
+    /* number? no: skip the load, the target checks, ALLOW and REFUSE. */
+    emit(builder, JUMP_IF(number, 0, (unsigned char)(count + 3)));
+    emit(builder, LOAD(offsetof(struct seccomp_data, args[0])));
+    for (unsigned char index = 0; index < count; index++) {
+        /* Jump to REFUSE, past the remaining checks and ALLOW. */
+        emit(builder, JUMP_IF(targets[index], (unsigned char)(count - index), 0));
+    }
+    emit(builder, ALLOW);
+    emit(builder, REFUSE);
+}
+
+int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group) {
+#ifndef BP_NATIVE_ARCH
+    (void)server_pid;
+    (void)server_group;
+    return ENOSYS;
+#else
+    filter_builder builder;
+    memset(&builder, 0, sizeof builder);
+    emit(&builder, LOAD(offsetof(struct seccomp_data, arch)));
+    emit(&builder, JUMP_IF(BP_NATIVE_ARCH, 1, 0));
+    emit(&builder, RETURN(SECCOMP_RET_KILL_PROCESS));
+    emit(&builder, LOAD(offsetof(struct seccomp_data, nr)));
+#if defined(__x86_64__)
+    /* The x32 entry points share the architecture value; their numbers have bit 30 set. */
+    emit(&builder, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1));
+    emit(&builder, RETURN(SECCOMP_RET_KILL_PROCESS));
+#endif
+    refuse(&builder, SYS_ptrace);
+    refuse(&builder, SYS_process_vm_readv);
+    refuse(&builder, SYS_process_vm_writev);
+    refuse(&builder, SYS_tkill);
+    refuse(&builder, SYS_setsid);
+    refuse(&builder, SYS_setpgid);
+#ifdef SYS_pidfd_send_signal
+    refuse(&builder, SYS_pidfd_send_signal);
+#else
+    refuse(&builder, 424);
+#endif
+#ifdef SYS_pidfd_getfd
+    refuse(&builder, SYS_pidfd_getfd);
+#else
+    refuse(&builder, 438);
+#endif
+    const uint32_t targets[] = {
+        (uint32_t)-1,
+        (uint32_t)server_pid,
+        (uint32_t)-server_pid,
+        (uint32_t)-server_group,
+    };
+    unsigned char count = (unsigned char)(sizeof targets / sizeof targets[0]);
+    refuse_aimed_at(&builder, SYS_kill, targets, count);
+    refuse_aimed_at(&builder, SYS_tgkill, targets, count);
+    refuse_aimed_at(&builder, SYS_rt_sigqueueinfo, targets, count);
+    refuse_aimed_at(&builder, SYS_rt_tgsigqueueinfo, targets, count);
+    emit(&builder, ALLOW);
+    if (builder.overflow) return E2BIG;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+    struct sock_fprog program = {.len = builder.length, .filter = builder.code};
+    /* TSYNC: every thread of the process gets the filter, not only the calling one. */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) != 0) return errno;
+    return 0;
+#endif
+}
