@@ -44,6 +44,18 @@ import _BudPipelineTestSupport
         #expect(output.hasSuffix("FAILED\n"))
     }
 
+    @Test func aShutdownThatNeverReturnsFailsTheCheckAndLeavesNothingRunning() async throws {
+        let file = try await FixturePlugins.shared.library("shutdown_hang")
+        let started = ContinuousClock.now
+        let result = try await Self.check(file, ["--timeout", "1"])
+        #expect(result.status == 1)
+        #expect(
+            result.standardOutput.contains("FAIL plugin shutdown did not return in time; its process was ended"), "\(result.standardOutput)"
+        )
+        // Ended at the timeout, not waited for (the command itself would hang otherwise).
+        #expect(ContinuousClock.now - started < .seconds(60))
+    }
+
     @Test func aRefusedLibraryFailsWithItsReason() async throws {
         for (name, reason) in [
             ("wrong_major", "built for ABI major 2; this host supports ABI major 1"),

@@ -227,7 +227,10 @@ final class PluginCall: Sendable {
         guard let appID = request.app_id.validatedText, !appID.isEmpty,
             let method = request.method.validatedText, !method.isEmpty,
             let path = request.path.validatedText
-        else { return .invalidArgument }
+        else {
+            answer(responsePointer, status: 0, body: Array("app_id and method must be non-empty UTF-8, and path UTF-8".utf8))
+            return .invalidArgument
+        }
         guard let invoker = plugin.serviceInvoker else {
             answer(responsePointer, status: 0, body: Array("service invocation is not configured on this host".utf8))
             return .unsupported
@@ -249,9 +252,17 @@ final class PluginCall: Sendable {
             answer(responsePointer, status: 0, body: Array("service call refused: \(error.message)".utf8))
             return .invalidArgument
         }
-        let outcome =
-            (invoker as? any SynchronousServiceInvoker)?.invoke(invocation, for: self) ?? Self.waitForAnswer(from: invoker, to: invocation)
-        switch outcome {
+        if let synchronous = invoker as? any SynchronousServiceInvoker {
+            switch synchronous.invoke(invocation, for: self) {
+            case .success(let response):
+                answer(responsePointer, status: UInt32(clamping: response.statusCode), body: response.body)
+                return .ok
+            case .failure(let failure):
+                answer(responsePointer, status: 0, body: Array(failure.message.utf8))
+                return failure.status
+            }
+        }
+        switch Self.waitForAnswer(from: invoker, to: invocation) {
         case .success(let response):
             answer(responsePointer, status: UInt32(clamping: response.statusCode), body: response.body)
             return .ok
@@ -300,7 +311,14 @@ final class PluginCall: Sendable {
 /// An invoker that answers on the plugin's own thread, without the cooperative pool (a plugin
 /// process sends the request to the server on the call's channel and reads the answer there).
 protocol SynchronousServiceInvoker: ServiceInvoker {
-    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceInvocationError>
+    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceCallFailure>
+}
+
+/// A service call that was not carried out, and the status `invoke_service` returns for it: the
+/// same ones a plugin in the server gets for the same cause.
+struct ServiceCallFailure: Error, Sendable {
+    var message: String
+    var status: CallStatus
 }
 
 /// Memory a call allocated for the plugin to read.

@@ -92,6 +92,7 @@ public enum PluginCheck {
         logger.logLevel = .warning
         var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [file], callTimeout: timeout, initTimeout: timeout)
         settings.isolation = .process
+        settings.shutdownTimeout = timeout
         settings.processSettings = processSettings
         // Every crash is reported; none quarantines the plugin in the middle of the check.
         settings.processSettings.quarantineAfterCrashes = 1000
@@ -243,9 +244,9 @@ private final class FaultLog: LogHandler, @unchecked Sendable {
     func log(event: LogEvent) {
         let text = "\(event.message)"
         // The faults a plugin commits that do not fail a call outright.
-        let faults = ["call handle after its call", "broke the plugin protocol", "wrote more than"]
+        let faults = ["call handle after its call", "broke the plugin protocol", "wrote more than", "shutdown did not return in time"]
         guard faults.contains(where: text.contains) else { return }
-        let details = (event.metadata ?? [:]).filter { ["action", "plugin_call", "reason", "error"].contains($0.key) }
+        let details = (event.metadata ?? [:]).filter { ["action", "plugin_call", "reason", "error", "timeout"].contains($0.key) }
             .map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         collected.withLock { $0.append(details.isEmpty ? text : "\(text) (\(details))") }
     }

@@ -834,10 +834,12 @@ final class PluginProcess: Sendable {
         let outcome = state.withLock {
             state -> (
                 failed: [Pending], queued: [Pending], slots: [CallSlot], handshake: CheckedContinuation<PluginFrame, any Error>?,
-                restart: Duration?, quarantine: String?
+                restart: Duration?, quarantine: String?, why: String
             )? in
             guard state.generation == generation else { return nil }
             let reason = state.endReason
+            // What the calls that failed are told: the way it ended, and why the server ended it.
+            let why = reason.map { "\(exit), ended by the server because \($0)" } ?? exit
             state.endReason = nil
             state.control = nil
             state.pid = nil
@@ -854,7 +856,7 @@ final class PluginProcess: Sendable {
                 let queued = Array(state.pending.values)
                 state.pending = [:]
                 state.queue = []
-                return (Array(failed.values), queued, slots, handshake, nil, nil)
+                return (Array(failed.values), queued, slots, handshake, nil, nil, why)
             case .ready, .restarting:
                 break
             }
@@ -862,23 +864,23 @@ final class PluginProcess: Sendable {
             state.crashes += 1
             state.crashTimes = state.crashTimes.filter { now - $0 < settings.crashWindow } + [now]
             if state.crashTimes.count >= settings.quarantineAfterCrashes {
-                let why =
+                let quarantine =
                     "its process ended \(state.crashTimes.count) times within \(PluginHost.format(settings.crashWindow)) "
                     + "(last: \(reason.map { "\($0); " } ?? "")\(exit))"
-                state.phase = .quarantined(why)
+                state.phase = .quarantined(quarantine)
                 let queued = Array(state.pending.values)
                 state.pending = [:]
                 state.queue = []
-                return (Array(failed.values), queued, slots, handshake, nil, why)
+                return (Array(failed.values), queued, slots, handshake, nil, quarantine, why)
             }
             state.phase = .restarting
             let doublings = min(state.crashTimes.count - 1, 20)
             let backoff = min(settings.firstBackoff * (1 << doublings), settings.maximumBackoff)
-            return (Array(failed.values), [], slots, handshake, backoff, nil)
+            return (Array(failed.values), [], slots, handshake, backoff, nil, why)
         }
         guard let outcome else { return }
         for slot in outcome.slots { slot.close() }
-        let how = "plugin '\(label)': its process ended (\(exit)) while this call was under way"
+        let how = "plugin '\(label)': its process ended (\(outcome.why)) while this call was under way"
         for pending in outcome.failed {
             pending.continuation.resume(
                 throwing: PluginCallError(.pluginCrashed, how + " (\(pending.kind.rawValue) of action '\(pending.action)')"))
@@ -896,7 +898,7 @@ final class PluginProcess: Sendable {
             if let backoff = outcome.restart {
                 logger.error(
                     "plugin process ended; restarting",
-                    metadata: ["plugin": "\(label)", "exit": "\(exit)", "backoff": "\(PluginHost.format(backoff))"])
+                    metadata: ["plugin": "\(label)", "exit": "\(outcome.why)", "backoff": "\(PluginHost.format(backoff))"])
                 Task { [weak self] in
                     try? await Task.sleep(for: backoff)
                     await self?.restart()
@@ -1003,8 +1005,15 @@ final class PluginProcess: Sendable {
         while ContinuousClock.now < deadline, state.withLock({ $0.pid }) == pid {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        state.withLock { state in
-            if state.pid == pid { Self.killGroup(of: state) }
+        let killed = state.withLock { state -> Bool in
+            guard state.pid == pid else { return false }
+            Self.killGroup(of: state)
+            return true
+        }
+        if killed {
+            logger.warning(
+                "plugin shutdown did not return in time; its process was ended",
+                metadata: ["plugin": "\(pluginLabel)", "timeout": "\(PluginHost.format(timeout))"])
         }
     }
 

@@ -257,8 +257,10 @@ final class ChannelServiceInvoker: ServiceInvoker, SynchronousServiceInvoker {
         throw ServiceInvocationError("a plugin process carries service calls out through its call's channel")
     }
 
-    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceInvocationError> {
-        guard let channel = call.channel else { return .failure(ServiceInvocationError("the call has no channel to the server")) }
+    func invoke(_ invocation: ServiceInvocation, for call: PluginCall) -> Result<ServiceInvocationResponse, ServiceCallFailure> {
+        guard let channel = call.channel else {
+            return .failure(ServiceCallFailure(message: "the call has no channel to the server", status: .retryableError))
+        }
         let id = nextID.withLock { next -> UInt64 in
             next += 1
             return next
@@ -269,10 +271,13 @@ final class ChannelServiceInvoker: ServiceInvoker, SynchronousServiceInvoker {
         header["timeout_ms"] = invocation.timeout.map { .int(Int(($0 / .milliseconds(1)).rounded())) }
         let reply = channel.exchange(PluginFrame(.serviceRequest, id: id, header: header, blob: invocation.body))
         guard let reply, reply.kind == .serviceReply, reply.id == id else { _exit(3) }
+        let message = reply.header["message"]?.stringValue ?? "the server did not carry the call out"
         switch reply.header["outcome"]?.stringValue {
         case "answered":
             return .success(ServiceInvocationResponse(statusCode: reply.header["http_status"]?.intValue ?? 0, body: reply.blob))
-        default: return .failure(ServiceInvocationError(reply.header["message"]?.stringValue ?? "the server did not carry the call out"))
+        case "unsupported": return .failure(ServiceCallFailure(message: message, status: .unsupported))
+        case "refused": return .failure(ServiceCallFailure(message: message, status: .invalidArgument))
+        default: return .failure(ServiceCallFailure(message: message, status: .retryableError))
         }
     }
 }
