@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 internal import PluginABI
 public import PluginSchema
+import Synchronization
 
 /// Why a call into a plugin did not produce a result.
 public struct PluginCallError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -48,18 +49,39 @@ public struct PluginCallError: Error, Sendable, Equatable, CustomStringConvertib
 /// dedicated thread pool, with timeouts.
 public final class PluginHost: Sendable {
     public let configuration: PluginHostConfiguration
+
+    /// What is loaded now; a reload replaces it as a whole, so a reader sees one load or the
+    /// other, never a mix.
+    private struct Registry: Sendable {
+        var plugins: [LoadedPlugin]
+        var refusals: [PluginRefusal]
+        var notes: [String]
+        var actionsByType: [String: PluginAction]
+        var loadCount: Int
+    }
+
+    private let registry: Mutex<Registry>
+    /// Plugins a reload replaced or dropped, until they are shut down.
+    private let retiring = Mutex<[LoadedPlugin]>([])
+    /// Those of them ``runRetirements()`` has not taken up yet.
+    private let unscheduled = Mutex<[LoadedPlugin]>([])
+    private let retirements: AsyncStream<Void>
+    private let retirementSignal: AsyncStream<Void>.Continuation
+    /// One reload at a time.
+    private let reloading = Mutex(false)
+    private let serviceInvoker: (any ServiceInvoker)?
+
     /// Plugins that loaded, in load order.
-    public let plugins: [LoadedPlugin]
+    public var plugins: [LoadedPlugin] { registry.withLock { $0.plugins } }
     /// Libraries that were not loaded, with the reason.
-    public let refusals: [PluginRefusal]
+    public var refusals: [PluginRefusal] { registry.withLock { $0.refusals } }
     /// Observations about the search that are not refusals (a missing directory, a duplicate path).
-    public let notes: [String]
+    public var notes: [String] { registry.withLock { $0.notes } }
 
     /// The plugin ABI version this host implements (`major.minor`): it loads plugins built for
     /// the same major and any minor up to this one (a newer minor loads too, with a notice).
     public static let abiVersion = "\(ABILayout.hostMajor).\(ABILayout.hostMinor)"
 
-    private let actionsByType: [String: PluginAction]
     private let pool: PluginThreadPool
     private let logger: Logger
 
@@ -73,27 +95,109 @@ public final class PluginHost: Sendable {
         let pool = PluginThreadPool(threadCount: configuration.threadCount, maximumThreads: configuration.maximumThreadCount)
         var loading = PluginLoading(configuration: configuration, pool: pool, serviceInvoker: serviceInvoker, logger: logger)
         await loading.loadAll()
-        return PluginHost(configuration: configuration, loading: loading, pool: pool, logger: logger)
+        return PluginHost(configuration: configuration, loading: loading, pool: pool, serviceInvoker: serviceInvoker, logger: logger)
     }
 
-    private init(configuration: PluginHostConfiguration, loading: PluginLoading, pool: PluginThreadPool, logger: Logger) {
+    private init(
+        configuration: PluginHostConfiguration, loading: PluginLoading, pool: PluginThreadPool, serviceInvoker: (any ServiceInvoker)?,
+        logger: Logger
+    ) {
         self.configuration = configuration
-        self.plugins = loading.plugins
-        self.refusals = loading.refusals
-        self.notes = loading.notes
-        self.actionsByType = loading.actions
+        self.registry = Mutex(Self.registry(of: loading))
         self.pool = pool
+        self.serviceInvoker = serviceInvoker
         self.logger = logger
+        (retirements, retirementSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    private static func registry(of loading: PluginLoading) -> Registry {
+        Registry(
+            plugins: loading.plugins, refusals: loading.refusals, notes: loading.notes, actionsByType: loading.actions,
+            loadCount: loading.loadCount)
     }
 
     /// The action registered under `type`.
     public func action(_ type: String) -> PluginAction? {
-        actionsByType[type]
+        registry.withLock { $0.actionsByType[type] }
     }
 
     /// Every registered action, sorted by type.
     public var actions: [PluginAction] {
-        actionsByType.values.sorted { $0.metadata.type < $1.metadata.type }
+        registry.withLock { $0.actionsByType }.values.sorted { $0.metadata.type < $1.metadata.type }
+    }
+
+    // MARK: Reloading
+
+    /// A reload was asked for while another one ran.
+    public struct ReloadInProgress: Error, Sendable, CustomStringConvertible {
+        public var description: String { "a reload of the plugins is under way already" }
+    }
+
+    /// Looks at the plugin directories again and loads what changed (see ``PluginReload``): new
+    /// calls go to what is loaded when they start, calls under way finish where they started, and
+    /// the plugins replaced or dropped are shut down once idle by ``runRetirements()``.
+    public func reload() async throws(ReloadInProgress) -> PluginReload {
+        let first = reloading.withLock { busy -> Bool in
+            defer { busy = true }
+            return !busy
+        }
+        guard first else { throw ReloadInProgress() }
+        defer { reloading.withLock { $0 = false } }
+        let (current, loadCount) = registry.withLock { ($0.plugins, $0.loadCount) }
+        var loading = PluginLoading(
+            configuration: configuration, pool: pool, serviceInvoker: serviceInvoker, logger: logger, loadCount: loadCount)
+        let report = await loading.reload(current: current)
+        registry.withLock { $0 = Self.registry(of: loading) }
+        if !report.retired.isEmpty {
+            retiring.withLock { $0 += report.retired }
+            unscheduled.withLock { $0 += report.retired }
+            retirementSignal.yield()
+        }
+        logger.notice(
+            "plugins reloaded",
+            metadata: [
+                "unchanged": "\(report.unchanged)", "added": "\(report.added)", "replaced": "\(report.replaced.map(\.name))",
+                "kept": "\(report.kept)", "removed": "\(report.removed)", "refused": "\(report.refused.count)",
+            ])
+        return report
+    }
+
+    /// Shuts down the plugins a reload retired, each once its calls under way have returned (or
+    /// after the call timeout, whichever is first), until the task is cancelled; run it as a
+    /// service beside the runtime. Plugins still waiting when it ends are shut down by
+    /// ``shutdown()``.
+    public func runRetirements() async {
+        await withDiscardingTaskGroup { group in
+            for await _ in retirements {
+                let due = unscheduled.withLock { unscheduled in
+                    defer { unscheduled = [] }
+                    return unscheduled
+                }
+                for plugin in due {
+                    group.addTask { await self.retire(plugin) }
+                }
+            }
+        }
+    }
+
+    /// Ends the retirement loop (the host's service stops).
+    public func stopRetirements() {
+        retirementSignal.finish()
+    }
+
+    private func retire(_ plugin: LoadedPlugin) async {
+        let deadline = ContinuousClock.now + configuration.callTimeout
+        while !plugin.isIdle, ContinuousClock.now < deadline {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+        }
+        let mine = retiring.withLock { retiring -> Bool in
+            guard let index = retiring.firstIndex(where: { $0 === plugin }) else { return false }
+            retiring.remove(at: index)
+            return true
+        }
+        guard mine else { return }
+        await shutDown(plugin, timeout: configuration.shutdownTimeout)
+        logger.notice("retired plugin shut down", metadata: ["plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)"])
     }
 
     /// Runs one attempt of a step. Plugin-reported failures are a ``StepOutcome/failed(message:retryable:outputs:)``;
@@ -211,26 +315,38 @@ public final class PluginHost: Sendable {
     /// timeout); the plugins in the server, meanwhile, one after another in reverse load order,
     /// each with what is left of the timeout.
     public func shutdown() async {
+        stopRetirements()
         let grace = configuration.shutdownTimeout
         let deadline = ContinuousClock.now + grace
-        await withTaskGroup(of: Void.self) { group in
-            for plugin in plugins {
-                guard let process = plugin.process else { continue }
-                group.addTask { await process.shutdown(timeout: grace) }
+        let all =
+            plugins
+            + retiring.withLock { retiring in
+                defer { retiring = [] }
+                return retiring
             }
-            for plugin in plugins.reversed() where plugin.process == nil {
+        await withTaskGroup(of: Void.self) { group in
+            for plugin in all where plugin.process != nil {
+                group.addTask { await self.shutDown(plugin, timeout: grace) }
+            }
+            for plugin in all.reversed() where plugin.process == nil {
                 let left = deadline - ContinuousClock.now
                 guard left > .zero else {
                     logger.warning("plugin shutdown skipped: no time left", metadata: ["plugin": "\(plugin.name)"])
                     continue
                 }
-                await shutDownInServer(plugin, timeout: left)
+                await shutDown(plugin, timeout: left)
             }
         }
         pool.shutdown()
     }
 
-    private func shutDownInServer(_ plugin: LoadedPlugin, timeout: Duration) async {
+    /// Calls the plugin's `shutdown` (in its process, which then exits), once in its life.
+    private func shutDown(_ plugin: LoadedPlugin, timeout: Duration) async {
+        guard plugin.beginShutdown() else { return }
+        if let process = plugin.process {
+            await process.shutdown(timeout: timeout)
+            return
+        }
         guard let shutdown = plugin.image.entryPoints?.shutdown, plugin.healthStatus.isHealthy else { return }
         let call = PluginCall(plugin: plugin.services, kind: .shutdown, action: nil, context: PluginCallContext())
         let ticket = PluginCallTicket<Void>(
@@ -249,7 +365,7 @@ public final class PluginHost: Sendable {
     // MARK: Calls
 
     private func registered(_ type: String) throws(PluginCallError) -> PluginAction {
-        guard let action = actionsByType[type] else {
+        guard let action = action(type) else {
             throw PluginCallError(.unknownAction, "no loaded plugin provides action '\(type)'")
         }
         return action
@@ -264,6 +380,8 @@ public final class PluginHost: Sendable {
     ) async throws(PluginCallError) -> RawCallResult {
         let plugin = action.plugin
         let timeout = timeout ?? configuration.callTimeout
+        plugin.callStarted()
+        defer { plugin.callEnded() }
         if let process = plugin.process {
             return try await process.call(
                 kind: kind, actionIndex: action.index, action: action.metadata.type, input: input, context: context, timeout: timeout)

@@ -371,5 +371,9 @@ public enum OpenAPIDocument {
         Operation(
             method: "get", paths: ["/dapr/subscribe"], id: "daprSubscriptions", summary: "The subscriptions Dapr reads at start-up",
             tag: "events", responses: [(200, "Subscriptions")]),
+        Operation(
+            method: "post", paths: ["/plugins/reload"], id: "reloadPlugins",
+            summary: "Load added and changed plugin libraries; calls under way finish on the version they started on (service only)",
+            tag: "service", responses: [(200, "PluginReload"), (403, "Error"), (409, "Error")]),
     ]
 }

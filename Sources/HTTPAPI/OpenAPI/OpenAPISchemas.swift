@@ -175,6 +175,11 @@ enum Schema {
                 "triggers": nullable(array(anyObject)), "duplicate": boolean, "message": string,
             ], optional: ["triggers", "duplicate", "message"]),
         "Subscriptions": array(object(["pubsubname": string, "topic": string, "route": string, "deadLetterTopic": string])),
+        "PluginReload": object([
+            "unchanged": array(string), "added": array(string),
+            "replaced": array(object(["name": string, "from": string, "to": string])), "kept": array(string),
+            "removed": array(string), "refused": array(object(["file": string, "reason": string])), "notes": array(string),
+        ]),
         "Readiness": object([
             "status": choice(["ready", "not_ready"]), "database_connected": boolean, "database_writable": boolean,
             "plugins_healthy": boolean, "fallback_active": boolean,

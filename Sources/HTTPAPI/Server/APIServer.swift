@@ -36,6 +36,7 @@ public enum APIServer {
         let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
         routes.post("workflow-events", use: events.receive)
         routes.get("dapr/subscribe", use: events.subscriptions)
+        routes.post("plugins/reload", use: PluginRoutes(runtime: runtime).reload)
         routes.get("health", use: health.health)
         routes.get("ready", use: health.ready)
         // Probes may ask with HEAD: the same checks and status, no body.

@@ -16,11 +16,32 @@ public final class LoadedPlugin: Sendable {
     private let health = Mutex(Health())
     /// The plugin process serving the plugin's calls; `nil` when it runs in the server.
     let process: PluginProcess?
+    /// The library file as it was when it was loaded: a reload loads it again only if it changed.
+    let fileIdentity: FileIdentity?
+    /// Calls made through the host that have not returned to their caller yet.
+    private let callsUnderWay = Atomic<Int>(0)
+    /// Whether its `shutdown` was called (it is called once, at retirement or at the host's end).
+    private let shutDown = Atomic<Bool>(false)
 
-    init(image: PluginImage, services: PluginServices, process: PluginProcess? = nil) {
+    init(image: PluginImage, services: PluginServices, process: PluginProcess? = nil, fileIdentity: FileIdentity? = nil) {
         self.image = image
         self.services = services
         self.process = process
+        self.fileIdentity = fileIdentity
+    }
+
+    func callStarted() { callsUnderWay.add(1, ordering: .relaxed) }
+    func callEnded() { callsUnderWay.subtract(1, ordering: .relaxed) }
+
+    /// No call is under way: none through the host, and in the server no thread still inside the
+    /// plugin after a timeout.
+    var isIdle: Bool {
+        callsUnderWay.load(ordering: .relaxed) == 0 && (process != nil || health.withLock { $0.stuckCalls == 0 })
+    }
+
+    /// True the first time only: the caller then calls the plugin's `shutdown`.
+    func beginShutdown() -> Bool {
+        !shutDown.exchange(true, ordering: .relaxed)
     }
 
     public var name: String { image.manifest.name }
@@ -88,4 +109,24 @@ public enum PluginIsolation: String, Sendable, Equatable, CaseIterable {
     case inProcess = "in-process"
     /// Loaded into a plugin process of its own: a crash ends only the calls under way.
     case process
+}
+
+/// What identifies the contents of a library file cheaply: device, inode, size and modification
+/// time. A file replaced (a new inode) or rewritten in place (size or time) is a new one.
+struct FileIdentity: Sendable, Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modifiedSeconds: Int
+    let modifiedNanoseconds: Int
+
+    init?(path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+        size = Int64(status.st_size)
+        modifiedSeconds = Int(status.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(status.st_mtim.tv_nsec)
+    }
 }

@@ -32,11 +32,33 @@ public struct PluginRefusal: Error, Sendable, Equatable, CustomStringConvertible
 /// other than the entry function.
 public enum PluginLoader {
     /// Loads `file`, calls its entry function and validates everything the descriptor declares.
-    public static func open(_ file: String) throws(PluginRefusal) -> PluginImage {
+    ///
+    /// With `fresh`, a copy of the file is opened instead: the dynamic linker hands out the
+    /// library it already loaded under a name, so a library upgraded in place is new to this
+    /// process only under a name it never saw (a reload). The copy is deleted once open; the
+    /// image names `file`.
+    public static func open(_ file: String, fresh: Bool = false) throws(PluginRefusal) -> PluginImage {
         func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
 
+        var path = file
+        var copy: URL?
+        if fresh {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("budpipeline-reload-\(UUID().uuidString)")
+            let target = directory.appendingPathComponent(URL(fileURLWithPath: file).lastPathComponent)
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+                try FileManager.default.copyItem(atPath: file, toPath: target.path)
+            } catch {
+                try? FileManager.default.removeItem(at: directory)
+                throw refuse("cannot copy the library to load it again: \(error.localizedDescription)")
+            }
+            path = target.path
+            copy = directory
+        }
+        defer { if let copy { try? FileManager.default.removeItem(at: copy) } }
+
         _ = dlerror()
-        guard let handle = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             throw refuse("cannot load the library: \(lastDynamicLinkerError())")
         }
         // Libraries are never closed: a Swift library cannot be unloaded safely, and a plugin's

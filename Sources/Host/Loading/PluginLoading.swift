@@ -1,4 +1,4 @@
-import BudJSON
+public import BudJSON
 import Foundation
 import Logging
 internal import PluginABI
@@ -16,31 +16,94 @@ struct PluginLoading {
     private(set) var notes: [String] = []
     private(set) var actions: [String: PluginAction] = [:]
     private var pluginNames: [String: String] = [:]
+    /// Libraries loaded or tried so far in this host's life: the next one's number, which picks
+    /// its plugin process's user (``PluginProcessUsers``).
+    private(set) var loadCount: Int
 
-    init(configuration: PluginHostConfiguration, pool: PluginThreadPool, serviceInvoker: (any ServiceInvoker)?, logger: Logger) {
+    init(
+        configuration: PluginHostConfiguration, pool: PluginThreadPool, serviceInvoker: (any ServiceInvoker)?, logger: Logger,
+        loadCount: Int = 0
+    ) {
         self.configuration = configuration
         self.pool = pool
         self.serviceInvoker = serviceInvoker
         self.logger = logger
+        self.loadCount = loadCount
     }
 
     mutating func loadAll() async {
-        for (index, file) in candidateFiles().enumerated() {
-            do {
-                let plugin = try await load(file, index: index)
-                register(plugin)
-                logger.info(
-                    "plugin loaded",
-                    metadata: [
-                        "plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)", "file": "\(file)",
-                        "actions": "\(plugin.image.actions.map(\.type).joined(separator: ","))",
-                    ]
-                )
-            } catch {
-                refusals.append(error)
-                logger.warning("plugin refused", metadata: ["file": "\(file)", "reason": "\(error.reason)"])
+        for file in candidateFiles() { await loadAndRegister(file) }
+    }
+
+    /// Loads `file` and registers it, or records its refusal; the plugin, if it loaded.
+    @discardableResult
+    private mutating func loadAndRegister(_ file: String, fresh: Bool = false) async -> LoadedPlugin? {
+        do {
+            let plugin = try await load(file, index: loadCount, fresh: fresh)
+            loadCount += 1
+            register(plugin)
+            logger.info(
+                "plugin loaded",
+                metadata: [
+                    "plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)", "file": "\(file)",
+                    "actions": "\(plugin.image.actions.map(\.type).joined(separator: ","))",
+                ]
+            )
+            return plugin
+        } catch {
+            loadCount += 1
+            refusals.append(error)
+            logger.warning("plugin refused", metadata: ["file": "\(file)", "reason": "\(error.reason)"])
+            return nil
+        }
+    }
+
+    /// Looks at the plugin directories again, with `current` loaded: a library whose file did not
+    /// change stays as it is; one that changed is loaded again (if the new one is refused, the
+    /// loaded one stays); a new file is loaded; a plugin whose file is gone is dropped. The
+    /// plugins to retire (replaced or dropped) are in the report; the caller retires them once idle.
+    mutating func reload(current: [LoadedPlugin]) async -> PluginReload {
+        let files = candidateFiles()
+        let wanted = Set(files)
+        var report = PluginReload()
+        var byFile: [String: LoadedPlugin] = [:]
+        for plugin in current where byFile[plugin.image.file] == nil { byFile[plugin.image.file] = plugin }
+        var changed: [(file: String, old: LoadedPlugin)] = []
+        var added: [String] = []
+        for file in files {
+            guard let old = byFile[file] else {
+                added.append(file)
+                continue
+            }
+            if let identity = old.fileIdentity, identity == FileIdentity(path: file), (try? admit(old.image)) != nil {
+                register(old)
+                report.unchanged.append(old.name)
+            } else {
+                changed.append((file, old))
             }
         }
+        for (file, old) in changed {
+            if let new = await loadAndRegister(file, fresh: true) {
+                report.replaced.append(.init(name: new.name, from: old.image.manifest.version, to: new.image.manifest.version))
+                report.retired.append(old)
+            } else if (try? admit(old.image)) != nil {
+                register(old)
+                report.kept.append(old.name)
+            } else {
+                report.retired.append(old)
+                report.removed.append(old.name)
+            }
+        }
+        for file in added {
+            if let new = await loadAndRegister(file) { report.added.append(new.name) }
+        }
+        for plugin in current where !wanted.contains(plugin.image.file) {
+            report.retired.append(plugin)
+            report.removed.append(plugin.name)
+        }
+        report.refused = refusals
+        report.notes = notes
+        return report
     }
 
     /// Shared libraries in the configured directories, in directory order then by name; the same
@@ -71,8 +134,10 @@ struct PluginLoading {
         return files
     }
 
-    private func load(_ file: String, index: Int) async throws(PluginRefusal) -> LoadedPlugin {
+    private func load(_ file: String, index: Int, fresh: Bool) async throws(PluginRefusal) -> LoadedPlugin {
         func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
+        // Taken before the library is opened: a file replaced meanwhile looks changed next time.
+        let identity = FileIdentity(path: file)
 
         if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
             throw refuse("not in BUDPIPELINE_PLUGIN_ALLOWLIST")
@@ -92,13 +157,13 @@ struct PluginLoading {
             if configuration.isolation(of: image.manifest.name) == .process {
                 let settings = configuration.pluginSettings[image.manifest.name] ?? [:]
                 try await process.configure(name: image.manifest.name, configuration: settings, timeout: configuration.initTimeout)
-                return LoadedPlugin(image: image, services: services(for: image, file: file), process: process)
+                return LoadedPlugin(image: image, services: services(for: image, file: file), process: process, fileIdentity: identity)
             }
             process.stop()
         }
-        let image = try await open(file)
+        let image = try await open(file, fresh: fresh)
         try admit(image)
-        let plugin = LoadedPlugin(image: image, services: services(for: image, file: file))
+        let plugin = LoadedPlugin(image: image, services: services(for: image, file: file), fileIdentity: identity)
         try await initialize(plugin)
         return plugin
     }
@@ -132,11 +197,11 @@ struct PluginLoading {
     }
 
     /// Opens the library on a plugin thread: its constructors and entry function are plugin code.
-    private func open(_ file: String) async throws(PluginRefusal) -> PluginImage {
+    private func open(_ file: String, fresh: Bool) async throws(PluginRefusal) -> PluginImage {
         let ticket = PluginCallTicket<Result<PluginImage, PluginRefusal>>(
             serialKey: nil,
             timeout: configuration.initTimeout,
-            work: { Result { () throws(PluginRefusal) in try PluginLoader.open(file) } },
+            work: { Result { () throws(PluginRefusal) in try PluginLoader.open(file, fresh: fresh) } },
             events: PluginCallEvents(
                 timeoutError: { _ in
                     PluginRefusal(file: file, reason: "loading did not finish within \(PluginHost.format(configuration.initTimeout))")
@@ -217,5 +282,47 @@ struct PluginLoading {
         var stem = url.deletingPathExtension().lastPathComponent
         if stem.hasPrefix("lib") { stem.removeFirst(3) }
         return allowList.contains(file) || allowList.contains(name) || allowList.contains(stem)
+    }
+}
+
+/// What a reload of the plugins did (`POST /plugins/reload`, SIGHUP; see docs/plugins.md,
+/// "Reloading plugins").
+public struct PluginReload: Sendable {
+    public struct Replacement: Sendable, Equatable {
+        public let name: String
+        public let from: String
+        public let to: String
+
+        public init(name: String, from: String, to: String) {
+            self.name = name
+            self.from = from
+            self.to = to
+        }
+    }
+
+    /// Plugins whose file did not change: untouched.
+    public var unchanged: [String] = []
+    /// Plugins loaded from a new file.
+    public var added: [String] = []
+    /// Plugins whose file changed and whose new version loaded: new calls go to it.
+    public var replaced: [Replacement] = []
+    /// Plugins whose file changed but whose new version was refused: the loaded version stays.
+    public var kept: [String] = []
+    /// Plugins whose file is gone (or whose name is now another file's): no new calls reach them.
+    public var removed: [String] = []
+    /// Libraries refused, with the reason.
+    public var refused: [PluginRefusal] = []
+    public var notes: [String] = []
+    /// The plugins no longer registered; each is shut down once its calls under way returned.
+    var retired: [LoadedPlugin] = []
+
+    public var json: JSONValue {
+        [
+            "unchanged": .array(unchanged.map(JSONValue.string)), "added": .array(added.map(JSONValue.string)),
+            "replaced": .array(replaced.map { ["name": .string($0.name), "from": .string($0.from), "to": .string($0.to)] }),
+            "kept": .array(kept.map(JSONValue.string)), "removed": .array(removed.map(JSONValue.string)),
+            "refused": .array(refused.map { ["file": .string($0.file), "reason": .string($0.reason)] }),
+            "notes": .array(notes.map(JSONValue.string)),
+        ]
     }
 }

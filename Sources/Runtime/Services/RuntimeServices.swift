@@ -1,4 +1,5 @@
 import BudJSON
+public import BudPipelineHost
 public import Foundation
 import Logging
 import PipelineEngine
@@ -20,7 +21,26 @@ public enum RuntimeServices {
         [
             RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime), LeaseService(runtime: runtime),
             RetentionService(runtime: runtime), ScheduleService(runtime: runtime), PublisherService(runtime: runtime),
+            PluginRetirementService(plugins: runtime.plugins),
         ]
+    }
+}
+
+/// Shuts down the plugins a reload replaced or dropped, each once its calls under way have
+/// returned (see ``PluginHost/runRetirements()``), until the group shuts down.
+public struct PluginRetirementService: Service {
+    let plugins: PluginHost
+
+    public init(plugins: PluginHost) {
+        self.plugins = plugins
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await plugins.runRetirements()
+        } onGracefulShutdown: {
+            plugins.stopRetirements()
+        }
     }
 }
 

@@ -171,6 +171,8 @@ struct RuntimeAssembly {
         let group = ServiceGroup(configuration: configuration)
         runtimeStart?.prepare(group: group, services: runtimeServices)
         await watchdog.watchSignals([SIGTERM, SIGINT]) { await group.triggerGracefulShutdown() }
+        let reloads = PluginReloadSignal(plugins: plugins, logger: logger)
+        await reloads.watch()
         do {
             try await group.run()
         } catch {

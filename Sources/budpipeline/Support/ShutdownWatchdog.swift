@@ -1,3 +1,4 @@
+import BudPipelineHost
 import Dispatch
 import Foundation
 import Logging
@@ -83,4 +84,35 @@ struct WatchedService: Service, CustomStringConvertible {
     }
 
     var description: String { "\(service)" }
+}
+
+/// SIGHUP reloads the plugins (see docs/plugins.md, "Reloading plugins"), as `POST
+/// /plugins/reload` does; the signal's default action (ending the process) is replaced for good.
+struct PluginReloadSignal: Sendable {
+    let plugins: PluginHost
+    let logger: Logger
+    private static let queue = DispatchQueue(label: "budpipeline.plugin-reload-signal")
+
+    /// Returns once the signal is watched.
+    func watch() async {
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: Self.queue)
+        #if canImport(Darwin)
+            signal(SIGHUP, SIG_IGN)
+        #endif
+        source.setEventHandler { [plugins, logger, source] in
+            _ = source
+            logger.notice("SIGHUP: reloading plugins")
+            Task {
+                do {
+                    _ = try await plugins.reload()
+                } catch {
+                    logger.warning("plugin reload not started", metadata: ["reason": "\(error)"])
+                }
+            }
+        }
+        await withCheckedContinuation { (registered: CheckedContinuation<Void, Never>) in
+            source.setRegistrationHandler { registered.resume() }
+            source.resume()
+        }
+    }
 }
