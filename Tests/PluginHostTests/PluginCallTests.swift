@@ -184,7 +184,7 @@ import _BudPipelineTestSupport
                 #expect(error.kind == .pluginUnhealthy)
                 #expect(error.message.hasPrefix("plugin 'slow' is unhealthy: execute of action 'sleep_ms' did not return within 0.2s"))
             }
-            try await waitUntil { slowPlugin.healthStatus.isHealthy }
+            try await eventually { slowPlugin.healthStatus.isHealthy }
             #expect(try await loaded.host.execute(request("sleep_ms", ["ms": 1])) == .completed(outputs: ["slept": true]))
             #expect(loaded.logs.entries.contains { $0.message.description == "plugin call overran its timeout; plugin marked unhealthy" })
             #expect(loaded.logs.entries.contains { $0.message.description == "plugin call returned after its timeout" })
@@ -198,7 +198,7 @@ import _BudPipelineTestSupport
                 try await loaded.host.execute(request("wait_for_cancel"), timeout: .milliseconds(100))
             }
             let plugin = try #require(loaded.host.plugins.first)
-            try await waitUntil { plugin.healthStatus.isHealthy }
+            try await eventually { plugin.healthStatus.isHealthy }
         }
     }
 
@@ -260,17 +260,6 @@ import _BudPipelineTestSupport
             await #expect(throws: PluginCallError(.cancelled, "the call to action 'wait_for_cancel' was cancelled")) {
                 try await task.value
             }
-        }
-    }
-
-    private func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 30 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
         }
     }
 }

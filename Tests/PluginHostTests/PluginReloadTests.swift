@@ -74,7 +74,7 @@ struct PluginReloadTests {
                     #expect(kill(oldPID, 0) != 0, "the replaced plugin process still runs")
                     #expect(host.plugins.first { $0.name == "reload_probe" }?.processStatus?.pid != oldPID)
                 }
-                try await waitFor { loaded.logs.entries.contains { $0.message.description == "retired plugin shut down" } }
+                try await eventually { loaded.logs.entries.contains { $0.message.description == "retired plugin shut down" } }
 
                 // A broken upgrade is refused and the loaded version stays.
                 let broken = try await FixturePlugins.shared.library("wrong_major")
@@ -115,14 +115,4 @@ struct PluginReloadTests {
         }
     }
 
-    private func waitFor(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 30 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
 }

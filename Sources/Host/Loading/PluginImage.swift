@@ -36,14 +36,6 @@ public struct PluginImage: Sendable {
     /// `major.minor`, e.g. `1.0`.
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
 
-    /// The same library under another name: a fresh copy opened for a reload reports the file it
-    /// was copied from.
-    func named(_ file: String) -> PluginImage {
-        PluginImage(
-            file: file, manifest: manifest, abiMajor: abiMajor, abiMinor: abiMinor, isThreadSafe: isThreadSafe, actions: actions,
-            functions: functions, entryPoints: entryPoints)
-    }
-
     /// The same library as seen from another process: no entry points.
     var withoutEntryPoints: PluginImage {
         PluginImage(
