@@ -26,8 +26,9 @@ if [ "$mode" = "quickstart" ]; then
     packages+=(curl)
 fi
 if [ "$mode" = "test" ]; then
-    # The PostgreSQL server the tests start, and abidiff for the plugin ABI check.
-    packages+=(postgresql abigail-tools)
+    # The PostgreSQL server the tests start, abidiff for the plugin ABI check, and jansson with
+    # pkg-config for the C SDK's example plugin (sdk/c).
+    packages+=(postgresql abigail-tools libjansson-dev pkg-config)
 fi
 
 missing=()

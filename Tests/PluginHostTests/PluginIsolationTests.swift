@@ -52,9 +52,12 @@ struct PluginIsolationTests {
         }
     }
 
-    @Test("the Rust example plugin: the same answers in both modes, and a panic fails only its call", arguments: PluginIsolation.allCases)
-    func rustExample(isolation: PluginIsolation) async throws {
-        let library = try BuildProducts.isolatedCopy(of: try await RustPlugins.shared.wordCount())
+    @Test(
+        "the C and Rust example plugins give the same answers, in both modes; a Rust panic fails only its call",
+        arguments: ["c", "rust"], PluginIsolation.allCases)
+    func wordCountExamples(language: String, isolation: PluginIsolation) async throws {
+        let built = language == "c" ? try await CPlugins.shared.wordCount() : try await RustPlugins.shared.wordCount()
+        let library = try BuildProducts.isolatedCopy(of: built)
         try await TestHost.with(.init(files: [library], isolation: isolation)) { loaded in
             #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
             var request = request("word_count", ["text": "one two  three"])
@@ -63,15 +66,23 @@ struct PluginIsolationTests {
             #expect(outcome == .completed(outputs: ["words": 3, "user_id": "11111111-1111-4111-8111-111111111111"]))
             #expect(try await loaded.host.validateParams(action: "word_count", params: [:]) == ["text is required"])
             #expect(try await loaded.host.validateParams(action: "word_count", params: ["text": 3]) == ["text must be a string"])
+            #expect(try await loaded.host.validateParams(action: "word_count", params: ["text": "fine"]) == [])
+            let missing = try await loaded.host.execute(self.request("word_count"))
+            #expect(missing == .failed(message: "text is required"), "\(missing)")
             let waiting = try await loaded.host.execute(self.request("word_count", ["text": "a b", "wait_for": "wf-9"]))
             #expect(waiting == .awaitingEvent(externalWorkflowID: "wf-9", timeoutSeconds: 600, outputs: ["words": 2, "user_id": .null]))
             let event = EventRequest(
                 action: "word_count", executionID: "e", stepID: "s", externalWorkflowID: "wf-9", eventType: "t", event: ["count": 7])
             #expect(try await loaded.host.handleEvent(event) == .complete(status: .completed, outputs: ["event_count": 7], error: nil))
-            // A panic is caught at the boundary: the call fails, the host (and the plugin) go on.
-            let panicked = try await loaded.host.execute(self.request("rust_panic"))
-            #expect(panicked == .failed(message: "panicked: no number at index 3: None"), "\(panicked)")
-            #expect(try await loaded.host.execute(self.request("word_count", ["text": "still here"])) != .failed(message: ""))
+            var unrelated = event
+            unrelated.event = ["other": true]
+            #expect(try await loaded.host.handleEvent(unrelated) == .ignore)
+            if language == "rust" {
+                // A panic is caught at the boundary: the call fails, the host (and the plugin) go on.
+                let panicked = try await loaded.host.execute(self.request("rust_panic"))
+                #expect(panicked == .failed(message: "panicked: no number at index 3: None"), "\(panicked)")
+                #expect(try await loaded.host.execute(self.request("word_count", ["text": "still here"])) != .failed(message: ""))
+            }
             #expect(loaded.host.plugins.first?.processStatus?.crashes ?? 0 == 0)
         }
     }

@@ -2,17 +2,14 @@ import Foundation
 
 /// Builds the Rust example plugin of `sdk/rust/examples/word-count` with cargo (offline: the SDK
 /// uses std only), once per test process.
-public actor RustPlugins {
+public struct RustPlugins: Sendable {
     public static let shared = RustPlugins()
 
-    private var build: Task<String, any Error>?
+    private let example = BuildOnce { try await compile() }
 
     /// The path of `libword_count.so`.
     public func wordCount() async throws -> String {
-        if let build { return try await build.value }
-        let task = Task { try await Self.compile() }
-        build = task
-        return try await task.value
+        try await example.path()
     }
 
     /// cargo on PATH, else rustup's.
