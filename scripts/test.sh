@@ -2,7 +2,7 @@
 # Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
 # against SQLite and a PostgreSQL server it starts itself, schemathesis against the served OpenAPI
 # document, libFuzzer on the parsers and the template evaluator, the plugin ABI check, the Rust
-# plugin SDK, and a plugin rendered from plugin-template/ built and tested standalone.
+# plugin SDK, and a plugin in each language rendered from plugin-template/, built and checked standalone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test

@@ -31,6 +31,32 @@ import _BudPipelineTestSupport
         #expect(!source.contains("MyPlugin") && !source.contains("my_plugin"))
     }
 
+    @Test func rendersCAndRustPlugins() async throws {
+        let output = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let c = try await ProcessRunner.run(
+            Repository.executable, ["plugin", "new", "acme_resize", "--lang", "c", "--output", output.appendingPathComponent("c").path])
+        #expect(c.status == 0, "\(c.standardError)")
+        #expect(c.standardOutput.hasSuffix("&& make && make check\n"), "\(c.standardOutput)")
+        let cFiles = try FileManager.default.subpathsOfDirectory(atPath: output.appendingPathComponent("c").path).sorted()
+        #expect(cFiles == [".gitignore", "Makefile", "README.md", "acme_resize.c"])
+        let source = try String(contentsOf: output.appendingPathComponent("c/acme_resize.c"), encoding: .utf8)
+        #expect(source.contains("static bp_status acme_resize_execute(") && !source.contains("my_plugin"))
+
+        let rust = try await ProcessRunner.run(
+            Repository.executable,
+            ["plugin", "new", "acme_resize", "--lang", "rust", "--output", output.appendingPathComponent("rust").path])
+        #expect(rust.status == 0, "\(rust.standardError)")
+        let rustFiles = try FileManager.default.subpathsOfDirectory(atPath: output.appendingPathComponent("rust").path).sorted()
+        #expect(rustFiles.contains("vendor/budpipeline-plugin/src/lib.rs") && rustFiles.contains("src/lib.rs"), "\(rustFiles)")
+        #expect(!rustFiles.contains { $0.hasPrefix("vendor/budpipeline-plugin/target") })
+        let manifest = try String(contentsOf: output.appendingPathComponent("rust/Cargo.toml"), encoding: .utf8)
+        #expect(manifest.contains("name = \"acme_resize\"") && manifest.contains("path = \"vendor/budpipeline-plugin\""))
+
+        let unknown = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "acme", "--lang", "go"])
+        #expect(unknown.status != 0 && unknown.standardError.contains("go"), "\(unknown.standardError)")
+    }
+
     @Test(arguments: [
         ("Acme", "invalid plugin name 'Acme': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"),
         (

@@ -11,11 +11,13 @@ struct PluginCommand: ParsableCommand {
 
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a plugin package from plugin-template/.",
+            abstract: "Create a plugin from plugin-template/, in Swift, C or Rust.",
             discussion: """
                 NAME becomes the plugin and action name (snake_case) and, in UpperCamelCase, the \
-                Swift module and library product. The new package builds with `swift build` and \
-                its test passes with `swift test`, offline, with no edits.
+                Swift module and library product. The new plugin builds and passes its checks \
+                offline with no edits: `swift build && swift test` (Swift), `make && make check` \
+                (C, with the C SDK installed by scripts/install-sdk.sh), or `cargo test --offline \
+                && cargo build --offline --release` (Rust, with the SDK crate copied in).
                 """
         )
 
@@ -25,7 +27,10 @@ struct PluginCommand: ParsableCommand {
         @Option(help: "Directory to create (default: ./NAME). Must not exist or be empty.")
         var output: String?
 
-        @Option(help: "The BudPipeline package the plugin depends on (default: the checkout this template came from).")
+        @Option(help: "The plugin's language: swift, c or rust.")
+        var lang: PluginLanguage = .swift
+
+        @Option(help: "Swift: the BudPipeline package the plugin depends on (default: the checkout this template came from).")
         var budpipelinePackage: String?
 
         @Option(help: "The template directory (default: BUDPIPELINE_TEMPLATE_DIR, the installed copy, or the source checkout's).")
@@ -33,16 +38,14 @@ struct PluginCommand: ParsableCommand {
 
         func run() throws {
             let names = try PluginNames(name)
-            let templateDirectory = try PluginTemplate.locate(explicit: template)
-            let package = try PluginTemplate.budpipelinePackage(explicit: budpipelinePackage, template: templateDirectory)
+            let root = try PluginTemplate.locate(explicit: template)
+            let package = lang == .swift ? try PluginTemplate.budpipelinePackage(explicit: budpipelinePackage, template: root) : nil
+            let rustSDK = lang == .rust ? try PluginTemplate.rustSDK(template: root) : nil
             let destination = URL(fileURLWithPath: output ?? name).standardizedFileURL
-            let files = try PluginTemplate(directory: templateDirectory).render(
-                names: names,
-                budpipelinePackage: package,
-                into: destination
-            )
+            let files = try PluginTemplate(root: root, language: lang).render(
+                names: names, budpipelinePackage: package, rustSDK: rustSDK, into: destination)
             print("Created plugin \(names.snake) in \(destination.path) (\(files) files).")
-            print("Next: cd \(destination.path) && swift build && swift test")
+            print("Next: cd \(destination.path) && \(lang.nextSteps)")
         }
     }
 }

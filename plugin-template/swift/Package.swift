@@ -12,7 +12,7 @@ let package = Package(
     ],
     dependencies: [
         // `budpipeline plugin new` points this at the BudPipeline package it was run from.
-        .package(name: "budpipeline", path: "..")
+        .package(name: "budpipeline", path: "../..")
     ],
     targets: [
         .target(
