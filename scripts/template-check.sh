@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renders plugin-template/ with `budpipeline plugin new` in each language, then builds and checks
 # each new plugin on its own, offline, with no edits — what a team starting a plugin does:
-#   Swift: swift build && swift test
+#   Swift: swift build && swift test, with a fresh package cache and no network (the SDK copied in)
 #   C:     the C SDK installed into a fresh prefix (scripts/install-sdk.sh), make && make check
 #   Rust:  cargo test && cargo build --release (the SDK crate copied in), plugins check
 set -euo pipefail
@@ -14,9 +14,24 @@ trap 'rm -rf "$work"' EXIT
 swift build --product budpipeline
 budpipeline="$repository/.build/debug/budpipeline"
 
-echo "template-check: Swift"
+echo "template-check: Swift (a fresh package cache and no network)"
 "$budpipeline" plugin new acme_resize --output "$work/swift"
-(cd "$work/swift" && swift build && swift test)
+# The plugin must build with nothing but its vendored SDK: empty SwiftPM cache, configuration and
+# security directories, and no network — a network namespace of its own when the system allows
+# one, otherwise proxies that lead nowhere.
+offline=()
+if unshare -n true 2>/dev/null; then offline=(unshare -n); fi
+swiftpm=(--cache-path "$work/swiftpm/cache" --config-path "$work/swiftpm/config" --security-path "$work/swiftpm/security")
+(
+    cd "$work/swift"
+    export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+    dependencies=$("${offline[@]}" swift package "${swiftpm[@]}" show-dependencies --format flatlist)
+    [ "$dependencies" = "budpipeline-plugin-sdk" ] || { echo "template-check: unexpected dependencies: $dependencies" >&2; exit 1; }
+    "${offline[@]}" swift build --build-tests "${swiftpm[@]}"
+    # Built offline; the test run itself needs no network either, but swift-testing's runner does
+    # not start in a namespace without one, so it runs as usual.
+    BUDPIPELINE="$budpipeline" swift test --skip-build "${swiftpm[@]}"
+)
 
 echo "template-check: C"
 scripts/install-sdk.sh "$work/prefix"

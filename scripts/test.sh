@@ -14,7 +14,7 @@ step() {
 }
 
 step "format (swift format lint)"
-swift format lint --strict --recursive Package.swift Sources Tests Plugins Benchmarks Fuzz plugin-template
+swift format lint --strict --recursive Package.swift Sources Tests Plugins Benchmarks Fuzz plugin-template sdk/swift/Package.swift sdk/swift/Sources/PluginKitTesting
 
 step "build"
 swift build --build-tests

@@ -301,6 +301,31 @@ public final class PluginHost: Sendable {
         return call.perform(entryPoints, kind: .execute, input: input)
     }
 
+    /// The functions of an action `budpipeline plugins call` may call, by their ABI names.
+    public static let callableFunctions = ["execute", "on_event", "validate_params", "cleanup"]
+
+    /// Calls `function` (one of ``callableFunctions``) of `action` with `request`, the document as
+    /// the server would send it, and returns what the plugin wrote, uninterpreted (`budpipeline
+    /// plugins call`). An action without the function answers UNSUPPORTED.
+    public func call(
+        function: String, action type: String, request: [UInt8], timeout: Duration? = nil
+    ) async throws(PluginCallError) -> RawCallResult {
+        let action = try registered(type)
+        let kind: PluginCallKind
+        switch function {
+        case "execute": kind = .execute
+        case "on_event" where action.functions.onEvent: kind = .onEvent
+        case "validate_params" where action.functions.validateParams: kind = .validateParams
+        case "cleanup" where action.functions.cleanup: kind = .cleanup
+        case "on_event", "validate_params", "cleanup":
+            return RawCallResult(status: .unsupported, output: [], errorMessage: "action '\(type)' has no \(function)")
+        default:
+            let known = Self.callableFunctions.joined(separator: ", ")
+            throw PluginCallError(.protocolViolation, "no plugin function '\(function)'; one of \(known)")
+        }
+        return try await call(action, kind: kind, input: request, context: PluginCallContext(), timeout: timeout)
+    }
+
     /// Makes one call and returns what the plugin wrote, uninterpreted: what a plugin process
     /// sends back to the server, which interprets it.
     func rawCall(

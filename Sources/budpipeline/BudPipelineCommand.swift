@@ -7,7 +7,7 @@ struct BudPipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budpipeline",
         abstract: "Pipeline orchestration with native step-handler plugins.",
-        version: "0.1.0 (plugin ABI \(PluginHost.abiVersion))",
+        version: "0.1.0 (plugin ABI \(PluginHost.abiVersion), Swift \(swiftVersion))",
         subcommands: [
             ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
             OpenAPICommand.self, PluginsCommand.self,
@@ -15,3 +15,19 @@ struct BudPipelineCommand: AsyncParsableCommand {
         ]
     )
 }
+
+/// The Swift language version the server was compiled with: Swift plugins are built with the same
+/// major.minor (docs/plugins.md, "Which Swift toolchain").
+let swiftVersion: String = {
+    #if compiler(>=6.5)
+        return "6.5 or later"
+    #elseif compiler(>=6.4)
+        return "6.4"
+    #elseif compiler(>=6.3)
+        return "6.3"
+    #elseif compiler(>=6.2)
+        return "6.2"
+    #else
+        return "6.1"
+    #endif
+}()

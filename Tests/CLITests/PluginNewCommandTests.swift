@@ -8,22 +8,33 @@ import _BudPipelineTestSupport
         FileManager.default.temporaryDirectory.appendingPathComponent("plugin-new-\(UUID().uuidString)")
     }
 
-    @Test func rendersARenamedPackage() async throws {
+    @Test func rendersARenamedPackageWithTheSDKCopiedIn() async throws {
         let output = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: output) }
         let result = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "acme_resize", "--output", output.path])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardOutput.hasPrefix("Created plugin acme_resize in \(output.path) (6 files)."))
+        #expect(result.standardOutput.hasPrefix("Created plugin acme_resize in \(output.path) ("), "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("swift build && BUDPIPELINE="), "\(result.standardOutput)")
         let files = try FileManager.default.subpathsOfDirectory(atPath: output.path).sorted()
+        let own = files.filter { !$0.hasPrefix("vendor") }
         #expect(
-            files == [
+            own == [
                 ".gitignore", "Package.swift", "README.md", "Sources", "Sources/AcmeResize", "Sources/AcmeResize/AcmeResize.swift", "Tests",
                 "Tests/AcmeResizeTests", "Tests/AcmeResizeTests/AcmeResizeTests.swift", "plugin.exports",
             ]
         )
+        // The SDK is a real copy (no links back into the checkout) of every module a plugin needs.
+        for file in [
+            "vendor/budpipeline-plugin-sdk/Package.swift", "vendor/budpipeline-plugin-sdk/Sources/PluginKit/StepHandler.swift",
+            "vendor/budpipeline-plugin-sdk/Sources/PluginABI/include/budpipeline_plugin.h",
+            "vendor/budpipeline-plugin-sdk/Sources/PluginKitTesting/PluginTestHost.swift",
+        ] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: output.appendingPathComponent(file).path)
+            #expect(attributes[.type] as? FileAttributeType == .typeRegular, "\(file)")
+        }
         let manifest = try String(contentsOf: output.appendingPathComponent("Package.swift"), encoding: .utf8)
         #expect(manifest.contains("name: \"AcmeResize\""))
-        #expect(manifest.contains(".package(name: \"budpipeline\", path: \"\(Repository.root.path)\")"))
+        #expect(manifest.contains(".package(name: \"budpipeline-plugin-sdk\", path: \"vendor/budpipeline-plugin-sdk\")"))
         let source = try String(contentsOf: output.appendingPathComponent("Sources/AcmeResize/AcmeResize.swift"), encoding: .utf8)
         #expect(source.contains("type: \"acme_resize\""))
         #expect(source.contains("name: \"Acme Resize\""))

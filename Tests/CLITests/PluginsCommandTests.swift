@@ -73,7 +73,7 @@ import _BudPipelineTestSupport
 
     @Test func theVersionNamesThePluginABI() async throws {
         let result = try await ProcessRunner.run(Repository.executable, ["--version"])
-        #expect(result.standardOutput == "0.1.0 (plugin ABI 1.0)\n")
+        #expect(result.standardOutput == "0.1.0 (plugin ABI 1.0, Swift 6.3)\n")
     }
 
     @Test func serveRefusesToStartWithARefusedPluginWhenStrict() async throws {
@@ -135,5 +135,37 @@ import _BudPipelineTestSupport
         #expect(missing.status == 1)
         #expect(missing.standardError.hasPrefix("Error: /nonexistent/libx.so: cannot load the library: "))
         #expect(missing.standardError.split(separator: "\n").count == 1)
+    }
+
+    @Test(arguments: ["in-process", "process"])
+    func callMakesOneCallAndPrintsTheAnswer(isolation: String) async throws {
+        let library = "\(Repository.productsDirectory)/libTextStats.so"
+        let executed = try await ProcessRunner.run(
+            Repository.executable,
+            [
+                "plugins", "call", library, "execute", "--action", "text_stats", "--request", #"{"params":{"text":"a b"}}"#,
+                "--isolation", isolation,
+            ])
+        #expect(executed.status == 0, "\(executed.standardError)")
+        let answer = try JSONValue(parsing: Array(executed.standardOutput.utf8))
+        #expect(answer["status"] == "OK" && answer["status_code"] == 0 && answer["error"] == "", "\(answer)")
+        let output = try JSONValue(parsing: Array((answer["output"]?.stringValue ?? "").utf8))
+        #expect(output["outputs"]?["words"] == 2)
+        let configured = try await ProcessRunner.run(
+            Repository.executable,
+            [
+                "plugins", "call", library, "execute", "--action", "text_stats", "--request", #"{"params":{"text":"abcdef"}}"#,
+                "--config", #"{"max_text_bytes":4}"#, "--isolation", isolation,
+            ])
+        let refused = try JSONValue(parsing: Array(configured.standardOutput.utf8))
+        #expect(refused["status"] == "FATAL_ERROR" && refused["error"]?.stringValue?.contains("max_text_bytes (4)") == true, "\(refused)")
+        for (arguments, message) in [
+            (["nope", "--action", "text_stats"], "Error: FUNCTION must be one of execute, on_event, validate_params, cleanup, got 'nope'"),
+            (["execute", "--action", "missing"], "Error: no loaded plugin provides action 'missing'"),
+            (["execute", "--action", "text_stats", "--request", "[1]"], "Error: --request must be a JSON object"),
+        ] {
+            let failed = try await ProcessRunner.run(Repository.executable, ["plugins", "call", library] + arguments)
+            #expect(failed.status != 0 && failed.standardError.hasPrefix(message), "\(failed.standardError)")
+        }
     }
 }

@@ -11,13 +11,14 @@ let package = Package(
         .library(name: "MyPlugin", type: .dynamic, targets: ["MyPlugin"])
     ],
     dependencies: [
-        // `budpipeline plugin new` points this at the BudPipeline package it was run from.
-        .package(name: "budpipeline", path: "../..")
+        // The BudPipeline plugin SDK, copied into vendor/ by `budpipeline plugin new`: it has no
+        // dependencies of its own, so the plugin builds offline with an empty package cache.
+        .package(name: "budpipeline-plugin-sdk", path: "../../sdk/swift")
     ],
     targets: [
         .target(
             name: "MyPlugin",
-            dependencies: [.product(name: "PluginKit", package: "budpipeline")],
+            dependencies: [.product(name: "PluginKit", package: "budpipeline-plugin-sdk")],
             linkerSettings: [
                 .unsafeFlags(
                     ["-Xlinker", "--no-undefined", "-Xlinker", "--version-script=\(exportsFile)"],
@@ -25,10 +26,11 @@ let package = Package(
                 )
             ]
         ),
-        // The tests load the built library through the host's own loader, as the server does.
+        // The tests call the built library through the BudPipeline host (`budpipeline plugins call`:
+        // set BUDPIPELINE=/path/to/budpipeline or put it on PATH), as the server does.
         .testTarget(
             name: "MyPluginTests",
-            dependencies: [.product(name: "PluginTesting", package: "budpipeline")]
+            dependencies: [.product(name: "PluginKitTesting", package: "budpipeline-plugin-sdk")]
         ),
     ]
 )

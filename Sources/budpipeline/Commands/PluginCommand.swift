@@ -15,9 +15,10 @@ struct PluginCommand: ParsableCommand {
             discussion: """
                 NAME becomes the plugin and action name (snake_case) and, in UpperCamelCase, the \
                 Swift module and library product. The new plugin builds and passes its checks \
-                offline with no edits: `swift build && swift test` (Swift), `make && make check` \
-                (C, with the C SDK installed by scripts/install-sdk.sh), or `cargo test --offline \
-                && cargo build --offline --release` (Rust, with the SDK crate copied in).
+                offline with no edits: `swift build && swift test` (Swift, with the SDK package \
+                copied in; the tests need `budpipeline` on PATH or in BUDPIPELINE), `make && make \
+                check` (C, with the C SDK installed by scripts/install-sdk.sh), or `cargo test \
+                --offline && cargo build --offline --release` (Rust, with the SDK crate copied in).
                 """
         )
 
@@ -30,20 +31,15 @@ struct PluginCommand: ParsableCommand {
         @Option(help: "The plugin's language: swift, c or rust.")
         var lang: PluginLanguage = .swift
 
-        @Option(help: "Swift: the BudPipeline package the plugin depends on (default: the checkout this template came from).")
-        var budpipelinePackage: String?
-
         @Option(help: "The template directory (default: BUDPIPELINE_TEMPLATE_DIR, the installed copy, or the source checkout's).")
         var template: String?
 
         func run() throws {
             let names = try PluginNames(name)
             let root = try PluginTemplate.locate(explicit: template)
-            let package = lang == .swift ? try PluginTemplate.budpipelinePackage(explicit: budpipelinePackage, template: root) : nil
-            let rustSDK = lang == .rust ? try PluginTemplate.rustSDK(template: root) : nil
+            let sdk = try PluginTemplate.sdk(for: lang, template: root)
             let destination = URL(fileURLWithPath: output ?? name).standardizedFileURL
-            let files = try PluginTemplate(root: root, language: lang).render(
-                names: names, budpipelinePackage: package, rustSDK: rustSDK, into: destination)
+            let files = try PluginTemplate(root: root, language: lang).render(names: names, sdk: sdk, into: destination)
             print("Created plugin \(names.snake) in \(destination.path) (\(files) files).")
             print("Next: cd \(destination.path) && \(lang.nextSteps)")
         }

@@ -10,7 +10,7 @@ struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
         abstract: "Show the plugins the host loads.",
-        subcommands: [List.self, Inspect.self, Check.self]
+        subcommands: [List.self, Inspect.self, Check.self, Call.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -145,6 +145,87 @@ struct PluginsCommand: AsyncParsableCommand {
                 }
             }
             return lines.joined(separator: "\n")
+        }
+    }
+
+    struct Call: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make one call into a plugin library, as the server would, and print what it answered.",
+            discussion: """
+                Loads the library alone (in a plugin process with --isolation process), calls \
+                FUNCTION (execute, on_event, validate_params or cleanup) of --action with \
+                --request, the JSON document the server would send (docs/plugins.md, "JSON \
+                documents"), and prints one JSON object: {"status": "OK", "status_code": 0, \
+                "output": "<what the plugin wrote>", "error": "<its error message>"}. Exits with \
+                status 1 when the library is refused or the call could not be made (a crash, a \
+                timeout), with the reason on one line.
+                """
+        )
+
+        @Argument(help: "Path of the plugin library (.so).")
+        var path: String
+
+        @Argument(help: "The function: execute, on_event, validate_params or cleanup.")
+        var function: String
+
+        @Option(help: "The action type.")
+        var action: String
+
+        @Option(help: "The request document, JSON (default {}).")
+        var request: String = "{}"
+
+        @Option(help: "The plugin's configuration object, JSON (default {}).")
+        var config: String = "{}"
+
+        @Option(help: "Where the plugin runs: in-process or process.")
+        var isolation: String = "in-process"
+
+        @Option(help: "Seconds the call may take (default 30).")
+        var timeout: Double = 30
+
+        func run() async throws {
+            try CLILogging.bootstrap(defaultLevel: .error)
+            guard PluginHost.callableFunctions.contains(function) else {
+                throw ValidationError("FUNCTION must be one of \(PluginHost.callableFunctions.joined(separator: ", ")), got '\(function)'")
+            }
+            guard let mode = PluginIsolation(rawValue: isolation) else {
+                throw ValidationError("--isolation must be in-process or process, got '\(isolation)'")
+            }
+            guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds") }
+            guard case .object = try? JSONValue(parsing: Array(request.utf8)) else {
+                throw ValidationError("--request must be a JSON object")
+            }
+            guard case .object(let configuration)? = try? JSONValue(parsing: Array(config.utf8)) else {
+                throw ValidationError("--config must be a JSON object")
+            }
+            var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [path])
+            settings.isolation = mode
+            let logger = Logger(label: "budpipeline.plugins.call")
+            var host = await PluginHost.load(configuration: settings, logger: logger)
+            // The configuration is found by the plugin's name, known once the library is open.
+            if let name = host.plugins.first?.name, !configuration.isEmpty {
+                await host.shutdown()
+                settings.pluginSettings = [name: configuration]
+                host = await PluginHost.load(configuration: settings, logger: logger)
+            }
+            if let refusal = host.refusals.first {
+                await host.shutdown()
+                throw CLIError("refused: \(refusal.reason)")
+            }
+            let result: RawCallResult
+            do {
+                result = try await host.call(
+                    function: function, action: action, request: Array(request.utf8), timeout: .milliseconds(Int64(timeout * 1000)))
+            } catch {
+                await host.shutdown()
+                throw CLIError(error.message)
+            }
+            await host.shutdown()
+            let answer: JSONValue = [
+                "status": .string(result.status.description), "status_code": .int(Int(result.status.rawValue)),
+                "output": .string(String(decoding: result.output, as: UTF8.self)), "error": .string(result.errorMessage),
+            ]
+            print(answer.serializedString())
         }
     }
 

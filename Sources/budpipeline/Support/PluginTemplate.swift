@@ -5,10 +5,15 @@ import Foundation
 enum PluginLanguage: String, CaseIterable, ExpressibleByArgument {
     case swift, c, rust
 
+    /// This executable, which a Swift plugin's tests call.
+    private static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "budpipeline"
+    }
+
     /// What to run in the new plugin's directory first.
     var nextSteps: String {
         switch self {
-        case .swift: "swift build && swift test"
+        case .swift: "swift build && BUDPIPELINE=\(Self.executable) swift test"
         case .c: "make && make check"
         case .rust: "cargo test --offline && cargo build --offline --release"
         }
@@ -18,9 +23,10 @@ enum PluginLanguage: String, CaseIterable, ExpressibleByArgument {
 /// Renders a language's directory of `plugin-template/` into a new plugin.
 ///
 /// Each directory is a working plugin called `my_plugin`; rendering renames it (`my_plugin`,
-/// `MyPlugin`, `My Plugin` in file names and contents). The Swift package's dependency
-/// `path: "../.."` is pointed at the BudPipeline package; the Rust SDK crate is copied into the
-/// Rust plugin (`vendor/budpipeline-plugin`), so that it builds offline on its own.
+/// `MyPlugin`, `My Plugin` in file names and contents). The language's SDK is copied into Swift
+/// and Rust plugins (`vendor/`; the Swift package's dependency `path: "../../sdk/swift"` is
+/// pointed at the copy), so that they build offline on their own, with no package cache and no
+/// BudPipeline checkout; a C plugin finds the installed C SDK with pkg-config.
 struct PluginTemplate {
     /// The directory of one language.
     let directory: URL
@@ -51,35 +57,32 @@ struct PluginTemplate {
         throw CLIError("cannot find plugin-template/ (pass --template DIR or set BUDPIPELINE_TEMPLATE_DIR)")
     }
 
-    /// The BudPipeline package a rendered Swift plugin depends on: explicit, or the template's
-    /// parent when the template sits in a BudPipeline checkout.
-    static func budpipelinePackage(explicit: String?, template: URL) throws -> URL {
-        let candidate = explicit.map { URL(fileURLWithPath: $0) } ?? template.deletingLastPathComponent()
-        let manifest = candidate.standardizedFileURL.appendingPathComponent("Package.swift")
-        guard let text = try? String(contentsOf: manifest, encoding: .utf8), text.contains("name: \"budpipeline\"") else {
-            throw CLIError("\(candidate.path) is not the BudPipeline package (pass --budpipeline-package PATH)")
-        }
-        return candidate.standardizedFileURL
-    }
-
     /// The root of the source checkout this binary was compiled from.
     private static var sourceCheckout: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..").standardizedFileURL
     }
 
-    /// The Rust SDK crate a rendered Rust plugin gets a copy of: beside the template, as in the
-    /// source checkout (`sdk/rust/budpipeline-plugin`) and the installed layout.
-    static func rustSDK(template: URL) throws -> URL {
-        let crate = template.deletingLastPathComponent().appendingPathComponent("sdk/rust/budpipeline-plugin").standardizedFileURL
-        guard FileManager.default.fileExists(atPath: crate.appendingPathComponent("Cargo.toml").path) else {
-            throw CLIError("cannot find the Rust plugin SDK at \(crate.path)")
+    /// The SDK a rendered plugin of `language` gets a copy of, and where in the plugin: beside the
+    /// template, as in the source checkout (`sdk/swift`, `sdk/rust/budpipeline-plugin`) and the
+    /// installed layout. `nil` for C, whose SDK is installed once (`scripts/install-sdk.sh`).
+    static func sdk(for language: PluginLanguage, template: URL) throws -> (source: URL, vendored: String)? {
+        let sdk = template.deletingLastPathComponent().appendingPathComponent("sdk")
+        let found: (URL, String, String)
+        switch language {
+        case .c: return nil
+        case .swift: found = (sdk.appendingPathComponent("swift"), "Package.swift", "vendor/budpipeline-plugin-sdk")
+        case .rust: found = (sdk.appendingPathComponent("rust/budpipeline-plugin"), "Cargo.toml", "vendor/budpipeline-plugin")
         }
-        return crate
+        let source = found.0.standardizedFileURL
+        guard FileManager.default.fileExists(atPath: source.appendingPathComponent(found.1).path) else {
+            throw CLIError("cannot find the \(language.rawValue) plugin SDK at \(source.path)")
+        }
+        return (source, found.2)
     }
 
-    /// Writes the renamed template into `destination`; returns the number of files written.
-    /// `budpipelinePackage` is for Swift, `rustSDK` for Rust.
-    func render(names: PluginNames, budpipelinePackage: URL?, rustSDK: URL?, into destination: URL) throws -> Int {
+    /// Writes the renamed template into `destination`, with a copy of `sdk` (links followed);
+    /// returns the number of files written.
+    func render(names: PluginNames, sdk: (source: URL, vendored: String)?, into destination: URL) throws -> Int {
         let fileManager = FileManager.default
         if let existing = try? fileManager.contentsOfDirectory(atPath: destination.path), !existing.isEmpty {
             throw CLIError("\(destination.path) already exists and is not empty")
@@ -91,26 +94,44 @@ struct PluginTemplate {
             let target = destination.appendingPathComponent(Self.replace(relativePath, replacements))
             try fileManager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
             var contents = Self.replace(try String(contentsOf: source, encoding: .utf8), replacements)
-            if relativePath == "Package.swift", let budpipelinePackage {
-                let dependency = "path: \"../..\""
+            if relativePath == "Package.swift", let sdk {
+                let dependency = "path: \"../../sdk/swift\""
                 guard contents.contains(dependency) else {
-                    throw CLIError("\(source.path) has no `\(dependency)` dependency to point at BudPipeline")
+                    throw CLIError("\(source.path) has no `\(dependency)` dependency to point at the SDK")
                 }
-                contents = contents.replacingOccurrences(of: dependency, with: "path: \"\(budpipelinePackage.path)\"")
+                contents = contents.replacingOccurrences(of: dependency, with: "path: \"\(sdk.vendored)\"")
             }
             try contents.write(to: target, atomically: true, encoding: .utf8)
         }
         var written = files.count
-        if let rustSDK {
-            let vendored = destination.appendingPathComponent("vendor/budpipeline-plugin")
-            for relativePath in try Self.files(under: rustSDK) {
-                let target = vendored.appendingPathComponent(relativePath)
-                try fileManager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try fileManager.copyItem(at: rustSDK.appendingPathComponent(relativePath), to: target)
-                written += 1
-            }
+        if let sdk {
+            written += try Self.copyFollowingLinks(from: sdk.source, to: destination.appendingPathComponent(sdk.vendored))
         }
         return written
+    }
+
+    /// Copies the files under `source` (links followed: the Swift SDK links the server's sources)
+    /// to `target`, without build output; returns how many.
+    private static func copyFollowingLinks(from source: URL, to target: URL) throws -> Int {
+        let fileManager = FileManager.default
+        try fileManager.createDirectory(at: target, withIntermediateDirectories: true)
+        var copied = 0
+        for name in try fileManager.contentsOfDirectory(atPath: source.path).sorted() where !isBuildOutput(name) {
+            let entry = source.appendingPathComponent(name).resolvingSymlinksInPath()
+            var isDirectory: ObjCBool = false
+            guard fileManager.fileExists(atPath: entry.path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                copied += try copyFollowingLinks(from: entry, to: target.appendingPathComponent(name))
+            } else {
+                try fileManager.copyItem(at: entry, to: target.appendingPathComponent(name))
+                copied += 1
+            }
+        }
+        return copied
+    }
+
+    private static func isBuildOutput(_ name: String) -> Bool {
+        name.hasPrefix(".build") || name == ".swiftpm" || name == "Package.resolved" || name == "target" || name == "libmy_plugin.so"
     }
 
     /// Files under `directory`, relative to it, without build output.
@@ -121,9 +142,7 @@ struct PluginTemplate {
         let root = directory.resolvingSymlinksInPath().path + "/"
         for case let url as URL in enumerator {
             let name = url.lastPathComponent
-            if name.hasPrefix(".build") || name == ".swiftpm" || name == "Package.resolved" || name == "target"
-                || name == "libmy_plugin.so"
-            {
+            if isBuildOutput(name) {
                 enumerator.skipDescendants()
                 continue
             }
