@@ -67,8 +67,8 @@ public final class PluginHost: Sendable {
     private let unscheduled = Mutex<[LoadedPlugin]>([])
     private let retirements: AsyncStream<Void>
     private let retirementSignal: AsyncStream<Void>.Continuation
-    /// One reload at a time.
-    private let reloading = Mutex(false)
+    /// One reload at a time, none once the host shuts down. Taken before ``registry`` when both are.
+    private let lifecycle = Mutex((reloading: false, stopped: false))
     private let serviceInvoker: (any ServiceInvoker)?
 
     /// Plugins that loaded, in load order.
@@ -128,26 +128,42 @@ public final class PluginHost: Sendable {
 
     // MARK: Reloading
 
-    /// A reload was asked for while another one ran.
-    public struct ReloadInProgress: Error, Sendable, CustomStringConvertible {
-        public var description: String { "a reload of the plugins is under way already" }
+    /// Why a reload did not start: another one runs, or the host is shutting down.
+    public struct ReloadRefused: Error, Sendable, CustomStringConvertible {
+        public let isShuttingDown: Bool
+
+        public var description: String {
+            isShuttingDown ? "the plugin host is shutting down" : "a reload of the plugins is under way already"
+        }
     }
 
     /// Looks at the plugin directories again and loads what changed (see ``PluginReload``): new
     /// calls go to what is loaded when they start, calls under way finish where they started, and
-    /// the plugins replaced or dropped are shut down once idle by ``runRetirements()``.
-    public func reload() async throws(ReloadInProgress) -> PluginReload {
-        let first = reloading.withLock { busy -> Bool in
-            defer { busy = true }
-            return !busy
+    /// the plugins replaced or dropped are shut down once idle by ``runRetirements()``. A reload
+    /// that finishes after the host began to shut down shuts down what it loaded instead.
+    public func reload() async throws(ReloadRefused) -> PluginReload {
+        let refusal = lifecycle.withLock { state -> ReloadRefused? in
+            if state.stopped { return ReloadRefused(isShuttingDown: true) }
+            if state.reloading { return ReloadRefused(isShuttingDown: false) }
+            state.reloading = true
+            return nil
         }
-        guard first else { throw ReloadInProgress() }
-        defer { reloading.withLock { $0 = false } }
+        if let refusal { throw refusal }
+        defer { lifecycle.withLock { $0.reloading = false } }
         let (current, loadCount) = registry.withLock { ($0.plugins, $0.loadCount) }
         var loading = PluginLoading(
             configuration: configuration, pool: pool, serviceInvoker: serviceInvoker, logger: logger, loadCount: loadCount)
         let report = await loading.reload(current: current)
-        registry.withLock { $0 = Self.registry(of: loading) }
+        let swapped = lifecycle.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            registry.withLock { $0 = Self.registry(of: loading) }
+            return true
+        }
+        guard swapped else {
+            let loaded = loading.plugins.filter { plugin in !current.contains { $0 === plugin } }
+            for plugin in loaded { await shutDown(plugin, timeout: configuration.shutdownTimeout) }
+            throw ReloadRefused(isShuttingDown: true)
+        }
         if !report.retired.isEmpty {
             retiring.withLock { $0 += report.retired }
             unscheduled.withLock { $0 += report.retired }
@@ -340,6 +356,7 @@ public final class PluginHost: Sendable {
     /// timeout); the plugins in the server, meanwhile, one after another in reverse load order,
     /// each with what is left of the timeout.
     public func shutdown() async {
+        lifecycle.withLock { $0.stopped = true }
         stopRetirements()
         let grace = configuration.shutdownTimeout
         let deadline = ContinuousClock.now + grace

@@ -103,7 +103,7 @@ struct PluginReloadTests {
     func oneAtATime() async throws {
         let version1 = try await FixturePlugins.shared.library("reload_v1")
         try await TestHost.with(.init(files: [version1])) { loaded in
-            func attempt() async -> Result<PluginReload, PluginHost.ReloadInProgress> {
+            func attempt() async -> Result<PluginReload, PluginHost.ReloadRefused> {
                 do { return .success(try await loaded.host.reload()) } catch { return .failure(error) }
             }
             async let first = attempt()
@@ -115,4 +115,16 @@ struct PluginReloadTests {
         }
     }
 
+    @Test("no reload once the host shuts down")
+    func noReloadAfterShutdown() async throws {
+        let version1 = try await FixturePlugins.shared.library("reload_v1")
+        try await TestHost.with(.init(files: [version1], isolation: .process)) { loaded in
+            await loaded.host.shutdown()
+            await #expect {
+                _ = try await loaded.host.reload()
+            } throws: { ($0 as? PluginHost.ReloadRefused)?.isShuttingDown == true }
+            // Nothing was started again: the plugin's process is gone for good.
+            #expect(loaded.host.plugins.first?.processStatus?.pid == nil)
+        }
+    }
 }

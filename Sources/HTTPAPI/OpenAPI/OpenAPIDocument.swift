@@ -374,6 +374,6 @@ public enum OpenAPIDocument {
         Operation(
             method: "post", paths: ["/plugins/reload"], id: "reloadPlugins",
             summary: "Load added and changed plugin libraries; calls under way finish on the version they started on (service only)",
-            tag: "service", responses: [(200, "PluginReload"), (403, "Error"), (409, "Error")]),
+            tag: "service", responses: [(200, "PluginReload"), (403, "Error"), (409, "Error"), (503, "Error")]),
     ]
 }

@@ -12,6 +12,8 @@ struct PluginRoutes: Sendable {
         do {
             let report = try await runtime.plugins.reload()
             return JSONResponse(report.json)
+        } catch  where error.isShuttingDown {
+            throw APIError(.serviceUnavailable, code: "SHUTTING_DOWN", message: error.description)
         } catch {
             throw APIError(.conflict, code: "RELOAD_IN_PROGRESS", message: error.description)
         }
