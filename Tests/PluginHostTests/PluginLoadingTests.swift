@@ -55,6 +55,19 @@ import _BudPipelineTestSupport
         }
     }
 
+    @Test(arguments: PluginIsolation.allCases)
+    func initialisesPluginsAtOnce(isolation: PluginIsolation) async throws {
+        let first = try await Libraries.fixture("slow_init_a")
+        let second = try await Libraries.fixture("slow_init_b")
+        let started = ContinuousClock.now
+        try await TestHost.with(.init(files: [first, second], isolation: isolation)) { loaded in
+            #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
+            #expect(loaded.host.plugins.map(\.name) == ["slow_init_a", "slow_init_b"])
+        }
+        // Each init takes 4 s: one after the other would take 8 s at least.
+        #expect(ContinuousClock.now - started < .seconds(7))
+    }
+
     @Test func refusesADuplicatePluginName() async throws {
         let first = try Libraries.product("TextStats")
         let second = try Libraries.product("TextStats")

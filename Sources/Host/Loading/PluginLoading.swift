@@ -31,8 +31,147 @@ struct PluginLoading {
         self.loadCount = loadCount
     }
 
+    /// Loads every library of the configuration. All are opened at once (an entry function or a
+    /// plugin process that hangs delays only its own library), admitted one after another in
+    /// search order (the first library with a name or an action type wins, as when loading one by
+    /// one, and no refused library's code runs in the server), then initialised at once: a slow
+    /// `init` delays start-up by its own time, not by the sum of all.
     mutating func loadAll() async {
-        for file in candidateFiles() { await loadAndRegister(file) }
+        let files = candidateFiles()
+        let first = loadCount
+        loadCount += files.count
+        let stage = self
+        var outcomes = await Self.concurrently(files.indices) { offset in
+            await stage.attempt { () async throws(PluginRefusal) in try await stage.openStage(files[offset], index: first + offset) }
+        }
+        var claims = Claims()
+        for offset in files.indices {
+            guard case .success(let opened) = outcomes[offset] else { continue }
+            do {
+                try admit(opened.image, claims: claims)
+                claims.claim(opened.image)
+            } catch {
+                opened.process?.stop()
+                outcomes[offset] = .failure(error)
+            }
+        }
+        let admitted = outcomes
+        let finished = await Self.concurrently(files.indices) { offset -> Result<LoadedPlugin, PluginRefusal> in
+            switch admitted[offset] {
+            case .failure(let error): return .failure(error)
+            case .success(let opened):
+                return await stage.attempt { () async throws(PluginRefusal) in try await stage.finishStage(opened) }
+            }
+        }
+        for offset in files.indices {
+            switch finished[offset] {
+            case .success(let plugin):
+                register(plugin)
+                logger.info(
+                    "plugin loaded",
+                    metadata: [
+                        "plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)", "file": "\(files[offset])",
+                        "actions": "\(plugin.image.actions.map(\.type).joined(separator: ","))",
+                    ]
+                )
+            case .failure(let error):
+                refusals.append(error)
+                logger.warning("plugin refused", metadata: ["file": "\(files[offset])", "reason": "\(error.reason)"])
+            }
+        }
+    }
+
+    /// A library opened, not yet admitted or initialised: in the server, or in its plugin process.
+    private struct Opened: Sendable {
+        let file: String
+        let image: PluginImage
+        let process: PluginProcess?
+        let identity: FileIdentity?
+    }
+
+    /// Names and action types taken by libraries admitted earlier in the same load.
+    private struct Claims {
+        var names: [String: String] = [:]
+        var types: [String: String] = [:]
+
+        mutating func claim(_ image: PluginImage) {
+            names[image.manifest.name] = image.file
+            for metadata in image.actions { types[metadata.type] = image.file }
+        }
+    }
+
+    private func attempt<Value: Sendable>(
+        _ body: () async throws(PluginRefusal) -> Value
+    ) async -> Result<Value, PluginRefusal> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Runs `body` for every index at once; the results in index order.
+    private static func concurrently<Value: Sendable>(
+        _ indices: Range<Int>, _ body: @escaping @Sendable (Int) async -> Value
+    ) async -> [Value] {
+        await withTaskGroup(of: (Int, Value).self) { group in
+            for index in indices { group.addTask { (index, await body(index)) } }
+            var values: [Int: Value] = [:]
+            for await (index, value) in group { values[index] = value }
+            return indices.compactMap { values[$0] }
+        }
+    }
+
+    /// Opens `file` where it may run: in a plugin process when any plugin may be isolated (its
+    /// name, which decides, is known only once it is open, and its code must not have run in the
+    /// server by then), else in the server.
+    private func openStage(_ file: String, index: Int, fresh: Bool = false) async throws(PluginRefusal) -> Opened {
+        // Taken before the library is opened: a file replaced meanwhile looks changed next time.
+        let identity = FileIdentity(path: file)
+        if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
+            throw PluginRefusal(file: file, reason: "not in BUDPIPELINE_PLUGIN_ALLOWLIST")
+        }
+        if configuration.mayIsolate {
+            let process = newProcess(file, index: index)
+            return Opened(
+                file: file, image: try await process.open(timeout: configuration.initTimeout), process: process, identity: identity)
+        }
+        return Opened(file: file, image: try await open(file, fresh: fresh), process: nil, identity: identity)
+    }
+
+    /// Initialises an admitted library: its plugin process gets its configuration, or it is opened
+    /// in the server (when its configuration keeps it there) and its `init` runs.
+    private func finishStage(_ opened: Opened, fresh: Bool = false) async throws(PluginRefusal) -> LoadedPlugin {
+        let image = opened.image
+        if let process = opened.process {
+            if configuration.isolation(of: image.manifest.name) == .process {
+                let settings = configuration.pluginSettings[image.manifest.name] ?? [:]
+                try await process.configure(name: image.manifest.name, configuration: settings, timeout: configuration.initTimeout)
+                return LoadedPlugin(
+                    image: image, services: services(for: image, file: opened.file), process: process, fileIdentity: opened.identity)
+            }
+            process.stop()
+            let inServer = try await open(opened.file, fresh: fresh)
+            guard inServer.manifest == image.manifest, inServer.actions.map(\.type) == image.actions.map(\.type) else {
+                throw PluginRefusal(file: opened.file, reason: "the library changed while it was loaded")
+            }
+            return try await initialized(inServer, file: opened.file, identity: opened.identity)
+        }
+        return try await initialized(image, file: opened.file, identity: opened.identity)
+    }
+
+    private func initialized(_ image: PluginImage, file: String, identity: FileIdentity?) async throws(PluginRefusal) -> LoadedPlugin {
+        let plugin = LoadedPlugin(image: image, services: services(for: image, file: file), fileIdentity: identity)
+        try await initialize(plugin)
+        return plugin
+    }
+
+    private func newProcess(_ file: String, index: Int) -> PluginProcess {
+        // As many calls at once as the plugin threads would run in the server.
+        var settings = configuration.processSettings
+        settings.callChannels = min(configuration.threadCount, 32)
+        settings.userID = settings.userID ?? settings.users.userID(forPluginAt: index)
+        return PluginProcess(file: file, settings: settings, limits: configuration.limits, serviceInvoker: serviceInvoker, logger: logger)
     }
 
     /// Loads `file` and registers it, or records its refusal; the plugin, if it loaded.
@@ -134,46 +273,31 @@ struct PluginLoading {
         return files
     }
 
+    /// Opens, admits and initialises one library (a reload: `fresh` opens an in-server library
+    /// from a copy, see ``PluginLoader/open(_:fresh:)``).
     private func load(_ file: String, index: Int, fresh: Bool) async throws(PluginRefusal) -> LoadedPlugin {
-        func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
-        // Taken before the library is opened: a file replaced meanwhile looks changed next time.
-        let identity = FileIdentity(path: file)
-
-        if let allowList = configuration.allowList, !Self.isAllowed(file, by: allowList) {
-            throw refuse("not in BUDPIPELINE_PLUGIN_ALLOWLIST")
+        let opened = try await openStage(file, index: index, fresh: fresh)
+        do {
+            try admit(opened.image)
+        } catch {
+            opened.process?.stop()
+            throw error
         }
-        // When the library may have to run in a process of its own, it is opened there first:
-        // its name, which its configuration is found by, is known only once it is open, and its
-        // code must not have run in the server by then.
-        if configuration.mayIsolate {
-            // As many calls at once as the plugin threads would run in the server.
-            var settings = configuration.processSettings
-            settings.callChannels = min(configuration.threadCount, 32)
-            settings.userID = settings.userID ?? settings.users.userID(forPluginAt: index)
-            let process = PluginProcess(
-                file: file, settings: settings, limits: configuration.limits, serviceInvoker: serviceInvoker, logger: logger)
-            let image = try await process.open(timeout: configuration.initTimeout)
-            try admit(image)
-            if configuration.isolation(of: image.manifest.name) == .process {
-                let settings = configuration.pluginSettings[image.manifest.name] ?? [:]
-                try await process.configure(name: image.manifest.name, configuration: settings, timeout: configuration.initTimeout)
-                return LoadedPlugin(image: image, services: services(for: image, file: file), process: process, fileIdentity: identity)
-            }
-            process.stop()
-        }
-        let image = try await open(file, fresh: fresh)
-        try admit(image)
-        let plugin = LoadedPlugin(image: image, services: services(for: image, file: file), fileIdentity: identity)
-        try await initialize(plugin)
-        return plugin
+        return try await finishStage(opened, fresh: fresh)
     }
 
-    /// Refuses a library whose name or action types another library or a built-in action has.
-    private func admit(_ image: PluginImage) throws(PluginRefusal) {
+    /// Refuses a library whose name or action types another library or a built-in action has
+    /// (or, within one load, one admitted before it: `claims`).
+    private func admit(_ image: PluginImage, claims: Claims = Claims()) throws(PluginRefusal) {
         let file = image.file
         func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: file, reason: reason) }
-        if let other = pluginNames[image.manifest.name] {
+        if let other = pluginNames[image.manifest.name] ?? claims.names[image.manifest.name] {
             throw refuse("plugin name '\(image.manifest.name)' is already used by \(other)")
+        }
+        for metadata in image.actions {
+            if let other = claims.types[metadata.type] {
+                throw refuse("action type '\(metadata.type)' is already provided by \(other)")
+            }
         }
         for metadata in image.actions {
             if configuration.reservedActionTypes.contains(metadata.type) {

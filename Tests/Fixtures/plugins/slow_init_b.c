@@ -1,0 +1,5 @@
+#define _POSIX_C_SOURCE 200809L
+/* See slow_init.h. */
+#define SLOW_INIT_NAME "slow_init_b"
+#define SLOW_INIT_SECONDS 4
+#include "slow_init.h"
