@@ -160,7 +160,8 @@ extension PipelineStore {
     /// Outbox events not yet delivered, oldest first.
     public func pendingOutbox(limit: Int) async throws -> [OutboxRecord] {
         try await database.read(
-            "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT \(max(0, limit))"
+            "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT $1",
+            .integer(max(0, limit))
         ).map(Self.outboxRecord)
     }
 

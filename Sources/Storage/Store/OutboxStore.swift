@@ -20,12 +20,12 @@ extension PipelineStore {
                     WHERE h.status = 'PENDING' AND h.available_at <= $3 AND (h.claimed_until IS NULL OR h.claimed_until < $3)
                     AND NOT EXISTS (
                         SELECT 1 FROM outbox e WHERE e.execution_id = h.execution_id AND e.status = 'PENDING' AND e.id < h.id)
-                    ORDER BY h.id LIMIT \(max(1, executions)))
+                    ORDER BY h.id LIMIT $4)
                 ORDER BY o.id \(lock))
             RETURNING id, execution_id, event_type, payload, attempts, created_at
             """
         let rows = try await database.transaction { session in
-            try session.query(sql, .text(owner), .date(claimUntil), .date(now))
+            try session.query(sql, .text(owner), .date(claimUntil), .date(now), .integer(max(1, executions)))
         }
         return try rows.map(Self.outboxRecord).sorted { $0.id < $1.id }
     }

@@ -118,8 +118,8 @@ extension PipelineStore {
         let results = try await database.read([
             SQLStatement(
                 "SELECT \(Self.executionColumns) FROM pipeline_execution \(whereClause) ORDER BY created_at DESC, id "
-                    + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
-                filterBinds
+                    + "LIMIT $\(filterBinds.count + 1) OFFSET $\(filterBinds.count + 2)",
+                filterBinds + [.integer(max(0, limit)), .integer(max(0, offset))]
             ),
             SQLStatement("SELECT count(*) AS total FROM pipeline_execution \(whereClause)", filterBinds),
         ])
@@ -140,8 +140,8 @@ extension PipelineStore {
         let results = try await database.read([
             SQLStatement(
                 "SELECT \(Self.progressEventColumns) FROM progress_event \(whereClause) ORDER BY sequence_number DESC "
-                    + "LIMIT \(max(0, limit)) OFFSET \(max(0, offset))",
-                filterBinds
+                    + "LIMIT $\(filterBinds.count + 1) OFFSET $\(filterBinds.count + 2)",
+                filterBinds + [.integer(max(0, limit)), .integer(max(0, offset))]
             ),
             SQLStatement("SELECT count(*) AS total FROM progress_event \(whereClause)", filterBinds),
         ])

@@ -112,10 +112,12 @@ extension PipelineStore {
             WHERE id IN (
                 SELECT id FROM schedule
                 WHERE enabled AND status = 'active' AND next_run_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
-                ORDER BY next_run_at LIMIT \(max(1, limit)) \(skipLocked))
+                ORDER BY next_run_at LIMIT $4 \(skipLocked))
             RETURNING \(Self.columns(of: ScheduleRecord.self))
             """
-        let rows = try await database.transaction { session in try session.query(sql, .text(owner), .date(claimUntil), .date(now)) }
+        let rows = try await database.transaction { session in
+            try session.query(sql, .text(owner), .date(claimUntil), .date(now), .integer(max(1, limit)))
+        }
         return try rows.map(ScheduleRecord.init).sorted { ($0.nextRunAt ?? now) < ($1.nextRunAt ?? now) }
     }
 

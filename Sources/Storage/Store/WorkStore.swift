@@ -17,11 +17,11 @@ extension PipelineStore {
             WHERE (execution_id, timer_key) IN (
                 SELECT execution_id, timer_key FROM execution_timer
                 WHERE due_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
-                ORDER BY due_at LIMIT \(max(1, limit)) \(skipLocked))
+                ORDER BY due_at LIMIT $4 \(skipLocked))
             RETURNING execution_id, timer_key, due_at
             """
         let rows = try await database.transaction { session in
-            try session.query(sql, .text(owner), .date(claimUntil), .date(now))
+            try session.query(sql, .text(owner), .date(claimUntil), .date(now), .integer(max(1, limit)))
         }
         return try rows.map {
             TimerRecord(executionID: try $0.string("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
@@ -74,11 +74,11 @@ extension PipelineStore {
             UPDATE step_execution SET lease_owner = $1, lease_expires_at = $2
             WHERE status = 'RUNNING' AND lease_expires_at < $3 AND id IN (
                 SELECT id FROM step_execution WHERE status = 'RUNNING' AND lease_expires_at < $3
-                ORDER BY lease_expires_at LIMIT \(max(1, limit)) \(skipLocked))
+                ORDER BY lease_expires_at LIMIT $4 \(skipLocked))
             RETURNING execution_id, step_id, retry_count, dispatch, interruptions
             """
         let rows = try await database.transaction { session in
-            try session.query(sql, .text(owner), .date(until), .date(now))
+            try session.query(sql, .text(owner), .date(until), .date(now), .integer(max(1, limit)))
         }
         return try rows.map { row in
             LeasedStep(
@@ -110,10 +110,10 @@ extension PipelineStore {
             DELETE FROM pipeline_execution WHERE id IN (
                 SELECT id FROM pipeline_execution
                 WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND end_time < $1
-                ORDER BY end_time LIMIT \(max(1, limit)) \(skipLocked))
+                ORDER BY end_time LIMIT $2 \(skipLocked))
             """
         return try await database.transaction { session in
-            try session.execute(sql, .date(cutoff))
+            try session.execute(sql, .date(cutoff), .integer(max(1, limit)))
         }
     }
 
