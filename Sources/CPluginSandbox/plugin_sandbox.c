@@ -2,7 +2,11 @@
 #include "plugin_sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -15,6 +19,74 @@
 
 int bp_sandbox_set_undumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+/* What bp_sandbox_early did, read by the runner through bp_sandbox_early_result. */
+static int early_ran = 0;
+static int early_error = 0;
+static int early_library = -1;
+static int early_switched = 0;
+static unsigned early_user = 0;
+
+static int drop_capabilities(void) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+    for (int capability = 0; capability <= 63; capability++) {
+        if (prctl(PR_CAPBSET_READ, capability, 0, 0, 0) < 0) break;
+        if (prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 && errno != EPERM) return errno;
+    }
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) return errno;
+    return 0;
+}
+
+/*
+ * Runs before main, while the process has one thread, in every run of the executable; acts only
+ * for `plugin-process` (argv[1]). With `--user-id N` it opens the library (the last argument)
+ * and switches the process to user and group N; without, a root process drops every capability.
+ * Credentials changed here are every thread's: the threads the Swift runtime starts later are
+ * created with them. Doing it later, from a thread of a running Swift program, left the main
+ * thread root (a review found it and ran a signal handler there).
+ */
+__attribute__((constructor)) static void bp_sandbox_early(int argc, char **argv, char **envp) {
+    (void)envp;
+    if (argc < 3 || !argv || !argv[1] || strcmp(argv[1], "plugin-process") != 0) return;
+    early_ran = 1;
+    const char *user = NULL;
+    for (int index = 2; index < argc; index++) {
+        if (!argv[index]) break;
+        if (strcmp(argv[index], "--user-id") == 0 && index + 1 < argc) user = argv[index + 1];
+        else if (strncmp(argv[index], "--user-id=", 10) == 0) user = argv[index] + 10;
+    }
+    if (!user) {
+        if (geteuid() == 0) early_error = drop_capabilities();
+        return;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(user, &end, 10);
+    if (errno != 0 || !end || *end != '\0' || value == 0 || value > 4294967294UL) {
+        early_error = EINVAL;
+        return;
+    }
+    early_library = open(argv[argc - 1], O_RDONLY | O_CLOEXEC);
+    if (early_library < 0) {
+        early_error = errno;
+        return;
+    }
+    early_error = bp_sandbox_switch_user((uid_t)value, (gid_t)value);
+    if (early_error == 0) {
+        early_switched = 1;
+        early_user = (unsigned)value;
+    }
+}
+
+int bp_sandbox_early_result(unsigned *user, int *library) {
+    if (!early_ran) return -1;
+    if (user) *user = early_switched ? early_user : 0;
+    if (library) *library = early_library;
+    return early_error;
 }
 
 int bp_sandbox_switch_user(uid_t uid, gid_t gid) {
@@ -76,10 +148,24 @@ static void refuse_aimed_at(filter_builder *builder, long number, const uint32_t
     emit(builder, REFUSE);
 }
 
-int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group) {
+/* The accumulator holds the system call number: `number` fails with EPERM unless its first
+ * argument is one of `allowed`. */
+static void allow_only_aimed_at(filter_builder *builder, long number, const uint32_t *allowed, unsigned char count) {
+    emit(builder, JUMP_IF(number, 0, (unsigned char)(count + 3)));
+    emit(builder, LOAD(offsetof(struct seccomp_data, args[0])));
+    for (unsigned char index = 0; index < count; index++) {
+        /* Jump to ALLOW, past the remaining checks and REFUSE. */
+        emit(builder, JUMP_IF(allowed[index], (unsigned char)(count - index), 0));
+    }
+    emit(builder, REFUSE);
+    emit(builder, ALLOW);
+}
+
+int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group, int own_signals_only) {
 #ifndef BP_NATIVE_ARCH
     (void)server_pid;
     (void)server_group;
+    (void)own_signals_only;
     return ENOSYS;
 #else
     filter_builder builder;
@@ -116,10 +202,23 @@ int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group) {
         (uint32_t)-server_group,
     };
     unsigned char count = (unsigned char)(sizeof targets / sizeof targets[0]);
-    refuse_aimed_at(&builder, SYS_kill, targets, count);
-    refuse_aimed_at(&builder, SYS_tgkill, targets, count);
-    refuse_aimed_at(&builder, SYS_rt_sigqueueinfo, targets, count);
-    refuse_aimed_at(&builder, SYS_rt_tgsigqueueinfo, targets, count);
+    if (own_signals_only) {
+        /* Under the server's user the kernel would let a signal reach the server through any of
+         * its thread ids, which a filter cannot list: signals go only to this process and its
+         * group (0, its pid, minus its pid: it leads its group). */
+        pid_t self = getpid();
+        const uint32_t own[] = {0, (uint32_t)self, (uint32_t)-self};
+        unsigned char own_count = (unsigned char)(sizeof own / sizeof own[0]);
+        allow_only_aimed_at(&builder, SYS_kill, own, own_count);
+        allow_only_aimed_at(&builder, SYS_tgkill, own, own_count);
+        allow_only_aimed_at(&builder, SYS_rt_sigqueueinfo, own, own_count);
+        allow_only_aimed_at(&builder, SYS_rt_tgsigqueueinfo, own, own_count);
+    } else {
+        refuse_aimed_at(&builder, SYS_kill, targets, count);
+        refuse_aimed_at(&builder, SYS_tgkill, targets, count);
+        refuse_aimed_at(&builder, SYS_rt_sigqueueinfo, targets, count);
+        refuse_aimed_at(&builder, SYS_rt_tgsigqueueinfo, targets, count);
+    }
     emit(&builder, ALLOW);
     if (builder.overflow) return E2BIG;
 

@@ -197,11 +197,15 @@ struct PluginIsolationTests {
         }
     }
 
-    @Test("a plugin process cannot read the server's environment, memory or descriptors, signal it, or leave its group")
-    func cannotReachTheServer() async throws {
+    @Test(
+        "a plugin process cannot read the server's environment, memory or descriptors, signal it, or leave its group",
+        arguments: [PluginProcessUsers.automatic, .server])
+    func cannotReachTheServer(users: PluginProcessUsers) async throws {
         let reach = try await Libraries.fixture("reach_probe")
         let env = try await Libraries.fixture("env_probe")
-        try await TestHost.with(.init(files: [reach, env], isolation: .process)) { loaded in
+        var options = TestHost.Options(files: [reach, env], isolation: .process)
+        options.processSettings.users = users
+        try await TestHost.with(options) { loaded in
             #expect(loaded.host.refusals.isEmpty, "\(loaded.host.refusals)")
             let sibling = try #require(loaded.host.plugins.first { $0.name == "env_probe" }?.processStatus?.pid)
             func probe(_ name: String, _ extra: JSONObject = [:]) async throws -> JSONObject {
@@ -213,12 +217,15 @@ struct PluginIsolationTests {
                 }
                 return outputs
             }
-            for name in ["parent_environ", "parent_mem", "parent_vm", "parent_fds", "signal_parent", "signal_everyone", "new_session"] {
+            for name in [
+                "parent_environ", "parent_mem", "parent_vm", "parent_fds", "signal_parent", "signal_everyone", "signal_server_thread",
+                "new_session", "privileged_thread",
+            ] {
                 let outputs = try await probe(name)
                 #expect(outputs["allowed"] == false, "\(name): \(outputs)")
             }
             let identity = try await probe("identity")
-            if geteuid() == 0 {
+            if geteuid() == 0, users == .automatic {
                 // A server that may switch users gives each plugin process a user of its own:
                 // the processes of other plugins are out of its reach too.
                 #expect(identity["uid"]?.intValue.map { $0 >= Int(PluginProcessUsers.defaultFirstID) } == true, "\(identity)")

@@ -127,4 +127,27 @@ struct PluginReloadTests {
             #expect(loaded.host.plugins.first?.processStatus?.pid == nil)
         }
     }
+
+    @Test("a plugin process restarts from the library it loaded, not whatever the path names by then")
+    func restartsFromTheLoadedFile() async throws {
+        let version1 = try await FixturePlugins.shared.library("reload_v1")
+        let broken = try await FixturePlugins.shared.library("wrong_major")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bp-restart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let installed = directory.appendingPathComponent("libreload_probe.so")
+        try install(version1, at: installed)
+        var options = TestHost.Options(files: [installed.path], isolation: .process)
+        options.processSettings.firstBackoff = .milliseconds(10)
+        try await TestHost.with(options) { loaded in
+            let plugin = try #require(loaded.host.plugins.first)
+            // A refused upgrade sits at the path, never reloaded; then the process dies.
+            try install(broken, at: installed)
+            let first = try #require(plugin.processStatus?.pid)
+            kill(first, SIGKILL)
+            try await eventually { plugin.processStatus?.pid != nil && plugin.processStatus?.pid != first }
+            #expect(try await loaded.host.execute(request("reload_version")) == .completed(outputs: ["version": "1.0.0"]))
+            #expect(plugin.healthStatus == .healthy && plugin.processStatus?.quarantined == nil)
+        }
+    }
 }

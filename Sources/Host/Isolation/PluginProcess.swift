@@ -202,6 +202,9 @@ final class PluginProcess: Sendable {
 
     private let state = Mutex(State())
     private let logLimiter = Mutex(LogLimiter())
+    /// The library file as it was first opened: every process, restarts included, loads this very
+    /// file (it is handed to the child as a descriptor), not whatever the path names by then.
+    private let library: Int32
     private let headerLimits: PluginFrame.HeaderLimits
 
     init(file: String, settings: PluginProcessSettings, limits: PluginLimits, serviceInvoker: (any ServiceInvoker)?, logger: Logger) {
@@ -211,6 +214,11 @@ final class PluginProcess: Sendable {
         self.serviceInvoker = serviceInvoker
         self.logger = logger
         self.headerLimits = PluginFrame.HeaderLimits(logLineBytes: limits.maximumLogLineBytes, errorBytes: limits.maximumErrorBytes)
+        self.library = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+    }
+
+    deinit {
+        if library >= 0 { Glibc.close(library) }
     }
 
     var status: PluginProcessStatus {
@@ -375,7 +383,18 @@ final class PluginProcess: Sendable {
             }
             childEnds.append(high)
         }
-        let arguments = settings.runner + runnerArguments + ["--call-channels", "\(count)", file]
+        // The library, as first opened, becomes the child's descriptor after its channels.
+        var libraryPath = file
+        if library >= 0 {
+            let high = fcntl(library, F_DUPFD_CLOEXEC, 64)
+            guard high >= 0 else {
+                serverEnds.forEach { Glibc.close($0) }
+                throw PluginFrameError("fcntl failed: errno \(errno)")
+            }
+            libraryPath = "/proc/self/fd/\(3 + childEnds.count)"
+            childEnds.append(high)
+        }
+        let arguments = settings.runner + runnerArguments + ["--call-channels", "\(count)", libraryPath]
         let environment =
             settings.keptEnvironment.compactMap { name in ProcessInfo.processInfo.environment[name].map { "\(name)=\($0)" } }
             + ["BUDPIPELINE_PLUGIN_PROCESS=1"]

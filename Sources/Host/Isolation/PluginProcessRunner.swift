@@ -52,26 +52,35 @@ public enum PluginProcessRunner {
     public static func run(file: String, limits: Limits, callChannels: Int, userID: UInt32? = nil) async -> Int32 {
         let channel = LockedChannel(PluginChannel(descriptor: 3))
         let calls = (0..<min(max(callChannels, 1), 32)).map { LockedChannel(PluginChannel(descriptor: Int32(4 + $0))) }
+        // A program the plugin starts does not inherit the channels (nor keep them open after
+        // this process ends, which would hide the end from the server).
+        for descriptor in 3..<(4 + Int32(calls.count)) { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         func refuse(_ reason: String) -> Int32 {
             channel.send(PluginFrame(.refused, header: ["reason": .string(reason)]))
             return 1
         }
         let problems = limits.apply()
         guard problems.isEmpty else { return refuse("resource limits refused: \(problems.joined(separator: ", "))") }
+        // The user switch (or, as root without one, dropping every capability) happened before
+        // main, while the process had one thread (bp_sandbox_early): checked here, on every thread.
         var path = file
+        var switchedUser: UInt32 = 0
+        var library: Int32 = -1
+        let early = bp_sandbox_early_result(&switchedUser, &library)
         if let userID {
-            let descriptor = Glibc.open(file, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { return refuse("could not open the library: \(String(cString: strerror(errno)))") }
-            let error = bp_sandbox_switch_user(userID, userID)
-            guard error == 0 else {
+            guard early == 0, switchedUser == userID, library >= 0 else {
+                let reason = early > 0 ? String(cString: strerror(early)) : "the switch did not happen before start-up"
                 return refuse(
-                    "could not run as user \(userID): \(String(cString: strerror(error))); give the server CAP_SETUID and "
-                        + "CAP_SETGID, choose ids the system maps with BUDPIPELINE_PLUGIN_PROCESS_USERS, or set it to 'server'")
+                    "could not run as user \(userID): \(reason); give the server CAP_SETUID and CAP_SETGID, choose ids "
+                        + "the system maps with BUDPIPELINE_PLUGIN_PROCESS_USERS, or set it to 'server'")
             }
-            path = "/proc/self/fd/\(descriptor)"
+            path = "/proc/self/fd/\(library)"
+        } else if early > 0 {
+            return refuse("could not drop the server's capabilities: \(String(cString: strerror(early)))")
         }
+        if let problem = Self.threadsKeepingPrivileges(userID: userID) { return refuse(problem) }
         let serverPID = getppid()
-        let filterError = bp_sandbox_restrict_system_calls(serverPID, getpgid(serverPID))
+        let filterError = bp_sandbox_restrict_system_calls(serverPID, getpgid(serverPID), userID == nil ? 1 : 0)
         guard filterError == 0 else {
             return refuse("could not install the system call filter: \(String(cString: strerror(filterError)))")
         }
@@ -107,6 +116,35 @@ public enum PluginProcessRunner {
         return await server.serve()
     }
 
+    /// Ends this process and everything it started (its process group): the server is gone or
+    /// broke the protocol, so nobody is left to serve, and nothing the plugin started may outlive
+    /// it.
+    static func endWithGroup() -> Never {
+        _ = kill(0, SIGKILL)
+        _exit(0)
+    }
+
+    /// A thread of this process that still has another user than `userID` (or, without one and
+    /// as root, a capability): the sandbox would not hold on it.
+    static func threadsKeepingPrivileges(userID: UInt32?) -> String? {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else {
+            return "cannot list the process's threads"
+        }
+        for thread in threads {
+            guard let status = try? String(contentsOfFile: "/proc/self/task/\(thread)/status", encoding: .utf8) else { continue }
+            for line in status.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+                if let userID, fields.first == "Uid:", fields.dropFirst().contains(where: { $0 != "\(userID)" }) {
+                    return "thread \(thread) kept another user (\(line))"
+                }
+                if userID == nil, geteuid() == 0, fields.first == "CapEff:", fields.count > 1, fields[1].contains(where: { $0 != "0" }) {
+                    return "thread \(thread) kept capabilities (\(line))"
+                }
+            }
+        }
+        return nil
+    }
+
     private static func openedFrame(_ image: PluginImage) -> PluginFrame {
         PluginFrame(
             .opened,
@@ -133,7 +171,7 @@ final class LockedChannel: Sendable {
     /// Writes a frame; when the server is gone there is nobody to serve, so the process ends.
     func send(_ frame: PluginFrame) {
         let failed = writing.withLock { _ in (try? channel.write(frame)) == nil }
-        if failed { _exit(0) }
+        if failed { PluginProcessRunner.endWithGroup() }
     }
 
     /// Writes a request and reads the next frame, the answer, with no other exchange between.
@@ -169,7 +207,7 @@ private final class CallServer: Sendable {
         for (index, channel) in calls.enumerated() {
             let thread = Thread { [self] in
                 while true {
-                    guard let frame = try? channel.channel.read(), frame.kind == .call else { _exit(0) }
+                    guard let frame = try? channel.channel.read(), frame.kind == .call else { PluginProcessRunner.endWithGroup() }
                     perform(frame, on: channel)
                 }
             }
@@ -180,7 +218,7 @@ private final class CallServer: Sendable {
         return await withCheckedContinuation { (finished: CheckedContinuation<Int32, Never>) in
             let thread = Thread { [self] in
                 while true {
-                    guard let frame = try? control.channel.read() else { _exit(0) }
+                    guard let frame = try? control.channel.read() else { PluginProcessRunner.endWithGroup() }
                     switch frame.kind {
                     case .cancel: running.withLock { $0[frame.id] }?.requestCancellation()
                     case .shutdown:
@@ -189,7 +227,7 @@ private final class CallServer: Sendable {
                             finished.resume(returning: 0)
                         }
                         return
-                    default: _exit(2)
+                    default: PluginProcessRunner.endWithGroup()
                     }
                 }
             }
@@ -270,7 +308,7 @@ final class ChannelServiceInvoker: ServiceInvoker, SynchronousServiceInvoker {
         ]
         header["timeout_ms"] = invocation.timeout.map { .int(Int(($0 / .milliseconds(1)).rounded())) }
         let reply = channel.exchange(PluginFrame(.serviceRequest, id: id, header: header, blob: invocation.body))
-        guard let reply, reply.kind == .serviceReply, reply.id == id else { _exit(3) }
+        guard let reply, reply.kind == .serviceReply, reply.id == id else { PluginProcessRunner.endWithGroup() }
         let message = reply.header["message"]?.stringValue ?? "the server did not carry the call out"
         switch reply.header["outcome"]?.stringValue {
         case "answered":

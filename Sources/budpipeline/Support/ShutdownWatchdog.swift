@@ -103,11 +103,20 @@ struct PluginReloadSignal: Sendable {
             _ = source
             logger.notice("SIGHUP: reloading plugins")
             Task {
-                do {
-                    _ = try await plugins.reload()
-                } catch {
-                    logger.warning("plugin reload not started", metadata: ["reason": "\(error)"])
+                // A signal that comes while a reload runs is not lost: it waits for that one to
+                // end and reloads again (what was installed after the running reload looked).
+                for _ in 0..<6000 {
+                    do throws(PluginHost.ReloadRefused) {
+                        _ = try await plugins.reload()
+                        return
+                    } catch  where !error.isShuttingDown {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    } catch {
+                        logger.notice("plugin reload not started", metadata: ["reason": "\(error)"])
+                        return
+                    }
                 }
+                logger.warning("plugin reload not started: another one ran for 5 minutes")
             }
         }
         await withCheckedContinuation { (registered: CheckedContinuation<Void, Never>) in

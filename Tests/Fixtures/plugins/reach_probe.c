@@ -6,11 +6,13 @@
  *   parent_environ   open and read /proc/<parent>/environ (the server's secrets)
  *   parent_mem       read 1 byte of the parent's memory through /proc/<parent>/mem
  *   parent_vm        process_vm_readv 1 byte from the parent
- *   parent_fds       list /proc/<parent>/fd
+ *   parent_fds       read where the links in /proc/<parent>/fd lead
  *   signal_parent    kill(parent, 0): whether a signal would be delivered
  *   signal_everyone  kill(-1, 0)
  *   signal_pid       kill(params.pid, 0) (a sibling plugin process)
  *   new_session      setsid()
+ *   signal_server_thread  kill(<another thread of the server>, 0)
+ *   privileged_thread     whether any thread of this process kept another user or a capability
  *   identity         nothing; only the uid
  *
  * `fork_and_crash` starts a child that keeps every descriptor and sleeps for 10 minutes,
@@ -65,13 +67,22 @@ static int probe(const char *name, bp_bytes input) {
         return 0;
     }
     if (strcmp(name, "parent_fds") == 0) {
+        /* Where the server's descriptors lead (its database, its sockets): readlink of each. */
         snprintf(path, sizeof path, "/proc/%ld/fd", (long)parent);
         DIR *directory = opendir(path);
         if (!directory) return errno;
-        errno = 0;
-        int error = 0;
-        while (readdir(directory)) {}
-        error = errno;
+        int error = ENOENT;
+        struct dirent *entry;
+        char link[128], target[256];
+        while ((entry = readdir(directory))) {
+            if (entry->d_name[0] == '.') continue;
+            snprintf(link, sizeof link, "/proc/%ld/fd/%.32s", (long)parent, entry->d_name);
+            if (readlink(link, target, sizeof target) >= 0) {
+                error = 0;
+                break;
+            }
+            error = errno;
+        }
         closedir(directory);
         return error;
     }
@@ -85,6 +96,45 @@ static int probe(const char *name, bp_bytes input) {
         return kill((pid_t)pid, 0) == 0 ? 0 : errno;
     }
     if (strcmp(name, "new_session") == 0) return setsid() >= 0 ? 0 : errno;
+    if (strcmp(name, "signal_server_thread") == 0) {
+        /* kill() with the id of one of the server's other threads reaches the whole server. */
+        snprintf(path, sizeof path, "/proc/%ld/task", (long)parent);
+        DIR *directory = opendir(path);
+        if (!directory) return ESRCH;
+        long tid = 0;
+        struct dirent *entry;
+        while ((entry = readdir(directory))) {
+            long value = strtol(entry->d_name, NULL, 10);
+            if (value > 0 && value != (long)parent) tid = value;
+        }
+        closedir(directory);
+        if (tid == 0) return ESRCH;
+        return kill((pid_t)tid, 0) == 0 ? 0 : errno;
+    }
+    if (strcmp(name, "privileged_thread") == 0) {
+        /* "allowed" when a thread of this process kept another user or any capability. */
+        DIR *directory = opendir("/proc/self/task");
+        if (!directory) return ESRCH;
+        int privileged = 0;
+        struct dirent *entry;
+        char line[256];
+        while ((entry = readdir(directory)) && !privileged) {
+            if (entry->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "/proc/self/task/%.64s/status", entry->d_name);
+            FILE *status = fopen(path, "r");
+            if (!status) continue;
+            while (fgets(line, sizeof line, status)) {
+                unsigned long real, effective, saved, filesystem;
+                unsigned long long capabilities;
+                if (sscanf(line, "Uid: %lu %lu %lu %lu", &real, &effective, &saved, &filesystem) == 4
+                    && (real != getuid() || effective != getuid() || saved != getuid() || filesystem != getuid())) privileged = 1;
+                if (sscanf(line, "CapEff: %llx", &capabilities) == 1 && capabilities != 0) privileged = 1;
+            }
+            fclose(status);
+        }
+        closedir(directory);
+        return privileged ? 0 : EPERM;
+    }
     return 0;
 }
 
