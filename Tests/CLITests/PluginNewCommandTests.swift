@@ -86,6 +86,21 @@ import _BudPipelineTestSupport
         #expect(!FileManager.default.fileExists(atPath: output.path))
     }
 
+    @Test func refusesAFileAndShowsHostileNamesOnOneLine() async throws {
+        let output = temporaryDirectory()
+        try "a file".write(to: output, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let file = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "acme", "--output", output.path])
+        #expect(file.status == 1 && file.standardError == "Error: \(output.path) already exists and is not a directory\n")
+        let newline = try await ProcessRunner.run(Repository.executable, ["plugin", "new", "a\nb", "--output", output.path + "-x"])
+        #expect(
+            newline.status == 1 && newline.standardError.hasPrefix("Error: invalid plugin name 'a\\u{a}b':"), "\(newline.standardError)")
+        #expect(newline.standardError.split(separator: "\n").count == 1)
+        let long = try await ProcessRunner.run(
+            Repository.executable, ["plugin", "new", String(repeating: "x", count: 5000), "--output", output.path + "-y"])
+        #expect(long.status == 1 && long.standardError.count < 300, "\(long.standardError.count)")
+    }
+
     @Test func refusesANonEmptyDirectory() async throws {
         let output = temporaryDirectory()
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)

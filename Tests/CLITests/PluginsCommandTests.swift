@@ -163,6 +163,11 @@ import _BudPipelineTestSupport
             (["nope", "--action", "text_stats"], "Error: FUNCTION must be one of execute, on_event, validate_params, cleanup, got 'nope'"),
             (["execute", "--action", "missing"], "Error: no loaded plugin provides action 'missing'"),
             (["execute", "--action", "text_stats", "--request", "[1]"], "Error: --request must be a JSON object"),
+            (
+                ["execute", "--action", "text_stats", "--request", String(repeating: "[", count: 5000)],
+                "Error: --request is not valid JSON: "
+            ),
+            (["execute", "--action", "text_stats", "--config", "{"], "Error: --config is not valid JSON: "),
         ] {
             let failed = try await ProcessRunner.run(Repository.executable, ["plugins", "call", library] + arguments)
             #expect(failed.status != 0 && failed.standardError.hasPrefix(message), "\(failed.standardError)")

@@ -65,7 +65,7 @@ struct PluginNames: Equatable {
             }
         guard valid, !name.hasSuffix("_"), !name.contains("__") else {
             throw CLIError(
-                "invalid plugin name '\(name)': use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"
+                "invalid plugin name \(Self.quoted(name)): use 1 to 64 lowercase letters, digits and single underscores, starting with a letter"
             )
         }
         let words = name.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }
@@ -75,6 +75,21 @@ struct PluginNames: Equatable {
         if Self.reservedModules.contains(camel) {
             throw CLIError("invalid plugin name '\(name)': its module name \(camel) is a BudPipeline module")
         }
+    }
+
+    /// `name` as it goes into a one-line error: quoted, at most 64 characters, control
+    /// characters escaped.
+    static func quoted(_ name: String) -> String {
+        let shown = name.count > 64 ? String(name.prefix(64)) + "…" : name
+        var escaped = ""
+        for scalar in shown.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                escaped += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return "'\(escaped)'"
     }
 
     /// Modules of the BudPipeline package a plugin module must not shadow.

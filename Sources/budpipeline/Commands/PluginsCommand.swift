@@ -192,10 +192,10 @@ struct PluginsCommand: AsyncParsableCommand {
                 throw ValidationError("--isolation must be in-process or process, got '\(isolation)'")
             }
             guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be more than 0 and at most 3600 seconds") }
-            guard case .object = try? JSONValue(parsing: Array(request.utf8)) else {
+            guard case .object = try Self.document(request, option: "--request") else {
                 throw ValidationError("--request must be a JSON object")
             }
-            guard case .object(let configuration)? = try? JSONValue(parsing: Array(config.utf8)) else {
+            guard case .object(let configuration) = try Self.document(config, option: "--config") else {
                 throw ValidationError("--config must be a JSON object")
             }
             var settings = PluginHostConfiguration(pluginDirectories: [], pluginFiles: [path])
@@ -226,6 +226,15 @@ struct PluginsCommand: AsyncParsableCommand {
                 "output": .string(String(decoding: result.output, as: UTF8.self)), "error": .string(result.errorMessage),
             ]
             print(answer.serializedString())
+        }
+
+        /// `text` parsed, or a one-line error naming the option and what is wrong with it.
+        static func document(_ text: String, option: String) throws -> JSONValue {
+            do {
+                return try JSONValue(parsing: Array(text.utf8))
+            } catch {
+                throw ValidationError("\(option) is not valid JSON: \(error)")
+            }
         }
     }
 

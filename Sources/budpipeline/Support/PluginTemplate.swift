@@ -84,6 +84,10 @@ struct PluginTemplate {
     /// returns the number of files written.
     func render(names: PluginNames, sdk: (source: URL, vendored: String)?, into destination: URL) throws -> Int {
         let fileManager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if fileManager.fileExists(atPath: destination.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw CLIError("\(destination.path) already exists and is not a directory")
+        }
         if let existing = try? fileManager.contentsOfDirectory(atPath: destination.path), !existing.isEmpty {
             throw CLIError("\(destination.path) already exists and is not empty")
         }
