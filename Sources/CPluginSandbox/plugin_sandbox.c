@@ -134,31 +134,20 @@ static void refuse(filter_builder *builder, long number) {
     emit(builder, REFUSE);
 }
 
-/* The accumulator holds the system call number: `number` fails with EPERM when its first
- * argument (a pid, read as the kernel does, as a 32-bit int) is one of `targets`. */
-static void refuse_aimed_at(filter_builder *builder, long number, const uint32_t *targets, unsigned char count) {
-    /* number? no: skip the load, the target checks, ALLOW and REFUSE. */
+/* The accumulator holds the system call number: for `number`, returns `matched` when its first
+ * argument (a pid, read as the kernel does, as a 32-bit int) is one of `values`, and `otherwise`
+ * when it is not; other system calls go on to the next check. */
+static void decide_by_first_argument(filter_builder *builder, long number, const uint32_t *values, unsigned char count,
+                                     struct sock_filter matched, struct sock_filter otherwise) {
+    /* number? no: skip the load, the value checks and both returns. */
     emit(builder, JUMP_IF(number, 0, (unsigned char)(count + 3)));
     emit(builder, LOAD(offsetof(struct seccomp_data, args[0])));
     for (unsigned char index = 0; index < count; index++) {
-        /* Jump to REFUSE, past the remaining checks and ALLOW. */
-        emit(builder, JUMP_IF(targets[index], (unsigned char)(count - index), 0));
+        /* Jump to `matched`, past the remaining checks and `otherwise`. */
+        emit(builder, JUMP_IF(values[index], (unsigned char)(count - index), 0));
     }
-    emit(builder, ALLOW);
-    emit(builder, REFUSE);
-}
-
-/* The accumulator holds the system call number: `number` fails with EPERM unless its first
- * argument is one of `allowed`. */
-static void allow_only_aimed_at(filter_builder *builder, long number, const uint32_t *allowed, unsigned char count) {
-    emit(builder, JUMP_IF(number, 0, (unsigned char)(count + 3)));
-    emit(builder, LOAD(offsetof(struct seccomp_data, args[0])));
-    for (unsigned char index = 0; index < count; index++) {
-        /* Jump to ALLOW, past the remaining checks and REFUSE. */
-        emit(builder, JUMP_IF(allowed[index], (unsigned char)(count - index), 0));
-    }
-    emit(builder, REFUSE);
-    emit(builder, ALLOW);
+    emit(builder, otherwise);
+    emit(builder, matched);
 }
 
 int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group, int own_signals_only) {
@@ -209,15 +198,15 @@ int bp_sandbox_restrict_system_calls(pid_t server_pid, pid_t server_group, int o
         pid_t self = getpid();
         const uint32_t own[] = {0, (uint32_t)self, (uint32_t)-self};
         unsigned char own_count = (unsigned char)(sizeof own / sizeof own[0]);
-        allow_only_aimed_at(&builder, SYS_kill, own, own_count);
-        allow_only_aimed_at(&builder, SYS_tgkill, own, own_count);
-        allow_only_aimed_at(&builder, SYS_rt_sigqueueinfo, own, own_count);
-        allow_only_aimed_at(&builder, SYS_rt_tgsigqueueinfo, own, own_count);
+        decide_by_first_argument(&builder, SYS_kill, own, own_count, ALLOW, REFUSE);
+        decide_by_first_argument(&builder, SYS_tgkill, own, own_count, ALLOW, REFUSE);
+        decide_by_first_argument(&builder, SYS_rt_sigqueueinfo, own, own_count, ALLOW, REFUSE);
+        decide_by_first_argument(&builder, SYS_rt_tgsigqueueinfo, own, own_count, ALLOW, REFUSE);
     } else {
-        refuse_aimed_at(&builder, SYS_kill, targets, count);
-        refuse_aimed_at(&builder, SYS_tgkill, targets, count);
-        refuse_aimed_at(&builder, SYS_rt_sigqueueinfo, targets, count);
-        refuse_aimed_at(&builder, SYS_rt_tgsigqueueinfo, targets, count);
+        decide_by_first_argument(&builder, SYS_kill, targets, count, REFUSE, ALLOW);
+        decide_by_first_argument(&builder, SYS_tgkill, targets, count, REFUSE, ALLOW);
+        decide_by_first_argument(&builder, SYS_rt_sigqueueinfo, targets, count, REFUSE, ALLOW);
+        decide_by_first_argument(&builder, SYS_rt_tgsigqueueinfo, targets, count, REFUSE, ALLOW);
     }
     emit(&builder, ALLOW);
     if (builder.overflow) return E2BIG;

@@ -63,22 +63,7 @@ struct PluginLoading {
                 return await stage.attempt { () async throws(PluginRefusal) in try await stage.finishStage(opened) }
             }
         }
-        for offset in files.indices {
-            switch finished[offset] {
-            case .success(let plugin):
-                register(plugin)
-                logger.info(
-                    "plugin loaded",
-                    metadata: [
-                        "plugin": "\(plugin.name)", "version": "\(plugin.image.manifest.version)", "file": "\(files[offset])",
-                        "actions": "\(plugin.image.actions.map(\.type).joined(separator: ","))",
-                    ]
-                )
-            case .failure(let error):
-                refusals.append(error)
-                logger.warning("plugin refused", metadata: ["file": "\(files[offset])", "reason": "\(error.reason)"])
-            }
-        }
+        for offset in files.indices { record(finished[offset], file: files[offset]) }
     }
 
     /// A library opened, not yet admitted or initialised: in the server, or in its plugin process.
@@ -177,9 +162,17 @@ struct PluginLoading {
     /// Loads `file` and registers it, or records its refusal; the plugin, if it loaded.
     @discardableResult
     private mutating func loadAndRegister(_ file: String, fresh: Bool = false) async -> LoadedPlugin? {
-        do {
-            let plugin = try await load(file, index: loadCount, fresh: fresh)
-            loadCount += 1
+        let index = loadCount
+        loadCount += 1
+        let attempt = await attempt { () async throws(PluginRefusal) in try await load(file, index: index, fresh: fresh) }
+        return record(attempt, file: file)
+    }
+
+    /// Registers a plugin that loaded, or records the refusal; logs either. The plugin, if any.
+    @discardableResult
+    private mutating func record(_ outcome: Result<LoadedPlugin, PluginRefusal>, file: String) -> LoadedPlugin? {
+        switch outcome {
+        case .success(let plugin):
             register(plugin)
             logger.info(
                 "plugin loaded",
@@ -189,8 +182,7 @@ struct PluginLoading {
                 ]
             )
             return plugin
-        } catch {
-            loadCount += 1
+        case .failure(let error):
             refusals.append(error)
             logger.warning("plugin refused", metadata: ["file": "\(file)", "reason": "\(error.reason)"])
             return nil
