@@ -363,10 +363,12 @@ public final class BudServicesSimulator: Sendable {
         reports: @escaping @Sendable () -> [Report], completed: @escaping @Sendable () -> Void
     ) {
         let fault = state.withLock { $0.faults[operation] }
+        // Unstructured on purpose: a simulated workflow goes on after the request that started
+        // it was answered, as the real service's does.
         Task {
             var plan = reports()
             switch fault {
-            case .workflowFails(let message)?: plan = [plan[0], .results(status: "FAILED", message: message, result: [:])]
+            case .workflowFails(let message)?: plan = plan.prefix(1) + [.results(status: "FAILED", message: message, result: [:])]
             case .silentWorkflow?: plan = []
             default: break
             }

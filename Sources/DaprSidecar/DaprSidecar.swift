@@ -115,6 +115,7 @@ public final class DaprSidecar: Sendable {
         let application = Application(
             router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port)),
             onServerRunning: { channel in ready.yield(channel.localAddress?.port ?? port) }, logger: logger)
+        // Unstructured on purpose: the test double runs until its owner calls `stop()`.
         let server = Task { try await application.run() }
         var iterator = started.makeAsyncIterator()
         guard let bound = await iterator.next() else { throw SidecarError("the sidecar did not start") }
@@ -224,6 +225,7 @@ public final class DaprSidecar: Sendable {
         state.withLock { $0.publications.append(publication) }
         if topic == appTopic, self.appURL != nil {
             let event = Self.cloudEvent(body, publication: publication)
+            // Unstructured on purpose: like Dapr, delivery happens after the publish is answered.
             Task { _ = await self.deliver(event) }
         }
         return Response(status: .noContent)

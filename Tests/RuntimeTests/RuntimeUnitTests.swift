@@ -232,7 +232,7 @@ struct LocalTimerQueueTests {
         let started = ContinuousClock.now
         let sleeper = Task {
             await queue.sleep(until: Date().addingTimeInterval(60))
-            await alarm.sleep(until: Date().addingTimeInterval(60))
+            await alarm.sleep(for: .seconds(60))
         }
         try? await Task.sleep(for: .milliseconds(50))
         sleeper.cancel()

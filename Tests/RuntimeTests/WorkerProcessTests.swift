@@ -97,14 +97,23 @@ struct WorkerProcessTests {
             while ProbeLog.read(probeLog).count < 40, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             await crashing.kill()
 
+            // A COMMIT the killed worker sent just before it died can still land on PostgreSQL's
+            // side a moment later: the states count once two readings agree.
             var runningAtKill: Set<String> = []
             var completedAtKill: Set<String> = []
-            for id in ids {
-                for step in try await database.store.steps(executionID: id) {
-                    let key = "\(id)/\(step.state.stepID)/\(step.state.attempt)"
-                    if step.state.status == .running { runningAtKill.insert(key) }
-                    if step.state.status == .completed { completedAtKill.insert(key) }
+            for _ in 0..<50 {
+                var running: Set<String> = []
+                var completed: Set<String> = []
+                for id in ids {
+                    for step in try await database.store.steps(executionID: id) {
+                        let key = "\(id)/\(step.state.stepID)/\(step.state.attempt)"
+                        if step.state.status == .running { running.insert(key) }
+                        if step.state.status == .completed { completed.insert(key) }
+                    }
                 }
+                if running == runningAtKill, completed == completedAtKill { break }
+                (runningAtKill, completedAtKill) = (running, completed)
+                try await Task.sleep(for: .milliseconds(200))
             }
             #expect(!runningAtKill.isEmpty, "the kill came while steps were running")
             #expect(!completedAtKill.isEmpty)

@@ -284,35 +284,33 @@ struct ExecutionRoutes: Sendable {
             bus.unsubscribe(subscription.id)
             throw notFound(id, request)
         }
-        let (items, sink) = AsyncStream<EventBus.Message?>.makeStream()
-        let forwarder = Task {
-            for await message in subscription.messages where message.topic == nil { sink.yield(message) }
-            sink.finish()
-        }
-        let keepAlive = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(15))
-                sink.yield(nil)
-            }
-        }
         let body = ResponseBody { writer in
-            defer {
-                forwarder.cancel()
-                keepAlive.cancel()
-                bus.unsubscribe(subscription.id)
-            }
+            defer { bus.unsubscribe(subscription.id) }
             try await writer.write(
                 Self.serverSentEvent("snapshot", Representation.execution(record, masking: runtime.configuration.secretKeys)))
             if !record.status.isFinished {
+                // The execution's events and a keep-alive tick (`nil`) merged into one sequence
+                // by two child tasks, which end with the stream.
+                let (items, sink) = AsyncStream<EventBus.Message?>.makeStream()
                 // A stream ends when the server shuts down, so that it does not hold the shutdown up.
                 try await withGracefulShutdownHandler {
-                    for await item in items {
-                        guard let message = item else {
-                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                            continue
+                    try await withThrowingDiscardingTaskGroup { group in
+                        group.addTask {
+                            for await message in subscription.messages where message.topic == nil { sink.yield(message) }
+                            sink.finish()
                         }
-                        try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
-                        if Self.finalEvents.contains(message.eventType) { break }
+                        group.addTask {
+                            while (try? await Task.sleep(for: .seconds(15))) != nil { sink.yield(nil) }
+                        }
+                        for await item in items {
+                            guard let message = item else {
+                                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                                continue
+                            }
+                            try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
+                            if Self.finalEvents.contains(message.eventType) { break }
+                        }
+                        group.cancelAll()
                     }
                 } onGracefulShutdown: {
                     sink.finish()

@@ -279,6 +279,8 @@ final class PluginCall: Sendable {
     ) -> Result<ServiceInvocationResponse, ServiceInvocationError> {
         let answered = DispatchSemaphore(value: 0)
         let answer = Mutex<Result<ServiceInvocationResponse, ServiceInvocationError>?>(nil)
+        // Unstructured on purpose: the caller is a plugin thread, not a task; it waits for this
+        // task (bounded by the invoker's own deadline) before it returns to the plugin.
         Task {
             let result: Result<ServiceInvocationResponse, ServiceInvocationError>
             do throws(ServiceInvocationError) {

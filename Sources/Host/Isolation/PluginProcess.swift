@@ -301,21 +301,25 @@ final class PluginProcess: Sendable {
     /// Waits for the next handshake frame: registers for it, then (spawning a process first when
     /// none runs) runs `send` on the control channel.
     private func handshake(timeout: Duration, send: @escaping @Sendable (ServerChannel) throws -> Void) async throws -> PluginFrame {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled, let self else { return }
-            self.takeHandshake()?.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
-            self.kill(reason: "it did not answer within \(PluginHost.format(timeout))")
-        }
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            state.withLock { $0.handshake = continuation }
-            do {
-                let channel = try state.withLock({ $0.control }) ?? spawn()
-                try send(channel)
-            } catch {
-                takeHandshake()?.resume(throwing: error)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // The deadline: a child task that fails the handshake and ends the process, unless
+            // the answer came first (then it is cancelled with the group).
+            group.addTask { [self] in
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                takeHandshake()?.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
+                kill(reason: "it did not answer within \(PluginHost.format(timeout))")
             }
+            let frame = try await withCheckedThrowingContinuation { continuation in
+                state.withLock { $0.handshake = continuation }
+                do {
+                    let channel = try state.withLock({ $0.control }) ?? spawn()
+                    try send(channel)
+                } catch {
+                    takeHandshake()?.resume(throwing: error)
+                }
+            }
+            group.cancelAll()
+            return frame
         }
     }
 
@@ -918,11 +922,21 @@ final class PluginProcess: Sendable {
                 logger.error(
                     "plugin process ended; restarting",
                     metadata: ["plugin": "\(label)", "exit": "\(outcome.why)", "backoff": "\(PluginHost.format(backoff))"])
-                Task { [weak self] in
-                    try? await Task.sleep(for: backoff)
-                    await self?.restart()
-                }
+                scheduleRestart(after: backoff)
             }
+        }
+    }
+
+    /// Starts the process again after `backoff`.
+    ///
+    /// Unstructured on purpose: the restart belongs to the plugin process, not to the call or the
+    /// reaper that saw it end, and a plugin host also runs outside any service group (the CLI's
+    /// `plugins call` and `plugins check`). It holds the process weakly and does nothing once the
+    /// process is no longer restarting (shut down, quarantined, reloaded).
+    private func scheduleRestart(after backoff: Duration) {
+        Task { [weak self] in
+            try? await Task.sleep(for: backoff)
+            await self?.restart()
         }
     }
 
@@ -978,10 +992,7 @@ final class PluginProcess: Sendable {
             return
         }
         logger.error("plugin process could not start; trying again", metadata: ["plugin": "\(pluginLabel)", "reason": "\(reason)"])
-        Task { [weak self] in
-            try? await Task.sleep(for: backoff)
-            await self?.restart()
-        }
+        scheduleRestart(after: backoff)
     }
 
     /// Quarantines the plugin: its process ends, waiting calls fail, no restart follows.

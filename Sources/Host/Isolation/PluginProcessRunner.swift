@@ -215,17 +215,15 @@ private final class CallServer: Sendable {
             thread.stackSize = 8 << 20
             thread.start()
         }
-        return await withCheckedContinuation { (finished: CheckedContinuation<Int32, Never>) in
+        // The control thread reports the server's `shutdown`; the host is then shut down here.
+        await withCheckedContinuation { (shutdownRequested: CheckedContinuation<Void, Never>) in
             let thread = Thread { [self] in
                 while true {
                     guard let frame = try? control.channel.read() else { PluginProcessRunner.endWithGroup() }
                     switch frame.kind {
                     case .cancel: running.withLock { $0[frame.id] }?.requestCancellation()
                     case .shutdown:
-                        Task {
-                            await host.shutdown()
-                            finished.resume(returning: 0)
-                        }
+                        shutdownRequested.resume()
                         return
                     default: PluginProcessRunner.endWithGroup()
                     }
@@ -234,6 +232,8 @@ private final class CallServer: Sendable {
             thread.name = "bp-plugin-process-control"
             thread.start()
         }
+        await host.shutdown()
+        return 0
     }
 
     /// Runs one call on this (the channel's) thread and sends its result on the channel.

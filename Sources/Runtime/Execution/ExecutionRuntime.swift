@@ -4,6 +4,7 @@ public import Foundation
 public import Logging
 public import PipelineEngine
 import PluginSchema
+import Scheduling
 public import Storage
 import Synchronization
 import WorkMarks
@@ -32,8 +33,10 @@ public final class ExecutionRuntime: Sendable {
     /// Live events of this process's executions, for streams; without Dapr, notifications too.
     public let eventBus = EventBus()
     let calls: StepCalls
+    /// The work the runtime starts by itself, run by ``RuntimeLifecycleService``.
+    let tasks = RuntimeTasks()
     /// The first count of interruptions (see ``countInterruptionsAtStart()``).
-    let startupCount = Mutex<Task<Void, Never>?>(nil)
+    let startupCount = Mutex(StartupCount.notStarted)
 
     private struct Mailbox {
         var inputs: [QueuedInput] = []
@@ -49,7 +52,8 @@ public final class ExecutionRuntime: Sendable {
 
     private struct State {
         var mailboxes: [String: Mailbox] = [:]
-        var finishWaiters: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
+        /// Alarms of the tasks waiting for an execution to finish, rung when it does.
+        var finishWaiters: [String: [UUID: Alarm<ContinuousClock>]] = [:]
         var stopping = false
         var activeDrains = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -64,7 +68,7 @@ public final class ExecutionRuntime: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.catalog = RuntimeActionCatalog(plugins: plugins)
-        self.calls = StepCalls(plugins: plugins, logger: logger)
+        self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger)
     }
 
     // MARK: Starting and steering executions
@@ -195,9 +199,22 @@ public final class ExecutionRuntime: Sendable {
         }
         switch startDrain {
         case nil: completion?(.failure(RuntimeError.shuttingDown))
-        case true?: Task { await drain(executionID) }
+        case true?:
+            if !tasks.start({ await self.drain(executionID) }) { abandonDrain(executionID) }
         case false?: break
         }
+    }
+
+    /// Fails the queued inputs of an execution whose drain could not start (the runtime's tasks
+    /// ended), so that nobody waits for them.
+    private func abandonDrain(_ executionID: String) {
+        let inputs = state.withLock { state -> [QueuedInput] in
+            state.activeDrains -= 1
+            defer { state.mailboxes[executionID] = nil }
+            return state.mailboxes[executionID]?.inputs ?? []
+        }
+        for queued in inputs { queued.completion?(.failure(RuntimeError.shuttingDown)) }
+        notifyIdleIfDone()
     }
 
     private var isStopping: Bool { state.withLock { $0.stopping } }
@@ -415,7 +432,7 @@ public final class ExecutionRuntime: Sendable {
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
-        for workflowID in plan.awaitedWorkflowIDs { Task { await deliverParkedEvents(for: workflowID) } }
+        for workflowID in plan.awaitedWorkflowIDs { tasks.start { await self.deliverParkedEvents(for: workflowID) } }
         if let status = plan.finished {
             logger.info("execution finished", metadata: ["execution_id": "\(executionID)", "status": "\(status.rawValue)"])
             notifyFinished(executionID)
@@ -430,8 +447,9 @@ public final class ExecutionRuntime: Sendable {
             submit(.engine(input), to: call.executionID)
         }
         guard !started else { return }
-        // Shutting down: hand the step to whichever process claims it next.
-        Task { [store, configuration] in
+        // Shutting down: hand the step to whichever process claims it next (or, when even that
+        // cannot start, let its claim expire).
+        tasks.start { [store, configuration] in
             try? await store.releaseLease(owner: configuration.workerID, executionID: call.executionID, stepID: call.stepID, now: Date())
         }
     }
@@ -440,19 +458,23 @@ public final class ExecutionRuntime: Sendable {
 
     private func waitForFinish(_ executionID: String, atMost limit: Duration) async {
         let id = UUID()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            state.withLock { $0.finishWaiters[executionID, default: [:]][id] = continuation }
-            Task {
-                try? await Task.sleep(for: limit)
-                let waiter = state.withLock { $0.finishWaiters[executionID]?.removeValue(forKey: id) }
-                waiter?.resume()
-            }
+        let alarm = Alarm()
+        let stopping = state.withLock { state -> Bool in
+            guard !state.stopping else { return true }
+            state.finishWaiters[executionID, default: [:]][id] = alarm
+            return false
+        }
+        guard !stopping else { return }
+        await alarm.sleep(for: limit)
+        state.withLock { state in
+            state.finishWaiters[executionID]?[id] = nil
+            if state.finishWaiters[executionID]?.isEmpty == true { state.finishWaiters[executionID] = nil }
         }
     }
 
     private func notifyFinished(_ executionID: String) {
         let waiters = state.withLock { $0.finishWaiters.removeValue(forKey: executionID) } ?? [:]
-        for waiter in waiters.values { waiter.resume() }
+        for waiter in waiters.values { waiter.wake() }
     }
 
     private func notifyIdleIfDone() {
@@ -472,14 +494,7 @@ public final class ExecutionRuntime: Sendable {
     /// for plugin calls at once; the transitions in progress are still waited for.
     public func shutdown() async {
         calls.stopAccepting()
-        let callsDeadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        while calls.inFlightCount > 0, ContinuousClock.now < callsDeadline {
-            do {
-                try await Task.sleep(for: .milliseconds(20))
-            } catch {
-                break
-            }
-        }
+        await calls.waitUntilIdle(atMost: configuration.shutdownGracePeriod)
         state.withLock { $0.stopping = true }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let idle = state.withLock { state -> Bool in
@@ -489,11 +504,11 @@ public final class ExecutionRuntime: Sendable {
             }
             if idle { continuation.resume() }
         }
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state -> [Alarm<ContinuousClock>] in
             defer { state.finishWaiters = [:] }
             return state.finishWaiters.values.flatMap(\.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.wake() }
     }
 }
 

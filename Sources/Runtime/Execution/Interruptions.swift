@@ -3,6 +3,7 @@ import BudPipelineHost
 import Foundation
 import Logging
 import PipelineEngine
+import Scheduling
 import Storage
 import Synchronization
 import WorkMarks
@@ -58,13 +59,37 @@ extension ExecutionRuntime {
     /// before their first claim, so no step is run again before its deaths are counted — and
     /// since they start once the server listens, counting never delays serving.
     func countInterruptionsAtStart() async {
-        let count = startupCount.withLock { task -> Task<Void, Never> in
-            if let task { return task }
-            let started = Task { [self] in _ = await countInterruptions() }
-            task = started
-            return started
+        let counts = startupCount.withLock { count -> Bool? in
+            switch count {
+            case .notStarted:
+                count = .counting(waiters: [])
+                return true
+            case .counting: return false
+            case .done: return nil
+            }
         }
-        await count.value
+        switch counts {
+        case nil:
+            return
+        case false?:
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = startupCount.withLock { count -> Bool in
+                    guard case .counting(var waiters) = count else { return true }
+                    waiters.append(continuation)
+                    count = .counting(waiters: waiters)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        case true?:
+            _ = await countInterruptions()
+            let waiters = startupCount.withLock { count -> [CheckedContinuation<Void, Never>] in
+                defer { count = .done }
+                guard case .counting(let waiters) = count else { return [] }
+                return waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
     }
 
     /// Why a step the process kept dying on is failed.
@@ -151,4 +176,12 @@ extension ExecutionRuntime {
             return nil
         }()
     #endif
+}
+
+/// Where the first count of interruptions stands: the first service to ask counts, the others
+/// wait for it.
+enum StartupCount {
+    case notStarted
+    case counting(waiters: [CheckedContinuation<Void, Never>])
+    case done
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PipelineEngine
 import PluginSchema
+import Scheduling
 import Synchronization
 
 /// The plugin calls this process is making, so that their claims can be renewed, and the mapping
@@ -20,11 +21,15 @@ final class StepCalls: Sendable {
     }
 
     private let plugins: PluginHost
+    private let tasks: RuntimeTasks
     private let logger: Logger
     private let state = Mutex(State())
+    /// Rung when the last call in flight returns.
+    private let idle = Alarm()
 
-    init(plugins: PluginHost, logger: Logger) {
+    init(plugins: PluginHost, tasks: RuntimeTasks, logger: Logger) {
         self.plugins = plugins
+        self.tasks = tasks
         self.logger = logger
     }
 
@@ -35,6 +40,15 @@ final class StepCalls: Sendable {
     /// Makes no more calls: steps dispatched from now on are left to their claims.
     func stopAccepting() {
         state.withLock { $0.accepting = false }
+    }
+
+    /// Returns once no call is in flight, after `limit` at the latest, or at once when the task
+    /// is cancelled.
+    func waitUntilIdle(atMost limit: Duration) async {
+        let deadline = idle.clock.now.advanced(by: limit)
+        while inFlightCount > 0, idle.clock.now < deadline {
+            if await idle.sleep(until: deadline) == .cancelled { return }
+        }
     }
 
     /// Calls the step's action and reports its result as an input (`nil` results — the host shut
@@ -53,15 +67,22 @@ final class StepCalls: Sendable {
             return true
         }
         guard accepted else { return false }
-        Task {
+        let started = tasks.start { [self] in
             let input = await execute(call, progress: progress)
-            state.withLock { state in
-                let remaining = (state.inFlight[key] ?? 1) - 1
-                state.inFlight[key] = remaining > 0 ? remaining : nil
-            }
+            finished(key)
             if let input { result(input) }
         }
-        return true
+        if !started { finished(key) }
+        return started
+    }
+
+    private func finished(_ key: Key) {
+        let none = state.withLock { state -> Bool in
+            let remaining = (state.inFlight[key] ?? 1) - 1
+            state.inFlight[key] = remaining > 0 ? remaining : nil
+            return state.inFlight.isEmpty
+        }
+        if none { idle.wake() }
     }
 
     private func execute(_ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void) async -> ExecutionInput? {
@@ -117,7 +138,7 @@ final class StepCalls: Sendable {
             reason: abandonment.reason
         )
         guard plugins.action(abandonment.action) != nil else { return }
-        Task {
+        tasks.start { [plugins, logger] in
             do {
                 if let problem = try await plugins.cleanup(request) {
                     logger.warning(

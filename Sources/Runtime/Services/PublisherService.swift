@@ -29,23 +29,16 @@ public struct PublisherService: Service {
     }
 
     public func run() async throws {
-        let stopped = StopFlag()
-        let alarm = runtime.publishAlarm
-        await withTaskCancellationOrGracefulShutdownHandler {
-            while !stopped.isSet {
-                let now = Date()
-                let full = await publishDue(now: now)
-                var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
-                if full {
-                    wake = now
-                } else if let due = try? await runtime.store.nextOutboxDue(), due < wake {
-                    wake = max(due, now.addingTimeInterval(0.01))
-                }
-                await alarm.sleep(until: wake)
+        await repeatUntilShutdown(waitingOn: runtime.publishAlarm) {
+            let now = Date()
+            let full = await publishDue(now: now)
+            var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
+            if full {
+                wake = now
+            } else if let due = try? await runtime.store.nextOutboxDue(), due < wake {
+                wake = max(due, now.addingTimeInterval(0.01))
             }
-        } onCancelOrGracefulShutdown: {
-            stopped.set()
-            alarm.wake()
+            return wake
         }
     }
 

@@ -44,8 +44,10 @@ public struct PluginRetirementService: Service {
     }
 }
 
-/// Keeps the runtime for the life of the group and, on shutdown, lets its work in progress finish
-/// (see ``ExecutionRuntime/shutdown()``; cancelled, it stops waiting for plugin calls at once).
+/// Runs the work the runtime starts by itself (see ``RuntimeTasks``) for the life of the group
+/// and, on shutdown, lets its work in progress finish (see ``ExecutionRuntime/shutdown()``;
+/// cancelled, it stops waiting for plugin calls at once). Plugin calls still under way after the
+/// grace period are cancelled: their claims expire and another process runs them again.
 public struct RuntimeLifecycleService: Service {
     let runtime: ExecutionRuntime
 
@@ -54,8 +56,13 @@ public struct RuntimeLifecycleService: Service {
     }
 
     public func run() async throws {
-        try? await gracefulShutdown()
-        await runtime.shutdown()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await runtime.tasks.run() }
+            try? await gracefulShutdown()
+            await runtime.shutdown()
+            runtime.tasks.finish()
+            group.cancelAll()
+        }
         // Stopped in order: the work still marked did not die with the process.
         WorkMarks.closeCleanly()
     }
@@ -72,22 +79,16 @@ public struct TimerService: Service {
     }
 
     public func run() async throws {
-        let stopped = StopFlag()
         let queue = runtime.timers
         await runtime.countInterruptionsAtStart()
-        await withTaskCancellationOrGracefulShutdownHandler {
-            var nextPoll = Date()
-            while !stopped.isSet {
-                let now = Date()
-                for timer in queue.takeDue(now: now) { runtime.submit(.timer(timer), to: timer.executionID) }
-                if now >= nextPoll {
-                    nextPoll = await poll(now: now)
-                }
-                await queue.sleep(until: min(queue.nextDue() ?? nextPoll, nextPoll))
+        var nextPoll = Date()
+        await repeatUntilShutdown(waitingOn: queue.alarm) {
+            let now = Date()
+            for timer in queue.takeDue(now: now) { runtime.submit(.timer(timer), to: timer.executionID) }
+            if now >= nextPoll {
+                nextPoll = await poll(now: now)
             }
-        } onCancelOrGracefulShutdown: {
-            stopped.set()
-            queue.wake()
+            return min(queue.nextDue() ?? nextPoll, nextPoll)
         }
     }
 
@@ -122,7 +123,7 @@ public struct LeaseService: Service {
         var nextRenewal = Date().addingTimeInterval(renewEvery)
         var nextSweep = Date()
         await runtime.countInterruptionsAtStart()
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+        await repeatUntilShutdown(waitingOn: Alarm()) {
             let now = Date()
             if now >= nextRenewal {
                 await renew(now: now)
@@ -132,8 +133,7 @@ public struct LeaseService: Service {
                 let full = await sweep(now: now)
                 nextSweep = full ? now : now.addingTimeInterval(configuration.leaseSweepInterval.seconds)
             }
-            let wake = min(nextRenewal, nextSweep).timeIntervalSinceNow
-            guard await sleepUnlessShuttingDown(seconds: wake) else { return }
+            return min(nextRenewal, nextSweep)
         }
     }
 
@@ -214,10 +214,14 @@ public struct RetentionService: Service {
             try? await gracefulShutdown()
             return
         }
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            guard let next = configuration.retentionSchedule.next(after: Date()) else { break }
-            guard await sleepUnlessShuttingDown(seconds: next.timeIntervalSinceNow) else { return }
-            await runOnce(now: Date())
+        var due = configuration.retentionSchedule.next(after: Date())
+        await repeatUntilShutdown(waitingOn: Alarm()) {
+            guard let scheduled = due else { return nil }
+            if Date() >= scheduled {
+                await runOnce(now: Date())
+                due = configuration.retentionSchedule.next(after: Date())
+            }
+            return due
         }
         try? await gracefulShutdown()
     }
@@ -267,14 +271,20 @@ final class StopFlag: Sendable {
     }
 }
 
-/// Sleeps, returning false (early) when the service group shuts down or the task is cancelled.
-func sleepUnlessShuttingDown(seconds: Double) async -> Bool {
-    guard seconds > 0 else { return !Task.isShuttingDownGracefully && !Task.isCancelled }
-    do {
-        try await cancelWhenGracefulShutdown { try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400 * 30) * 1e9))) }
-        return true
-    } catch {
-        return false
+/// Runs `iteration` again and again until the service group shuts down gracefully or the task is
+/// cancelled, sleeping on `alarm` in between until the time the iteration returned (cut short by
+/// a wake-up of the alarm). Shutdown and cancellation end the sleep at once and no iteration
+/// starts after them; an iteration that returns `nil` ends the loop.
+func repeatUntilShutdown(waitingOn alarm: Alarm<ContinuousClock>, _ iteration: () async -> Date?) async {
+    let stopped = StopFlag()
+    await withTaskCancellationOrGracefulShutdownHandler {
+        while !stopped.isSet {
+            guard let next = await iteration(), !stopped.isSet else { return }
+            await alarm.sleep(untilDate: next)
+        }
+    } onCancelOrGracefulShutdown: {
+        stopped.set()
+        alarm.wake()
     }
 }
 
@@ -289,23 +299,16 @@ public struct ScheduleService: Service {
     }
 
     public func run() async throws {
-        let stopped = StopFlag()
-        let alarm = runtime.scheduleAlarm
-        await withTaskCancellationOrGracefulShutdownHandler {
-            while !stopped.isSet {
-                let now = Date()
-                let full = await fireDue(now: now)
-                var wake = now.addingTimeInterval(runtime.configuration.timerPollInterval.seconds)
-                if full {
-                    wake = now
-                } else if let due = try? await runtime.store.nextScheduleDue(), due < wake {
-                    wake = due
-                }
-                await alarm.sleep(until: wake)
+        await repeatUntilShutdown(waitingOn: runtime.scheduleAlarm) {
+            let now = Date()
+            let full = await fireDue(now: now)
+            var wake = now.addingTimeInterval(runtime.configuration.timerPollInterval.seconds)
+            if full {
+                wake = now
+            } else if let due = try? await runtime.store.nextScheduleDue(), due < wake {
+                wake = due
             }
-        } onCancelOrGracefulShutdown: {
-            stopped.set()
-            alarm.wake()
+            return wake
         }
     }
 

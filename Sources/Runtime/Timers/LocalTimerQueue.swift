@@ -1,5 +1,6 @@
 import Foundation
 import HeapModule
+import Scheduling
 import Storage
 import Synchronization
 
@@ -23,11 +24,6 @@ final class LocalTimerQueue: Sendable {
         var heap = Heap<Entry>()
         /// The current due time of each live timer; heap entries that disagree are stale.
         var current: [TimerID: Date] = [:]
-        /// The sleeping timer loop, woken when an earlier timer arrives.
-        var sleeper: Task<Void, Never>?
-        var sleepingUntil: Date?
-        /// A wake-up that came while nobody slept: the next sleep returns at once.
-        var pendingWake = false
 
         /// The due time of the first live timer, dropping stale entries on the way.
         mutating func earliestLive() -> Date? {
@@ -40,12 +36,14 @@ final class LocalTimerQueue: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The timer loop's sleep, cut short when an earlier timer arrives.
+    let alarm = Alarm()
 
     var count: Int { state.withLock { $0.current.count } }
 
     func apply(_ effects: [TimerEffect], executionID: String) {
         guard !effects.isEmpty else { return }
-        let wake = state.withLock { state -> Task<Void, Never>? in
+        let earliest = state.withLock { state -> Date? in
             var earliest: Date?
             for effect in effects {
                 switch effect {
@@ -57,10 +55,9 @@ final class LocalTimerQueue: Sendable {
                     state.current[TimerID(executionID: executionID, key: key)] = nil
                 }
             }
-            guard let earliest, let sleepingUntil = state.sleepingUntil, earliest < sleepingUntil else { return nil }
-            return state.sleeper
+            return earliest
         }
-        wake?.cancel()
+        if let earliest { alarm.wake(ifSleepingBeyond: alarm.instant(at: earliest)) }
     }
 
     /// Forgets every timer of an execution (it finished).
@@ -91,43 +88,14 @@ final class LocalTimerQueue: Sendable {
     }
 
     /// Sleeps until `deadline` (at most a day), or less when an earlier timer is added, `wake()`
-    /// is called or the calling task is cancelled (a cancelled task returns at once).
+    /// is called or the calling task is cancelled (a cancelled task returns at once). A timer
+    /// added while nobody sleeps ends the next sleep at once, so the loop looks at it again.
     func sleep(until deadline: Date) async {
-        let interval = min(deadline.timeIntervalSinceNow, 86_400)
-        guard interval > 0, !Task.isCancelled else { return }
-        // Its own task, so that a wake-up cancels the sleep and not the caller.
-        let sleeper = Task { _ = try? await Task.sleep(for: .nanoseconds(Int64(interval * 1e9))) }
-        let sleeps = state.withLock { state -> Bool in
-            if state.pendingWake {
-                state.pendingWake = false
-                return false
-            }
-            if let next = state.earliestLive(), next < deadline { return false }
-            state.sleeper = sleeper
-            state.sleepingUntil = deadline
-            return true
-        }
-        guard sleeps else {
-            sleeper.cancel()
-            return
-        }
-        await withTaskCancellationHandler {
-            await sleeper.value
-        } onCancel: {
-            sleeper.cancel()
-        }
-        state.withLock { state in
-            state.sleeper = nil
-            state.sleepingUntil = nil
-        }
+        await alarm.sleep(untilDate: deadline)
     }
 
     /// Ends the current sleep at once.
     func wake() {
-        let sleeper = state.withLock { state -> Task<Void, Never>? in
-            if state.sleeper == nil { state.pendingWake = true }
-            return state.sleeper
-        }
-        sleeper?.cancel()
+        alarm.wake()
     }
 }

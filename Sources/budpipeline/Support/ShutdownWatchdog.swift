@@ -44,6 +44,8 @@ final class ShutdownWatchdog: Sendable {
                     logger.notice(
                         "stopping", metadata: ["signal": "\(name)", "deadline_seconds": "\(deadline.components.seconds)"])
                 }
+                // Unstructured on purpose: a signal handler runs on a dispatch queue, outside any
+                // task; `onSignal` only asks the service group to shut down.
                 Task { await onSignal() }
             }
             await withCheckedContinuation { (registered: CheckedContinuation<Void, Never>) in
@@ -102,6 +104,8 @@ struct PluginReloadSignal: Sendable {
         source.setEventHandler { [plugins, logger, source] in
             _ = source
             logger.notice("SIGHUP: reloading plugins")
+            // Unstructured on purpose: a signal handler runs on a dispatch queue, outside any
+            // task; the reload is bounded (below) and refused once the host shuts down.
             Task {
                 // A signal that comes while a reload runs is not lost: it waits for that one to
                 // end and reloads again (what was installed after the running reload looked).

@@ -24,7 +24,7 @@ static void probe_read_string(bp_bytes input, const char *key, char *out, size_t
     out[length] = '\0';
 }
 
-static void probe_log_line(const char *call, const char *detail) {
+__attribute__((unused)) static void probe_log_line(const char *call, const char *detail) {
     const char *path = getenv("BUDPIPELINE_PROBE_LOG");
     if (!path) return;
     char line[600];
