@@ -5,7 +5,7 @@ import PluginKit
 /// deploy workflow, then waits for budcluster's completion event.
 ///
 /// For a local model with SLO targets it first asks budsim for a recommended configuration
-/// ("smart mode"), as the reference does, and passes the recommendation on to budapp.
+/// ("smart mode") and passes the recommendation on to budapp.
 struct DeploymentCreate: BudServiceAction, EventHandling {
     static let sloTargets = ["ttft", "per_session_tokens_per_sec", "e2e_latency"]
     static let parserParams = ["tool_calling_parser_type", "reasoning_parser_type", "chat_template"]
@@ -289,7 +289,7 @@ struct DeploymentCreate: BudServiceAction, EventHandling {
 
     // MARK: Parameter checks
 
-    /// A value the reference would count as given (truthy): not null, empty, zero or false.
+    /// A value that counts as given (Python truthiness): not null, empty, zero or false.
     static func isSet(_ value: JSONValue?) -> Bool {
         switch value {
         case nil, .null?, .bool(false)?: false

@@ -14,9 +14,9 @@ let notificationManifest = PluginManifest(
 /// route, in the request shape budnotify accepts (`notification_type`, `name`, `subscriber_ids`,
 /// `payload`), so that its Novu workflow delivers it on the chosen channel.
 ///
-/// The reference published a shape of its own to a `notifications` topic nothing subscribed to;
-/// this one reaches budnotify (docs/notification-plugin.md). Configuration: `budnotify_app_id`
-/// (`budnotify`), `novu_workflow` (`bud-notification`).
+/// It calls budnotify directly rather than publishing to a `notifications` topic, which nothing
+/// subscribes to (docs/notification-plugin.md). Configuration: `budnotify_app_id` (`budnotify`),
+/// `novu_workflow` (`bud-notification`).
 struct SendNotification: ParameterValidating {
     static let channels = ["email", "slack", "teams", "webhook"]
     static let severities = ["info", "warning", "error", "critical"]

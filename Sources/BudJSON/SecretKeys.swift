@@ -11,11 +11,12 @@
 /// ``redactionMarker``, in objects at any depth, including objects inside arrays. It never
 /// changes anything else, and returns the very value it was given when there is nothing to mask.
 public struct SecretKeys: Sendable, Equatable {
-    /// What a secret value is replaced with (the reference service's marker).
+    /// What a secret value is replaced with; the marker never changes, so clients can recognise it.
     public static let redactionMarker = "***REDACTED***"
 
-    /// The entries every set has: the reference's sanitisation list (behaviour §10.3) and the
-    /// names of the tokens and headers BudPipeline itself handles.
+    /// The entries every set has: the common names of passwords, tokens, keys and credentials (every
+    /// key masked before is masked still) and the names of the tokens and headers BudPipeline itself
+    /// handles.
     public static let builtInEntries: [String] = [
         "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "apikey", "auth_token", "access_token",
         "refresh_token", "private_key", "secret_key", "client_secret", "credential", "credentials", "bearer", "authorization",

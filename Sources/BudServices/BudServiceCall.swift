@@ -97,7 +97,8 @@ extension StepContext {
         }
     }
 
-    /// The service's explanation of an error answer, as the reference reads it.
+    /// The service's explanation of an error answer: the first of `detail`, `message` and `error`
+    /// that is set, else the start of the body.
     static func explanation(_ json: JSONValue?, body: [UInt8]) -> String {
         for key in ["detail", "message", "error"] {
             switch json?[key] {

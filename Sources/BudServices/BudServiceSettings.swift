@@ -10,7 +10,7 @@ public import PluginKit
 /// when an execution names none, and an optional cap on call timeouts.
 ///
 /// Each value comes from the plugin's configuration (`BUDPIPELINE_PLUGIN_CONFIG`), else from the
-/// environment variable the reference service read, else from the default:
+/// environment variable (the names deployments already set), else from the default:
 ///
 /// | configuration key | environment | default |
 /// |---|---|---|
@@ -49,9 +49,9 @@ public struct BudServiceSettings: Sendable, Equatable {
     /// The user a budapp call acts as: the execution's owner as the host names it
     /// (``ExecuteRequest/userID``), else the system user.
     ///
-    /// Unlike the reference, no parameter is read — neither the step's `params.user_id` nor
-    /// anything a caller could put into the execution's parameters: a pipeline author, a schedule
-    /// or a webhook sender must not be able to act as someone else.
+    /// No parameter is read — neither the step's `params.user_id` nor anything a caller could put
+    /// into the execution's parameters: a pipeline author, a schedule or a webhook sender must not be
+    /// able to act as someone else.
     public func actingUser(of request: ExecuteRequest) -> String? {
         if let user = request.userID, !user.isEmpty { return user }
         return systemUserID

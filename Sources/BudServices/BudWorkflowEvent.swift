@@ -1,7 +1,7 @@
 public import PluginKit
 
-/// An event a bud service published on `budpipelineEvents`, read the way the domain actions read
-/// it (client-contracts §2.2.2–2.2.3).
+/// An event a bud service published on `budpipelineEvents`, with the fields the domain actions
+/// read from it.
 ///
 /// Two shapes arrive: the notification budmicroframe publishes (`payload.type` is the workflow
 /// kind, `payload.event` the activity, `payload.content` its status, message and result) and

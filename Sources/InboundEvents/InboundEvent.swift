@@ -2,10 +2,10 @@ public import BudJSON
 
 /// An event delivered to `POST /workflow-events`, unwrapped from its envelope.
 ///
-/// Three shapes arrive (client-contracts.md §2.2): a structured CloudEvent whose notification
-/// fields sit at the top level (budmicroframe publishes this way), a CloudEvent that wraps the
-/// event in `data`, and bare JSON (the legacy `workflow_completed` shape). The event is `data`
-/// when the delivery has an object there (or a string holding one), else the delivery itself.
+/// Three shapes arrive: a structured CloudEvent whose notification fields sit at the top level
+/// (budmicroframe publishes this way), a CloudEvent that wraps the event in `data`, and bare JSON
+/// (budapp's flat `workflow_completed`). The event is `data` when the delivery has an object there
+/// (or a string holding one), else the delivery itself.
 public struct InboundEvent: Sendable, Equatable {
     /// The delivery's id (the CloudEvent `id`), used to recognise a redelivery.
     public let id: String?

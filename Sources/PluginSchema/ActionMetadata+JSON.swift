@@ -3,7 +3,7 @@ public import BudJSON
 extension ActionMetadata {
     /// Reads and validates an action metadata document (snake_case keys; unknown keys are ignored).
     ///
-    /// Throws the first problem found, worded as the reference registry words it
+    /// Throws the first problem found, as a short message that names the field
     /// (`name is required`, `duplicate param name: x`, ...).
     public init(json: JSONValue) throws(SchemaError) {
         let reader = try ObjectReader(json)

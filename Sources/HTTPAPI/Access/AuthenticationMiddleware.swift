@@ -13,7 +13,7 @@ import Hummingbird
 ///
 /// Open without the token: `/health` and `/ready` (GET and HEAD), `/openapi.json`, and the webhook trigger routes
 /// (which check the webhook's own secret or signature). `/workflow-events` answers a missing or
-/// wrong token itself, with the reference's 403.
+/// wrong token itself, with a 403 (``WorkflowEventRoutes``).
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
 

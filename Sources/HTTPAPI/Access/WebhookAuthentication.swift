@@ -4,7 +4,8 @@ public import Foundation
 
 /// How a webhook's callers prove they may trigger it (see docs/security.md, "Webhooks").
 public enum WebhookAuthMode: String, Sendable, CaseIterable {
-    /// The reference's shared secret in `X-Webhook-Secret`, compared in constant time.
+    /// The default (`require_secret: true`): a shared secret in `X-Webhook-Secret`, compared in
+    /// constant time.
     case secret
     /// An HMAC-SHA256 signature over the timestamp and the body, GitHub/Stripe style
     /// (``WebhookSignature``), with a tolerance window and a delivery id that may not repeat.

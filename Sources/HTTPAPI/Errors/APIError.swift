@@ -1,8 +1,8 @@
 public import BudJSON
 public import Hummingbird
 
-/// An error the API answers with: an HTTP status and a JSON body that keeps the reference
-/// service's `detail` (what budapp and the SDK read) and adds a stable `code` and a plain `message`.
+/// An error the API answers with: an HTTP status and a JSON body whose `detail` is what budapp and
+/// the SDK read, next to a stable `code` and a plain `message`.
 ///
 /// ```json
 /// {"detail": "Pipeline not found: 6f1c…", "code": "PIPELINE_NOT_FOUND", "message": "Pipeline not found: 6f1c…"}
@@ -12,7 +12,7 @@ public struct APIError: HTTPResponseError, Sendable, Equatable, CustomStringConv
     /// Stable, machine-readable: `PIPELINE_NOT_FOUND`, `VALIDATION_FAILED`, …
     public let code: String
     public let message: String
-    /// The reference's `detail` value: a string, or an object such as
+    /// The `detail` value budapp and the SDK read: a string, or an object such as
     /// `{"error": "Validation failed", "errors": [...]}`.
     public let detail: JSONValue
     /// Headers the answer carries besides its content type (`Allow`, `WWW-Authenticate`, …).
@@ -58,7 +58,8 @@ extension APIError {
         APIError(.notFound, code: "PIPELINE_NOT_FOUND", message: "Pipeline not found: \(id)")
     }
 
-    /// The reference's execution 404, plus a string `message` inside `detail` that budapp can read.
+    /// The execution 404: `detail.error` holds `code: NOT_FOUND` and the message, as clients check,
+    /// and a string `detail.message`, which budapp's error builder reads first (it fails on the object).
     static func executionNotFound(_ id: String, correlationID: String?) -> APIError {
         let message = "Execution \(id) not found"
         return APIError(

@@ -101,7 +101,8 @@ struct FieldReader {
             problem(name, "String must not contain NUL (\\u0000) characters", type: "string_nul")
             return nil
         }
-        // Code points, as PostgreSQL and Python count: the same limit on both stores.
+        // Code points, as PostgreSQL's `varchar(n)` and Python's `len()` count: a limit means the
+        // same on both stores and to Python clients.
         if let maxLength, text.unicodeScalars.count > maxLength {
             problem(name, "String should have at most \(maxLength) characters", type: "string_too_long")
             return nil

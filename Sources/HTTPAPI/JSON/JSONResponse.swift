@@ -25,7 +25,7 @@ public struct JSONResponse: ResponseGenerator, Sendable {
     }
 }
 
-/// `204 No Content`, as the reference answers a delete.
+/// `204 No Content`: the answer to a delete, with no body.
 struct NoContent: ResponseGenerator {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         Response(status: .noContent)

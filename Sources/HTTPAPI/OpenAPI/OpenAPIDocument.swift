@@ -182,7 +182,7 @@ public enum OpenAPIDocument {
                 parameter("page", in: "query", Schema.integer(in: 1...1_000_000)),
                 parameter("page_size", in: "query", Schema.integer(in: 1...100)),
                 parameter("workflow_id", in: "query", Schema.uuid),
-                // Any case; INTERRUPTED (the reference's) matches nothing here.
+                // Any case; INTERRUPTED is accepted for clients that still send it and matches nothing.
                 parameter("status", in: "query", Schema.choice(Schema.executionStatuses + ["INTERRUPTED"])),
                 parameter("initiator", in: "query", Schema.string), parameter("start_date", in: "query", Schema.dateTime),
                 parameter("end_date", in: "query", Schema.dateTime),

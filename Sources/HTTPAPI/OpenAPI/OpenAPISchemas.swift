@@ -8,7 +8,7 @@ enum Schema {
     static let anyObject: JSONValue = ["type": "object"]
     static let uuid: JSONValue = ["type": "string", "format": "uuid"]
     static let dateTime: JSONValue = ["type": "string", "format": "date-time"]
-    /// The reference's `Numeric(5, 2)` rendering: `"45.00"`.
+    /// A percentage as a decimal string with two places, `"45.00"`: the form clients parse.
     static let percentage: JSONValue = ["type": "string", "pattern": "^[0-9]{1,3}\\.[0-9]{2}$"]
     static let anyValue: JSONValue = [:]
 

@@ -4,9 +4,9 @@ import PipelineEngine
 import PluginSchema
 import Storage
 
-/// How stored records look on the wire: the reference service's field names and formats
-/// (timestamps as ISO-8601 in UTC with microseconds, percentages as decimal strings, GET statuses
-/// upper-case).
+/// How stored records look on the wire: the field names and formats budapp, the admin UI and the
+/// SDK read (timestamps as ISO-8601 in UTC with microseconds, percentages as decimal strings, GET
+/// statuses upper-case; see docs/compatibility.md).
 ///
 /// Stored params and outputs are shown with the values of secret keys masked (`masking`, see
 /// ``SecretKeys``); the stored records keep their values. Pipeline definitions are shown as
@@ -16,7 +16,7 @@ enum Representation {
         date.map { .string(SQLTimestamp.format($0)) } ?? .null
     }
 
-    /// `45.00`: the reference serialises its `Numeric(5, 2)` columns as strings.
+    /// `45.00`: a percentage goes out as a decimal string with two places, the form clients parse.
     static func percentage(_ value: Double) -> JSONValue {
         let hundredths = Int((min(100, max(0, value.isNaN ? 0 : value)) * 100).rounded(.toNearestOrEven))
         let fraction = hundredths % 100
@@ -85,7 +85,8 @@ enum Representation {
     }
 
     /// `ExecutionResponse`: what `POST /executions` and `/executions/run` answer at once. The
-    /// status is lower-case here, as the reference has it. Params and outputs masked.
+    /// status is lower-case here (`running`), as budapp reads it, unlike the upper-case of the GETs.
+    /// Params and outputs masked.
     static func startedExecution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
@@ -166,7 +167,7 @@ enum Representation {
 
     // MARK: Actions
 
-    /// `ActionMetaResponse`: the metadata with the reference's camelCase keys.
+    /// `ActionMetaResponse`: the metadata with the camelCase keys the admin UI and the SDK read.
     static func action(_ metadata: ActionMetadata) -> JSONValue {
         [
             "type": .string(metadata.type),

@@ -9,7 +9,8 @@ struct ActionRoutes: Sendable {
     let runtime: ExecutionRuntime
     let configuration: APIConfiguration
 
-    /// The reference's category icons; any other category gets `box`.
+    /// Icon names for the categories of `GET /actions`, drawn by the admin UI; any other category gets
+    /// `box` (so do `Model Operations` and `Cluster Operations`: the keys `Model` and `Cluster` miss them).
     private static let categoryIcons = [
         "Control Flow": "git-branch", "Model": "cpu", "Cluster": "server", "Deployment": "rocket", "Integration": "plug",
         "Simulation": "beaker",

@@ -4,8 +4,8 @@ import Hummingbird
 import Runtime
 import Storage
 
-/// The `/event-triggers` routes (behaviour doc §7.6). The UI's flat body (`event_type` and
-/// `filters` at the top level) is read as well as the reference's `config` object.
+/// The `/event-triggers` routes. The admin UI's flat body (`event_type` and `filters` at the top
+/// level) is read as well as a `config` object holding them.
 struct EventTriggerRoutes: Sendable {
     let runtime: ExecutionRuntime
     let configuration: APIConfiguration

@@ -145,8 +145,8 @@ struct ExecutionRoutes: Sendable {
 
     private enum StatusFilter {
         case status(ExecutionStatus?)
-        /// The reference's status for executions a restart left behind; this server resumes them,
-        /// so none has it.
+        /// `INTERRUPTED`, which clients may still filter by: it named executions a restart left
+        /// behind, and this server resumes those, so no execution has it.
         case interrupted
     }
 
@@ -332,7 +332,8 @@ struct ExecutionRoutes: Sendable {
 
     // MARK: Helpers
 
-    /// The `id` path parameter as a lower-case UUID; anything else is a 422, as in the reference.
+    /// The `id` path parameter as a lower-case UUID; anything else is a 422 at `execution_id`, like
+    /// any malformed field, not a 404.
     private func executionID(_ request: Request, context: some RequestContext) throws -> String {
         let raw = context.parameters.get("id") ?? ""
         guard let id = PipelineRoutes.uuid(raw) else {

@@ -5,9 +5,9 @@ import Runtime
 import Scheduling
 import Storage
 
-/// The `/schedules` routes (behaviour doc §7.1). Unlike the reference, a schedule must name an
-/// existing pipeline, a cron expression is read in the schedule's time zone, and a `one_time`
-/// schedule needs a `run_at` in the future.
+/// The `/schedules` routes. A schedule must name an existing pipeline (a schedule for a missing one
+/// could never run), a cron expression is read in the schedule's time zone, and a `one_time`
+/// schedule needs a `run_at` in the future (one in the past would never fire).
 struct ScheduleRoutes: Sendable {
     let runtime: ExecutionRuntime
     let configuration: APIConfiguration

@@ -7,12 +7,12 @@ import NIOCore
 import Runtime
 import Storage
 
-/// The `/webhooks` routes and `POST /trigger/{id}` (behaviour doc §7.4, docs/security.md
-/// "Webhooks"). A webhook's secret is 32 random bytes (URL-safe Base64, 43 characters), shown
-/// once. In `secret` mode it is stored as its SHA-256 and callers send it in `X-Webhook-Secret`,
-/// compared in constant time; in `signature` mode it is stored as is (verifying an HMAC needs the
-/// key) and callers sign each delivery (``WebhookSignature``). A delivery that names itself in
-/// `X-Webhook-Delivery` is accepted once within twice the webhook's tolerance window.
+/// The `/webhooks` routes and `POST /trigger/{id}` (docs/security.md, "Webhooks"). A webhook's
+/// secret is 32 random bytes (URL-safe Base64, 43 characters), shown once. In `secret` mode it is
+/// stored as its SHA-256 and callers send it in `X-Webhook-Secret`, compared in constant time; in
+/// `signature` mode it is stored as is (verifying an HMAC needs the key) and callers sign each
+/// delivery (``WebhookSignature``). A delivery that names itself in `X-Webhook-Delivery` is
+/// accepted once within twice the webhook's tolerance window.
 struct WebhookRoutes: Sendable {
     let runtime: ExecutionRuntime
     let configuration: APIConfiguration

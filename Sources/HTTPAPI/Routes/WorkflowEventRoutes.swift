@@ -7,10 +7,10 @@ import Runtime
 /// `POST /workflow-events` (Dapr delivers `budpipelineEvents` here) and `GET /dapr/subscribe`.
 ///
 /// Deliveries must carry `dapr-api-token` equal to `APP_API_TOKEN`; without a configured token
-/// every delivery is refused (403, the reference's bodies). The answer tells Dapr what to do with
+/// every delivery is refused (403, `detail` saying why). The answer tells Dapr what to do with
 /// the message: `SUCCESS` (handled, or not for us), `RETRY` (deliver it again later) or `DROP`
 /// (it can never be handled: Dapr moves it to the dead-letter topic). Next to `status` the body
-/// keeps the reference's `routed`, `step_completed` and `triggers`.
+/// says what the delivery did: `routed`, `step_completed` and `triggers` (see docs/compatibility.md).
 struct WorkflowEventRoutes: Sendable {
     let runtime: ExecutionRuntime
     let configuration: APIConfiguration

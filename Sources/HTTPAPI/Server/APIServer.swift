@@ -12,9 +12,10 @@ public import Runtime
 
 /// Builds the HTTP application: every route, under every name clients use.
 ///
-/// Paths follow the reference service (`/pipelines`, `/executions`, `/actions`, `/validate`), with
-/// its `/api/v1` aliases, the seeds' `/workflows` names, and budapp's public proxy names under
-/// `/budpipeline` (which the SDK's Dapr mode sends straight to the service).
+/// The paths are the ones budapp calls (`/pipelines`, `/executions`, `/actions`, `/validate`). The
+/// same routes answer under `/api/v1` (`/api/v1/pipeline` for pipelines), `/workflows` is another
+/// name for `/pipelines`, and budapp's public proxy names under `/budpipeline` are served too (the
+/// SDK's Dapr mode sends them straight to the service).
 public enum APIServer {
     /// The router with all routes, for serving or for in-process tests.
     public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<APIRequestContext> {

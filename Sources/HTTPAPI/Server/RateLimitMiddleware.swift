@@ -17,7 +17,8 @@ import NIOCore
 /// `X-RateLimit-Reset` (seconds until the whole budget is back) on its answer, error answers of
 /// the API included. A refused one is answered at once, without reaching its route: 429 with
 /// `Retry-After` (whole seconds until a request would be allowed), the same headers with
-/// `X-RateLimit-Remaining: 0`, and the reference's body plus the API's stable error fields:
+/// `X-RateLimit-Remaining: 0`, and the API's error fields plus `error` and `retry_after_seconds`
+/// (kept on purpose for existing clients, see docs/compatibility.md):
 ///
 /// ```json
 /// {"detail": "Rate limit exceeded. Please slow down.", "code": "RATE_LIMITED",
@@ -117,7 +118,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         ]
     }
 
-    /// The 429 answer: the API's error fields and the reference's (`error`, `retry_after_seconds`).
+    /// The 429 answer: the API's error fields plus `error` and `retry_after_seconds` for existing clients.
     static func refusal(_ decision: RateLimitDecision) -> Response {
         let wait = max(1, RateLimitDecision.seconds(roundingUp: decision.retryAfter))
         var body = APIError(.tooManyRequests, code: "RATE_LIMITED", message: message).body.objectValue ?? [:]

@@ -3,8 +3,8 @@ import Hummingbird
 import Synchronization
 
 /// Every route's path and methods, recorded while the routes are added, so that a request for a
-/// known path with a method it does not have is answered 405 with an `Allow` header (what
-/// FastAPI clients expect) instead of 404.
+/// known path with a method it does not have is answered 405 with an `Allow` header, as HTTP
+/// asks, instead of 404.
 final class RouteBook: Sendable {
     /// Path patterns (segments, `{name}` matching any one segment) and their methods. Written
     /// only while the router is built, before any request is served.

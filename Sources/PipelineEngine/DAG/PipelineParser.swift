@@ -1,8 +1,8 @@
 public import BudJSON
 import PluginSchema
 
-/// Reads DAG documents into ``PipelineDefinition``s, reporting problems with the reference
-/// service's messages (docs/dag.md, "Validation"): a wrong top-level shape, then the first
+/// Reads DAG documents into ``PipelineDefinition``s, reporting problems in the wording budapp and
+/// the SDK pass on (docs/dag.md, "Validation"): a wrong top-level shape, then the first
 /// structural problem, then every schema problem (`steps.0.name: Field required`).
 public enum PipelineParser {
     /// Parses a DAG document. Unknown keys are ignored.
@@ -25,7 +25,7 @@ public enum PipelineParser {
         }
     }
 
-    /// The reference's pre-validation: the first structural problem only.
+    /// The structural check that runs before the schema is decoded: the first problem only.
     private static func structuralProblem(_ document: JSONValue) -> String? {
         guard let name = document["name"], !name.isNull else { return "name: Field required" }
         guard let stepsValue = document["steps"], !stepsValue.isNull else { return "steps: Field required" }

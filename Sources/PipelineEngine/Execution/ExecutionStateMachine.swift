@@ -675,8 +675,8 @@ public struct ExecutionStateMachine: Sendable {
         }
         var stepOutputs = JSONObject()
         for step in steps where step.status == .completed { stepOutputs[step.stepID] = .object(step.outputs ?? [:]) }
-        // Without declared outputs, the final outputs are every completed step's outputs (the
-        // shape the reference gives executions completed by events, and clients read).
+        // Without declared outputs, the final outputs are every completed step's outputs by step
+        // id: budapp's guardrails read this per-step map, so it is the default shape.
         var outputs = pipeline.outputs.isEmpty ? stepOutputs : JSONObject()
         let scope = fullScope()
         for output in pipeline.outputs {

@@ -1,13 +1,13 @@
 import BudJSON
 
-/// A step or branch condition, with the reference service's rules (docs/dag.md, "Conditions").
+/// A step or branch condition (docs/dag.md, "Conditions"). Existing pipelines rely on these rules:
 ///
 /// - empty, missing or white space: true;
 /// - text without template syntax: `true`, `1`, `yes` (any case) are true; `false`, `0`, `no` are
 ///   false; any other text is true;
-/// - a template: evaluated; an undefined result is false; a string result is read like the text
-///   the reference renders (`"false"`, `"none"`, `"0"`, `""`, `"[]"`, `"{}"` are false); any other
-///   value by its truthiness.
+/// - a template: evaluated; an undefined result is false; a string result is read as rendered
+///   text, so a value that rendered as `"false"`, `"none"`, `"0"`, `""`, `"[]"` or `"{}"` is false
+///   (``renderedTruth(_:)``); any other value by its truthiness.
 public struct Condition: Sendable {
     private enum Form: Sendable {
         case literal(Bool)
@@ -35,7 +35,7 @@ public struct Condition: Sendable {
         }
     }
 
-    /// The template, when the condition has one (for reference checks).
+    /// The template, when the condition has one (validation checks the variables it reads).
     public var template: Template? {
         if case .template(let template) = form { return template }
         return nil
@@ -69,7 +69,8 @@ public struct Condition: Sendable {
         }
     }
 
-    /// The reference's reading of rendered text: booleans, `none`, numbers, empty containers.
+    /// Rendered text as a truth value (trimmed, any case): `false`, `none`, empty text, a zero number
+    /// and the text of an empty container (`[]`, `{}`, `()`, `set()`) are false; anything else is true.
     static func renderedTruth(_ text: String) -> Bool {
         let trimmed = text.trimmingWhitespace()
         switch trimmed.lowercased() {

@@ -19,7 +19,8 @@ extension Template {
     /// A template that is one `{{ expression }}` (white space around it allowed) yields the
     /// expression's own value — a number stays a number, a list a list. Any other template renders
     /// to text. Undefined values render as nothing; when evaluation needs an undefined value (say,
-    /// arithmetic on a missing variable) the whole template yields `""`, as the reference does.
+    /// arithmetic on a missing variable) the whole template yields `""` instead of failing the step,
+    /// a rule pipelines already written rely on.
     /// Type errors, bad filter arguments and exceeded ``TemplateLimits`` throw; nothing the
     /// template or the scope holds can make evaluation trap or run without bound.
     public func evaluate(in scope: TemplateScope) throws(TemplateError) -> JSONValue {

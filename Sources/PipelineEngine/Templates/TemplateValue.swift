@@ -42,7 +42,8 @@ public enum TemplateValue: Sendable, Equatable {
     }
 }
 
-/// Python's text forms of JSON values (the reference service renders templates with Python).
+/// Python's text forms of JSON values: templates render values as Jinja does (`True`, `None`,
+/// `{'k': 1}`), so text that existing pipelines render stays the same.
 public enum PythonFormat {
     /// `str(value)`: strings as they are, everything else as `repr`.
     public static func str(_ value: JSONValue) -> String {

@@ -16,8 +16,9 @@ public enum ActionParameterCheck {
         case notAnOption(String, value: String, options: [String])
         case wrongKind(String, expected: String, got: String)
 
-        /// Whether the reference service makes this check too. DAG validation reports the others as
-        /// warnings, so that every DAG the reference accepted stays valid.
+        /// Whether DAG validation reports this problem as an error. Missing values, numeric bounds and
+        /// lengths always were errors; the pattern, option and kind checks came later and are reported
+        /// as warnings, so that no DAG that validated before becomes invalid.
         public var isReferenceCheck: Bool {
             switch self {
             case .missing, .belowMinimum, .aboveMaximum, .tooShort, .tooLong: true
@@ -25,7 +26,7 @@ public enum ActionParameterCheck {
             }
         }
 
-        /// As `POST /actions/validate` words it (the reference's messages).
+        /// As `POST /actions/validate` words it (the admin UI shows these messages as they are).
         public var actionValidationMessage: String {
             switch self {
             case .missing(let name): "Missing required parameter: \(name)"
@@ -39,7 +40,7 @@ public enum ActionParameterCheck {
             }
         }
 
-        /// As DAG validation words it for step `stepID` (the reference's messages).
+        /// As DAG validation words it for step `stepID` (budapp and the SDK pass these messages on).
         public func dagMessage(stepID: String) -> String {
             switch self {
             case .missing(let name):

@@ -16,8 +16,8 @@ public struct ValidationReport: Sendable, Equatable {
 
     public var valid: Bool { errors.isEmpty }
 
-    /// Whether the DAG is invalid because of a dependency cycle. (The reference looks for "cycle",
-    /// which its own message "Cyclic dependency detected" does not contain; this looks for "cycl".)
+    /// Whether the DAG is invalid because of a dependency cycle: an error contains "cycl", which the
+    /// cycle message ("Cyclic dependency detected: a -> b -> a") does and a search for "cycle" would miss.
     public var hasCycles: Bool { !valid && errors.contains { $0.lowercased().contains("cycl") } }
 
     /// The response body: `{"valid", "errors", "warnings", "step_count", "has_cycles"}`.
