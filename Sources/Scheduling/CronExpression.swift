@@ -1,6 +1,8 @@
 public import Foundation
 
-/// A five-field cron expression (minute, hour, day of month, month, day of week), evaluated in UTC.
+/// A five-field cron expression (minute, hour, day of month, month, day of week). The fields are
+/// wall-clock time in the zone ``next(after:in:)`` is given: a schedule's own time zone, UTC for
+/// the retention schedule (`PIPELINE_CLEANUP_SCHEDULE`) and whenever no zone is given.
 ///
 /// Each field takes `*`, a number, a range `a-b`, a step `*/n`, `a/n` or `a-b/n`, or a comma list
 /// of those. Day of week runs 0–7, where 0 and 7 are Sunday. When both day fields are restricted a

@@ -1,10 +1,12 @@
 public import Foundation
 
-/// When a schedule fires: a cron expression read in a time zone, a fixed interval, one moment,
-/// or only on request (behaviour doc §7.1–7.2).
+/// When a schedule fires: a cron expression read as wall-clock time in the schedule's IANA time
+/// zone (`UTC` when the request names none), a fixed interval, one moment, or only on request.
 public enum ScheduleTiming: Sendable, Equatable {
     case cron(CronExpression, TimeZone)
-    /// Every so many seconds, counted from the previous run (or from its creation).
+    /// Every so many seconds: first that long after the schedule is created, enabled or given a
+    /// new timing, then in step with the previous planned run (the runtime's
+    /// `ScheduleFiring.nextRun` keeps the phase; runs missed while down are not made up).
     case interval(seconds: Int)
     /// Once, at the given moment (`nil`: never).
     case oneTime(Date?)

@@ -55,12 +55,12 @@ struct FieldReader {
         problems.append(RequestProblem(location: place + [.string(name)], message: message, type: type))
     }
 
-    /// The raw value, `nil` when absent or `null`.
     /// Whether the field is there at all, `null` included.
     func isPresent(_ name: String) -> Bool {
         fields[name] != nil
     }
 
+    /// The raw value, `nil` when absent or `null`.
     func value(_ name: String) -> JSONValue? {
         guard let value = fields[name], !value.isNull else { return nil }
         return value

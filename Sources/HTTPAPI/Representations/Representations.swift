@@ -57,8 +57,9 @@ enum Representation {
 
     // MARK: Executions
 
-    /// `PipelineExecutionResponse`: what `GET /executions/{id}` and the listing return; the
-    /// definition snapshot (its `params`, and the DAG run) and the final outputs masked.
+    /// An execution as `GET /executions/{id}` and the listing return it (`Execution` in
+    /// `/openapi.json`); the definition snapshot (its `params`, and the DAG run) and the final
+    /// outputs masked.
     static func execution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         var errorInfo = record.errorInfo
         if var info = errorInfo, info["message"] == nil, let error = info["error"] {
@@ -84,9 +85,10 @@ enum Representation {
         ]
     }
 
-    /// `ExecutionResponse`: what `POST /executions` and `/executions/run` answer at once. The
-    /// status is lower-case here (`running`), as budapp reads it, unlike the upper-case of the GETs.
-    /// Params and outputs masked.
+    /// What the start routes (`POST /executions`, `/executions/run`, `/budpipeline/{id}/execute`)
+    /// and retry answer at once (`StartedExecution` in `/openapi.json`). The status is lower-case
+    /// here (`running`), as budapp reads it, unlike the upper-case of the GETs (see
+    /// docs/compatibility.md). Params and outputs masked.
     static func startedExecution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
@@ -108,7 +110,7 @@ enum Representation {
         .string(record.status == .pending ? "running" : record.status.rawValue.lowercased())
     }
 
-    /// `StepExecutionResponse`; outputs masked.
+    /// A step as the execution routes return it (`Step` in `/openapi.json`); outputs masked.
     static func step(_ record: StepRecord, masking secrets: SecretKeys) -> JSONValue {
         let state = record.state
         return [
@@ -135,7 +137,7 @@ enum Representation {
         ]
     }
 
-    /// `ProgressEventResponse`; details masked.
+    /// A stored progress event (`ProgressEvent` in `/openapi.json`); details masked.
     static func progressEvent(_ event: ProgressEventRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(event.id),
@@ -167,7 +169,8 @@ enum Representation {
 
     // MARK: Actions
 
-    /// `ActionMetaResponse`: the metadata with the camelCase keys the admin UI and the SDK read.
+    /// An action's metadata (`Action` in `/openapi.json`), with the camelCase keys the admin UI and
+    /// the SDK read.
     static func action(_ metadata: ActionMetadata) -> JSONValue {
         [
             "type": .string(metadata.type),

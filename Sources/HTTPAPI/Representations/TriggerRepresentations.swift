@@ -3,7 +3,7 @@ import Foundation
 import Storage
 
 extension Representation {
-    /// `ScheduleResponse`; params masked.
+    /// A schedule as the schedule routes answer it (`Schedule` in `/openapi.json`); params masked.
     static func schedule(_ record: ScheduleRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
@@ -30,8 +30,9 @@ extension Representation {
         ]
     }
 
-    /// `WebhookResponse`; params masked. `secret` is the plain secret, only right after it was made
-    /// (shown once, by design: it is not masked).
+    /// A webhook as the webhook routes answer it (`Webhook` in `/openapi.json`); params masked.
+    /// `secret` is the plain secret, only right after it was made (shown once, by design: it is not
+    /// masked).
     static func webhook(_ record: WebhookRecord, baseURL: String, masking secrets: SecretKeys, secret: String? = nil) -> JSONValue {
         [
             "id": .string(record.id),
@@ -56,7 +57,7 @@ extension Representation {
         ]
     }
 
-    /// `EventTriggerResponse`; params masked.
+    /// An event trigger as its routes answer it (`EventTrigger` in `/openapi.json`); params masked.
     static func eventTrigger(_ record: EventTriggerRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),

@@ -8,11 +8,14 @@ public struct APIConfiguration: Sendable, Equatable {
     public var port: Int
     /// Largest request body accepted, in bytes; larger ones get 413.
     public var maximumBodySize: Int
-    /// The URL clients reach this server at (behind a gateway, say), used in webhook URLs; by
-    /// default `http://` and the request's `Host` header.
+    /// The URL clients reach this server at (behind a gateway, say), from `BUDPIPELINE_PUBLIC_URL`,
+    /// used in webhook URLs; without it they use the listen address (`localhost` for every
+    /// interface). Never the request's `Host` header, which the caller chooses.
     public var publicURL: String?
-    /// The token Dapr sends in `dapr-api-token` with deliveries to `/workflow-events`; without
-    /// one that route refuses every request.
+    /// The app API token: every route but the open ones requires it (`AuthenticationMiddleware`),
+    /// and Dapr sends it in `dapr-api-token` with deliveries to `/workflow-events`. Without one,
+    /// every route is open except `/workflow-events`, which refuses every request, and the
+    /// server serves only loopback unless ``allowUnauthenticated`` (see ``checkExposure()``).
     public var appAPIToken: String?
     /// The pub/sub component and topic `GET /dapr/subscribe` declares for inbound events.
     public var pubsubName: String

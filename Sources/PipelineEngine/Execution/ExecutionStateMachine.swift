@@ -881,8 +881,10 @@ public struct ExecutionStateMachine: Sendable {
         return options.defaultRetry
     }
 
-    /// Recomputes the execution's progress (equal weights; settled steps count fully, running ones
-    /// by their reported percent) and reports it when it grew.
+    /// Recomputes the execution's progress: the mean of the steps' shares weighted by
+    /// `estimated_duration_seconds` (see `weights`), to two decimal places, where a settled step
+    /// counts 100, a running or awaiting one its reported percent, a pending or retrying one 0.
+    /// Stored progress never goes down; it is reported when it grew, or with an ETA.
     private mutating func updateProgress(stepID: String?, etaSeconds: Int?, now: Date) {
         account()
         guard execution.status == .running, !steps.isEmpty else { return }

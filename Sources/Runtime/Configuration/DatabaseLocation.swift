@@ -7,12 +7,13 @@ import StorageSQLite
 
 /// Where the store lives, from `DATABASE_URL`:
 /// - `sqlite:///absolute/path.sqlite` or `sqlite://relative/path.sqlite`;
-/// - `postgresql://…` or `postgres://…` (a libpq URI; `postgresql+asyncpg://` and other driver
-///   suffixes of the reference's URLs are accepted).
+/// - `postgresql://…` or `postgres://…` (a libpq URI; driver suffixes such as
+///   `postgresql+asyncpg://` are accepted, so an existing deployment's URL works unchanged).
 ///
-/// Without `DATABASE_URL`, the reference's `PSQL_HOST`, `PSQL_PORT`, `PSQL_DB_NAME`, `PSQL_USER` and
-/// `PSQL_PASSWORD` name a PostgreSQL server when `PSQL_HOST` is set; otherwise the store is the
-/// SQLite file `budpipeline.sqlite` in `BUDPIPELINE_DATA_DIR` (default `./data`).
+/// Without `DATABASE_URL`, `PSQL_HOST`, `PSQL_PORT`, `PSQL_DB_NAME`, `PSQL_USER` and
+/// `PSQL_PASSWORD` (names existing deployments set; docs/compatibility.md) name a PostgreSQL
+/// server when `PSQL_HOST` is set; otherwise the store is the SQLite file `budpipeline.sqlite` in
+/// `BUDPIPELINE_DATA_DIR` (default `./data`).
 public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     case sqlite(path: String)
     case postgres(url: String)

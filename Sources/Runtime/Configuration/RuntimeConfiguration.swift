@@ -23,7 +23,7 @@ public struct RuntimeConfiguration: Sendable {
     public var engineOptions: EngineOptions
     /// Finished executions older than this many days are deleted; 0 keeps them forever.
     public var retentionDays: Int
-    /// When retention runs.
+    /// When retention runs, read in UTC.
     public var retentionSchedule: CronExpression
     /// How long an action's `on_event` may take before the event is handed back for redelivery.
     public var eventCallTimeout: Duration = .seconds(30)
@@ -71,7 +71,8 @@ public struct RuntimeConfiguration: Sendable {
         self.retentionSchedule = retentionSchedule
     }
 
-    /// Daily at 03:00 UTC, as the reference's `PIPELINE_CLEANUP_SCHEDULE` default.
+    /// Daily at 03:00 UTC: the default of `PIPELINE_CLEANUP_SCHEDULE`, whose expression is always
+    /// read in UTC.
     public static let defaultRetentionSchedule: CronExpression = {
         guard let daily = try? CronExpression("0 3 * * *") else { preconditionFailure("the default retention schedule must parse") }
         return daily

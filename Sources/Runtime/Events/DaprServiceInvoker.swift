@@ -11,18 +11,18 @@ import Synchronization
 /// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`, built from the invocation's
 /// checked ``ServiceTarget`` and nothing else, so no call reaches another Dapr API.
 ///
-/// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token` and
-/// `x-app-api-token` (as the reference sends it); and a W3C `traceparent` whose trace id is the
-/// execution id, so the called service's logs correlate with the execution. A call without an
-/// answer (refused, timed out) is an error, which the plugin sees as RETRYABLE_ERROR; any HTTP
-/// status is an answer, for the plugin to judge.
+/// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token`, which
+/// the local sidecar checks, and as `x-app-api-token`, which Dapr forwards to the called app; and
+/// a W3C `traceparent` whose trace id is the execution id, so the called service's logs correlate
+/// with the execution. A call without an answer (refused, timed out) is an error, which the plugin
+/// sees as RETRYABLE_ERROR; any HTTP status is an answer, for the plugin to judge.
 ///
 /// Each app has a circuit breaker: after `failureThreshold` calls in a row that got no answer or a
 /// 5xx, calls to it fail at once for `openInterval`; then one call is let through, and its outcome
 /// closes or reopens the circuit. A service that is down thus costs its callers no timeouts.
 public final class DaprServiceInvoker: ServiceInvoker {
     public let endpoint: String
-    /// Sent as `dapr-api-token`; never shown (see ``SecretText``).
+    /// Sent as `dapr-api-token` and `x-app-api-token`; never shown (see ``SecretText``).
     public let apiToken: SecretText?
     public let defaultTimeout: Duration
     public let failureThreshold: Int

@@ -124,9 +124,10 @@ extension ExecutionRuntime {
     }
 
     /// Gives the event to the action of an awaiting step. `nil` when no plugin action can take it
-    /// (the action is built in or no longer loaded): the reference ignores such events too. When
-    /// the plugin breaks the protocol (its answer is not a valid outcome), the event fails the step
-    /// with the plugin's fault as the reason, rather than being lost while the step waits on.
+    /// (the action is built in or no longer loaded): the event is ignored and the step keeps
+    /// waiting. When the plugin breaks the protocol (its answer is not a valid outcome), the event
+    /// fails the step with the plugin's fault as the reason, rather than being lost while the step
+    /// waits on.
     private func deliver(_ event: InboundEvent, to step: StepRecord, externalWorkflowID: String) async throws(InboundEventError)
         -> EventOutcome?
     {
@@ -169,7 +170,8 @@ extension ExecutionRuntime {
 
     /// Starts the pipelines of the enabled event triggers for the event's type whose filters all
     /// match (a dotted path of the event equal to the expected value). `nil` for events that cannot
-    /// fire triggers: without a type, and `workflow_completed` (as in the reference).
+    /// fire triggers: without a type, and `workflow_completed`, which reports on awaited work and is
+    /// not an event type a trigger can name.
     ///
     /// A trigger a user owns fires only for events about that user (``InboundEvent/userID``):
     /// otherwise any user could receive every other user's events in its own runs. The service's

@@ -37,9 +37,10 @@ public struct NotificationAudience: Sendable, Equatable {
     }
 }
 
-/// The notifications budapp and budnotify accept (client-contracts.md §2.3), made from the events
-/// transitions write to the outbox. Their top-level keys are exactly the reference's: both
-/// consumers reject unknown ones; extras go inside `payload.content.result`.
+/// The notifications budapp and budnotify accept, made from the events transitions write to the
+/// outbox. Their top-level keys are exactly `notification_type`, `name`, `subscriber_ids`,
+/// `payload`, `source` and `source_topic`: both consumers reject unknown ones, so extras go inside
+/// `payload.content.result` (docs/compatibility.md, "Events out").
 public enum Notifications {
     /// The notifications for one outbox event, without `source_topic` (added per topic). Empty for
     /// events clients are not told about (execution started, step skipped, retrying, awaiting).

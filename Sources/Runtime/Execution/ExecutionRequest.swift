@@ -229,7 +229,7 @@ extension JSONObject {
     /// The parameters with `user_id` naming the execution's owner, or without `user_id` when the
     /// execution has none.
     ///
-    /// Plugins written for the reference read the acting user from `workflow_params.user_id`.
+    /// Existing plugins read the acting user from `workflow_params.user_id` (docs/compatibility.md).
     /// Parameters reach an execution from places its owner does not control — DAG defaults, a
     /// schedule's or trigger's stored params, a webhook sender's body — so whatever they say about
     /// `user_id` is replaced: nobody can make a plugin act for a user the execution is not
