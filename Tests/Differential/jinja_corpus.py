@@ -90,7 +90,8 @@ def main():
     seed = int(sys.argv[1])
     count = int(sys.argv[2])
     rng = random.Random(seed)
-    # The reference service renders with a chainable undefined, as BudPipeline does.
+    # A chainable undefined, as in BudPipeline's templates: `steps.skipped.outputs.x` is
+    # undefined, not an error.
     environment = jinja2.Environment(autoescape=False, undefined=jinja2.ChainableUndefined)
     for _ in range(count):
         template = "{{ " + expression(rng, rng.randint(1, 4)) + " }}|"

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 import _BudPipelineTestSupport
 
-/// The client-contract scenarios (client-contracts.md §4) that need no pub/sub, against a real
-/// `budpipeline serve` over loopback HTTP, on SQLite and on PostgreSQL.
+/// The wire behaviours budapp, its UI and the SDK rely on that need no pub/sub
+/// (docs/compatibility.md), against a real `budpipeline serve` over loopback HTTP, on SQLite and
+/// on PostgreSQL.
 @Suite("HTTP API contract", .serialized)
 struct APIContractTests {
     static let d1Object: JSONObject = [
@@ -23,7 +24,7 @@ struct APIContractTests {
 
     static func newUser() -> String { UUID().uuidString.lowercased() }
 
-    @Test("A1, A2: health and validation", arguments: TestBackend.available)
+    @Test("health and validation", arguments: TestBackend.available)
     func healthAndValidation(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let health = try await server.send("GET", "/health")
@@ -48,7 +49,7 @@ struct APIContractTests {
         }
     }
 
-    @Test("A3–A6, A23: pipelines are created, scoped to their owner, updated and deleted", arguments: TestBackend.available)
+    @Test("pipelines are created, scoped to their owner, updated and deleted", arguments: TestBackend.available)
     func pipelines(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let (u1, u2) = (Self.newUser(), Self.newUser())
@@ -115,7 +116,7 @@ struct APIContractTests {
         }
     }
 
-    @Test("A7–A9, A12: a saved pipeline runs to completion; progress, listing and not-found answers", arguments: TestBackend.available)
+    @Test("a saved pipeline runs to completion; progress, listing and not-found answers", arguments: TestBackend.available)
     func executions(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let user = Self.newUser()
@@ -178,7 +179,7 @@ struct APIContractTests {
         }
     }
 
-    @Test("A10, A11: a failing step fails the execution; ephemeral runs", arguments: TestBackend.available)
+    @Test("a failing step fails the execution; ephemeral runs", arguments: TestBackend.available)
     func failuresAndEphemeralRuns(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let failing: JSONValue = [
@@ -280,7 +281,7 @@ struct APIContractTests {
         }
     }
 
-    @Test("A22: the actions catalogue and parameter validation", arguments: TestBackend.available)
+    @Test("the actions catalogue and parameter validation", arguments: TestBackend.available)
     func actions(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let catalogue = try await server.send("GET", "/actions").json

@@ -3,10 +3,10 @@ import Foundation
 import Testing
 import _BudPipelineTestSupport
 
-/// What budapp and the public SDK send, exactly as they send it, where the first contract left
-/// gaps: the `/budpipeline` aliases of schedules, webhooks and event triggers; 405 for a known
-/// path with another method; `id` beside `execution_id`; the executions `status` filter in any
-/// case and with the reference's `INTERRUPTED`.
+/// What budapp and the public SDK send, exactly as they send it: the `/budpipeline` aliases of
+/// schedules, webhooks and event triggers; 405 for a known path with another method; `id` beside
+/// `execution_id`; the executions `status` filter in any case, and with `INTERRUPTED`, which
+/// older clients still send and which matches nothing (docs/compatibility.md).
 @Suite("Client contract polish")
 struct ClientContractPolishTests {
     static func pipeline(on server: APIServerProcess, failing: Bool = false) async throws -> String {

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import _BudPipelineTestSupport
 
-/// Outbound events through the test Dapr sidecar: the notification envelope (A18), order per
+/// Outbound events through the test Dapr sidecar: the notification envelope, order per
 /// execution, a sidecar that is down for a while, and a host killed with SIGKILL.
 @Suite("Publishing", .serialized)
 struct PublishingTests {
@@ -40,7 +40,7 @@ struct PublishingTests {
         }
     }
 
-    @Test("A18: notifications keep the reference's envelope, go to callback and notify topics, in order", arguments: TestBackend.available)
+    @Test("notifications use the envelope budapp and budnotify accept, reach both topics, in order", arguments: TestBackend.available)
     func notificationEnvelope(backend: TestBackend) async throws {
         let sidecar = DaprSidecar(appToken: Self.token)
         try await sidecar.start()

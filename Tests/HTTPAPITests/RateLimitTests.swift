@@ -13,7 +13,9 @@ struct RateLimitTests {
         "pipeline_definition": ["name": "limited", "steps": [["id": "a", "name": "A", "action": "log", "params": ["message": "hi"]]]]
     ]
 
-    /// Expects a 429 as the reference answers it, with the API's error fields; returns its wait.
+    /// Expects a 429 with what the SDK and budapp read (`Retry-After`, the `X-RateLimit-*` headers,
+    /// `error`, `message`, `retry_after_seconds`) beside the API's `code` and `detail`; returns its
+    /// wait.
     @discardableResult
     private static func expectRefused(_ reply: APIServerProcess.Reply, limit: Int, sourceLocation: SourceLocation = #_sourceLocation)
         -> Int?

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 import _BudPipelineTestSupport
 
-/// Schedules, webhooks and event triggers over loopback HTTP (client-contracts.md §4 A19–A21,
-/// except the `/workflow-events` part of A21), on SQLite and on PostgreSQL.
+/// Schedules, webhooks and event triggers over loopback HTTP, in the shapes the admin UI sends and
+/// reads (docs/compatibility.md), on SQLite and on PostgreSQL. Events that fire event triggers
+/// through `/workflow-events` are tested in ActingUserTests.
 @Suite("HTTP API triggers", .serialized)
 struct TriggerAPITests {
     static func pipeline(on server: APIServerProcess) async throws -> String {
@@ -17,7 +18,7 @@ struct TriggerAPITests {
         return try #require(created.json["id"]?.stringValue)
     }
 
-    @Test("A19: schedules are created, listed, paused, resumed, updated, triggered and deleted", arguments: TestBackend.available)
+    @Test("schedules are created, listed, paused, resumed, updated, triggered and deleted", arguments: TestBackend.available)
     func schedules(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
@@ -129,7 +130,7 @@ struct TriggerAPITests {
         }
     }
 
-    @Test("A20: webhooks are created with a secret, triggered, rotated and deleted", arguments: TestBackend.available)
+    @Test("webhooks are created with a secret, triggered, rotated and deleted", arguments: TestBackend.available)
     func webhooks(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
@@ -192,7 +193,7 @@ struct TriggerAPITests {
         }
     }
 
-    @Test("A21 (CRUD): event triggers in the reference's and the UI's shapes", arguments: TestBackend.available)
+    @Test("event triggers, nested in config or flat as the UI sends them, go through their lifecycle", arguments: TestBackend.available)
     func eventTriggers(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)

@@ -4,8 +4,9 @@ import Testing
 import _BudPipelineTestSupport
 
 /// `POST /workflow-events` against a real `budpipeline serve` with the bundled Greeter plugin,
-/// whose `await_approval` action waits for `approval:<request_id>` (client-contracts.md §4:
-/// A13–A17 in shape; the domain actions are exercised end to end in DomainPluginTests).
+/// whose `await_approval` action waits for `approval:<request_id>`: the delivery forms, correlation
+/// and answers the bud services and Dapr rely on (docs/compatibility.md, "Events in"). The domain
+/// actions are exercised end to end in DomainPluginTests.
 @Suite("Workflow events", .serialized)
 struct WorkflowEventTests {
     static let token = "test-app-token"
@@ -44,7 +45,7 @@ struct WorkflowEventTests {
         throw ServerError("step \(stepID) of \(executionID) never awaited its event")
     }
 
-    @Test("A17: deliveries need the app token; unrelated and malformed events are answered for Dapr", arguments: TestBackend.available)
+    @Test("deliveries need the app token; unrelated and malformed events are answered for Dapr", arguments: TestBackend.available)
     func authorizationAndUnrelatedEvents(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend) { server in
             let unconfigured = try await server.send("POST", "/workflow-events", json: ["type": "x"], headers: Self.authorized)
@@ -80,7 +81,7 @@ struct WorkflowEventTests {
         }
     }
 
-    @Test("A13: a flat CloudEvent completes the awaiting branch of a diamond; a redelivery does nothing", arguments: TestBackend.available)
+    @Test("a flat CloudEvent completes the awaiting branch of a diamond; a redelivery does nothing", arguments: TestBackend.available)
     func flatEventCompletesStep(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend, environment: Self.environment) { server in
             let request = UUID().uuidString.prefix(8).lowercased()
@@ -158,7 +159,7 @@ struct WorkflowEventTests {
     }
 
     @Test(
-        "A14–A16: wrapped and metadata-carried ids; a failure event fails the execution; progress does not complete",
+        "wrapped and metadata-carried ids; a failure event fails the execution; progress does not complete",
         arguments: TestBackend.available)
     func wrappedFailureAndProgress(backend: TestBackend) async throws {
         try await APIServerProcess.with(backend, environment: Self.environment) { server in
@@ -166,7 +167,7 @@ struct WorkflowEventTests {
             let executionID = try await Self.run(Self.diamond(request: request), on: server)
             _ = try await Self.awaiting("approve", of: executionID, on: server)
 
-            // A16: an ETA reminder, the id in notification_metadata: routed, the step keeps waiting.
+            // An ETA reminder, the id in notification_metadata: routed, the step keeps waiting.
             let reminder: JSONValue = [
                 "id": .string("rem-\(request)"), "type": "reminder", "eta_minutes": 5,
                 "notification_metadata": ["workflow_id": .string("approval:\(request)")],
@@ -179,7 +180,7 @@ struct WorkflowEventTests {
             let left = try #require(aggregated?["eta_seconds"]?.intValue)
             #expect((300...302).contains(left), "approve's 300 s, then join (expected to take as long as side did)")
 
-            // A14/A15: wrapped in a Dapr `data` envelope, the id in payload.workflow_id; a rejection fails the step.
+            // Wrapped in a Dapr `data` envelope, the id in payload.workflow_id; a rejection fails the step.
             let wrapped: JSONValue = [
                 "id": .string("rej-\(request)"), "specversion": "1.0", "type": "com.dapr.event.sent", "source": "approvals",
                 "data": [

@@ -66,8 +66,8 @@ import _BudPipelineTestSupport
             case (.failure, nil, _?):
                 compared += 1
             case (.success(let text), nil, let kind?):
-                // Documented: an undefined value in an operation empties the whole template (the
-                // reference's behaviour) where Jinja2 raises.
+                // Documented: an undefined value in an operation empties the whole template where
+                // Jinja2 raises.
                 if text.isEmpty { continue }
                 mismatches.append("\(item.template)\n    jinja: \(kind)\n    ours:  \(text)")
             case (.failure(let error), let jinja?, _):

@@ -4,7 +4,8 @@ import PluginTesting
 import Testing
 
 /// How the ClusterDeploy and ModelBenchmark plugins, loaded from their built libraries, read the
-/// events the bud services publish (client-contracts §2.2.3) and check their parameters.
+/// events the bud services publish (budmicroframe notifications and budapp's flat
+/// `workflow_completed`; see docs/events.md) and check their parameters.
 @Suite("Domain plugin events and checks")
 struct DomainPluginEventTests {
     /// A budmicroframe notification.

@@ -50,7 +50,7 @@ import Testing
         }
     }
 
-    @Test("missing expressions, unknown kinds and zones are refused with the reference's messages")
+    @Test("missing expressions, unknown kinds and zones are refused, each with its message")
     func refusals() {
         #expect(throws: ScheduleTimingError("Cron expression required")) {
             try ScheduleTiming(kind: "cron", expression: nil, timezone: "UTC", runAt: nil)
