@@ -22,6 +22,11 @@ import Synchronization
 /// as its batch is done. Under load this turns many wake-ups and round trips into few (thread
 /// hand-overs, not the database, are the cost that matters on a small machine). So that a slow
 /// read cannot hold the others up, a read left waiting for `readRescueDelay` wakes another thread.
+///
+/// The queue is bounded: work that finds `maximumQueuedWork` items waiting fails at once with
+/// ``DatabaseError/Kind/notRun`` (the HTTP API answers 503), so a flood of requests costs memory
+/// in proportion to the bound, not to the flood. Work whose caller is cancelled while it waits
+/// leaves the queue and fails the same way; work already running finishes.
 package final class ConnectionPool<Connection>: Sendable {
     package typealias Job = @Sendable (Result<Connection, DatabaseError>) -> Void
     /// Runs independent reads on one connection and returns the outcome of each, in order.
@@ -42,8 +47,13 @@ package final class ConnectionPool<Connection>: Sendable {
         case read(PendingRead)
     }
 
+    private struct QueuedWork {
+        let id: UInt64
+        let work: Work
+    }
+
     private struct State {
-        var queue: Deque<Work> = []
+        var queue: Deque<QueuedWork> = []
         /// Threads started and not yet exited.
         var threads = 0
         /// Threads waiting on `wake` (or about to) that no work has been promised to.
@@ -68,11 +78,13 @@ package final class ConnectionPool<Connection>: Sendable {
         case signal
         case start(number: Int)
         case scheduleRescue
-        case refuse
+        case refuse(DatabaseError)
     }
 
     package let maximumConnections: Int
+    package let maximumQueuedWork: Int
     private let name: String
+    private let lastWorkID = Atomic<UInt64>(0)
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let openConnection: @Sendable () throws(DatabaseError) -> Connection
@@ -83,6 +95,7 @@ package final class ConnectionPool<Connection>: Sendable {
     package init(
         name: String,
         maximumConnections: Int,
+        maximumQueuedWork: Int = 10_000,
         open: @escaping @Sendable () throws(DatabaseError) -> Connection,
         isHealthy: @escaping @Sendable (Connection) -> Bool,
         close: @escaping @Sendable (Connection) -> Void,
@@ -90,29 +103,47 @@ package final class ConnectionPool<Connection>: Sendable {
     ) {
         self.name = name
         self.maximumConnections = max(1, maximumConnections)
+        self.maximumQueuedWork = max(1, maximumQueuedWork)
         self.openConnection = open
         self.isHealthy = isHealthy
         self.closeConnection = close
         self.runReads = runReads
     }
 
+    /// Work waiting for a thread.
+    package var queuedCount: Int { state.withLock { $0.queue.count } }
+
     /// Runs `body` with a connection of the pool, on that connection's thread.
     package func withConnection<Result: Sendable>(_ body: @escaping @Sendable (Connection) throws -> Result) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            submit(
-                .job { connection in
-                    switch connection {
-                    case .success(let connection): continuation.resume(with: Swift.Result { try body(connection) })
-                    case .failure(let error): continuation.resume(throwing: error)
-                    }
-                })
+        try await submitCancellably { continuation in
+            .job { connection in
+                switch connection {
+                case .success(let connection): continuation.resume(with: Swift.Result { try body(connection) })
+                case .failure(let error): continuation.resume(throwing: error)
+                }
+            }
         }
     }
 
     /// Runs read-only statements, possibly in one batch with other callers' reads.
     package func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
-        try await withCheckedThrowingContinuation { continuation in
-            submit(.read(PendingRead(statements: statements) { continuation.resume(with: $0) }))
+        try await submitCancellably { continuation in
+            .read(PendingRead(statements: statements) { continuation.resume(with: $0) })
+        }
+    }
+
+    /// Queues the work `make` builds around the caller's continuation; a cancellation of the
+    /// caller while the work waits takes it out of the queue and fails it.
+    private func submitCancellably<Value>(
+        _ make: (CheckedContinuation<Value, any Error>) -> Work
+    ) async throws -> Value {
+        let id = lastWorkID.wrappingAdd(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                submit(make(continuation), id: id)
+            }
+        } onCancel: {
+            cancelQueued(id)
         }
     }
 
@@ -126,10 +157,18 @@ package final class ConnectionPool<Connection>: Sendable {
         for _ in 0..<sleepers { wake.signal() }
     }
 
-    private func submit(_ work: Work) {
+    /// Queues `work` under `id`. A caller already cancelled, a closed pool or a full queue fail
+    /// the work at once.
+    private func submit(_ work: Work, id: UInt64) {
         let action = state.withLock { state -> Submission in
-            guard !state.closed else { return .refuse }
-            state.queue.append(work)
+            guard !state.closed else { return .refuse(.connection("the database is closed")) }
+            // Read under the lock the cancellation handler takes: a cancellation either is seen
+            // here or finds the work queued.
+            guard !Task.isCancelled else { return .refuse(.notRun("the caller was cancelled before the work started")) }
+            guard state.queue.count < maximumQueuedWork else {
+                return .refuse(.notRun("the database queue is full (\(maximumQueuedWork) waiting)"))
+            }
+            state.queue.append(QueuedWork(id: id, work: work))
             if case .read = work, state.reading > 0 {
                 guard !state.rescueScheduled else { return .none }
                 state.rescueScheduled = true
@@ -140,6 +179,15 @@ package final class ConnectionPool<Connection>: Sendable {
         perform(action, for: work)
     }
 
+    /// Takes cancelled work out of the queue, if no thread has taken it yet, and fails it.
+    private func cancelQueued(_ id: UInt64) {
+        let removed = state.withLock { state -> Work? in
+            guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.queue.remove(at: index).work
+        }
+        if let removed { Self.fail(removed, .notRun("the caller was cancelled before the work started")) }
+    }
+
     private func perform(_ action: Submission, for work: Work?) {
         switch action {
         case .none: break
@@ -147,7 +195,7 @@ package final class ConnectionPool<Connection>: Sendable {
         case .start(let number): startThread(number: number)
         case .scheduleRescue:
             DispatchQueue.global().asyncAfter(deadline: .now() + Self.readRescueDelay) { [self] in rescueWaitingReads() }
-        case .refuse: if let work { Self.fail(work, .connection("the database is closed")) }
+        case .refuse(let error): if let work { Self.fail(work, error) }
         }
     }
 
@@ -184,12 +232,12 @@ package final class ConnectionPool<Connection>: Sendable {
     private func nextWork(finishedReads: Bool) -> Next {
         state.withLock { state -> Next in
             if finishedReads { state.reading -= 1 }
-            switch state.queue.popFirst() {
+            switch state.queue.popFirst()?.work {
             case .job(let job):
                 return .job(job)
             case .read(let first):
                 var reads = [first]
-                while reads.count < Self.maximumReadBatch, case .read(let read) = state.queue.first {
+                while reads.count < Self.maximumReadBatch, case .read(let read) = state.queue.first?.work {
                     state.queue.removeFirst()
                     reads.append(read)
                 }

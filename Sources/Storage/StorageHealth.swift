@@ -24,7 +24,8 @@ public final class StorageHealth: Sendable {
         switch outcome {
         case .success:
             state.withLock { $0 = .writable }
-        case .failure(DatabaseError.unavailable(let message)), .failure(DatabaseError.connection(let message)):
+        case .failure(let error as DatabaseError) where error.kind == .unavailable || error.kind == .connection:
+            let message = error.message
             state.withLock { state in
                 if case .notWritable(_, let since) = state {
                     state = .notWritable(reason: message, since: since)

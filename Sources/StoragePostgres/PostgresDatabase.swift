@@ -77,14 +77,18 @@ private enum CommandResult {
 /// One libpq connection and its prepared statements. Used only by the thread that opened it.
 final class PostgresConnection {
     private let connection: OpaquePointer
-    /// SQL text → prepared statement name, for statements the server confirmed.
-    private var prepared: [String: String] = [:]
+    /// SQL text → prepared statement name, for statements the server confirmed; the least used
+    /// are deallocated when it is full.
+    private var prepared = StatementCache<String>(capacity: PostgresConnection.preparedStatementLimit)
+    /// Names evicted from `prepared`, deallocated on the server before the next pipeline that
+    /// starts outside a transaction.
+    private var evictedStatements: [String] = []
     /// SQL text → the column names of its results, built once per statement.
-    private var resultColumns: [String: SQLColumns] = [:]
+    private var resultColumns = StatementCache<SQLColumns>(capacity: PostgresConnection.preparedStatementLimit)
     private var nextStatementNumber = 0
     private var closed = false
-    /// Statements beyond this many are sent unprepared.
-    private static let preparedStatementLimit = 512
+    /// How many statements stay prepared on one connection.
+    static let preparedStatementLimit = 512
 
     init(url: String) throws(DatabaseError) {
         let hasTimeout = url.contains("connect_timeout")
@@ -197,6 +201,7 @@ final class PostgresConnection {
     /// Sends `segments` in one pipeline, a synchronisation point after each, and returns one result
     /// per statement of each segment. A failure skips the rest of its own segment only.
     fileprivate func runPipeline(segments: [[SQLStatement]]) throws(DatabaseError) -> [[CommandResult]] {
+        try deallocateEvicted()
         guard PQenterPipelineMode(connection) == 1 else { throw lostConnection() }
         // Statements prepared by this pipeline: by segment, the index of the statement and its name.
         var preparing: [[Int: (sql: String, name: String)]] = []
@@ -204,8 +209,8 @@ final class PostgresConnection {
         for segment in segments {
             var segmentPreparations: [Int: (sql: String, name: String)] = [:]
             for (index, statement) in segment.enumerated() {
-                var name = prepared[statement.sql] ?? preparedHere[statement.sql]
-                if name == nil, prepared.count + preparedHere.count < Self.preparedStatementLimit {
+                var name = prepared.value(for: statement.sql) ?? preparedHere[statement.sql]
+                if name == nil {
                     nextStatementNumber += 1
                     let newName = "bp_\(nextStatementNumber)"
                     guard PQsendPrepare(connection, newName, statement.sql, 0, nil) == 1 else { throw abandonPipeline() }
@@ -236,7 +241,7 @@ final class PostgresConnection {
                 if let preparation = preparing[segmentIndex][index] {
                     let outcome = try readCommand(sql: statement.sql)
                     switch outcome {
-                    case .success: prepared[preparation.sql] = preparation.name
+                    case .success: evictedStatements += prepared.insert(preparation.name, for: preparation.sql)
                     case .failure, .skipped: preparationFailure = outcome
                     }
                 }
@@ -249,6 +254,18 @@ final class PostgresConnection {
         guard PQexitPipelineMode(connection) == 1 else { throw lostConnection() }
         return results
     }
+
+    /// Deallocates the statements evicted from the cache, when no transaction is open (a failure
+    /// inside one would abort it; they wait for the next idle moment instead).
+    private func deallocateEvicted() throws(DatabaseError) {
+        guard !evictedStatements.isEmpty, PQtransactionStatus(connection) == PQTRANS_IDLE else { return }
+        let names = evictedStatements
+        evictedStatements = []
+        try executeScript(names.map { "DEALLOCATE \($0)" }.joined(separator: "; "))
+    }
+
+    /// How many statements are prepared on the server now.
+    var preparedStatementCount: Int { prepared.count }
 
     /// Reads up to and including the result that marks a synchronisation point.
     private func readSynchronisation() throws(DatabaseError) {
@@ -279,11 +296,11 @@ final class PostgresConnection {
         let rowCount = PQntuples(result)
         let columnCount = PQnfields(result)
         let columns: SQLColumns
-        if let known = resultColumns[sql], known.names.count == columnCount {
+        if let known = resultColumns.value(for: sql), known.names.count == columnCount {
             columns = known
         } else {
             columns = SQLColumns((0..<columnCount).map { String(cString: PQfname(result, $0)) })
-            if resultColumns.count < Self.preparedStatementLimit { resultColumns[sql] = columns }
+            resultColumns.insert(columns, for: sql)
         }
         var rows: [Row] = []
         rows.reserveCapacity(Int(rowCount))
@@ -325,21 +342,27 @@ final class PostgresConnection {
     }
 
     private func error(from result: OpaquePointer, sql: String) -> DatabaseError {
-        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
-        let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
-        let message = primary ?? Self.clean(String(cString: PQresultErrorMessage(result)))
+        func field(_ code: Character) -> String? {
+            guard let ascii = code.asciiValue else { return nil }
+            return PQresultErrorField(result, Int32(ascii)).map { Self.clean(String(cString: $0)) }
+        }
+        let state = field("C") ?? ""
+        let message = field("M") ?? Self.clean(String(cString: PQresultErrorMessage(result)))
+        let kind: DatabaseError.Kind
         switch state {
-        case "23505": return .uniqueViolation(message)
-        case "40001", "40P01", "55P03": return .transient(message)
-        case Self.conflictState: return .conflict(message)
-        case "": return .connection(message.isEmpty ? Self.clean(String(cString: PQerrorMessage(connection))) : message)
-        case let code where code.hasPrefix("08") || code.hasPrefix("57P"): return .connection(message)
+        case "23505": kind = .uniqueViolation
+        case "40001", "40P01", "55P03": kind = .transient
+        case Self.conflictState: kind = .conflict
+        case "":
+            return .connection(message.isEmpty ? Self.clean(String(cString: PQerrorMessage(connection))) : message)
+        case let code where code.hasPrefix("08") || code.hasPrefix("57P"): kind = .connection
         // Disk full, out of memory, too many connections (53), I/O errors (58), a read-only
         // server (25006), corruption (XX001, XX002).
         case let code where code.hasPrefix("53") || code.hasPrefix("58") || ["25006", "XX001", "XX002"].contains(code):
-            return .unavailable(message)
-        default: return .statement(code: state, message: message, sql: sql)
+            kind = .unavailable
+        default: kind = .statement
         }
+        return DatabaseError(kind, message, code: state, detail: field("D"), constraint: field("n"), sql: sql)
     }
 
     /// The SQLSTATE `budpipeline_expect_rows` raises (see the PostgreSQL migrations).

@@ -93,7 +93,8 @@ final class SQLiteConnection {
     }
 
     private let handle: OpaquePointer
-    private var statements: [String: PreparedStatement] = [:]
+    /// Prepared statements by SQL text, the least used finalized when the cache is full.
+    private var statements = StatementCache<PreparedStatement>(capacity: 512)
     private var closed = false
 
     init(path: String, role: Role) throws(DatabaseError) {
@@ -126,8 +127,7 @@ final class SQLiteConnection {
     func close() {
         guard !closed else { return }
         closed = true
-        for statement in statements.values { sqlite3_finalize(statement.handle) }
-        statements = [:]
+        for statement in statements.removeAll() { sqlite3_finalize(statement.handle) }
         sqlite3_close_v2(handle)
     }
 
@@ -209,7 +209,7 @@ final class SQLiteConnection {
     }
 
     private func prepare(_ sql: String) throws(DatabaseError) -> PreparedStatement {
-        if let prepared = statements[sql] { return prepared }
+        if let prepared = statements.value(for: sql) { return prepared }
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else {
@@ -228,7 +228,8 @@ final class SQLiteConnection {
             (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
         )
         let prepared = PreparedStatement(handle: statement, parameterNumbers: numbers, columns: columns)
-        statements[sql] = prepared
+        // No statement is being stepped while another is prepared: each runs to its end first.
+        for evicted in statements.insert(prepared, for: sql) { sqlite3_finalize(evicted.handle) }
         return prepared
     }
 
@@ -249,14 +250,16 @@ final class SQLiteConnection {
     }
 
     static func error(_ status: Int32, message: String, sql: String) -> DatabaseError {
+        let kind: DatabaseError.Kind
         switch status & 0xFF {
-        case SQLITE_BUSY, SQLITE_LOCKED: return .transient(message)
-        case SQLITE_CONSTRAINT where status == sqliteConstraintUnique || status == sqliteConstraintPrimaryKey:
-            return .uniqueViolation(message)
+        case SQLITE_BUSY, SQLITE_LOCKED: kind = .transient
+        case SQLITE_CONSTRAINT where status == sqliteConstraintUnique || status == sqliteConstraintPrimaryKey: kind = .uniqueViolation
         case SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_PERM:
-            return .unavailable(message)
-        default: return .statement(code: "SQLITE_\(status)", message: message, sql: sql)
+            kind = .unavailable
+        default: kind = .statement
         }
+        // SQLite names the columns of a violated constraint in its message, not the constraint.
+        return DatabaseError(kind, message, code: "SQLITE_\(status)", sql: sql)
     }
 }
 

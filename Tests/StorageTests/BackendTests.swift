@@ -15,7 +15,8 @@ struct BackendTests {
         await #expect {
             _ = try await SQLiteDatabase.open(path: path)
         } throws: { error in
-            guard case DatabaseError.connection(let message) = error else { return false }
+            guard let error = error as? DatabaseError, error.kind == .connection else { return false }
+            let message = error.message
             return message.contains(path) && message.contains("not a database")
         }
     }
@@ -25,7 +26,8 @@ struct BackendTests {
         await #expect {
             _ = try await SQLiteDatabase.open(path: "/proc/budpipeline/nope/db.sqlite")
         } throws: { error in
-            guard case DatabaseError.connection(let message) = error else { return false }
+            guard let error = error as? DatabaseError, error.kind == .connection else { return false }
+            let message = error.message
             return message.contains("/proc/budpipeline/nope")
         }
     }
@@ -36,7 +38,8 @@ struct BackendTests {
         await #expect {
             _ = try await PostgresDatabase.connect(url: "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
         } throws: { error in
-            guard case DatabaseError.connection(let message) = error else { return false }
+            guard let error = error as? DatabaseError, error.kind == .connection else { return false }
+            let message = error.message
             return message.contains("127.0.0.1")
         }
         #expect(ContinuousClock.now - started < .seconds(5))
@@ -95,7 +98,7 @@ struct BackendTests {
                                 ])
                                 return (value, nil)
                             } catch let error as DatabaseError {
-                                guard case .statement = error else { return (value, nil) }
+                                guard error.kind == .statement else { return (value, nil) }
                                 return (value, value)
                             }
                         }
@@ -124,5 +127,49 @@ struct BackendTests {
             let rows = try await test.database.read("SELECT 1 AS one")
             #expect(try rows.first?.int("one") == 1)
         }
+    }
+}
+
+@Suite("Prepared statement cache")
+struct StatementCacheTests {
+    @Test func theLeastRecentlyUsedEighthMakesRoom() {
+        var cache = StatementCache<Int>(capacity: 16)
+        for number in 0..<16 { #expect(cache.insert(number, for: "q\(number)").isEmpty) }
+        // Using the first two keeps them; the next insert evicts the two oldest others.
+        _ = cache.value(for: "q0")
+        _ = cache.value(for: "q1")
+        #expect(cache.insert(16, for: "q16").sorted() == [2, 3])
+        #expect(cache.count == 15)
+        #expect(cache.value(for: "q0") == 0)
+        #expect(cache.value(for: "q2") == nil)
+        // Replacing a statement hands back its old value.
+        #expect(cache.insert(99, for: "q16") == [16])
+        #expect(cache.removeAll().count == 15)
+        #expect(cache.count == 0)
+    }
+
+    @Test("a PostgreSQL connection keeps at most 512 statements prepared, however many it runs")
+    func postgresEvicts() async throws {
+        guard TestPostgres.isAvailable else { return }
+        let url = try await TestPostgres.createDatabase()
+        let database = try await PostgresDatabase.connect(url: url, maximumConnections: 1)
+        for number in 0..<700 {
+            let rows = try await database.read([SQLStatement("SELECT CAST($1 AS integer) + \(number) AS total", [.integer(1)])])
+            #expect(try rows.first?.first?.int("total") == number + 1)
+        }
+        let prepared = try await database.read([SQLStatement("SELECT CAST(count(*) AS integer) AS n FROM pg_prepared_statements")])
+        let count = try prepared.first?.first?.int("n") ?? -1
+        #expect(count > 400 && count <= 512, "prepared statements: \(count)")
+        // The latest statements are the prepared ones (not the first 512 for good).
+        let latest = try await database.read([
+            SQLStatement("SELECT CAST(count(*) AS integer) AS n FROM pg_prepared_statements WHERE statement LIKE $1", [.text("%+ 699 AS%")])
+        ])
+        #expect(try latest.first?.first?.int("n") == 1)
+        // Statements evicted and prepared again still give the right answers.
+        for number in [0, 1, 699] {
+            let rows = try await database.read([SQLStatement("SELECT CAST($1 AS integer) + \(number) AS total", [.integer(2)])])
+            #expect(try rows.first?.first?.int("total") == number + 2)
+        }
+        await database.close()
     }
 }

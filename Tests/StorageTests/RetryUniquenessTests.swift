@@ -31,7 +31,7 @@ struct RetryUniquenessTests {
             await #expect {
                 try await store.insertExecution(second)
             } throws: { error in
-                if case DatabaseError.uniqueViolation = error { true } else { false }
+                if (error as? DatabaseError)?.kind == .uniqueViolation { true } else { false }
             }
             #expect(try await store.execution(id: second.record.id) == nil)
             #expect(try await store.steps(executionID: second.record.id).isEmpty, "the transaction stored nothing")

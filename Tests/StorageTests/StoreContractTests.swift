@@ -103,7 +103,7 @@ struct StoreContractTests {
             await #expect {
                 try await test.store.insertDefinition(record)
             } throws: { error in
-                if case DatabaseError.uniqueViolation = error { return true }
+                if (error as? DatabaseError)?.kind == .uniqueViolation { return true }
                 return false
             }
         }
@@ -121,7 +121,7 @@ struct StoreContractTests {
             await #expect {
                 _ = try await test.store.updateDefinition(record, expectedVersion: 1)
             } throws: { error in
-                if case DatabaseError.conflict(let message) = error { return message.contains("version 2") }
+                if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("version 2") }
                 return false
             }
             let stored = try await test.store.definition(id: record.id)
@@ -195,12 +195,25 @@ struct StoreContractTests {
             try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
             try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: StoreFixtures.newID()))
             try await test.store.insertDefinition(StoreFixtures.definition(name: "same"))
-            await #expect(throws: DatabaseError.self) {
+            let error = await #expect(throws: DatabaseError.self) {
                 try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
             }
             await #expect(throws: DatabaseError.self) { try await test.store.insertDefinition(StoreFixtures.definition(name: "same")) }
             let stored = try await test.store.definitionSummaries(ownerID: nil, includeSystem: true)
             #expect(stored.count == 3)
+            // What the server said is kept for the logs: its code, and on PostgreSQL the
+            // constraint and the detail line naming the key.
+            #expect(error?.kind == .uniqueViolation)
+            #expect(error?.sql?.isEmpty == false)
+            switch backend {
+            case .postgres:
+                #expect(error?.code == "23505")
+                #expect(error?.constraint?.isEmpty == false)
+                #expect(error?.detail?.contains("same") == true, "\(String(describing: error))")
+                #expect(error.map { "\($0)" }?.contains("constraint") == true)
+            case .sqlite:
+                #expect(error?.code == "SQLITE_2067")
+            }
         }
     }
 
@@ -304,7 +317,7 @@ struct StoreContractTests {
             await #expect {
                 try await test.store.apply(stale)
             } throws: { error in
-                if case DatabaseError.conflict(let message) = error { return message.contains("changed since version 1") }
+                if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("changed since version 1") }
                 return false
             }
             let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
@@ -326,7 +339,7 @@ struct StoreContractTests {
             await #expect {
                 try await test.store.apply(transition)
             } throws: { error in
-                if case DatabaseError.conflict(let message) = error { return message.contains("timer start") }
+                if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("timer start") }
                 return false
             }
             #expect(try await test.store.execution(id: new.record.id)?.version == 1)
@@ -415,7 +428,7 @@ struct StoreContractTests {
             await #expect {
                 try await test.database.transaction { session in try session.execute("SELECT * FROM no_such_table") }
             } throws: { error in
-                if case DatabaseError.statement(_, let message, _) = error { return message.contains("no_such_table") }
+                if let error = error as? DatabaseError, error.kind == .statement { return error.message.contains("no_such_table") }
                 return false
             }
             for _ in 0..<20 {

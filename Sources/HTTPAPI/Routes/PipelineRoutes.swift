@@ -56,7 +56,7 @@ struct PipelineRoutes: Sendable {
             createdAt: now, updatedAt: now)
         do {
             try await store.insertDefinition(record)
-        } catch DatabaseError.uniqueViolation {
+        } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw Self.duplicateName(checked.name)
         }
         return JSONResponse(
@@ -96,7 +96,7 @@ struct PipelineRoutes: Sendable {
         let stored: PipelineDefinitionRecord
         do {
             stored = try await store.updateDefinition(updated, expectedVersion: expectedVersion)
-        } catch DatabaseError.uniqueViolation {
+        } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw Self.duplicateName(checked.name)
         } catch StoreError.notFound {
             throw APIError.pipelineNotFound(current.id)

@@ -14,13 +14,16 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as HTTPError {
             throw Self.translate(error)
-        } catch DatabaseError.conflict(let message) {
-            throw APIError(.conflict, code: "CONCURRENT_MODIFICATION", message: "Concurrent modification detected: \(message)")
-        } catch DatabaseError.connection(let message) {
-            context.logger.error("database unreachable", metadata: ["error": "\(message)"])
+        } catch let error as DatabaseError where error.kind == .conflict {
+            throw APIError(.conflict, code: "CONCURRENT_MODIFICATION", message: "Concurrent modification detected: \(error.message)")
+        } catch let error as DatabaseError where error.kind == .connection {
+            context.logger.error("database unreachable", metadata: ["error": "\(error)"])
             throw APIError(.serviceUnavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
-        } catch DatabaseError.unavailable(let message) {
-            context.logger.error("database cannot store changes", metadata: ["error": "\(message)"])
+        } catch let error as DatabaseError where error.kind == .notRun {
+            context.logger.warning("database work not run", metadata: ["error": "\(error)"])
+            throw APIError(.serviceUnavailable, code: "DATABASE_BUSY", message: "The database is too busy to take this request; try again")
+        } catch let error as DatabaseError where error.kind == .unavailable {
+            context.logger.error("database cannot store changes", metadata: ["error": "\(error)"])
             throw APIError(
                 .serviceUnavailable, code: "STORAGE_UNAVAILABLE",
                 message: "The database cannot store changes right now (disk full or read-only); nothing was changed")

@@ -190,21 +190,19 @@ final class PluginThreadPool: Sendable {
         }
     }
 
+    /// Expires the jobs past their deadline and starts replacements for threads stuck in one.
+    /// Expiring resumes callers and reports through the call's events (which log), so it happens
+    /// outside the lock; a job that returns meanwhile is simply not expired (its phase decides).
     private func expireOverdueJobs() {
         let now = DispatchTime.now().uptimeNanoseconds
+        let overdue = state.withLock { state -> [any PoolJob] in
+            var overdue: [any PoolJob] = state.queue.filter { $0.deadline <= now }
+            for waiting in state.deferred.values { overdue += waiting.filter { $0.deadline <= now } }
+            overdue += state.running.values.filter { $0.deadline <= now }
+            return overdue
+        }
+        let overran = overdue.reduce(0) { count, job in job.expire() == .overran ? count + 1 : count }
         let replacements = state.withLock { state -> Int in
-            var overran = 0
-            for job in state.queue where job.deadline <= now {
-                _ = job.expire()
-            }
-            for waiting in state.deferred.values {
-                for job in waiting where job.deadline <= now {
-                    _ = job.expire()
-                }
-            }
-            for job in state.running.values where job.deadline <= now {
-                if job.expire() == .overran { overran += 1 }
-            }
             state.stuckThreads += overran
             var earliest = UInt64.max
             for job in state.queue where job.deadline > now { earliest = min(earliest, job.deadline) }

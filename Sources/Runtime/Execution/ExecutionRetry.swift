@@ -70,9 +70,9 @@ extension ExecutionRuntime {
         request.retry = (of: executionID, completedSteps: steps.map(\.state).filter { $0.status == .completed })
         do {
             return .started(try await startExecution(request))
-        } catch DatabaseError.uniqueViolation(let message) {
+        } catch let error as DatabaseError where error.kind == .uniqueViolation {
             // Another request stored its retry first; nothing of this one was stored.
-            guard let existing = try await store.retryExecution(of: executionID) else { throw DatabaseError.uniqueViolation(message) }
+            guard let existing = try await store.retryExecution(of: executionID) else { throw error }
             return .alreadyRetried(existing)
         }
     }

@@ -302,15 +302,15 @@ public final class ExecutionRuntime: Sendable {
                 var taken = noneTaken
                 for (input, took) in zip(inputs, plan.taken) { if let position = input.position { taken[position] = took } }
                 return .success(taken)
-            } catch DatabaseError.conflict(let message) {
+            } catch let conflict as DatabaseError where conflict.kind == .conflict {
                 statistics.withLock { $0.conflicts += 1 }
                 logger.debug(
                     "transition conflicted; reading the execution again",
-                    metadata: ["execution_id": "\(executionID)", "reason": "\(message)"])
+                    metadata: ["execution_id": "\(executionID)", "reason": "\(conflict.message)"])
                 live = nil
                 inputs = await inputsStillCurrent(inputs)
                 if inputs.isEmpty { return .success(noneTaken) }
-                if attempt >= 20 { return .failure(DatabaseError.conflict(message)) }
+                if attempt >= 20 { return .failure(conflict) }
             } catch let error as RuntimeError {
                 logger.error("execution cannot continue", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
                 return .failure(error)

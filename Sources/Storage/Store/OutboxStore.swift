@@ -1,3 +1,4 @@
+import BudJSON
 public import Foundation
 
 /// The outbox: events written by transitions, waiting to be published.
@@ -36,7 +37,8 @@ extension PipelineStore {
         try await database.transaction { session in
             session.enqueue(
                 SQLStatement(
-                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(ids.map(String.init).joined(separator: ", ")))", [.text(owner)]))
+                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(integers(inJSONArray: 2)))",
+                    [.text(owner), .json(.array(ids.map { .int($0) }))]))
         }
     }
 
@@ -61,8 +63,8 @@ extension PipelineStore {
             if !later.isEmpty {
                 session.enqueue(
                     SQLStatement(
-                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(later.map(String.init).joined(separator: ", ")))",
-                        [.text(owner)]))
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(integers(inJSONArray: 2)))",
+                        [.text(owner), .json(.array(later.map { .int($0) }))]))
             }
         }
     }

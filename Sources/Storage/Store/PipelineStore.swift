@@ -32,6 +32,14 @@ public struct PipelineStore: Sendable {
 
     public var dialect: SQLDialect { database.dialect }
 
+    /// A subquery selecting the integers of the JSON array bound as parameter `$number`: lists
+    /// travel as one parameter, so the statement's text is the same however long the list is.
+    func integers(inJSONArray number: Int) -> String {
+        dialect == .postgres
+            ? "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST($\(number) AS json))"
+            : "SELECT value FROM json_each($\(number))"
+    }
+
     // MARK: Pipeline definitions
 
     public func insertDefinition(_ record: PipelineDefinitionRecord) async throws {
