@@ -3,10 +3,6 @@ public import BudPipelineHost
 import Foundation
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// Carries out the service calls plugins make (`invoke_service`) through Dapr's service
 /// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`, built from the invocation's
 /// checked ``ServiceTarget`` and nothing else, so no call reaches another Dapr API.
@@ -27,6 +23,8 @@ public final class DaprServiceInvoker: ServiceInvoker {
     public let defaultTimeout: Duration
     public let failureThreshold: Int
     public let openInterval: Duration
+    /// The largest answer a plugin receives; a larger one fails the call (16 MiB by default).
+    public let maximumAnswerBytes: Int
 
     private struct Circuit {
         var consecutiveFailures = 0
@@ -38,8 +36,9 @@ public final class DaprServiceInvoker: ServiceInvoker {
 
     public init(
         endpoint: String, apiToken: SecretText?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
-        openInterval: Duration = .seconds(30)
+        openInterval: Duration = .seconds(30), maximumAnswerBytes: Int = 16 << 20
     ) {
+        self.maximumAnswerBytes = max(1, maximumAnswerBytes)
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.apiToken = apiToken
         self.defaultTimeout = defaultTimeout
@@ -49,36 +48,29 @@ public final class DaprServiceInvoker: ServiceInvoker {
 
     public func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
         try admit(invocation.appID)
-        guard let url = URL(string: "\(endpoint)/\(invocation.target.invocationPath)") else {
-            record(invocation.appID, failed: false)
-            throw ServiceInvocationError("cannot build an invocation URL for \(invocation.appID) \(invocation.path)")
-        }
+        let url = "\(endpoint)/\(invocation.target.invocationPath)"
         let timeout = invocation.timeout ?? defaultTimeout
-        var request = URLRequest(url: url, timeoutInterval: timeout / .seconds(1))
-        request.httpMethod = invocation.method
-        if !invocation.body.isEmpty {
-            request.httpBody = Data(invocation.body)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
+        var headers: [(String, String)] = []
+        if !invocation.body.isEmpty { headers.append(("Content-Type", "application/json")) }
         if let apiToken {
-            request.setValue(apiToken.revealed, forHTTPHeaderField: "dapr-api-token")
-            request.setValue(apiToken.revealed, forHTTPHeaderField: "x-app-api-token")
+            headers.append(("dapr-api-token", apiToken.revealed))
+            headers.append(("x-app-api-token", apiToken.revealed))
         }
         let span = "\(invocation.stepID ?? "")/\(invocation.method) \(invocation.path)"
         if let traceparent = TraceContext.traceparent(executionID: invocation.executionID, spanSeed: span) {
-            request.setValue(traceparent, forHTTPHeaderField: "traceparent")
+            headers.append(("traceparent", traceparent))
         }
-        let answer: (Data, URLResponse)
+        let answer: OutboundHTTP.Answer
         do {
-            answer = try await URLSession.shared.data(for: request, within: timeout)
+            answer = try await OutboundHTTP.send(
+                invocation.method, to: url, headers: headers, body: invocation.body.isEmpty ? nil : invocation.body, timeout: timeout,
+                maximumAnswerBytes: maximumAnswerBytes)
         } catch {
             record(invocation.appID, failed: true)
-            throw ServiceInvocationError(
-                "\(invocation.appID) did not answer \(invocation.method) \(invocation.path): \(error.localizedDescription)")
+            throw ServiceInvocationError("\(invocation.appID) did not answer \(invocation.method) \(invocation.path): \(error)")
         }
-        let status = (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
-        record(invocation.appID, failed: status >= 500 || status == 0)
-        return ServiceInvocationResponse(statusCode: status, body: Array(answer.0))
+        record(invocation.appID, failed: answer.status >= 500 || answer.status == 0)
+        return ServiceInvocationResponse(statusCode: answer.status, body: answer.body)
     }
 
     /// Whether calls to `appID` currently fail at once.

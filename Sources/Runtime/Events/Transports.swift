@@ -2,10 +2,6 @@ public import BudJSON
 public import Foundation
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// One message for one topic.
 public struct OutgoingMessage: Sendable, Equatable {
     public var topic: String
@@ -88,22 +84,20 @@ public struct DaprTransport: MessageTransport {
             metadata.append(URLQueryItem(name: "metadata.cloudevent.traceparent", value: traceparent))
         }
         components.queryItems = metadata
-        guard let url = components.url else { throw PublishError("cannot build a publish URL for topic \(message.topic)") }
-        var request = URLRequest(url: url, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.httpBody = Data(JSONValue.object(message.body).serialized())
-        request.setValue("application/cloudevents+json", forHTTPHeaderField: "Content-Type")
-        if let apiToken { request.setValue(apiToken.revealed, forHTTPHeaderField: "dapr-api-token") }
-        let answer: (Data, URLResponse)
+        guard let url = components.string else { throw PublishError("cannot build a publish URL for topic \(message.topic)") }
+        var headers = [("Content-Type", "application/cloudevents+json")]
+        if let apiToken { headers.append(("dapr-api-token", apiToken.revealed)) }
+        let answer: OutboundHTTP.Answer
         do {
-            answer = try await URLSession.shared.data(for: request, within: .seconds(timeout))
+            answer = try await OutboundHTTP.send(
+                "POST", to: url, headers: headers, body: JSONValue.object(message.body).serialized(), timeout: .seconds(timeout),
+                maximumAnswerBytes: 64 * 1024)
         } catch {
-            throw PublishError("Dapr did not answer the publish to \(message.topic): \(error.localizedDescription)")
+            throw PublishError("Dapr did not answer the publish to \(message.topic): \(error)")
         }
-        let status = (answer.1 as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else {
-            let text = String(decoding: answer.0.prefix(300), as: UTF8.self)
-            throw PublishError("Dapr answered \(status) to the publish to \(message.topic): \(text)")
+        guard (200..<300).contains(answer.status) else {
+            let text = String(decoding: answer.body.prefix(300), as: UTF8.self)
+            throw PublishError("Dapr answered \(answer.status) to the publish to \(message.topic): \(text)")
         }
     }
 }
