@@ -49,7 +49,7 @@ import Testing
             #"{"name": "p", "parameters": [{"name": "n"}], "steps": [{"id": "a", "name": "A", "action": "work", "on_failure": "retry", "retry": {"max_attempts": "{{ params.n }}"}}]}"#,
             params: ["n": 1e300])
         _ = machine.handle(.start, at: t0)
-        _ = machine.handle(.stepFailed(stepID: "a", attempt: 0, error: "boom", retryable: true, outputs: [:]), at: t0)
+        _ = machine.handle(.stepFailed(stepID: "a", attempt: 0, failure: .retryable("boom"), outputs: [:]), at: t0)
         #expect(machine.step("a")?.status == .failed)
         #expect(machine.execution.status == .failed)
     }
@@ -125,7 +125,7 @@ import Testing
         let blob: JSONObject = ["blob": .string(String(repeating: "x", count: 900))]
         _ = machine.handle(.stepSucceeded(stepID: "a", attempt: 0, outputs: blob), at: t0)
         #expect(machine.step("a")?.status == .completed)
-        _ = machine.handle(.stepFailed(stepID: "b", attempt: 0, error: "boom", retryable: false, outputs: blob), at: t0)
+        _ = machine.handle(.stepFailed(stepID: "b", attempt: 0, failure: .permanent("boom"), outputs: blob), at: t0)
         #expect(machine.step("b")?.status == .failed)
         #expect(machine.step("b")?.error?.hasPrefix("boom (its outputs were not kept: the execution's parameters and outputs") == true)
         #expect(machine.step("b")?.outputs == [:])

@@ -87,9 +87,9 @@ import Testing
         ) { dispatch in
             switch dispatch.stepID {
             case "shaky" where dispatch.attempt < 2:
-                .stepFailed(stepID: "shaky", attempt: dispatch.attempt, error: "not yet", retryable: true, outputs: [:])
+                .stepFailed(stepID: "shaky", attempt: dispatch.attempt, failure: .retryable("not yet"), outputs: [:])
             case "optional":
-                .stepFailed(stepID: "optional", attempt: 0, error: "optional failed", retryable: false, outputs: [:])
+                .stepFailed(stepID: "optional", attempt: 0, failure: .permanent("optional failed"), outputs: [:])
             case "deploy":
                 .stepAwaitingEvent(stepID: "deploy", attempt: 0, externalWorkflowID: "wf-1", timeoutSeconds: 60, outputs: ["started": true])
             default:
@@ -115,7 +115,7 @@ import Testing
             """#
         ) { dispatch in
             dispatch.stepID == "bad"
-                ? .stepFailed(stepID: "bad", attempt: 0, error: "broken", retryable: false, outputs: [:])
+                ? .stepFailed(stepID: "bad", attempt: 0, failure: .permanent("broken"), outputs: [:])
                 : .stepSucceeded(stepID: dispatch.stepID, attempt: dispatch.attempt, outputs: [:])
         }
         #expect(machine.execution.status == .failed)
@@ -136,7 +136,7 @@ import Testing
             """#
         ) { dispatch in
             dispatch.stepID == "slow"
-                ? .stepTimedOut(stepID: "slow", attempt: dispatch.attempt, error: "took too long")
+                ? .stepFailed(stepID: "slow", attempt: dispatch.attempt, failure: .timedOut("took too long"), outputs: [:])
                 : .stepSucceeded(stepID: dispatch.stepID, attempt: dispatch.attempt, outputs: [:])
         }
         #expect(machine.execution.status == .failed)

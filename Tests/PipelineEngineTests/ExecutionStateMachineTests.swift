@@ -98,7 +98,7 @@ import Testing
         #expect(machine.handle(.start, at: t0).dispatchedSteps == ["s1", "s2"])
         #expect(machine.handle(.stepSucceeded(stepID: "s2", attempt: 0, outputs: [:]), at: at(1)).dispatchedSteps == ["s3"])
         #expect(
-            machine.handle(.stepFailed(stepID: "s1", attempt: 0, error: "x", retryable: false, outputs: [:]), at: at(2)).dispatchedSteps
+            machine.handle(.stepFailed(stepID: "s1", attempt: 0, failure: .permanent("x"), outputs: [:]), at: at(2)).dispatchedSteps
                 == [])
         #expect(machine.execution.status == .failed, "fail_fast is the default")
     }
@@ -148,7 +148,7 @@ import Testing
         _ = machine.handle(
             .stepAwaitingEvent(stepID: "b", attempt: 0, externalWorkflowID: "wf", timeoutSeconds: nil, outputs: [:]), at: at(1))
         let actions = machine.handle(
-            .stepFailed(stepID: "a", attempt: 0, error: "disk full", retryable: false, outputs: ["partial": 1]), at: at(2))
+            .stepFailed(stepID: "a", attempt: 0, failure: .permanent("disk full"), outputs: ["partial": 1]), at: at(2))
         #expect(machine.execution.status == .failed)
         #expect(machine.execution.errorInfo == ["error": "disk full", "message": "disk full", "step_id": "a"])
         #expect(machine.step("a")?.status == .failed)
@@ -171,7 +171,7 @@ import Testing
             #"{"name": "nff", "settings": {"fail_fast": false}, "steps": [{"id": "a", "name": "A", "action": "work"}, {"id": "b", "name": "B", "action": "work"}, {"id": "a2", "name": "A2", "action": "work", "depends_on": ["a"]}, {"id": "a3", "name": "A3", "action": "work", "depends_on": ["a2"]}]}"#
         )
         _ = machine.handle(.start, at: t0)
-        let failed = machine.handle(.stepFailed(stepID: "a", attempt: 0, error: "boom", retryable: false, outputs: [:]), at: at(1))
+        let failed = machine.handle(.stepFailed(stepID: "a", attempt: 0, failure: .permanent("boom"), outputs: [:]), at: at(1))
         #expect(machine.execution.status == .running, "b is still running")
         #expect(machine.step("a2")?.status == .skipped)
         #expect(machine.step("a2")?.error == "Upstream step 'a' did not succeed")
@@ -188,7 +188,7 @@ import Testing
         )
         _ = machine.handle(.start, at: t0)
         let actions = machine.handle(
-            .stepFailed(stepID: "a", attempt: 0, error: "meh", retryable: false, outputs: ["reason": "meh"]), at: at(1))
+            .stepFailed(stepID: "a", attempt: 0, failure: .permanent("meh"), outputs: ["reason": "meh"]), at: at(1))
         #expect(actions.dispatches.map(\.params) == [["upstream": "FAILED", "why": "meh"]])
         #expect(machine.step("a")?.failureTolerated == true)
         _ = machine.handle(.stepSucceeded(stepID: "b", attempt: 0, outputs: [:]), at: at(2))
@@ -226,7 +226,7 @@ import Testing
         var delays: [Double] = []
         for attempt in 0..<3 {
             let failed = machine.handle(
-                .stepFailed(stepID: "a", attempt: attempt, error: "flaky \(attempt)", retryable: true, outputs: [:]), at: at(now))
+                .stepFailed(stepID: "a", attempt: attempt, failure: .retryable("flaky \(attempt)"), outputs: [:]), at: at(now))
             let (timer, due) = try #require(failed.timersSet.first)
             #expect(timer == EngineTimer(kind: .retry, stepID: "a", attempt: attempt + 1))
             #expect(machine.step("a")?.status == .retrying)
@@ -237,7 +237,7 @@ import Testing
             #expect(retried.dispatches.first?.idempotencyKey == "exec-1/a/\(attempt + 1)")
         }
         #expect(delays == [10, 20, 25])
-        _ = machine.handle(.stepFailed(stepID: "a", attempt: 3, error: "flaky 3", retryable: true, outputs: [:]), at: at(now))
+        _ = machine.handle(.stepFailed(stepID: "a", attempt: 3, failure: .retryable("flaky 3"), outputs: [:]), at: at(now))
         #expect(machine.step("a")?.status == .failed)
         #expect(machine.execution.status == .failed)
         #expect(machine.execution.errorInfo?["error"] == "flaky 3")
@@ -249,7 +249,7 @@ import Testing
         )
         _ = machine.handle(.start, at: t0)
         let actions = machine.handle(
-            .stepFailed(stepID: "a", attempt: 0, error: "invalid input", retryable: false, outputs: [:]), at: at(1))
+            .stepFailed(stepID: "a", attempt: 0, failure: .permanent("invalid input"), outputs: [:]), at: at(1))
         #expect(actions.timersSet.isEmpty)
         #expect(machine.execution.status == .failed)
     }
@@ -258,7 +258,7 @@ import Testing
         func firstDelay(_ json: String, options: EngineOptions = EngineOptions()) throws -> Double? {
             var machine = try EngineFixtures.machine(json, params: ["tries": 5], options: options)
             _ = machine.handle(.start, at: t0)
-            let actions = machine.handle(.stepFailed(stepID: "a", attempt: 0, error: "x", retryable: true, outputs: [:]), at: t0)
+            let actions = machine.handle(.stepFailed(stepID: "a", attempt: 0, failure: .retryable("x"), outputs: [:]), at: t0)
             return actions.timersSet.first.map { $0.1.timeIntervalSince(t0) }
         }
         #expect(
@@ -360,7 +360,7 @@ import Testing
             #"{"name": "c", "steps": [{"id": "run", "name": "Run", "action": "work"}, {"id": "wait", "name": "Wait", "action": "wait_until", "params": {"duration_hours": 1}}, {"id": "retry", "name": "Retry", "action": "work", "on_failure": "retry"}, {"id": "later", "name": "Later", "action": "work", "depends_on": ["run"]}]}"#
         )
         _ = machine.handle(.start, at: t0)
-        _ = machine.handle(.stepFailed(stepID: "retry", attempt: 0, error: "x", retryable: true, outputs: [:]), at: at(1))
+        _ = machine.handle(.stepFailed(stepID: "retry", attempt: 0, failure: .retryable("x"), outputs: [:]), at: at(1))
         let cancelled = machine.handle(.cancel(reason: "Cancelled by user"), at: at(2))
         #expect(machine.execution.status == .cancelled)
         #expect(machine.execution.errorInfo == ["error": "Cancelled by user", "message": "Cancelled by user"])

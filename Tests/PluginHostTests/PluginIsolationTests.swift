@@ -167,6 +167,12 @@ struct PluginIsolationTests {
             let reaped = ContinuousClock.now + .seconds(5)
             while kill(firstPID, 0) == 0, ContinuousClock.now < reaped { try await Task.sleep(for: .milliseconds(10)) }
             #expect(kill(firstPID, 0) != 0)
+            // The next call waits at most the 300 ms call timeout for the new process: wait
+            // until it has restarted, so that a loaded machine's slow start does not count.
+            let restarted = ContinuousClock.now + .seconds(20)
+            while (plugin.processStatus?.restarts ?? 0) < 1, ContinuousClock.now < restarted {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             let quick = try await loaded.host.execute(request("sleep_ms", ["ms": 1]))
             #expect(quick == .completed(outputs: ["slept": true]))
             #expect(plugin.processStatus?.pid != firstPID)

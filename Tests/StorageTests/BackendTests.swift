@@ -42,7 +42,8 @@ struct BackendTests {
             let message = error.message
             return message.contains("127.0.0.1")
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Refused at once, or cut by connect_timeout at 2 s: far below the bound on any machine.
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test("each backend names its version", arguments: TestBackend.available)

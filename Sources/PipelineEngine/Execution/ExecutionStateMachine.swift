@@ -43,6 +43,8 @@ public struct ExecutionStateMachine: Sendable {
     private var generation: UInt32 = 0
     private var changedIn: [UInt32]
     private var pending = Pending()
+    /// The step transitions this machine has made since it was created or restored.
+    public private(set) var transitionsTaken = StepTransitions()
     /// Bytes of JSON text of each step's stored outputs, and of the parameters and all outputs
     /// together (``StoredSizeLimits``).
     private var outputBytes: [Int]
@@ -210,20 +212,15 @@ public struct ExecutionStateMachine: Sendable {
                 finishCall(index)
                 settleCompleted(index, outputs: outputs, now: now)
             }
-        case .stepFailed(let id, let attempt, let error, let retryable, let outputs):
+        case .stepFailed(let id, let attempt, let failure, let outputs):
             if let index = current(id, attempt: attempt, in: [.running], input: "failure") {
                 finishCall(index)
-                fail(index, error: error, retryable: retryable, timedOut: false, outputs: outputs, now: now)
+                fail(index, failure, outputs: failure.kind == .timedOut ? steps[index].outputs ?? [:] : outputs, now: now)
             }
         case .stepAwaitingEvent(let id, let attempt, let externalID, let timeout, let outputs):
             if let index = current(id, attempt: attempt, in: [.running], input: "await") {
                 finishCall(index)
                 startAwaiting(index, externalID: externalID, timeoutSeconds: timeout, outputs: outputs, now: now)
-            }
-        case .stepTimedOut(let id, let attempt, let error):
-            if let index = current(id, attempt: attempt, in: [.running], input: "timeout") {
-                finishCall(index)
-                fail(index, error: error, retryable: true, timedOut: true, outputs: steps[index].outputs ?? [:], now: now)
             }
         case .eventCompletedStep(let id, let status, let outputs, let error):
             if let index = current(id, attempt: nil, in: [.awaitingEvent], input: "event completion") {
@@ -232,9 +229,9 @@ public struct ExecutionStateMachine: Sendable {
                 switch status {
                 case .completed: settleCompleted(index, outputs: merged, now: now)
                 case .failed:
-                    fail(index, error: error ?? "Step failed", retryable: true, timedOut: false, outputs: merged, now: now)
+                    fail(index, .retryable(error ?? "Step failed"), outputs: merged, now: now)
                 case .timeout:
-                    fail(index, error: error ?? "Step timed out", retryable: true, timedOut: true, outputs: merged, now: now)
+                    fail(index, .timedOut(error ?? "Step timed out"), outputs: merged, now: now)
                 }
             }
         case .stepProgress(let id, let percent, let eta, _):
@@ -304,7 +301,7 @@ public struct ExecutionStateMachine: Sendable {
                 }
             } catch {
                 markStarted(index, now: now)
-                fail(index, error: "condition: \(error)", retryable: false, timedOut: false, outputs: [:], now: now)
+                fail(index, .permanent("condition: \(error)"), outputs: [:], now: now)
                 return
             }
         }
@@ -313,12 +310,12 @@ public struct ExecutionStateMachine: Sendable {
             params = try resolveParams(step)
         } catch {
             markStarted(index, now: now)
-            fail(index, error: "\(error)", retryable: false, timedOut: false, outputs: [:], now: now)
+            fail(index, .permanent("\(error)"), outputs: [:], now: now)
             return
         }
         if let refusal = Self.refusal(ofParams: params, limit: options.storedSizes.maximumStepParamsBytes) {
             markStarted(index, now: now)
-            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            fail(index, .permanent(refusal), outputs: [:], now: now)
             return
         }
         markStarted(index, now: now)
@@ -335,7 +332,7 @@ public struct ExecutionStateMachine: Sendable {
                     now: now
                 )
             case .failure(let error):
-                fail(index, error: error.message, retryable: false, timedOut: false, outputs: [:], now: now)
+                fail(index, .permanent(error.message), outputs: [:], now: now)
             }
         case let action where BuiltInActions.types.contains(action):
             if action == "log" {
@@ -346,13 +343,11 @@ public struct ExecutionStateMachine: Sendable {
             switch BuiltInActions.run(action, params: params, branches: step.branches, scope: scope(for: step)) {
             case .completed(let outputs): settleCompleted(index, outputs: outputs, now: now)
             case .failed(let message, let outputs):
-                fail(index, error: message, retryable: false, timedOut: false, outputs: outputs, now: now)
+                fail(index, .permanent(message), outputs: outputs, now: now)
             }
         default:
             guard step.metadata != nil else {
-                fail(
-                    index, error: "Action '\(step.definition.action)' is not registered", retryable: false, timedOut: false, outputs: [:],
-                    now: now)
+                fail(index, .permanent("Action '\(step.definition.action)' is not registered"), outputs: [:], now: now)
                 return
             }
             executing += 1
@@ -379,7 +374,7 @@ public struct ExecutionStateMachine: Sendable {
     }
 
     private mutating func markStarted(_ index: Int, now: Date) {
-        steps[index].status = .running
+        move(index, .start)
         steps[index].startedAt = now
         steps[index].endedAt = nil
         steps[index].error = nil
@@ -409,10 +404,10 @@ public struct ExecutionStateMachine: Sendable {
         _ index: Int, externalID: String, outputs: JSONObject, until: Date, timer: EngineTimer, now: Date
     ) {
         if let refusal = store(outputs, of: index) {
-            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            fail(index, .permanent(refusal), outputs: [:], now: now)
             return
         }
-        steps[index].status = .awaitingEvent
+        move(index, .awaitEvent)
         steps[index].externalWorkflowID = externalID
         steps[index].outputs = outputs
         steps[index].deadline = until
@@ -423,10 +418,10 @@ public struct ExecutionStateMachine: Sendable {
 
     private mutating func settleCompleted(_ index: Int, outputs: JSONObject, now: Date) {
         if let refusal = store(outputs, of: index) {
-            fail(index, error: refusal, retryable: false, timedOut: false, outputs: [:], now: now)
+            fail(index, .permanent(refusal), outputs: [:], now: now)
             return
         }
-        steps[index].status = .completed
+        move(index, .complete)
         steps[index].outputs = outputs
         steps[index].endedAt = now
         steps[index].progress = 100
@@ -480,7 +475,7 @@ public struct ExecutionStateMachine: Sendable {
     }
 
     private mutating func settleSkipped(_ index: Int, reason: String, blocking: Bool, now: Date) {
-        steps[index].status = .skipped
+        move(index, .skip)
         steps[index].error = reason
         steps[index].endedAt = now
         touch(index)
@@ -489,9 +484,10 @@ public struct ExecutionStateMachine: Sendable {
     }
 
     /// A failure of the current attempt: retried, tolerated, or failing the execution.
-    private mutating func fail(_ index: Int, error: String, retryable: Bool, timedOut: Bool, outputs: JSONObject, now: Date) {
+    private mutating func fail(_ index: Int, _ cause: StepFailure, outputs: JSONObject, now: Date) {
         let step = pipeline.steps[index]
-        var error = error
+        let timedOut = cause.kind == .timedOut
+        var error = cause.message
         if let refusal = store(outputs, of: index) {
             error += " (its outputs were not kept: \(refusal))"
             _ = store([:], of: index)
@@ -503,19 +499,19 @@ public struct ExecutionStateMachine: Sendable {
         steps[index].endedAt = now
         steps[index].deadline = nil
         touch(index)
-        if step.definition.onFailure == .retry, retryable || timedOut, let settings = retrySettings(for: step),
+        if step.definition.onFailure == .retry, cause.allowsRetry, let settings = retrySettings(for: step),
             steps[index].attempt + 1 < settings.maxAttempts
         {
             let next = steps[index].attempt + 1
             let delay = settings.delay(beforeAttempt: next)
-            steps[index].status = .retrying
+            move(index, .scheduleRetry)
             pending.timers.append(.setTimer(EngineTimer(kind: .retry, stepID: step.id, attempt: next), at: now.addingTimeInterval(delay)))
             pending.events.append(
                 .stepRetrying(stepID: step.id, name: step.definition.name, nextAttempt: next, delaySeconds: delay, error: error))
             return
         }
         let tolerated = step.definition.onFailure == .continue
-        steps[index].status = timedOut ? .timedOut : .failed
+        move(index, timedOut ? .timeOut : .fail)
         steps[index].failureTolerated = tolerated
         pending.events.append(
             .stepFailed(stepID: step.id, name: step.definition.name, status: steps[index].status, error: error, tolerated: tolerated)
@@ -575,7 +571,7 @@ public struct ExecutionStateMachine: Sendable {
         switch (timer.kind, steps[index].status) {
         case (.retry, .retrying) where timer.attempt == steps[index].attempt + 1:
             steps[index].attempt += 1
-            steps[index].status = .pending
+            move(index, .retryDue)
             touch(index)
             ready.insert(index)
         case (.wakeUp, .awaitingEvent) where timer.attempt == steps[index].attempt:
@@ -584,20 +580,13 @@ public struct ExecutionStateMachine: Sendable {
             finishCall(index)
             abandon(index, reason: .timedOut)
             let timeout = DurationLimits.wholeSeconds((steps[index].deadline ?? now).timeIntervalSince(steps[index].startedAt ?? now))
-            fail(
-                index, error: "Step timed out after \(timeout) seconds", retryable: true, timedOut: true,
-                outputs: steps[index].outputs ?? [:], now: now)
+            fail(index, .timedOut("Step timed out after \(timeout) seconds"), outputs: steps[index].outputs ?? [:], now: now)
         case (.stepDeadline, .awaitingEvent) where timer.attempt == steps[index].attempt:
             abandon(index, reason: .timedOut)
             let externalID = steps[index].externalWorkflowID ?? "unknown"
             fail(
-                index,
-                error: "Step timed out waiting for event from workflow \(externalID)",
-                retryable: true,
-                timedOut: true,
-                outputs: steps[index].outputs ?? [:],
-                now: now
-            )
+                index, .timedOut("Step timed out waiting for event from workflow \(externalID)"), outputs: steps[index].outputs ?? [:],
+                now: now)
         default:
             pending.other.append(.ignored("timer \(timer.key) found step '\(stepID)' \(steps[index].status.rawValue)"))
         }
@@ -635,19 +624,19 @@ public struct ExecutionStateMachine: Sendable {
                     pending.timers.append(.cancelTimer(awaitTimer(index)))
                 }
                 abandon(index, reason: cleanupReason)
-                steps[index].status = .cancelled
+                move(index, .abandon)
                 steps[index].error = skipReason
                 steps[index].endedAt = now
                 touch(index)
             case .retrying:
                 pending.timers.append(
                     .cancelTimer(EngineTimer(kind: .retry, stepID: steps[index].stepID, attempt: steps[index].attempt + 1)))
-                steps[index].status = .cancelled
+                move(index, .abandon)
                 steps[index].error = skipReason
                 steps[index].endedAt = now
                 touch(index)
             case .pending:
-                steps[index].status = .skipped
+                move(index, .skipUnstarted)
                 steps[index].error = skipReason
                 steps[index].endedAt = now
                 touch(index)
@@ -722,10 +711,25 @@ public struct ExecutionStateMachine: Sendable {
             markStarted(index, now: now)
         default: return
         }
-        fail(index, error: error, retryable: false, timedOut: false, outputs: steps[index].outputs ?? [:], now: now)
+        fail(index, .permanent(error), outputs: steps[index].outputs ?? [:], now: now)
     }
 
     // MARK: Helpers
+
+    /// Moves step `index` along `transition`. A move from a status the table does not list is an
+    /// engine fault: it is logged, and made all the same so that the execution can still end.
+    private mutating func move(_ index: Int, _ transition: StepTransition) {
+        let from = steps[index].status
+        if !transition.sources.contains(from) {
+            pending.other.append(
+                .log(
+                    EngineLogLine(
+                        stepID: steps[index].stepID, level: "error",
+                        message: "engine fault: transition \(transition.rawValue) taken from \(from.rawValue)")))
+        }
+        steps[index].status = transition.target
+        transitionsTaken.insert(transition)
+    }
 
     /// The step `id` when its current attempt is `attempt` (any, if `nil`) and its status one of
     /// `statuses`; otherwise the input is stale and noted as ignored.

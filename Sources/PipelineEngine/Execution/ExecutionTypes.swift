@@ -241,12 +241,11 @@ public enum ExecutionInput: Sendable, Equatable {
     case start
     /// The plugin's `execute` completed the step.
     case stepSucceeded(stepID: String, attempt: Int, outputs: JSONObject)
-    /// The plugin's `execute` failed (or could not be called).
-    case stepFailed(stepID: String, attempt: Int, error: String, retryable: Bool, outputs: JSONObject)
+    /// The plugin's `execute` failed, could not be called, or ran past its time (a `timedOut`
+    /// failure, whose `outputs` are not used: the step keeps those it had).
+    case stepFailed(stepID: String, attempt: Int, failure: StepFailure, outputs: JSONObject)
     /// The plugin's `execute` started external work.
     case stepAwaitingEvent(stepID: String, attempt: Int, externalWorkflowID: String, timeoutSeconds: Int?, outputs: JSONObject)
-    /// The call to `execute` ran past its time.
-    case stepTimedOut(stepID: String, attempt: Int, error: String)
     /// An event finished an awaiting step (the plugin's `on_event` said `complete`).
     case eventCompletedStep(stepID: String, status: StepCompletionStatus, outputs: JSONObject, error: String?)
     /// A step reported progress (from `execute` or an event).

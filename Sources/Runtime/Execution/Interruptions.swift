@@ -142,8 +142,8 @@ extension RuntimeInput {
             switch input {
             case .start, .cancel: nil
             case .timerFired(let timer): timer.stepID
-            case .stepSucceeded(let id, _, _), .stepFailed(let id, _, _, _, _), .stepAwaitingEvent(let id, _, _, _, _),
-                .stepTimedOut(let id, _, _), .eventCompletedStep(let id, _, _, _), .stepProgress(let id, _, _, _),
+            case .stepSucceeded(let id, _, _), .stepFailed(let id, _, _, _), .stepAwaitingEvent(let id, _, _, _, _),
+                .eventCompletedStep(let id, _, _, _), .stepProgress(let id, _, _, _),
                 .stepInterrupted(let id, _):
                 id
             }

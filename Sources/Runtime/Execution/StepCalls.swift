@@ -96,8 +96,9 @@ final class StepCalls: Sendable {
                 let problems = try await plugins.validateParams(action: call.request.action, params: call.request.params, timeout: timeout)
                 if !problems.isEmpty {
                     return .stepFailed(
-                        stepID: stepID, attempt: call.attempt, error: "invalid parameters: \(problems.joined(separator: "; "))",
-                        retryable: false, outputs: [:])
+                        stepID: stepID, attempt: call.attempt,
+                        failure: .permanent("invalid parameters: \(problems.joined(separator: "; "))"),
+                        outputs: [:])
                 }
             }
             let outcome = try await plugins.execute(call.request, context: context, timeout: timeout)
@@ -108,17 +109,18 @@ final class StepCalls: Sendable {
                 return .stepAwaitingEvent(
                     stepID: stepID, attempt: call.attempt, externalWorkflowID: externalID, timeoutSeconds: timeoutSeconds, outputs: outputs)
             case .failed(let message, let retryable, let outputs):
-                return .stepFailed(stepID: stepID, attempt: call.attempt, error: message, retryable: retryable, outputs: outputs)
+                return .stepFailed(
+                    stepID: stepID, attempt: call.attempt, failure: retryable ? .retryable(message) : .permanent(message), outputs: outputs)
             }
         } catch {
             switch error.kind {
             case .timedOut, .timedOutWaiting:
                 let message = call.request.timeoutSeconds.map { "Step timed out after \($0) seconds" } ?? "Step timed out: \(error.message)"
-                return .stepTimedOut(stepID: stepID, attempt: call.attempt, error: message)
+                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .timedOut(message), outputs: [:])
             case .unknownAction, .protocolViolation:
-                return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: false, outputs: [:])
+                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .permanent(error.message), outputs: [:])
             case .pluginUnhealthy, .retryRequested, .pluginCrashed:
-                return .stepFailed(stepID: stepID, attempt: call.attempt, error: error.message, retryable: true, outputs: [:])
+                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .retryable(error.message), outputs: [:])
             case .shuttingDown, .cancelled:
                 logger.info(
                     "plugin call left unfinished; the step runs again once its claim expires",

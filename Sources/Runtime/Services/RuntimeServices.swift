@@ -187,7 +187,7 @@ public struct LeaseService: Service {
             runtime.submit(
                 .engine(
                     .stepFailed(
-                        stepID: step.stepID, attempt: step.attempt, error: "The step's stored request is unreadable", retryable: false,
+                        stepID: step.stepID, attempt: step.attempt, failure: .permanent("The step's stored request is unreadable"),
                         outputs: [:])),
                 to: step.executionID)
             return
