@@ -96,7 +96,7 @@ let package = Package(
         .target(name: "StoragePostgres", dependencies: ["Storage", "CLibPQ"], swiftSettings: swiftSettings),
         .target(name: "Scheduling", swiftSettings: swiftSettings),
         .target(
-            name: "Runtime",
+            name: "PipelineRuntime",
             dependencies: [
                 "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite",
                 "StoragePostgres", "WorkMarks",
@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "Runtime", "Scheduling", "Storage",
+                "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Scheduling", "Storage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -130,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "Runtime", "Storage", "WorkMarks",
+                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Storage", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,7 +186,8 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "InboundEvents", "PipelineEngine", "PluginSchema", "PluginTesting", "Runtime", "Storage",
+                "BudPipelineHost", "BudJSON", "InboundEvents", "PipelineEngine", "PluginSchema", "PluginTesting", "PipelineRuntime",
+                "Storage",
                 "StorageSQLite", "StoragePostgres", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -262,7 +263,7 @@ let package = Package(
         .testTarget(
             name: "PluginKitTests",
             dependencies: [
-                "PluginKit", "PluginSchema", "BudJSON", "BudPipelineHost", "DaprSidecar", "PluginTesting", "Runtime",
+                "PluginKit", "PluginSchema", "BudJSON", "BudPipelineHost", "DaprSidecar", "PluginTesting", "PipelineRuntime",
                 "_BudPipelineTestSupport",
             ],
             swiftSettings: swiftSettings
@@ -275,7 +276,7 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Storage", "PipelineEngine", "PluginSchema", "Scheduling", "BudJSON", "BudPipelineHost",
+                "PipelineRuntime", "Storage", "PipelineEngine", "PluginSchema", "Scheduling", "BudJSON", "BudPipelineHost",
                 "_BudPipelineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -286,7 +287,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "Runtime", "Storage",
+                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "PipelineRuntime", "Storage",
                 "_BudPipelineTestSupport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BudPipelineHost
 import Logging
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 import Storage
 

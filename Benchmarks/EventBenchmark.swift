@@ -3,8 +3,8 @@ import BudJSON
 import Foundation
 import InboundEvents
 import PipelineEngine
+import PipelineRuntime
 import PluginTesting
-import Runtime
 import Storage
 
 /// Latency from an inbound event to the awaiting step completed and its dependant dispatched.

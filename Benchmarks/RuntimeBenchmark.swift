@@ -4,7 +4,7 @@ import BudPipelineHost
 import Foundation
 import Logging
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 import Storage
 import StoragePostgres

@@ -2,7 +2,7 @@ import ArgumentParser
 import BudJSON
 import Foundation
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// Timer lag: how late `wait_until` steps wake, many due at once.

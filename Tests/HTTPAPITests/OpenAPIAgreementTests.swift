@@ -4,7 +4,7 @@ import Foundation
 import HTTPAPI
 import Hummingbird
 import Logging
-import Runtime
+import PipelineRuntime
 import Testing
 import _BudPipelineTestSupport
 

@@ -2,7 +2,7 @@ import BudJSON
 import BudPipelineHost
 import DaprSidecar
 import Foundation
-import Runtime
+import PipelineRuntime
 import Testing
 
 /// Service invocation through the test Dapr sidecar, as plugins make it through the host. (Kept out

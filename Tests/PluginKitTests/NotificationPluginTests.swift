@@ -1,9 +1,9 @@
 import BudJSON
 import BudPipelineHost
 import DaprSidecar
+import PipelineRuntime
 import PluginSchema
 import PluginTesting
-import Runtime
 import Testing
 
 /// The bundled Notification plugin, loaded from its built library, calling budnotify through the

@@ -1,7 +1,7 @@
 import BudJSON
 import BudPipelineHost
 import Foundation
-import Runtime
+import PipelineRuntime
 import Synchronization
 import Testing
 

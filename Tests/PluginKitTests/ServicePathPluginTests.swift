@@ -1,9 +1,9 @@
 import BudJSON
 import BudPipelineHost
 import DaprSidecar
+import PipelineRuntime
 import PluginSchema
 import PluginTesting
-import Runtime
 import Testing
 
 /// The domain plugins, loaded from their built libraries, calling the test sidecar through the

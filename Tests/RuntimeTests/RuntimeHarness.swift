@@ -3,7 +3,7 @@ import BudPipelineHost
 import Foundation
 import Logging
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 import Storage
 import Synchronization

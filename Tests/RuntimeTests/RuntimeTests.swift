@@ -1,8 +1,8 @@
 import BudJSON
 import Foundation
 import PipelineEngine
+import PipelineRuntime
 import PluginSchema
-import Runtime
 import Storage
 import Testing
 import _BudPipelineTestSupport

@@ -7,7 +7,7 @@ import Scheduling
 import Storage
 import Testing
 
-@testable import Runtime
+@testable import PipelineRuntime
 
 @Suite("Runtime configuration")
 struct RuntimeConfigurationTests {

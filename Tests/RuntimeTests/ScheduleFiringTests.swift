@@ -1,6 +1,6 @@
 import BudJSON
 import Foundation
-import Runtime
+import PipelineRuntime
 import Storage
 import Testing
 

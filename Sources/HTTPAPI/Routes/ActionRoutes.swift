@@ -1,7 +1,7 @@
 import BudJSON
 import Hummingbird
+import PipelineRuntime
 import PluginSchema
-import Runtime
 
 /// The actions catalogue: built-in actions and those of the loaded plugins, with the metadata the
 /// admin UI renders its forms from.

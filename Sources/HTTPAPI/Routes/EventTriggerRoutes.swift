@@ -1,7 +1,7 @@
 import BudJSON
 import Foundation
 import Hummingbird
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// The `/event-triggers` routes. The admin UI's flat body (`event_type` and `filters` at the top

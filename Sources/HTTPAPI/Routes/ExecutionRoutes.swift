@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 import Storage
 

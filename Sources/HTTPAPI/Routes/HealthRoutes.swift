@@ -1,7 +1,7 @@
 import BudJSON
 import BudPipelineHost
 import Hummingbird
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// `GET /health` (liveness: the process answers, with what it knows of its parts) and

@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// `POST /validate` and the `/pipelines` routes (also under `/api/v1/pipeline`, `/workflows` and

@@ -1,7 +1,7 @@
 import BudJSON
 import BudPipelineHost
 import Hummingbird
-import Runtime
+import PipelineRuntime
 
 /// `POST /plugins/reload`: the operator's way to add or upgrade plugins without a restart (see
 /// docs/plugins.md, "Reloading plugins"). Only the service may call it.

@@ -1,7 +1,7 @@
 import BudJSON
 import Foundation
 import Hummingbird
-import Runtime
+import PipelineRuntime
 import Scheduling
 import Storage
 

@@ -4,7 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// The `/webhooks` routes and `POST /trigger/{id}` (docs/security.md, "Webhooks"). A webhook's

@@ -2,7 +2,7 @@ import BudJSON
 import HTTPTypes
 import Hummingbird
 import InboundEvents
-import Runtime
+import PipelineRuntime
 
 /// `POST /workflow-events` (Dapr delivers `budpipelineEvents` here) and `GET /dapr/subscribe`.
 ///

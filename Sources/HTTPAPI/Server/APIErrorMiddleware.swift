@@ -1,6 +1,6 @@
 import Hummingbird
 import Logging
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// Turns every error into a JSON answer with a stable code: known errors keep their status, a

@@ -2,7 +2,7 @@ public import Hummingbird
 import HummingbirdCore
 public import Logging
 import NIOCore
-public import Runtime
+public import PipelineRuntime
 
 #if canImport(Glibc)
     import Glibc

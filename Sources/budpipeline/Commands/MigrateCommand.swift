@@ -2,7 +2,7 @@ import ArgumentParser
 import BudJSON
 import Foundation
 import Logging
-import Runtime
+import PipelineRuntime
 import Storage
 
 /// `budpipeline migrate`: applies the schema migrations this build knows.

@@ -3,7 +3,7 @@ import BudJSON
 import Foundation
 import Logging
 import PipelineEngine
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 import Storage
 import Synchronization

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPAPI
 import Logging
-import Runtime
+import PipelineRuntime
 import ServiceLifecycle
 
 /// `budpipeline serve`: the HTTP API and the runtime in one process.
