@@ -452,10 +452,16 @@ final class PluginProcess: Sendable {
             thread.name = "bp-plugin-call-\(slot.index + 1)"
             thread.start()
         }
-        let reader = Thread { [self] in controlLoop(channel: control, pid: spawned, generation: generation) }
+        let drained = DispatchSemaphore(value: 0)
+        let reader = Thread { [self] in
+            controlLoop(channel: control, pid: spawned, generation: generation)
+            drained.signal()
+        }
         reader.name = "bp-plugin-control"
         reader.start()
-        let reaper = Thread { [self] in reap(pid: spawned, generation: generation, control: control, slots: slots) }
+        let reaper = Thread { [self] in
+            reap(pid: spawned, generation: generation, control: control, slots: slots, controlDrained: drained)
+        }
         reaper.name = "bp-plugin-reaper"
         reaper.start()
         return control
@@ -727,14 +733,17 @@ final class PluginProcess: Sendable {
 
     /// Waits for the process of `generation` to end, however it ends — by itself, by a kill, or
     /// while something it started still holds its sockets — then ends what it started (its
-    /// process group), closes its channels so that every thread waiting on them wakes, reaps it
-    /// and handles its end.
-    private func reap(pid: Int32, generation: Int, control: ServerChannel, slots: [CallSlot]) {
+    /// process group), lets the control reader take what the process wrote before it ended (a
+    /// `refused` frame with its reason, its last log lines: at most half a second, since a process
+    /// outside the group may still hold the socket open), closes its channels so that every
+    /// thread waiting on them wakes, reaps it and handles its end.
+    private func reap(pid: Int32, generation: Int, control: ServerChannel, slots: [CallSlot], controlDrained: DispatchSemaphore) {
         // WNOWAIT: the process stays a zombie, so its pid (and group id) cannot be reused by
         // another process until it is reaped below.
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
         Glibc.kill(-pid, SIGKILL)
+        _ = controlDrained.wait(timeout: .now() + .milliseconds(500))
         control.close()
         for slot in slots { slot.channel.close() }
         state.withLock { state in
