@@ -90,6 +90,8 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: ["BudJSON", "PipelineEngine", .product(name: "DequeModule", package: "swift-collections")],
+            // The migrations' SQL, one file per dialect and version, compiled into the binary.
+            resources: [.embedInCode("Migrations/SQL")],
             swiftSettings: swiftSettings
         ),
         .target(name: "StorageSQLite", dependencies: ["Storage", "CSQLite"], swiftSettings: swiftSettings),

@@ -7,15 +7,13 @@ public struct Migration: Sendable {
     let postgres: String
     let sqlite: String
 
-    init(version: Int, name: String, postgres: String, sqlite: String) {
+    /// A migration whose SQL is the UTF-8 text of `postgres` and `sqlite` (the files' bytes).
+    init(version: Int, name: String, postgres: [UInt8], sqlite: [UInt8]) {
         self.version = version
         self.name = name
-        self.postgres = postgres
-        self.sqlite = sqlite
+        self.postgres = String(decoding: postgres, as: UTF8.self)
+        self.sqlite = String(decoding: sqlite, as: UTF8.self)
     }
-
-    /// Every migration this build knows, oldest first.
-    public static let all: [Migration] = [initialSchema, parkedInboundEvents, interruptions, ownership, executionRetryOf]
 
     func sql(for dialect: SQLDialect) -> String {
         dialect == .postgres ? postgres : sqlite

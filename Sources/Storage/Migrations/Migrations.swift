@@ -1,0 +1,47 @@
+extension Migration {
+    /// Every migration this build knows, oldest first. The SQL of each is a file per dialect in
+    /// `Migrations/SQL/` (`<dialect>_<version>_<name>.sql`), compiled into the binary: nothing is
+    /// read from disk at run time. A file's bytes are its checksum: never edit an applied one,
+    /// add a migration instead (`MigrationChecksumTests` pins the checksums of the released ones).
+    public static let all: [Migration] = [
+        // The first schema: pipeline definitions, executions and steps with the engine's
+        // statuses, plus timers, leases, the outbox, processed inbound events, schedules, webhooks
+        // and event triggers. JSON columns are PostgreSQL `json` (text kept as written, so a value
+        // reads back with its keys in the order they were stored) and SQLite `TEXT`.
+        Migration(
+            version: 1, name: "initial_schema",
+            postgres: PackageResources.postgres_0001_initial_schema_sql,
+            sqlite: PackageResources.sqlite_0001_initial_schema_sql),
+        // Events that arrived before any step awaited their workflow id: a service can report on
+        // work faster than the step that started it is stored as waiting. They are kept for a
+        // while and given to the step once it waits.
+        Migration(
+            version: 2, name: "parked_inbound_events",
+            postgres: PackageResources.postgres_0002_parked_inbound_events_sql,
+            sqlite: PackageResources.sqlite_0002_parked_inbound_events_sql),
+        // How many times a process died while working on a step or an execution (see
+        // docs/operations.md, "Crash loops"): after a configured number, the step is failed
+        // instead of run again. And a one-row table `/ready` writes to learn whether the database
+        // takes writes again after a full or read-only disk.
+        Migration(
+            version: 3, name: "interruptions",
+            postgres: PackageResources.postgres_0003_interruptions_sql,
+            sqlite: PackageResources.sqlite_0003_interruptions_sql),
+        // Ownership and signed webhooks (see docs/security.md): executions keep the user they
+        // belong to; a webhook may require an HMAC signature instead of its shared secret, which
+        // needs the signing secret itself (its hash cannot verify a signature); and the delivery
+        // ids a webhook received within its tolerance window, so a replayed delivery is refused.
+        // Executions stored before have no owner: only the service caller sees them.
+        Migration(
+            version: 4, name: "ownership and signed webhooks",
+            postgres: PackageResources.postgres_0004_ownership_and_signed_webhooks_sql,
+            sqlite: PackageResources.sqlite_0004_ownership_and_signed_webhooks_sql),
+        // The execution an execution retries, as a column with a unique index: an execution is
+        // retried at most once, so that concurrent retries of it start one new execution. Retries
+        // made before (known from the stored definition's `retry_of`) keep the first one of each.
+        Migration(
+            version: 5, name: "execution_retry_of",
+            postgres: PackageResources.postgres_0005_execution_retry_of_sql,
+            sqlite: PackageResources.sqlite_0005_execution_retry_of_sql),
+    ]
+}
