@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh                     every target, FUZZ_SECONDS (45) each
 #   scripts/fuzz.sh templates dag       those targets only
 #   FUZZ_SECONDS=600 scripts/fuzz.sh    longer runs
+#   FUZZ_JOBS=1 scripts/fuzz.sh         one target at a time (default: one per core)
 #
 # A crash, a hang (an input running over 10 s) or memory over 2 GiB fails the run; the input is
 # copied to Fuzz/corpus/<target>/regressions/ (commit it: the test suite runs every corpus input
@@ -23,31 +24,53 @@ BUDPIPELINE_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product b
     || { tail -30 /tmp/budpipeline-fuzz-build.log >&2; exit 1; }
 driver=.build-fuzz/release/budpipeline-fuzz
 
-failed=0
-for target in "${targets[@]}"; do
+# One target: fuzzes it, then prints its report (and, on failure, keeps its input as a regression).
+# Returns non-zero when the target failed.
+fuzz_one() {
+    local target=$1 work artifacts runs
     work=$(mktemp -d /tmp/budpipeline-fuzz-"$target".XXXXXX)
     artifacts="$work/artifacts/"
     mkdir -p "$artifacts" "$work/corpus"
-    echo "fuzz: $target for ${seconds}s"
     if ! SWIFT_BACKTRACE=enable=no "$driver" "$target" "$work/corpus" "Fuzz/corpus/$target" \
         -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts" >"$work/log" 2>&1; then
-        failed=1
-        echo "fuzz: $target FAILED" >&2
-        grep -E "ERROR|SUMMARY|Fatal error|deadly|timeout|out-of-memory" "$work/log" | head -20 >&2 || true
-        mkdir -p "Fuzz/corpus/$target/regressions"
-        for input in "$artifacts"*; do
-            [ -f "$input" ] || continue
-            name="regressions/$(basename "$input")"
-            cp "$input" "Fuzz/corpus/$target/$name"
-            echo "fuzz: the input is now Fuzz/corpus/$target/$name (base64 below); commit it with the fix" >&2
-            base64 -w 0 "$input" >&2
-            echo >&2
-        done
-    else
-        runs=$(grep -E "stat::number_of_executed_units" "$work/log" | awk '{print $2}')
-        echo "fuzz: $target passed ($runs inputs)"
+        {
+            echo "fuzz: $target FAILED"
+            grep -E "ERROR|SUMMARY|Fatal error|deadly|timeout|out-of-memory" "$work/log" | head -20 || true
+            mkdir -p "Fuzz/corpus/$target/regressions"
+            for input in "$artifacts"*; do
+                [ -f "$input" ] || continue
+                name="regressions/$(basename "$input")"
+                cp "$input" "Fuzz/corpus/$target/$name"
+                echo "fuzz: the input is now Fuzz/corpus/$target/$name (base64 below); commit it with the fix"
+                base64 -w 0 "$input"
+                echo
+            done
+        } >&2
+        rm -rf "$work"
+        return 1
     fi
+    runs=$(grep -E "stat::number_of_executed_units" "$work/log" | awk '{print $2}')
+    echo "fuzz: $target passed ($runs inputs in ${seconds}s)"
     rm -rf "$work"
+}
+
+# A libFuzzer process uses one core: the targets run side by side, one per core, each for the
+# full time (the same fuzzing per target as one after the other, in a fraction of the wall time).
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+failed=0
+running=0
+for target in "${targets[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    fuzz_one "$target" &
+    running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
 done
 exit $failed

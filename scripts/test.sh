@@ -38,7 +38,7 @@ step "HTTP API fuzzing (schemathesis against /openapi.json, SQLite and PostgreSQ
 scripts/api-fuzz.sh sqlite
 scripts/api-fuzz.sh postgres "$BUDPIPELINE_TEST_POSTGRES_URL"
 
-step "fuzzing (libFuzzer: templates, DAG documents, cron, JSON, events; ${FUZZ_SECONDS:-45}s each)"
+step "fuzzing (libFuzzer: templates, DAG documents, cron, JSON, events; ${FUZZ_SECONDS:-45}s each, one per core)"
 scripts/fuzz.sh
 
 step "plugin ABI (abidiff against the committed baseline)"
