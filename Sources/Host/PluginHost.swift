@@ -65,6 +65,8 @@ public final class PluginHost: Sendable {
     private let retiring = Mutex<[LoadedPlugin]>([])
     /// Those of them ``runRetirements()`` has not taken up yet.
     private let unscheduled = Mutex<[LoadedPlugin]>([])
+    /// Whether ``runRetirements()`` runs (its stream takes one reader at a time).
+    private let retirementsRunning = Atomic<Bool>(false)
     private let retirements: AsyncStream<Void>
     private let retirementSignal: AsyncStream<Void>.Continuation
     /// One reload at a time, none once the host shuts down. Taken before ``registry`` when both are.
@@ -181,8 +183,10 @@ public final class PluginHost: Sendable {
     /// Shuts down the plugins a reload retired, each once its calls under way have returned (or
     /// after the call timeout, whichever is first), until the task is cancelled; run it as a
     /// service beside the runtime. Plugins still waiting when it ends are shut down by
-    /// ``shutdown()``.
+    /// ``shutdown()``. It runs once at a time: a call while another runs returns at once.
     public func runRetirements() async {
+        guard retirementsRunning.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        defer { retirementsRunning.store(false, ordering: .releasing) }
         await withDiscardingTaskGroup { group in
             for await _ in retirements {
                 let due = unscheduled.withLock { unscheduled in

@@ -26,7 +26,7 @@ struct APIContractTests {
 
     @Test("health and validation", arguments: TestBackend.available)
     func healthAndValidation(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let health = try await server.send("GET", "/health")
             #expect(health.status == 200)
             #expect(health.json["status"] == "healthy" && health.json["service"] == "budpipeline")
@@ -51,7 +51,7 @@ struct APIContractTests {
 
     @Test("pipelines are created, scoped to their owner, updated and deleted", arguments: TestBackend.available)
     func pipelines(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let (u1, u2) = (Self.newUser(), Self.newUser())
             let created = try await server.send(
                 "POST", "/pipelines", json: ["dag": Self.d1, "name": "acc-p", "user_id": .string(u1), "system_owned": false, "icon": "🚀"])
@@ -118,7 +118,7 @@ struct APIContractTests {
 
     @Test("a saved pipeline runs to completion; progress, listing and not-found answers", arguments: TestBackend.available)
     func executions(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let user = Self.newUser()
             let pipeline = try await server.send("POST", "/pipelines", json: ["dag": Self.d1, "name": "run-me"]).json
             let pipelineID = try #require(pipeline["id"]?.stringValue)
@@ -181,7 +181,7 @@ struct APIContractTests {
 
     @Test("a failing step fails the execution; ephemeral runs", arguments: TestBackend.available)
     func failuresAndEphemeralRuns(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let failing: JSONValue = [
                 "name": "acc-fail",
                 "steps": [
@@ -227,7 +227,7 @@ struct APIContractTests {
 
     @Test("retry-from-failed: a new execution keeps completed steps and runs the rest", arguments: TestBackend.available)
     func retryFromFailed(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let dag: JSONValue = [
                 "name": "acc-retry",
                 "steps": [
@@ -283,7 +283,7 @@ struct APIContractTests {
 
     @Test("the actions catalogue and parameter validation", arguments: TestBackend.available)
     func actions(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let catalogue = try await server.send("GET", "/actions").json
             let actions = catalogue["actions"]?.arrayValue ?? []
             #expect(catalogue["total"] == .int(actions.count))
@@ -320,7 +320,7 @@ struct APIContractTests {
 
     @Test("bad input always gets a JSON 4xx with a stable code", arguments: TestBackend.available)
     func badInput(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: ["BUDPIPELINE_MAX_BODY_BYTES": "4096"]) { server in
+        try await InProcessAPIServer.with(backend, environment: ["BUDPIPELINE_MAX_BODY_BYTES": "4096"]) { server in
             let malformed = try await server.send("POST", "/pipelines", body: "{\"dag\"")
             #expect(malformed.status == 422 && malformed.json["code"] == "REQUEST_INVALID")
             let wrongType = try await server.send("POST", "/pipelines", json: ["dag": 5])

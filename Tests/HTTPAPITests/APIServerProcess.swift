@@ -8,7 +8,7 @@ import _BudPipelineTestSupport
 
 /// A `budpipeline serve` process on a free loopback port, over a fresh database of one backend,
 /// and a small HTTP client for it.
-struct APIServerProcess {
+struct APIServerProcess: APIServing {
     let process: BackgroundProcess
     let database: TestDatabase
     let baseURL: String
@@ -67,13 +67,34 @@ struct APIServerProcess {
         return Int(output[range.upperBound...].prefix { $0.isNumber })
     }
 
-    struct Reply {
-        let status: Int
-        let text: String
-        /// Header fields by lower-case name.
-        var headers: [String: String] = [:]
-        var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
-    }
+}
+
+struct ServerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What the HTTP tests need of a running server, whether it runs in a process of its own
+/// (``APIServerProcess``) or in the test process (``InProcessAPIServer``): its address and app
+/// token, and a small HTTP client for it.
+protocol APIServing: Sendable {
+    var baseURL: String { get }
+    var port: Int { get }
+    var database: TestDatabase { get }
+    /// The server's `APP_API_TOKEN`, which ``send(_:_:body:headers:authenticated:)`` presents.
+    var appToken: String? { get }
+}
+
+struct APIReply {
+    let status: Int
+    let text: String
+    /// Header fields by lower-case name.
+    var headers: [String: String] = [:]
+    var json: JSONValue { (try? JSONValue(parsing: text)) ?? .null }
+}
+
+extension APIServing {
+    typealias Reply = APIReply
 
     /// Sends a request; `body` is raw text (so malformed JSON can be sent too). The server's app
     /// token goes in `dapr-api-token` unless `authenticated` is false or `headers` name one.
@@ -111,9 +132,4 @@ struct APIServerProcess {
         }
         throw ServerError("execution \(executionID) did not finish in 30 s")
     }
-}
-
-struct ServerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -24,7 +24,7 @@ struct ActingUserTests {
 
     /// The `user_id` of the budapp model deletion the sidecar received for `modelID`, once the
     /// execution has finished; `""` when the call carried none, `nil` when no call was made.
-    static func deletionUser(of modelID: String, execution: String, server: APIServerProcess, sidecar: DaprSidecar) async throws
+    static func deletionUser(of modelID: String, execution: String, server: some APIServing, sidecar: DaprSidecar) async throws
         -> String?
     {
         _ = try await server.finished(execution)
@@ -135,7 +135,7 @@ struct ActingUserTests {
     @Test("a user's event triggers fire only for events about that user", arguments: TestBackend.available)
     func eventTriggersSeeOnlyTheirOwnersEvents(backend: TestBackend) async throws {
         // /workflow-events takes deliveries only with the app token.
-        try await APIServerProcess.with(backend, environment: ["APP_API_TOKEN": "acting-user-token"]) { server in
+        try await InProcessAPIServer.with(backend, environment: ["APP_API_TOKEN": "acting-user-token"]) { server in
             let dag: JSONValue = ["name": "on-event", "steps": [["id": "l", "name": "l", "action": "log", "params": ["message": "seen"]]]]
             var triggers: [String: String] = [:]
             for (owner, headers) in [("attacker", Self.asUser(Self.attacker)), ("service", [:])] {

@@ -49,7 +49,7 @@ struct AuthorizationMatrixTests {
         ["name": .string(name), "steps": [["id": "a", "name": "A", "action": "log", "params": ["message": "hi"]]]]
     }
 
-    static func make(on server: APIServerProcess) async throws -> Fixture {
+    static func make(on server: some APIServing) async throws -> Fixture {
         let owner = UUID().uuidString.lowercased()
         let other = UUID().uuidString.lowercased()
         let user = ["X-User-ID": owner]
@@ -78,7 +78,7 @@ struct AuthorizationMatrixTests {
             webhook: webhook, eventTrigger: eventTrigger)
     }
 
-    private static func created(_ reply: APIServerProcess.Reply) throws -> String {
+    private static func created(_ reply: APIReply) throws -> String {
         guard (200..<300).contains(reply.status), let id = reply.json["id"]?.stringValue else {
             throw ServerError("could not create a fixture: \(reply.status) \(reply.text)")
         }
@@ -154,8 +154,8 @@ struct AuthorizationMatrixTests {
             label: "create event trigger on the pipeline"),
     ]
 
-    private static func send(_ route: Route, _ fixture: Fixture, as who: Who, on server: APIServerProcess) async throws
-        -> APIServerProcess.Reply
+    private static func send(_ route: Route, _ fixture: Fixture, as who: Who, on server: some APIServing) async throws
+        -> APIReply
     {
         let caller = fixture.caller(who)
         if let body = route.body(fixture) {
@@ -167,7 +167,7 @@ struct AuthorizationMatrixTests {
 
     @Test("the owner and the service act; another user gets 404 and changes nothing; no token is 401", arguments: TestBackend.available)
     func ownedResources(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let shared = try await Self.make(on: server)
             for route in Self.routes {
                 for who in [Who.otherUser, .anonymous] {
@@ -197,11 +197,11 @@ struct AuthorizationMatrixTests {
 
     @Test("listings show a user only its own (and system pipelines when asked); the service sees all", arguments: TestBackend.available)
     func listings(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let fixture = try await Self.make(on: server)
             let owner = ["X-User-ID": fixture.owner]
             let other = ["X-User-ID": fixture.other]
-            func ids(_ reply: APIServerProcess.Reply, _ key: String? = nil) -> Set<String> {
+            func ids(_ reply: APIReply, _ key: String? = nil) -> Set<String> {
                 let items = key.map { reply.json[$0]?.arrayValue ?? [] } ?? reply.json.arrayValue ?? []
                 return Set(items.compactMap { $0["id"]?.stringValue })
             }
@@ -223,7 +223,7 @@ struct AuthorizationMatrixTests {
 
     @Test("system pipelines: users read and run them, only the service changes them", arguments: TestBackend.available)
     func systemOwned(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let fixture = try await Self.make(on: server)
             let user = ["X-User-ID": fixture.other]
             let path = "/pipelines/\(fixture.systemPipeline)"
@@ -247,7 +247,7 @@ struct AuthorizationMatrixTests {
 
     @Test("only the service acts for another user or creates system-owned resources", arguments: TestBackend.available)
     func actingForOthers(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let fixture = try await Self.make(on: server)
             let other = ["X-User-ID": fixture.other]
             let planted = try await server.send(
@@ -315,7 +315,7 @@ struct AuthorizationMatrixTests {
 
     @Test("without the token only the open routes answer; a wrong token is 401 too")
     func openRoutes() async throws {
-        try await APIServerProcess.with(.sqlite, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(.sqlite, environment: Self.environment) { server in
             for path in ["/health", "/ready", "/openapi.json"] {
                 #expect(try await server.send("GET", path, authenticated: false).status == 200, "\(path)")
             }

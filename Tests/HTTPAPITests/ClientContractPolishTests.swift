@@ -9,7 +9,7 @@ import _BudPipelineTestSupport
 /// older clients still send and which matches nothing (docs/compatibility.md).
 @Suite("Client contract polish")
 struct ClientContractPolishTests {
-    static func pipeline(on server: APIServerProcess, failing: Bool = false) async throws -> String {
+    static func pipeline(on server: some APIServing, failing: Bool = false) async throws -> String {
         let step: JSONValue =
             failing
             ? ["id": "a", "name": "A", "action": "fail", "params": ["message": "no"]]
@@ -21,7 +21,7 @@ struct ClientContractPolishTests {
 
     @Test("budapp's UI bodies work under /budpipeline for schedules, webhooks and event triggers", arguments: TestBackend.available)
     func proxiedTriggers(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipeline = try await Self.pipeline(on: server)
             let schedule = try await server.send(
                 "POST", "/budpipeline/schedules",
@@ -62,7 +62,7 @@ struct ClientContractPolishTests {
 
     @Test("a known path with another method is 405 with Allow, as FastAPI answers; an unknown path stays 404")
     func methodNotAllowed() async throws {
-        try await APIServerProcess.with(.sqlite) { server in
+        try await InProcessAPIServer.with(.sqlite) { server in
             let pipeline = try await Self.pipeline(on: server)
             // The SDK updates schedules with PATCH.
             let patch = try await server.send("PATCH", "/budpipeline/schedules/\(UUID().uuidString)", json: ["name": "x"])
@@ -78,7 +78,7 @@ struct ClientContractPolishTests {
     }
 
     /// The `Allow` header of the answer to `method path`, which must be a 405.
-    static func allowHeader(_ method: String, _ path: String, _ server: APIServerProcess) async throws -> String? {
+    static func allowHeader(_ method: String, _ path: String, _ server: some APIServing) async throws -> String? {
         let connection = try RawConnection(port: server.port)
         connection.send("\(method) \(path) HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n")
         guard let response = await connection.response(timeout: .seconds(10)), response.status == 405 else { return nil }
@@ -90,7 +90,7 @@ struct ClientContractPolishTests {
         "start and retry answers carry id beside execution_id; the status filter takes any case and INTERRUPTED",
         arguments: TestBackend.available)
     func executionAnswers(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipeline = try await Self.pipeline(on: server, failing: true)
             let started = try await server.send("POST", "/budpipeline/\(pipeline)/execute", json: [:])
             #expect(started.status == 201)

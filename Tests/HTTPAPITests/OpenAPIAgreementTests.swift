@@ -69,7 +69,7 @@ struct OpenAPIAgreementTests {
 
     @Test("the running server serves the document, and each documented operation answers with a documented status")
     func liveAnswers() async throws {
-        try await APIServerProcess.with(.sqlite) { server in
+        try await InProcessAPIServer.with(.sqlite) { server in
             let served = try await server.send("GET", "/openapi.json")
             #expect(served.status == 200 && served.json["paths"] == Self.document["paths"])
             let printed = try await ProcessRunner.run(Repository.executable, ["openapi"])

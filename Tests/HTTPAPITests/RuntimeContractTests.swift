@@ -33,7 +33,7 @@ struct RuntimeContractTests {
         "50 concurrent retries of one execution start one new execution; the others, and later ones, get it with 200",
         arguments: TestBackend.available)
     func concurrentRetries(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let failing: JSONValue = [
                 "pipeline_definition": [
                     "name": "retry-race", "steps": [["id": "f", "name": "F", "action": "fail", "params": ["message": "boom"]]],
@@ -65,7 +65,7 @@ struct RuntimeContractTests {
         "of concurrent completion events for one awaiting step, exactly one is answered step_completed: true",
         arguments: TestBackend.available)
     func racingCompletionEvents(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: WorkflowEventTests.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: WorkflowEventTests.environment) { server in
             let (request, executionID) = try await WorkflowEventTests.diamondAwaitingApproval(on: server)
             let events = (0..<12).map { index in
                 Self.post(
@@ -90,7 +90,7 @@ struct RuntimeContractTests {
 
     @Test("a cron schedule that can never fire is refused at create and update", arguments: TestBackend.available)
     func neverFiringSchedule(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await TriggerAPITests.pipeline(on: server)
             for expression in ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
                 let refused = try await server.send(
@@ -120,7 +120,7 @@ struct RuntimeContractTests {
 
 extension WorkflowEventTests {
     /// Runs the diamond and waits until its `approve` step awaits the event of `request`.
-    static func diamondAwaitingApproval(on server: APIServerProcess) async throws -> (request: String, executionID: String) {
+    static func diamondAwaitingApproval(on server: some APIServing) async throws -> (request: String, executionID: String) {
         let request = String(UUID().uuidString.prefix(8).lowercased())
         let executionID = try await run(diamond(request: request), on: server)
         _ = try await awaiting("approve", of: executionID, on: server)

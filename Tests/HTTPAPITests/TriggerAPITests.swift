@@ -8,7 +8,7 @@ import _BudPipelineTestSupport
 /// through `/workflow-events` are tested in ActingUserTests.
 @Suite("HTTP API triggers", .serialized)
 struct TriggerAPITests {
-    static func pipeline(on server: APIServerProcess) async throws -> String {
+    static func pipeline(on server: some APIServing) async throws -> String {
         let dag: JSONValue = [
             "name": .string("trig-\(UUID().uuidString.prefix(8))"),
             "parameters": [["name": "msg", "type": "string", "default": "hello"]],
@@ -20,7 +20,7 @@ struct TriggerAPITests {
 
     @Test("schedules are created, listed, paused, resumed, updated, triggered and deleted", arguments: TestBackend.available)
     func schedules(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/schedules",
@@ -103,7 +103,7 @@ struct TriggerAPITests {
 
     @Test("schedules fire on time, each occurrence once, and stop at max_runs", arguments: TestBackend.available)
     func schedulesFire(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/schedules",
@@ -132,7 +132,7 @@ struct TriggerAPITests {
 
     @Test("webhooks are created with a secret, triggered, rotated and deleted", arguments: TestBackend.available)
     func webhooks(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks",
@@ -195,7 +195,7 @@ struct TriggerAPITests {
 
     @Test("event triggers, nested in config or flat as the UI sends them, go through their lifecycle", arguments: TestBackend.available)
     func eventTriggers(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/event-triggers",
@@ -232,7 +232,7 @@ struct TriggerAPITests {
 
     @Test("concurrent updates of one record: one wins, the others get 409", arguments: TestBackend.available)
     func concurrentUpdates(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let pipelineID = try await Self.pipeline(on: server)
             let current = try await server.send("GET", "/pipelines/\(pipelineID)").json
             let dag = try #require(current["dag"])

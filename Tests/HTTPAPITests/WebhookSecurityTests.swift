@@ -14,7 +14,7 @@ struct WebhookSecurityTests {
         "BUDPIPELINE_PUBLIC_URL": "https://pipelines.example.com", "BUDPIPELINE_SENSITIVE_HEADERS": "X-Tenant-Key",
     ]
 
-    static func pipeline(on server: APIServerProcess) async throws -> String {
+    static func pipeline(on server: some APIServing) async throws -> String {
         let dag: JSONValue = [
             "name": .string("hooked-\(UUID().uuidString.prefix(8))"),
             "steps": [["id": "a", "name": "A", "action": "log", "params": ["message": "hi"]]],
@@ -31,7 +31,7 @@ struct WebhookSecurityTests {
 
     @Test("headers that carry credentials can never be captured into an execution's parameters", arguments: TestBackend.available)
     func sensitiveHeaders(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             for header in ["Authorization", "x-webhook-secret", "Cookie", "dapr-api-token", "X-Api-Key", "X-Refresh-Token", "X-Tenant-Key"]
             {
@@ -73,7 +73,7 @@ struct WebhookSecurityTests {
 
     @Test("a partial update keeps what it does not mention; null removes the allow-list", arguments: TestBackend.available)
     func partialUpdates(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks",
@@ -98,7 +98,7 @@ struct WebhookSecurityTests {
 
     @Test("webhook URLs come from the configured public URL, never from the Host header")
     func endpointURL() async throws {
-        try await APIServerProcess.with(.sqlite, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(.sqlite, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks", json: ["workflow_id": .string(pipeline), "name": "url"], headers: ["Host": "evil.example"])
@@ -107,7 +107,7 @@ struct WebhookSecurityTests {
             let listed = try await server.send("GET", "/webhooks", headers: ["Host": "evil.example"])
             #expect(!listed.text.contains("evil.example"))
         }
-        try await APIServerProcess.with(.sqlite) { server in
+        try await InProcessAPIServer.with(.sqlite) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks", json: ["workflow_id": .string(pipeline), "name": "url"], headers: ["Host": "evil.example"])
@@ -118,7 +118,7 @@ struct WebhookSecurityTests {
     @Test(
         "signed deliveries: a good signature runs once; wrong, stale, unsigned and replayed ones do not", arguments: TestBackend.available)
     func signatures(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks",
@@ -132,7 +132,7 @@ struct WebhookSecurityTests {
             let body = #"{"params": {"ref": "main"}}"#
             let now = String(Int(Date().timeIntervalSince1970))
             func deliver(timestamp: String = now, signature: String? = nil, delivery: String?, extra: [String: String] = [:]) async throws
-                -> APIServerProcess.Reply
+                -> APIReply
             {
                 var headers = ["X-Webhook-Timestamp": timestamp].merging(extra) { _, new in new }
                 headers["X-Webhook-Signature"] = signature ?? Self.signature(secret: secret, timestamp: timestamp, body: body)
@@ -178,7 +178,7 @@ struct WebhookSecurityTests {
 
     @Test("raising the tolerance later does not make a forgotten signed request acceptable again")
     func replaysOutliveTheTolerance() async throws {
-        try await APIServerProcess.with(.sqlite, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(.sqlite, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send(
                 "POST", "/webhooks",
@@ -213,7 +213,7 @@ struct WebhookSecurityTests {
 
     @Test("twenty replays of one delivery start one execution, whatever the mode", arguments: TestBackend.available)
     func replays(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let pipeline = try await Self.pipeline(on: server)
             let created = try await server.send("POST", "/webhooks", json: ["workflow_id": .string(pipeline), "name": "shared"])
             let id = try #require(created.json["id"]?.stringValue)

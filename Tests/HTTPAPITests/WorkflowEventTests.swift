@@ -28,14 +28,14 @@ struct WorkflowEventTests {
         ]
     }
 
-    static func run(_ dag: JSONValue, on server: APIServerProcess) async throws -> String {
+    static func run(_ dag: JSONValue, on server: some APIServing) async throws -> String {
         let started = try await server.send("POST", "/executions/run", json: ["pipeline_definition": dag])
         #expect(started.status == 201)
         return try #require(started.json["execution_id"]?.stringValue)
     }
 
     /// Waits until the step awaits its event.
-    static func awaiting(_ stepID: String, of executionID: String, on server: APIServerProcess) async throws -> JSONValue {
+    static func awaiting(_ stepID: String, of executionID: String, on server: some APIServing) async throws -> JSONValue {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             let steps = try await server.send("GET", "/executions/\(executionID)/steps").json["steps"]?.arrayValue ?? []
@@ -47,11 +47,11 @@ struct WorkflowEventTests {
 
     @Test("deliveries need the app token; unrelated and malformed events are answered for Dapr", arguments: TestBackend.available)
     func authorizationAndUnrelatedEvents(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend) { server in
+        try await InProcessAPIServer.with(backend) { server in
             let unconfigured = try await server.send("POST", "/workflow-events", json: ["type": "x"], headers: Self.authorized)
             #expect(unconfigured.status == 403 && unconfigured.json["detail"] == "Forbidden - Internal auth not configured")
         }
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let missing = try await server.send("POST", "/workflow-events", json: ["type": "x"], authenticated: false)
             #expect(missing.status == 403 && missing.json["detail"]?.stringValue?.contains("Forbidden") == true)
             let wrong = try await server.send("POST", "/workflow-events", json: ["type": "x"], headers: ["dapr-api-token": "nope"])
@@ -83,7 +83,7 @@ struct WorkflowEventTests {
 
     @Test("a flat CloudEvent completes the awaiting branch of a diamond; a redelivery does nothing", arguments: TestBackend.available)
     func flatEventCompletesStep(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let request = UUID().uuidString.prefix(8).lowercased()
             let executionID = try await Self.run(Self.diamond(request: String(request)), on: server)
             let step = try await Self.awaiting("approve", of: executionID, on: server)
@@ -111,7 +111,7 @@ struct WorkflowEventTests {
 
     @Test("an event that comes before its step waits is parked, then completes the step once it waits", arguments: TestBackend.available)
     func earlyEventIsParked(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let request = String(UUID().uuidString.prefix(8).lowercased())
             let event: JSONValue = [
                 "id": .string("early-\(request)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
@@ -130,7 +130,7 @@ struct WorkflowEventTests {
 
     @Test("the execution stream sends a snapshot, then each event live, and ends with the execution", arguments: TestBackend.available)
     func liveStream(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let request = String(UUID().uuidString.prefix(8).lowercased())
             let executionID = try await Self.run(Self.diamond(request: request), on: server)
             _ = try await Self.awaiting("approve", of: executionID, on: server)
@@ -162,7 +162,7 @@ struct WorkflowEventTests {
         "wrapped and metadata-carried ids; a failure event fails the execution; progress does not complete",
         arguments: TestBackend.available)
     func wrappedFailureAndProgress(backend: TestBackend) async throws {
-        try await APIServerProcess.with(backend, environment: Self.environment) { server in
+        try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let request = String(UUID().uuidString.prefix(8).lowercased())
             let executionID = try await Self.run(Self.diamond(request: request), on: server)
             _ = try await Self.awaiting("approve", of: executionID, on: server)
