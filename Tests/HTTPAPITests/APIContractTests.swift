@@ -4,7 +4,7 @@ import Testing
 import _BudPipelineTestSupport
 
 /// The wire behaviours budapp, its UI and the SDK rely on that need no pub/sub
-/// (docs/compatibility.md), against a real `budpipeline serve` over loopback HTTP, on SQLite and
+/// (docs/compatibility.md), against the HTTP API served in process over loopback HTTP, on SQLite and
 /// on PostgreSQL.
 @Suite("HTTP API contract", .serialized)
 struct APIContractTests {

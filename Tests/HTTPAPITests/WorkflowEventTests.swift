@@ -1,9 +1,10 @@
 import BudJSON
 import Foundation
+import PipelineRuntime
 import Testing
 import _BudPipelineTestSupport
 
-/// `POST /workflow-events` against a real `budpipeline serve` with the bundled Greeter plugin,
+/// `POST /workflow-events` against the HTTP API served in process (`InProcessAPIServer`) with the bundled Greeter plugin,
 /// whose `await_approval` action waits for `approval:<request_id>`: the delivery forms, correlation
 /// and answers the bud services and Dapr rely on (docs/compatibility.md, "Events in"). The domain
 /// actions are exercised end to end in DomainPluginTests.
@@ -135,7 +136,8 @@ struct WorkflowEventTests {
             let executionID = try await Self.run(Self.diamond(request: request), on: server)
             _ = try await Self.awaiting("approve", of: executionID, on: server)
             async let streamed = server.send("GET", "/executions/\(executionID)/stream")
-            try await Task.sleep(for: .milliseconds(300))
+            // The event is sent once the stream listens (its subscription is the bus's only one).
+            try await eventually { server.runtime.eventBus.subscriberCount > 0 }
             let event: JSONValue = [
                 "id": .string("stream-\(request)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
                 "decision": "approved",

@@ -194,7 +194,6 @@ struct RuntimeTests {
             let steps = try await harness.store.steps(executionID: started.id)
             #expect(steps.map(\.state.status) == [.cancelled, .skipped])
             #expect(try await harness.store.timers(executionID: started.id).isEmpty)
-            try await Task.sleep(for: .milliseconds(200))
             let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(started.id)/await", for: started.id)
             #expect(cleanedUp)
         }

@@ -220,7 +220,7 @@ struct LocalTimerQueueTests {
         // A sleep of a minute that ends well before: on a loaded machine the test's own tasks can
         // wait seconds for a thread, so the bound is wide; without the wake it would be 60 s.
         async let slept: Void = queue.sleep(until: Date().addingTimeInterval(60))
-        try? await Task.sleep(for: .milliseconds(50))
+        while queue.alarm.sleepingUntil == nil { await Task.yield() }
         queue.apply([.set(TimerRecord(executionID: "e", key: "soon", dueAt: Date()))], executionID: "e")
         await slept
         #expect(ContinuousClock.now - started < .seconds(30))
@@ -234,7 +234,7 @@ struct LocalTimerQueueTests {
             await queue.sleep(until: Date().addingTimeInterval(60))
             await alarm.sleep(for: .seconds(60))
         }
-        try? await Task.sleep(for: .milliseconds(50))
+        while queue.alarm.sleepingUntil == nil { await Task.yield() }
         sleeper.cancel()
         await sleeper.value
         #expect(ContinuousClock.now - started < .seconds(20))
