@@ -96,3 +96,16 @@ struct StepTransitionTests {
         #expect(machine.transitionsTaken.members == [.start, .scheduleRetry, .fail])
     }
 }
+
+extension StepTransitionTests {
+    @Test func eachTransitionHasItsOwnPlaceInTheSet() {
+        var all = StepTransitions()
+        for transition in StepTransition.allCases {
+            var one = StepTransitions()
+            one.insert(transition)
+            #expect(one.members == [transition])
+            all.insert(transition)
+        }
+        #expect(all.members == StepTransition.allCases)
+    }
+}

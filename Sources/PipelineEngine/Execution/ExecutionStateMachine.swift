@@ -720,7 +720,7 @@ public struct ExecutionStateMachine: Sendable {
     /// engine fault: it is logged, and made all the same so that the execution can still end.
     private mutating func move(_ index: Int, _ transition: StepTransition) {
         let from = steps[index].status
-        if !transition.sources.contains(from) {
+        if !transition.leaves(from) {
             pending.other.append(
                 .log(
                     EngineLogLine(

@@ -59,18 +59,17 @@ public enum StepTransition: String, Sendable, CaseIterable {
     case skipUnstarted
 
     /// The statuses the transition leaves from.
-    public var sources: Set<StepStatus> {
+    public var sources: Set<StepStatus> { Set(StepStatus.allCases.filter(leaves)) }
+
+    /// Whether the transition leaves from `status` (what ``sources`` lists, without building a
+    /// set: the engine asks on every move).
+    public func leaves(_ status: StepStatus) -> Bool {
         switch self {
-        case .start: [.pending]
-        case .awaitEvent: [.running]
-        case .complete: [.running, .awaitingEvent]
-        case .skip: [.pending]
-        case .scheduleRetry: [.running, .awaitingEvent]
-        case .retryDue: [.retrying]
-        case .fail: [.running, .awaitingEvent, .retrying]
-        case .timeOut: [.running, .awaitingEvent]
-        case .abandon: [.running, .awaitingEvent, .retrying]
-        case .skipUnstarted: [.pending]
+        case .start, .skip, .skipUnstarted: status == .pending
+        case .awaitEvent: status == .running
+        case .complete, .scheduleRetry, .timeOut: status == .running || status == .awaitingEvent
+        case .retryDue: status == .retrying
+        case .fail, .abandon: status == .running || status == .awaitingEvent || status == .retrying
         }
     }
 
@@ -116,6 +115,17 @@ public struct StepTransitions: Sendable, Equatable {
     public var members: [StepTransition] { StepTransition.allCases.filter(contains) }
 
     private static func position(of transition: StepTransition) -> UInt32 {
-        UInt32(StepTransition.allCases.firstIndex(of: transition) ?? 0)
+        switch transition {
+        case .start: 0
+        case .awaitEvent: 1
+        case .complete: 2
+        case .skip: 3
+        case .scheduleRetry: 4
+        case .retryDue: 5
+        case .fail: 6
+        case .timeOut: 7
+        case .abandon: 8
+        case .skipUnstarted: 9
+        }
     }
 }
