@@ -34,7 +34,7 @@ DATABASE_URL=$database_url BUDPIPELINE_PLUGIN_DIRS=.build/debug LOG_LEVEL=notice
     .build/debug/budpipeline serve --migrate --port 0 >"$workdir/server.log" 2>&1 &
 server_pid=$!
 port=""
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do
     port=$(grep -o 'address=127.0.0.1:[0-9]*' "$workdir/server.log" | head -1 | cut -d: -f2 || true)
     [ -n "$port" ] && break
     sleep 0.1

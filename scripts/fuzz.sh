@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh templates dag       those targets only
 #   FUZZ_SECONDS=600 scripts/fuzz.sh    longer runs
 #   FUZZ_JOBS=1 scripts/fuzz.sh         one target at a time (default: one per core)
+#   scripts/fuzz.sh --build-only        build the driver only (the test script builds it while
+#                                       the HTTP API is fuzzed, which leaves a core free)
 #
 # A crash, a hang (an input running over 10 s) or memory over 2 GiB fails the run; the input is
 # copied to Fuzz/corpus/<target>/regressions/ (commit it: the test suite runs every corpus input
@@ -15,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-45}
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then build_only=1; shift; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(templates dag cron json events); fi
 
@@ -23,6 +27,7 @@ BUDPIPELINE_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product b
     -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld >/tmp/budpipeline-fuzz-build.log 2>&1 \
     || { tail -30 /tmp/budpipeline-fuzz-build.log >&2; exit 1; }
 driver=.build-fuzz/release/budpipeline-fuzz
+if [ "$build_only" -eq 1 ]; then exit 0; fi
 
 # One target: fuzzes it, then prints its report (and, on failure, keeps its input as a regression).
 # Returns non-zero when the target failed.

@@ -22,6 +22,10 @@ public final class Alarm<C: Clock>: Sendable where C.Duration == Duration {
 
     private struct State {
         var waiter: CheckedContinuation<Void, Never>?
+        /// The sleep the stored waiter belongs to, and the one `sleepingUntil` belongs to.
+        var waiterSleep: UInt64 = 0
+        var deadlineSleep: UInt64 = 0
+        var lastSleep: UInt64 = 0
         var pendingWake = false
         var sleepingUntil: C.Instant?
     }
@@ -48,8 +52,17 @@ public final class Alarm<C: Clock>: Sendable where C.Duration == Duration {
         if Task.isCancelled { return .cancelled }
         if takePendingWake() { return .woken }
         guard clock.now < deadline else { return .deadline }
-        state.withLock { $0.sleepingUntil = deadline }
-        defer { state.withLock { $0.sleepingUntil = nil } }
+        let sleep = state.withLock { state -> UInt64 in
+            state.lastSleep &+= 1
+            state.deadlineSleep = state.lastSleep
+            state.sleepingUntil = deadline
+            return state.lastSleep
+        }
+        defer {
+            state.withLock { state in
+                if state.deadlineSleep == sleep { state.sleepingUntil = nil }
+            }
+        }
         return await withTaskGroup(of: Ending.self) { group in
             group.addTask { [clock] in
                 do {
@@ -60,7 +73,7 @@ public final class Alarm<C: Clock>: Sendable where C.Duration == Duration {
                 }
             }
             group.addTask { [self] in
-                await waitForWake()
+                await waitForWake(sleep)
                 return Task.isCancelled ? .cancelled : .woken
             }
             let first = await group.next() ?? .cancelled
@@ -98,8 +111,9 @@ public final class Alarm<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// Returns on a wake-up or when the calling task is cancelled.
-    private func waitForWake() async {
+    /// Returns on a wake-up or when the calling task is cancelled; `sleep` tells this sleep's
+    /// waiter from a later sleeper's.
+    private func waitForWake(_ sleep: UInt64) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let (resumeNow, displaced) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
@@ -110,14 +124,19 @@ public final class Alarm<C: Clock>: Sendable where C.Duration == Duration {
                         state.pendingWake = false
                         return (true, nil)
                     }
-                    defer { state.waiter = continuation }
+                    defer {
+                        state.waiter = continuation
+                        state.waiterSleep = sleep
+                    }
                     return (false, state.waiter)
                 }
                 displaced?.resume()
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
+            // Only this sleep's waiter: another sleeper may have taken the alarm since.
             let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard state.waiterSleep == sleep else { return nil }
                 defer { state.waiter = nil }
                 return state.waiter
             }

@@ -291,7 +291,9 @@ struct ExecutionRoutes: Sendable {
             if !record.status.isFinished {
                 // The execution's events and a keep-alive tick (`nil`) merged into one sequence
                 // by two child tasks, which end with the stream.
-                let (items, sink) = AsyncStream<EventBus.Message?>.makeStream()
+                // Bounded like the subscription itself: a client that reads slowly loses the oldest
+                // events, never grows the server's memory.
+                let (items, sink) = AsyncStream<EventBus.Message?>.makeStream(bufferingPolicy: .bufferingNewest(1000))
                 // A stream ends when the server shuts down, so that it does not hold the shutdown up.
                 try await withGracefulShutdownHandler {
                     try await withThrowingDiscardingTaskGroup { group in

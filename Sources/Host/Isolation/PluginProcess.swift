@@ -305,22 +305,36 @@ final class PluginProcess: Sendable {
             // The deadline: a child task that fails the handshake and ends the process, unless
             // the answer came first (then it is cancelled with the group).
             group.addTask { [self] in
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                takeHandshake()?.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
+                guard (try? await Task.sleep(for: timeout)) != nil, let waiting = takeHandshake() else { return }
+                waiting.resume(throwing: PluginFrameError("no answer within \(PluginHost.format(timeout))"))
                 kill(reason: "it did not answer within \(PluginHost.format(timeout))")
             }
-            let frame = try await withCheckedThrowingContinuation { continuation in
-                state.withLock { $0.handshake = continuation }
-                do {
-                    let channel = try state.withLock({ $0.control }) ?? spawn()
-                    try send(channel)
-                } catch {
-                    takeHandshake()?.resume(throwing: error)
+            // A cancelled caller (a server shutting down under a reload) stops waiting at once, and
+            // the half-started process is ended: the deadline child ends with the caller.
+            let frame = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    state.withLock { $0.handshake = continuation }
+                    do {
+                        let channel = try state.withLock({ $0.control }) ?? spawn()
+                        try send(channel)
+                    } catch {
+                        takeHandshake()?.resume(throwing: error)
+                    }
+                    if Task.isCancelled { cancelHandshake() }
                 }
+            } onCancel: {
+                cancelHandshake()
             }
             group.cancelAll()
             return frame
         }
+    }
+
+    /// Fails the handshake in progress with a cancellation and ends the process it was starting.
+    private func cancelHandshake() {
+        guard let waiting = takeHandshake() else { return }
+        waiting.resume(throwing: CancellationError())
+        kill(reason: "its start was cancelled")
     }
 
     private func takeHandshake() -> CheckedContinuation<PluginFrame, any Error>? {

@@ -66,7 +66,12 @@ public final class DaprServiceInvoker: ServiceInvoker {
                 invocation.method, to: url, headers: headers, body: invocation.body.isEmpty ? nil : invocation.body, timeout: timeout,
                 maximumAnswerBytes: maximumAnswerBytes)
         } catch {
-            record(invocation.appID, failed: true)
+            // A caller that gave up says nothing about the service: only its trial slot is freed.
+            if Task.isCancelled {
+                circuits.withLock { $0[invocation.appID]?.trialInFlight = false }
+            } else {
+                record(invocation.appID, failed: true)
+            }
             throw ServiceInvocationError("\(invocation.appID) did not answer \(invocation.method) \(invocation.path): \(error)")
         }
         record(invocation.appID, failed: answer.status >= 500 || answer.status == 0)

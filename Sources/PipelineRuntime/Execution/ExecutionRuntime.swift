@@ -161,9 +161,11 @@ public final class ExecutionRuntime: Sendable {
     public func waitUntilFinished(executionID: String, timeout: Duration = .seconds(3600)) async throws -> ExecutionRecord {
         let deadline = ContinuousClock.now + timeout
         while true {
+            try Task.checkCancellation()
             guard let record = try await store.execution(id: executionID) else { throw RuntimeError.executionNotFound(executionID) }
             if record.status.isFinished { return record }
-            guard ContinuousClock.now < deadline else { return record }
+            // Shutting down, this process finishes nothing more: the record as it stands.
+            guard ContinuousClock.now < deadline, !isStopping else { return record }
             await waitForFinish(executionID, atMost: .milliseconds(500))
         }
     }
@@ -489,11 +491,12 @@ public final class ExecutionRuntime: Sendable {
     // MARK: Shutdown
 
     /// Stops taking inputs, lets the transitions in progress finish, then waits up to the grace
-    /// period for plugin calls in flight (their results are stored if they come in time; otherwise
+    /// period for plugin calls and cleanups in flight (their results are stored if they come in time; otherwise
     /// their claims expire and another process runs them again). A cancelled task stops waiting
     /// for plugin calls at once; the transitions in progress are still waited for.
     public func shutdown() async {
         calls.stopAccepting()
+        let graceEnds = ContinuousClock.now + configuration.shutdownGracePeriod
         await calls.waitUntilIdle(atMost: configuration.shutdownGracePeriod)
         state.withLock { $0.stopping = true }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -504,6 +507,10 @@ public final class ExecutionRuntime: Sendable {
             }
             if idle { continuation.resume() }
         }
+        // The last transitions may have abandoned steps: their cleanups get what is left of the
+        // grace period before the runtime's tasks are cancelled.
+        let left = graceEnds - ContinuousClock.now
+        if left > .zero { await calls.waitUntilIdle(atMost: left) }
         let waiters = state.withLock { state -> [Alarm<ContinuousClock>] in
             defer { state.finishWaiters = [:] }
             return state.finishWaiters.values.flatMap(\.values)

@@ -22,8 +22,19 @@ extension ExecutionRuntime {
     /// Reads the work marks of processes that have ended and counts them in the store: one death
     /// per step (or execution) per process (``EndedProcess/charges``). Returns how many
     /// executions were charged.
+    ///
+    /// The marks of an ended process are deleted once read, so the count reaches the store even
+    /// when the caller is cancelled meanwhile (a shutdown that overran): it runs in a task of its
+    /// own, which the caller awaits.
     @discardableResult
     public func countInterruptions() async -> Int {
+        // Unstructured on purpose: a cancellation of the caller must not stop the count half way
+        // (the pool refuses work of a cancelled task, and the marks it read are gone); the count
+        // is bounded by the number of marks and the database's own timeouts.
+        await Task { await countInterruptionsShielded() }.value
+    }
+
+    private func countInterruptionsShielded() async -> Int {
         guard let directory = configuration.workMarksDirectory else { return 0 }
         var counted = 0
         for process in WorkMarks.collectEnded(in: directory) {

@@ -17,6 +17,8 @@ final class StepCalls: Sendable {
 
     private struct State {
         var inFlight: [Key: Int] = [:]
+        /// Cleanup calls under way (abandoned steps' `cleanup`).
+        var cleanups = 0
         var accepting = true
     }
 
@@ -46,7 +48,7 @@ final class StepCalls: Sendable {
     /// is cancelled.
     func waitUntilIdle(atMost limit: Duration) async {
         let deadline = idle.clock.now.advanced(by: limit)
-        while inFlightCount > 0, idle.clock.now < deadline {
+        while state.withLock({ !$0.inFlight.isEmpty || $0.cleanups > 0 }), idle.clock.now < deadline {
             if await idle.sleep(until: deadline) == .cancelled { return }
         }
     }
@@ -80,7 +82,7 @@ final class StepCalls: Sendable {
         let none = state.withLock { state -> Bool in
             let remaining = (state.inFlight[key] ?? 1) - 1
             state.inFlight[key] = remaining > 0 ? remaining : nil
-            return state.inFlight.isEmpty
+            return state.inFlight.isEmpty && state.cleanups == 0
         }
         if none { idle.wake() }
     }
@@ -140,7 +142,11 @@ final class StepCalls: Sendable {
             reason: abandonment.reason
         )
         guard plugins.action(abandonment.action) != nil else { return }
-        tasks.start { [plugins, logger] in
+        // Cleanups are waited for at shutdown like calls: a cancelled one would leave the
+        // abandoned step's external work running, and nobody asks again.
+        state.withLock { $0.cleanups += 1 }
+        let started = tasks.start { [plugins, logger, self] in
+            defer { cleanupEnded() }
             do {
                 if let problem = try await plugins.cleanup(request) {
                     logger.warning(
@@ -153,5 +159,14 @@ final class StepCalls: Sendable {
                     metadata: ["execution_id": "\(executionID)", "step_id": "\(abandonment.stepID)", "error": "\(error)"])
             }
         }
+        if !started { cleanupEnded() }
+    }
+
+    private func cleanupEnded() {
+        let none = state.withLock { state -> Bool in
+            state.cleanups -= 1
+            return state.inFlight.isEmpty && state.cleanups == 0
+        }
+        if none { idle.wake() }
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The work the runtime starts by itself — applying an execution's queued inputs, plugin calls,
 /// cleanups, deliveries of parked events — run as child tasks of one task group that
 /// ``RuntimeLifecycleService`` owns, so that none of it outlives the service group.
@@ -10,6 +12,8 @@ final class RuntimeTasks: Sendable {
 
     private let queue: AsyncStream<Work>
     private let intake: AsyncStream<Work>.Continuation
+    /// Whether ``run()`` runs: its queue takes one reader.
+    private let running = Atomic<Bool>(false)
 
     init() {
         (queue, intake) = AsyncStream.makeStream()
@@ -23,8 +27,10 @@ final class RuntimeTasks: Sendable {
     }
 
     /// Runs the work started, each piece as a child task, until ``finish()`` and then until the
-    /// pieces under way have returned. Call it once.
+    /// pieces under way have returned. A second call while one runs returns at once.
     func run() async {
+        guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        defer { running.store(false, ordering: .releasing) }
         await withDiscardingTaskGroup { group in
             for await work in queue {
                 group.addTask { await work() }
