@@ -29,6 +29,21 @@ public enum TestPostgres {
     /// Whether the PostgreSQL-only suites (several processes on one database) can run.
     public static var isAvailable: Bool { adminURL != nil || isRequired }
 
+    /// Drops a database `createDatabase()` made, with whatever connections it still has (a
+    /// server process a test left running): a test server otherwise keeps every test's database,
+    /// and a developer's disk fills up over many runs.
+    /// A server `scripts/postgres.sh` started for this run (`BUDPIPELINE_TEST_POSTGRES_DIR`) is
+    /// deleted with everything in it afterwards: its databases are left (a drop costs a checkpoint).
+    public static func dropDatabase(url: String) async {
+        guard ProcessInfo.processInfo.environment["BUDPIPELINE_TEST_POSTGRES_DIR"] == nil else { return }
+        guard let adminURL, let slash = url.lastIndex(of: "/") else { return }
+        let name = url[url.index(after: slash)...]
+        guard name.hasPrefix("bp_test_"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return }
+        guard let admin = try? await PostgresDatabase.connect(url: adminURL, maximumConnections: 1) else { return }
+        try? await admin.withSession { session in try session.executeScript("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        await admin.close()
+    }
+
     /// Creates an empty database on the test server and returns its URL.
     public static func createDatabase() async throws -> String {
         guard let adminURL else {
@@ -48,7 +63,7 @@ public enum TestPostgres {
     }
 }
 
-/// A fresh, empty database of one backend, deleted (SQLite) when closed.
+/// A fresh, empty database of one backend, deleted when closed.
 public struct TestDatabase: Sendable {
     public let backend: TestBackend
     public let database: any Database
@@ -81,6 +96,7 @@ public struct TestDatabase: Sendable {
     public func close() async {
         await database.close()
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
+        if backend == .postgres { await TestPostgres.dropDatabase(url: url) }
     }
 
     /// Runs `body` with a fresh database and closes it afterwards.
