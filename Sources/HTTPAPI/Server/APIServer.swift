@@ -139,10 +139,10 @@ public enum APIServer {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let counter = configuration.maximumConnections.map { ConnectionCounter(maximum: $0) }
-        let requestTimeout = timeAmount(configuration.requestTimeout)
+        let requestTimeout = TimeAmount(configuration.requestTimeout)
         let channel = HTTP1Channel.Configuration(
             additionalChannelHandlers: Self.connectionHandlers(counter: counter, requestTimeout: requestTimeout, logger: logger),
-            idleTimeout: timeAmount(configuration.idleTimeout)
+            idleTimeout: TimeAmount(configuration.idleTimeout)
         )
         return Application(
             router: router(runtime: runtime, configuration: configuration, version: version),
@@ -155,13 +155,6 @@ public enum APIServer {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
-    }
-
-    /// `duration` for NIO, between 0 and 100 years.
-    private static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        let whole = min(max(seconds, 0), 100 * 366 * 86_400)
-        return .nanoseconds(whole * 1_000_000_000 + max(attoseconds, 0) / 1_000_000_000)
     }
 
     /// The handlers each connection gets, new for each.

@@ -86,12 +86,3 @@ enum OutboundHTTP {
         return "\(error)"
     }
 }
-
-extension TimeAmount {
-    /// A NIO time amount of the same length as `duration` (at most about 292 years).
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let bounded = min(max(seconds, 0), 9_000_000_000)
-        self = .nanoseconds(bounded * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

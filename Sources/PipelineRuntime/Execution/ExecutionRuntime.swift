@@ -36,7 +36,7 @@ public final class ExecutionRuntime: Sendable {
     /// The work the runtime starts by itself, run by ``RuntimeLifecycleService``.
     let tasks = RuntimeTasks()
     /// The first count of interruptions (see ``countInterruptionsAtStart()``).
-    let startupCount = Mutex(StartupCount.notStarted)
+    let startupCount = Mutex<Task<Int, Never>?>(nil)
 
     private struct Mailbox {
         var inputs: [QueuedInput] = []

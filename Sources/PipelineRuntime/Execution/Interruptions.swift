@@ -70,37 +70,15 @@ extension ExecutionRuntime {
     /// before their first claim, so no step is run again before its deaths are counted — and
     /// since they start once the server listens, counting never delays serving.
     func countInterruptionsAtStart() async {
-        let counts = startupCount.withLock { count -> Bool? in
-            switch count {
-            case .notStarted:
-                count = .counting(waiters: [])
-                return true
-            case .counting: return false
-            case .done: return nil
-            }
+        let count = startupCount.withLock { task -> Task<Int, Never> in
+            if let task { return task }
+            // Unstructured on purpose: the one count every caller awaits, shielded from any one
+            // caller's cancellation like ``countInterruptions()``.
+            let started = Task { await countInterruptionsShielded() }
+            task = started
+            return started
         }
-        switch counts {
-        case nil:
-            return
-        case false?:
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let done = startupCount.withLock { count -> Bool in
-                    guard case .counting(var waiters) = count else { return true }
-                    waiters.append(continuation)
-                    count = .counting(waiters: waiters)
-                    return false
-                }
-                if done { continuation.resume() }
-            }
-        case true?:
-            _ = await countInterruptions()
-            let waiters = startupCount.withLock { count -> [CheckedContinuation<Void, Never>] in
-                defer { count = .done }
-                guard case .counting(let waiters) = count else { return [] }
-                return waiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
+        _ = await count.value
     }
 
     /// Why a step the process kept dying on is failed.
@@ -187,12 +165,4 @@ extension ExecutionRuntime {
             return nil
         }()
     #endif
-}
-
-/// Where the first count of interruptions stands: the first service to ask counts, the others
-/// wait for it.
-enum StartupCount {
-    case notStarted
-    case counting(waiters: [CheckedContinuation<Void, Never>])
-    case done
 }

@@ -79,9 +79,20 @@ final class StepCalls: Sendable {
     }
 
     private func finished(_ key: Key) {
-        let none = state.withLock { state -> Bool in
+        settle { state in
             let remaining = (state.inFlight[key] ?? 1) - 1
             state.inFlight[key] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    private func cleanupEnded() {
+        settle { $0.cleanups -= 1 }
+    }
+
+    /// Applies the end of a call or cleanup and rings ``idle`` when nothing is left under way.
+    private func settle(_ change: (inout State) -> Void) {
+        let none = state.withLock { state -> Bool in
+            change(&state)
             return state.inFlight.isEmpty && state.cleanups == 0
         }
         if none { idle.wake() }
@@ -160,13 +171,5 @@ final class StepCalls: Sendable {
             }
         }
         if !started { cleanupEnded() }
-    }
-
-    private func cleanupEnded() {
-        let none = state.withLock { state -> Bool in
-            state.cleanups -= 1
-            return state.inFlight.isEmpty && state.cleanups == 0
-        }
-        if none { idle.wake() }
     }
 }
