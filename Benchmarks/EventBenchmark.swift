@@ -46,7 +46,7 @@ struct EventBenchmark: AsyncParsableCommand {
             ids.append(try await runtime.startExecution(ExecutionRequest(dag: dag, initiator: "benchmark")).id)
         }
         for index in ids.indices {
-            while try await store.stepsAwaitingEvent(externalWorkflowID: "approval:bench-\(index)").isEmpty {
+            while try await store.inboundEvents.stepsAwaitingEvent(externalWorkflowID: "approval:bench-\(index)").isEmpty {
                 try await Task.sleep(for: .milliseconds(5))
             }
         }

@@ -132,7 +132,7 @@ struct RawTransactions {
             let step = StepRecord(
                 id: UUID().uuidString.lowercased(), executionID: id, state: StepState(stepID: "s", name: "S", action: "noop", sequence: 1),
                 createdAt: now, updatedAt: now)
-            try await store.insertExecution(NewExecution(record: record, steps: [step]))
+            try await store.executions.insert(NewExecution(record: record, steps: [step]))
             ids.append(id)
         }
         let database = store.database

@@ -44,7 +44,8 @@ struct TimerBenchmark: AsyncParsableCommand {
         var lags: [Double] = []
         for (id, wake) in started {
             let finished = try await bench.runtime.waitUntilFinished(executionID: id, timeout: .seconds(60))
-            guard finished.status == .completed, let ended = try await bench.store.steps(executionID: id).first?.state.endedAt else {
+            guard finished.status == .completed, let ended = try await bench.store.executions.steps(executionID: id).first?.state.endedAt
+            else {
                 throw ValidationError("execution \(id) ended \(finished.status)")
             }
             lags.append(ended.timeIntervalSince(wake) * 1000)

@@ -58,9 +58,9 @@ struct WebhookSecurityTests {
             #expect(!stored.text.contains("caller-token") && !stored.text.contains(secret))
 
             // A row stored before the refusal existed: the header is skipped when the webhook fires.
-            var legacy = try #require(try await server.database.store.trigger(WebhookRecord.self, id: id))
+            var legacy = try #require(try await server.database.store.triggers.find(WebhookRecord.self, id: id))
             legacy.headersToInclude = ["Authorization", "X-Request-Source"]
-            _ = try await server.database.store.updateTrigger(legacy, expectedVersion: legacy.version)
+            _ = try await server.database.store.triggers.update(legacy, expectedVersion: legacy.version)
             let again = try await server.send(
                 "POST", "/trigger/\(id)", body: "{}",
                 headers: ["X-Webhook-Secret": secret, "X-Request-Source": "ci", "Authorization": "Bearer caller-token"],

@@ -90,7 +90,7 @@ struct RuntimeHarness {
     func run(_ dag: JSONValue, params: JSONObject = [:], timeout: Duration = .seconds(30)) async throws -> (ExecutionRecord, [StepRecord]) {
         let started = try await runtime.startExecution(ExecutionRequest(dag: dag, params: params, initiator: "test"))
         let finished = try await runtime.waitUntilFinished(executionID: started.id, timeout: timeout)
-        return (finished, try await store.steps(executionID: started.id))
+        return (finished, try await store.executions.steps(executionID: started.id))
     }
 
     /// Waits until `condition` holds for the execution's steps, or fails after `timeout`.
@@ -101,7 +101,7 @@ struct RuntimeHarness {
     ) async throws -> [StepRecord] {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let steps = try await store.steps(executionID: executionID)
+            let steps = try await store.executions.steps(executionID: executionID)
             if condition(steps) { return steps }
             guard ContinuousClock.now < deadline else {
                 throw HarnessError(

@@ -46,9 +46,9 @@ struct RuntimeTests {
             #expect(steps.map(\.state.status) == [.completed, .completed, .completed])
             #expect(steps.allSatisfy { $0.leaseOwner == nil && $0.dispatch == nil })
             #expect(steps[0].state.outputs?["attempt"] == 0)
-            let timers = try await harness.store.timers(executionID: execution.id)
+            let timers = try await harness.store.timers.list(executionID: execution.id)
             #expect(timers.isEmpty)
-            let events = try await harness.store.progressEvents(executionID: execution.id)
+            let events = try await harness.store.executions.progressEvents(executionID: execution.id)
             #expect(events.map(\.sequenceNumber) == Array(1...events.count))
             #expect(events.filter { $0.kind == .stepCompleted }.count == 3)
             #expect(events.last?.kind == .workflowCompleted)
@@ -191,9 +191,9 @@ struct RuntimeTests {
             let finished = try await harness.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(5))
             #expect(finished.status == .cancelled)
             #expect(finished.errorInfo?["message"] == "operator said stop")
-            let steps = try await harness.store.steps(executionID: started.id)
+            let steps = try await harness.store.executions.steps(executionID: started.id)
             #expect(steps.map(\.state.status) == [.cancelled, .skipped])
-            #expect(try await harness.store.timers(executionID: started.id).isEmpty)
+            #expect(try await harness.store.timers.list(executionID: started.id).isEmpty)
             let cleanedUp = await RuntimeHarness.probeLogs("cleanup \(started.id)/await", for: started.id)
             #expect(cleanedUp)
         }
@@ -212,7 +212,7 @@ struct RuntimeTests {
             .eventCompletedStep(stepID: "await", status: .completed, outputs: ["done": true], error: nil), to: started.id)
         let finished = try await second.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(10))
         #expect(finished.status == .completed)
-        let steps = try await second.store.steps(executionID: started.id)
+        let steps = try await second.store.executions.steps(executionID: started.id)
         #expect(steps[0].state.outputs == ["waiting": true, "done": true])
         #expect(steps[1].state.status == .completed)
         #expect(second.runtime.statisticsSnapshot.loads >= 1)
@@ -239,7 +239,7 @@ struct RuntimeTests {
                 if case ExecutionStartError.invalidPipeline = error { return true }
                 return false
             }
-            let counts = try await harness.store.executionCounts()
+            let counts = try await harness.store.executions.counts()
             #expect(counts.isEmpty)
         }
     }
@@ -254,8 +254,8 @@ struct RuntimeTests {
             let service = RetentionService(runtime: harness.runtime)
             #expect(await service.runOnce(now: Date()) == 0)
             #expect(await service.runOnce(now: Date().addingTimeInterval(2 * 86_400)) == 1)
-            #expect(try await harness.store.execution(id: finished.id) == nil)
-            #expect(try await harness.store.execution(id: waiting.id)?.status == .running)
+            #expect(try await harness.store.executions.find(id: finished.id) == nil)
+            #expect(try await harness.store.executions.find(id: waiting.id)?.status == .running)
         }
     }
 
@@ -306,10 +306,10 @@ struct OutboxPublishingTests {
                 ExecutionRequest(dag: dag, initiator: "test", callbackTopics: ["budAppMessages"]))
             _ = try await harness.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(10))
             let deadline = ContinuousClock.now + .seconds(15)
-            var counts = try await harness.store.outboxCounts()
+            var counts = try await harness.store.outbox.counts()
             while counts.pending > 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
-                counts = try await harness.store.outboxCounts()
+                counts = try await harness.store.outbox.counts()
             }
             #expect(counts.pending == 0)
             #expect(counts.dead == 3, "step started, step completed, workflow completed; the rest notify no topic")

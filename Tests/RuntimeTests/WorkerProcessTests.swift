@@ -48,7 +48,7 @@ struct WorkerProcessTests {
     static func waitForAll(_ ids: [String], in store: PipelineStore, timeout: Duration) async throws -> [ExecutionStatus: Int] {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let counts = try await store.executionCounts()
+            let counts = try await store.executions.counts()
             let finished = counts.filter { $0.key.isFinished }.values.reduce(0, +)
             if finished >= ids.count || ContinuousClock.now > deadline { return counts }
             try await Task.sleep(for: .milliseconds(100))
@@ -105,7 +105,7 @@ struct WorkerProcessTests {
                 var running: Set<String> = []
                 var completed: Set<String> = []
                 for id in ids {
-                    for step in try await database.store.steps(executionID: id) {
+                    for step in try await database.store.executions.steps(executionID: id) {
                         let key = "\(id)/\(step.state.stepID)/\(step.state.attempt)"
                         if step.state.status == .running { running.insert(key) }
                         if step.state.status == .completed { completed.insert(key) }

@@ -20,22 +20,22 @@ struct RetryUniquenessTests {
         try await TestDatabase.with(backend) { test in
             let store = test.store
             let original = StoreFixtures.execution()
-            try await store.insertExecution(original)
-            #expect(try await store.retryExecution(of: original.record.id) == nil)
+            try await store.executions.insert(original)
+            #expect(try await store.executions.retry(of: original.record.id) == nil)
             let first = Self.retry(of: original.record.id)
-            try await store.insertExecution(first)
-            #expect(try await store.retryExecution(of: original.record.id)?.id == first.record.id)
-            #expect(try await store.retryExecution(of: original.record.id)?.retryOf == original.record.id)
+            try await store.executions.insert(first)
+            #expect(try await store.executions.retry(of: original.record.id)?.id == first.record.id)
+            #expect(try await store.executions.retry(of: original.record.id)?.retryOf == original.record.id)
 
             let second = Self.retry(of: original.record.id)
             await #expect {
-                try await store.insertExecution(second)
+                try await store.executions.insert(second)
             } throws: { error in
                 if (error as? DatabaseError)?.kind == .uniqueViolation { true } else { false }
             }
-            #expect(try await store.execution(id: second.record.id) == nil)
-            #expect(try await store.steps(executionID: second.record.id).isEmpty, "the transaction stored nothing")
-            try await store.insertExecution(Self.retry(of: first.record.id))
+            #expect(try await store.executions.find(id: second.record.id) == nil)
+            #expect(try await store.executions.steps(executionID: second.record.id).isEmpty, "the transaction stored nothing")
+            try await store.executions.insert(Self.retry(of: first.record.id))
         }
     }
 
@@ -63,9 +63,9 @@ struct RetryUniquenessTests {
             }
             #expect(try await migrator.migrate() == Migration.all.map(\.version).filter { $0 > 3 })
             let store = test.store
-            #expect(try await store.retryExecution(of: originalID)?.id == rows[3].id, "the earliest of the three")
-            #expect(try await store.retryExecution(of: otherID)?.id == rows[5].id)
-            await #expect(throws: DatabaseError.self) { try await store.insertExecution(Self.retry(of: originalID)) }
+            #expect(try await store.executions.retry(of: originalID)?.id == rows[3].id, "the earliest of the three")
+            #expect(try await store.executions.retry(of: otherID)?.id == rows[5].id)
+            await #expect(throws: DatabaseError.self) { try await store.executions.insert(Self.retry(of: originalID)) }
         }
     }
 }

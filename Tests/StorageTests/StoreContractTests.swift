@@ -86,11 +86,11 @@ struct StoreContractTests {
     func definitionRoundTrip(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let record = StoreFixtures.definition(userID: StoreFixtures.newID())
-            try await test.store.insertDefinition(record)
-            let stored = try #require(try await test.store.definition(id: record.id))
+            try await test.store.definitions.insert(record)
+            let stored = try #require(try await test.store.definitions.find(id: record.id))
             #expect(stored == record)
             #expect(stored.dag.objectValue?.keys == ["name", "steps", "zeta", "alpha"])
-            let missing = try await test.store.definition(id: StoreFixtures.newID())
+            let missing = try await test.store.definitions.find(id: StoreFixtures.newID())
             #expect(missing == nil)
         }
     }
@@ -99,9 +99,9 @@ struct StoreContractTests {
     func duplicateDefinition(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let record = StoreFixtures.definition()
-            try await test.store.insertDefinition(record)
+            try await test.store.definitions.insert(record)
             await #expect {
-                try await test.store.insertDefinition(record)
+                try await test.store.definitions.insert(record)
             } throws: { error in
                 if (error as? DatabaseError)?.kind == .uniqueViolation { return true }
                 return false
@@ -113,24 +113,24 @@ struct StoreContractTests {
     func definitionOptimisticLocking(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             var record = StoreFixtures.definition()
-            try await test.store.insertDefinition(record)
+            try await test.store.definitions.insert(record)
             record.name = "renamed"
-            let updated = try await test.store.updateDefinition(record, expectedVersion: 1)
+            let updated = try await test.store.definitions.update(record, expectedVersion: 1)
             #expect(updated.version == 2)
             record.name = "stale writer"
             await #expect {
-                _ = try await test.store.updateDefinition(record, expectedVersion: 1)
+                _ = try await test.store.definitions.update(record, expectedVersion: 1)
             } throws: { error in
                 if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("version 2") }
                 return false
             }
-            let stored = try await test.store.definition(id: record.id)
+            let stored = try await test.store.definitions.find(id: record.id)
             #expect(stored?.name == "renamed")
             #expect(stored?.version == 2)
             var ghost = StoreFixtures.definition()
             ghost.name = "ghost"
             await #expect(throws: StoreError.notFound("pipeline \(ghost.id)")) {
-                _ = try await test.store.updateDefinition(ghost, expectedVersion: 1)
+                _ = try await test.store.definitions.update(ghost, expectedVersion: 1)
             }
         }
     }
@@ -139,20 +139,20 @@ struct StoreContractTests {
     func concurrentDefinitionUpdates(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let record = StoreFixtures.definition()
-            try await test.store.insertDefinition(record)
+            try await test.store.definitions.insert(record)
             let store = test.store
             let outcomes = await withTaskGroup(of: Bool.self) { group in
                 for writer in 0..<8 {
                     group.addTask {
                         var change = record
                         change.name = "writer \(writer)"
-                        return (try? await store.updateDefinition(change, expectedVersion: 1)) != nil
+                        return (try? await store.definitions.update(change, expectedVersion: 1)) != nil
                     }
                 }
                 return await group.reduce(into: [Bool]()) { $0.append($1) }
             }
             #expect(outcomes.count(where: { $0 }) == 1)
-            #expect(try await store.definition(id: record.id)?.version == 2)
+            #expect(try await store.definitions.find(id: record.id)?.version == 2)
         }
     }
 
@@ -165,25 +165,25 @@ struct StoreContractTests {
                 var record = StoreFixtures.definition(name: "p\(index)", userID: index.isMultiple(of: 2) ? owner : StoreFixtures.newID())
                 record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
                 record.systemOwned = index == 3
-                try await test.store.insertDefinition(record)
+                try await test.store.definitions.insert(record)
                 ids.append(record.id)
             }
             var first = StoreFixtures.execution(pipelineID: ids[0])
             first.record.createdAt = StoreFixtures.base.addingTimeInterval(60)
-            try await test.store.insertExecution(first)
-            try await test.store.insertExecution(StoreFixtures.execution(pipelineID: ids[0]))
+            try await test.store.executions.insert(first)
+            try await test.store.executions.insert(StoreFixtures.execution(pipelineID: ids[0]))
 
-            let all = try await test.store.definitionSummaries(ownerID: nil, includeSystem: false)
+            let all = try await test.store.definitions.summaries(ownerID: nil, includeSystem: false)
             #expect(all.map(\.record.name) == ["p4", "p3", "p2", "p1", "p0"])
-            let owned = try await test.store.definitionSummaries(ownerID: owner, includeSystem: false)
+            let owned = try await test.store.definitions.summaries(ownerID: owner, includeSystem: false)
             #expect(owned.map(\.record.name) == ["p4", "p2", "p0"])
-            let withSystem = try await test.store.definitionSummaries(ownerID: owner, includeSystem: true)
+            let withSystem = try await test.store.definitions.summaries(ownerID: owner, includeSystem: true)
             #expect(withSystem.map(\.record.name) == ["p4", "p3", "p2", "p0"])
             let counted = try #require(owned.last)
             #expect(counted.executionCount == 2)
             #expect(counted.lastExecutionAt == first.record.createdAt)
             #expect(owned.first?.executionCount == 0 && owned.first?.lastExecutionAt == nil)
-            let single = try await test.store.definitionSummary(id: ids[0])
+            let single = try await test.store.definitions.summary(id: ids[0])
             #expect(single?.executionCount == 2)
         }
     }
@@ -192,14 +192,14 @@ struct StoreContractTests {
     func uniqueNamePerOwner(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let owner = StoreFixtures.newID()
-            try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
-            try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: StoreFixtures.newID()))
-            try await test.store.insertDefinition(StoreFixtures.definition(name: "same"))
+            try await test.store.definitions.insert(StoreFixtures.definition(name: "same", userID: owner))
+            try await test.store.definitions.insert(StoreFixtures.definition(name: "same", userID: StoreFixtures.newID()))
+            try await test.store.definitions.insert(StoreFixtures.definition(name: "same"))
             let error = await #expect(throws: DatabaseError.self) {
-                try await test.store.insertDefinition(StoreFixtures.definition(name: "same", userID: owner))
+                try await test.store.definitions.insert(StoreFixtures.definition(name: "same", userID: owner))
             }
-            await #expect(throws: DatabaseError.self) { try await test.store.insertDefinition(StoreFixtures.definition(name: "same")) }
-            let stored = try await test.store.definitionSummaries(ownerID: nil, includeSystem: true)
+            await #expect(throws: DatabaseError.self) { try await test.store.definitions.insert(StoreFixtures.definition(name: "same")) }
+            let stored = try await test.store.definitions.summaries(ownerID: nil, includeSystem: true)
             #expect(stored.count == 3)
             // What the server said is kept for the logs: its code, and on PostgreSQL the
             // constraint and the detail line naming the key.
@@ -221,27 +221,27 @@ struct StoreContractTests {
     func executionListing(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let pipeline = StoreFixtures.definition()
-            try await test.store.insertDefinition(pipeline)
+            try await test.store.definitions.insert(pipeline)
             for index in 0..<5 {
                 var new = StoreFixtures.execution(pipelineID: index < 3 ? pipeline.id : nil)
                 new.record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
                 new.record.initiator = index == 4 ? "someone" : "tester"
-                try await test.store.insertExecution(new)
+                try await test.store.executions.insert(new)
             }
-            let page = try await test.store.executions(matching: ExecutionFilter(), limit: 2, offset: 1)
+            let page = try await test.store.executions.list(matching: ExecutionFilter(), limit: 2, offset: 1)
             #expect(page.total == 5)
             #expect(page.records.map(\.createdAt) == [3, 2].map { StoreFixtures.base.addingTimeInterval($0) })
-            let ofPipeline = try await test.store.executions(matching: ExecutionFilter(pipelineID: pipeline.id), limit: 10, offset: 0)
+            let ofPipeline = try await test.store.executions.list(matching: ExecutionFilter(pipelineID: pipeline.id), limit: 10, offset: 0)
             #expect(ofPipeline.total == 3 && ofPipeline.records.allSatisfy { $0.pipelineID == pipeline.id })
-            let byInitiator = try await test.store.executions(matching: ExecutionFilter(initiator: "someone"), limit: 10, offset: 0)
+            let byInitiator = try await test.store.executions.list(matching: ExecutionFilter(initiator: "someone"), limit: 10, offset: 0)
             #expect(byInitiator.total == 1)
-            let ranged = try await test.store.executions(
+            let ranged = try await test.store.executions.list(
                 matching: ExecutionFilter(
                     status: .pending, createdFrom: StoreFixtures.base.addingTimeInterval(1),
                     createdUntil: StoreFixtures.base.addingTimeInterval(3)),
                 limit: 10, offset: 0)
             #expect(ranged.total == 3)
-            let none = try await test.store.executions(matching: ExecutionFilter(status: .completed), limit: 10, offset: 0)
+            let none = try await test.store.executions.list(matching: ExecutionFilter(status: .completed), limit: 10, offset: 0)
             #expect(none.total == 0 && none.records.isEmpty)
         }
     }
@@ -250,12 +250,12 @@ struct StoreContractTests {
     func deleteDefinitionKeepsHistory(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let definition = StoreFixtures.definition()
-            try await test.store.insertDefinition(definition)
+            try await test.store.definitions.insert(definition)
             let execution = StoreFixtures.execution(pipelineID: definition.id)
-            try await test.store.insertExecution(execution)
-            #expect(try await test.store.deleteDefinition(id: definition.id))
-            #expect(try await test.store.deleteDefinition(id: definition.id) == false)
-            let kept = try #require(try await test.store.executionWithSteps(id: execution.record.id))
+            try await test.store.executions.insert(execution)
+            #expect(try await test.store.definitions.delete(id: definition.id))
+            #expect(try await test.store.definitions.delete(id: definition.id) == false)
+            let kept = try #require(try await test.store.executions.findWithSteps(id: execution.record.id))
             #expect(kept.execution.pipelineID == nil)
             #expect(kept.steps.count == 2)
         }
@@ -267,12 +267,12 @@ struct StoreContractTests {
     func executionRoundTrip(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
-            try await test.store.insertExecution(new)
-            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            try await test.store.executions.insert(new)
+            let stored = try #require(try await test.store.executions.findWithSteps(id: new.record.id))
             #expect(stored.execution == new.record)
             #expect(stored.steps == new.steps)
             #expect(
-                try await test.store.timers(executionID: new.record.id) == [
+                try await test.store.timers.list(executionID: new.record.id) == [
                     TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base)
                 ])
         }
@@ -282,12 +282,12 @@ struct StoreContractTests {
     func transitionWritesEverything(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
-            try await test.store.insertExecution(new)
+            try await test.store.executions.insert(new)
             var transition = StoreFixtures.startTransition(executionID: new.record.id)
             transition.consumedTimers = [TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base)]
-            try await test.store.apply(transition)
+            try await test.store.executions.apply(transition)
 
-            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            let stored = try #require(try await test.store.executions.findWithSteps(id: new.record.id))
             #expect(stored.execution.version == 2)
             #expect(stored.execution.status == .running)
             #expect(stored.execution.eventSequence == 1)
@@ -297,10 +297,10 @@ struct StoreContractTests {
             #expect(stepA.dispatch == ["idempotency_key": "k/a/0"])
             #expect(stepA.version == 2)
             #expect(stored.steps[1].version == 1)
-            let timers = try await test.store.timers(executionID: new.record.id)
+            let timers = try await test.store.timers.list(executionID: new.record.id)
             #expect(timers.map(\.key) == ["step_deadline:a:0"])
-            #expect(try await test.store.progressEvents(executionID: new.record.id).map(\.kind) == [.workflowProgress])
-            let outbox = try await test.store.pendingOutbox(limit: 10)
+            #expect(try await test.store.executions.progressEvents(executionID: new.record.id).map(\.kind) == [.workflowProgress])
+            let outbox = try await test.store.outbox.pending(limit: 10)
             #expect(outbox.map(\.event) == [OutboxEvent(eventType: "step_started", payload: ["step_id": "a"])])
             #expect(outbox.first?.executionID == new.record.id)
         }
@@ -310,20 +310,20 @@ struct StoreContractTests {
     func staleTransitionConflicts(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution()
-            try await test.store.insertExecution(new)
-            try await test.store.apply(StoreFixtures.startTransition(executionID: new.record.id))
+            try await test.store.executions.insert(new)
+            try await test.store.executions.apply(StoreFixtures.startTransition(executionID: new.record.id))
             var stale = StoreFixtures.startTransition(executionID: new.record.id, owner: "worker-2")
             stale.outbox = [OutboxEvent(eventType: "stale", payload: [:])]
             await #expect {
-                try await test.store.apply(stale)
+                try await test.store.executions.apply(stale)
             } throws: { error in
                 if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("changed since version 1") }
                 return false
             }
-            let stored = try #require(try await test.store.executionWithSteps(id: new.record.id))
+            let stored = try #require(try await test.store.executions.findWithSteps(id: new.record.id))
             #expect(stored.execution.version == 2)
             #expect(stored.steps[0].leaseOwner == "worker-1")
-            #expect(try await test.store.pendingOutbox(limit: 10).map(\.event.eventType) == ["step_started"])
+            #expect(try await test.store.outbox.pending(limit: 10).map(\.event.eventType) == ["step_started"])
         }
     }
 
@@ -331,19 +331,19 @@ struct StoreContractTests {
     func movedTimerConflicts(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution(timers: [.set(key: "start", dueAt: StoreFixtures.base, claimedBy: nil, claimedUntil: nil)])
-            try await test.store.insertExecution(new)
+            try await test.store.executions.insert(new)
             var transition = StoreFixtures.startTransition(executionID: new.record.id)
             transition.consumedTimers = [
                 TimerRecord(executionID: new.record.id, key: "start", dueAt: StoreFixtures.base.addingTimeInterval(1))
             ]
             await #expect {
-                try await test.store.apply(transition)
+                try await test.store.executions.apply(transition)
             } throws: { error in
                 if let error = error as? DatabaseError, error.kind == .conflict { return error.message.contains("timer start") }
                 return false
             }
-            #expect(try await test.store.execution(id: new.record.id)?.version == 1)
-            #expect(try await test.store.timers(executionID: new.record.id).map(\.key) == ["start"])
+            #expect(try await test.store.executions.find(id: new.record.id)?.version == 1)
+            #expect(try await test.store.timers.list(executionID: new.record.id).map(\.key) == ["start"])
         }
     }
 
@@ -351,19 +351,20 @@ struct StoreContractTests {
     func concurrentTransitions(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution()
-            try await test.store.insertExecution(new)
+            try await test.store.executions.insert(new)
             let store = test.store
             let committed = await withTaskGroup(of: Bool.self) { group in
                 for writer in 0..<8 {
                     group.addTask {
-                        (try? await store.apply(StoreFixtures.startTransition(executionID: new.record.id, owner: "worker-\(writer)")))
+                        (try? await store.executions.apply(
+                            StoreFixtures.startTransition(executionID: new.record.id, owner: "worker-\(writer)")))
                             != nil
                     }
                 }
                 return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
             }
             #expect(committed == 1)
-            #expect(try await store.pendingOutbox(limit: 100).count == 1)
+            #expect(try await store.outbox.pending(limit: 100).count == 1)
         }
     }
 
@@ -371,17 +372,17 @@ struct StoreContractTests {
     func leaseFollowsStatus(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let new = StoreFixtures.execution()
-            try await test.store.insertExecution(new)
+            try await test.store.executions.insert(new)
             let start = StoreFixtures.startTransition(executionID: new.record.id)
-            try await test.store.apply(start)
+            try await test.store.executions.apply(start)
 
             var progressed = start.steps[0].state
             progressed.progress = 40
-            try await test.store.apply(
+            try await test.store.executions.apply(
                 ExecutionTransition(
                     executionID: new.record.id, expectedVersion: 2, execution: start.execution, eventSequence: 1,
                     steps: [StepWrite(state: progressed)], now: StoreFixtures.base))
-            var steps = try await test.store.steps(executionID: new.record.id)
+            var steps = try await test.store.executions.steps(executionID: new.record.id)
             #expect(steps[0].state.progress == 40)
             #expect(steps[0].leaseOwner == "worker-1")
             #expect(steps[0].dispatch != nil)
@@ -391,11 +392,11 @@ struct StoreContractTests {
             completed.progress = 100
             completed.outputs = ["z": 1, "a": ["nested": "ü ✓"]]
             completed.endedAt = StoreFixtures.base.addingTimeInterval(0.000001)
-            try await test.store.apply(
+            try await test.store.executions.apply(
                 ExecutionTransition(
                     executionID: new.record.id, expectedVersion: 3, execution: start.execution, eventSequence: 1,
                     steps: [StepWrite(state: completed)], now: StoreFixtures.base))
-            steps = try await test.store.steps(executionID: new.record.id)
+            steps = try await test.store.executions.steps(executionID: new.record.id)
             #expect(steps[0].state == completed)
             #expect(steps[0].state.outputs?.keys == ["z", "a"])
             #expect(steps[0].leaseOwner == nil)
@@ -417,7 +418,7 @@ struct StoreContractTests {
                     throw Abort()
                 }
             }
-            let stored = try await test.store.definition(id: record.id)
+            let stored = try await test.store.definitions.find(id: record.id)
             #expect(stored == nil)
         }
     }
@@ -445,8 +446,8 @@ struct StoreContractTests {
             let large = String(repeating: "x", count: 1_000_000)
             record.description = "quote ' backslash \\ dollar $1 emoji 🚀 nul-free"
             record.dag = ["big": .string(large), "numbers": [1.5, -0.000001, 9_007_199_254_740_991, 1e300], "empty": [:]]
-            try await test.store.insertDefinition(record)
-            let stored = try await test.store.definition(id: record.id)
+            try await test.store.definitions.insert(record)
+            let stored = try await test.store.definitions.find(id: record.id)
             #expect(stored == record)
         }
     }
@@ -462,17 +463,17 @@ struct StoreContractTests {
                 .set(key: "later", dueAt: base.addingTimeInterval(60), claimedBy: nil, claimedUntil: nil),
                 .set(key: "held", dueAt: base, claimedBy: "other", claimedUntil: base.addingTimeInterval(5)),
             ])
-            try await test.store.insertExecution(new)
-            let first = try await test.store.claimDueTimers(
+            try await test.store.executions.insert(new)
+            let first = try await test.store.timers.claimDue(
                 owner: "me", now: base.addingTimeInterval(1), claimUntil: base.addingTimeInterval(31), limit: 10)
             #expect(first.map(\.key) == ["due"])
-            let again = try await test.store.claimDueTimers(
+            let again = try await test.store.timers.claimDue(
                 owner: "me", now: base.addingTimeInterval(2), claimUntil: base.addingTimeInterval(32), limit: 10)
             #expect(again.isEmpty)
-            let afterExpiry = try await test.store.claimDueTimers(
+            let afterExpiry = try await test.store.timers.claimDue(
                 owner: "me", now: base.addingTimeInterval(40), claimUntil: base.addingTimeInterval(70), limit: 10)
             #expect(Set(afterExpiry.map(\.key)) == ["due", "held"])
-            let limited = try await test.store.claimDueTimers(
+            let limited = try await test.store.timers.claimDue(
                 owner: "you", now: base.addingTimeInterval(100), claimUntil: base.addingTimeInterval(130), limit: 1)
             #expect(limited.count == 1)
         }
@@ -484,7 +485,7 @@ struct StoreContractTests {
             let base = StoreFixtures.base
             for _ in 0..<10 {
                 let timers = (0..<10).map { TimerChange.set(key: "t\($0)", dueAt: base, claimedBy: nil, claimedUntil: nil) }
-                try await test.store.insertExecution(StoreFixtures.execution(timers: timers))
+                try await test.store.executions.insert(StoreFixtures.execution(timers: timers))
             }
             let store = test.store
             let claimed = try await withThrowingTaskGroup(of: [TimerRecord].self) { group in
@@ -492,7 +493,7 @@ struct StoreContractTests {
                     group.addTask {
                         var mine: [TimerRecord] = []
                         while true {
-                            let batch = try await store.claimDueTimers(
+                            let batch = try await store.timers.claimDue(
                                 owner: "w\(worker)", now: base.addingTimeInterval(1), claimUntil: base.addingTimeInterval(600), limit: 7)
                             if batch.isEmpty { return mine }
                             mine += batch
@@ -512,31 +513,31 @@ struct StoreContractTests {
             let base = StoreFixtures.base
             let one = StoreFixtures.execution()
             let two = StoreFixtures.execution()
-            try await test.store.insertExecution(one)
-            try await test.store.insertExecution(two)
-            try await test.store.apply(
+            try await test.store.executions.insert(one)
+            try await test.store.executions.insert(two)
+            try await test.store.executions.apply(
                 StoreFixtures.startTransition(executionID: one.record.id, owner: "alive", leaseUntil: base.addingTimeInterval(10)))
-            try await test.store.apply(
+            try await test.store.executions.apply(
                 StoreFixtures.startTransition(executionID: two.record.id, owner: "dead", leaseUntil: base.addingTimeInterval(10)))
 
-            let renewed = try await test.store.renewLeases(
+            let renewed = try await test.store.leases.renew(
                 owner: "alive", steps: [(one.record.id, "a"), (two.record.id, "a")], until: base.addingTimeInterval(100))
             #expect(renewed == 1)
 
-            let early = try await test.store.claimExpiredLeases(
+            let early = try await test.store.leases.claimExpired(
                 owner: "sweeper", now: base.addingTimeInterval(5), until: base.addingTimeInterval(50), limit: 10)
             #expect(early.isEmpty)
-            let taken = try await test.store.claimExpiredLeases(
+            let taken = try await test.store.leases.claimExpired(
                 owner: "sweeper", now: base.addingTimeInterval(20), until: base.addingTimeInterval(50), limit: 10)
             #expect(taken == [LeasedStep(executionID: two.record.id, stepID: "a", attempt: 0, dispatch: ["idempotency_key": "k/a/0"])])
-            let steps = try await test.store.steps(executionID: two.record.id)
+            let steps = try await test.store.executions.steps(executionID: two.record.id)
             #expect(steps[0].leaseOwner == "sweeper")
-            let twice = try await test.store.claimExpiredLeases(
+            let twice = try await test.store.leases.claimExpired(
                 owner: "late", now: base.addingTimeInterval(20), until: base.addingTimeInterval(50), limit: 10)
             #expect(twice.isEmpty)
 
-            try await test.store.releaseLease(owner: "alive", executionID: one.record.id, stepID: "a", now: base.addingTimeInterval(1))
-            let released = try await test.store.claimExpiredLeases(
+            try await test.store.leases.release(owner: "alive", executionID: one.record.id, stepID: "a", now: base.addingTimeInterval(1))
+            let released = try await test.store.leases.claimExpired(
                 owner: "sweeper", now: base.addingTimeInterval(2), until: base.addingTimeInterval(50), limit: 10)
             #expect(released.map(\.executionID) == [one.record.id])
         }
@@ -549,10 +550,10 @@ struct StoreContractTests {
             var finished: [String] = []
             for index in 0..<5 {
                 let new = StoreFixtures.execution(timers: [.set(key: "x", dueAt: base, claimedBy: nil, claimedUntil: nil)])
-                try await test.store.insertExecution(new)
-                try await test.store.apply(StoreFixtures.startTransition(executionID: new.record.id))
+                try await test.store.executions.insert(new)
+                try await test.store.executions.apply(StoreFixtures.startTransition(executionID: new.record.id))
                 let status: ExecutionStatus = index == 4 ? .running : [.completed, .failed, .cancelled][index % 3]
-                try await test.store.apply(
+                try await test.store.executions.apply(
                     ExecutionTransition(
                         executionID: new.record.id, expectedVersion: 2,
                         execution: ExecutionSnapshot(
@@ -561,29 +562,29 @@ struct StoreContractTests {
                 if status != .running { finished.append(new.record.id) }
             }
             let recent = StoreFixtures.execution()
-            try await test.store.insertExecution(recent)
-            try await test.store.apply(StoreFixtures.startTransition(executionID: recent.record.id))
-            try await test.store.apply(
+            try await test.store.executions.insert(recent)
+            try await test.store.executions.apply(StoreFixtures.startTransition(executionID: recent.record.id))
+            try await test.store.executions.apply(
                 ExecutionTransition(
                     executionID: recent.record.id, expectedVersion: 2,
                     execution: ExecutionSnapshot(status: .completed, startedAt: base, endedAt: base.addingTimeInterval(3600)),
                     eventSequence: 1, now: base))
 
             let cutoff = base.addingTimeInterval(60)
-            let candidates = try await test.store.retentionCandidates(endedBefore: cutoff)
+            let candidates = try await test.store.retention.candidates(endedBefore: cutoff)
             #expect(candidates.count == 4)
             #expect(candidates.oldest == base)
-            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 3)
-            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 1)
-            #expect(try await test.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 3) == 0)
+            #expect(try await test.store.retention.deleteFinished(endedBefore: cutoff, limit: 3) == 3)
+            #expect(try await test.store.retention.deleteFinished(endedBefore: cutoff, limit: 3) == 1)
+            #expect(try await test.store.retention.deleteFinished(endedBefore: cutoff, limit: 3) == 0)
             for id in finished {
-                #expect(try await test.store.execution(id: id) == nil)
-                #expect(try await test.store.steps(executionID: id).isEmpty)
-                #expect(try await test.store.timers(executionID: id).isEmpty)
-                #expect(try await test.store.progressEvents(executionID: id).isEmpty)
+                #expect(try await test.store.executions.find(id: id) == nil)
+                #expect(try await test.store.executions.steps(executionID: id).isEmpty)
+                #expect(try await test.store.timers.list(executionID: id).isEmpty)
+                #expect(try await test.store.executions.progressEvents(executionID: id).isEmpty)
             }
-            #expect(try await test.store.execution(id: recent.record.id) != nil)
-            let counts = try await test.store.executionCounts()
+            #expect(try await test.store.executions.find(id: recent.record.id) != nil)
+            let counts = try await test.store.executions.counts()
             #expect(counts[.running] == 1)
             #expect(counts[.completed] == 1)
         }

@@ -43,14 +43,14 @@ struct EventTriggerRoutes: Sendable {
         try reader.finish()
         let caller = try Caller(request)
         let owner = try caller.owner(naming: bodyOwner)
-        let pipeline = try await store.usablePipelineID(pipelineID ?? "", by: caller)
+        let pipeline = try await store.definitions.usablePipelineID(pipelineID ?? "", by: caller)
         let eventType = try Self.supported(config.eventType ?? "")
         let now = Date()
         let record = EventTriggerRecord(
             id: UUID().uuidString.lowercased(), pipelineID: pipeline, name: name ?? "", eventType: eventType,
             filters: config.filters ?? [:], params: params, enabled: enabled, userID: owner, createdAt: now,
             updatedAt: now)
-        try await store.insertTrigger(record)
+        try await store.triggers.insert(record)
         return JSONResponse(Representation.eventTrigger(record, masking: runtime.configuration.secretKeys), status: .created)
     }
 
@@ -60,7 +60,7 @@ struct EventTriggerRoutes: Sendable {
             pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), eventType: reader.string("event_type"),
             ownerID: try Caller(request).userID)
         try reader.finish()
-        let triggers = try await store.triggers(EventTriggerRecord.self, matching: filter)
+        let triggers = try await store.triggers.list(EventTriggerRecord.self, matching: filter)
         return JSONResponse(.array(triggers.map { Representation.eventTrigger($0, masking: runtime.configuration.secretKeys) }))
     }
 
@@ -97,11 +97,11 @@ struct EventTriggerRoutes: Sendable {
         current.updatedAt = Date()
         return JSONResponse(
             Representation.eventTrigger(
-                try await store.updateTrigger(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
+                try await store.triggers.update(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        try await store.deleteTrigger(EventTriggerRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
+        try await store.triggers.delete(EventTriggerRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
         return NoContent()
     }
 
@@ -111,7 +111,7 @@ struct EventTriggerRoutes: Sendable {
 
     /// The event trigger the path names, when the caller may have `access` to it.
     private func eventTrigger(_ request: Request, _ context: some RequestContext, _ access: Access) async throws -> EventTriggerRecord {
-        try await store.trigger(EventTriggerRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
+        try await store.triggers.find(EventTriggerRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
     }
 
     private static func configFields(_ reader: inout FieldReader) -> ConfigFields {

@@ -132,7 +132,7 @@ struct ExecutionRoutes: Sendable {
         case .interrupted: (records, total) = ([], 0)
         case .status(let value):
             filter.status = value
-            (records, total) = try await store.executions(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
+            (records, total) = try await store.executions.list(matching: filter, limit: pageSize, offset: (page - 1) * pageSize)
         }
         return JSONResponse([
             "executions": .array(records.map { Representation.execution($0, masking: runtime.configuration.secretKeys) }),
@@ -177,7 +177,8 @@ struct ExecutionRoutes: Sendable {
         let (execution, steps) = try await executionWithSteps(id, request, .read)
         var recent: [JSONValue] = []
         if detail == "full", includeEvents {
-            let events = try await store.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
+            let events = try await store.executions.progressEvents(
+                executionID: id, matching: ProgressEventFilter(), limit: eventsLimit, offset: 0)
             recent = events.events.reversed().map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }
         }
         let showSteps = detail == "full" || detail == "steps"
@@ -209,7 +210,7 @@ struct ExecutionRoutes: Sendable {
         let offset = reader.integer("offset", in: 0...Int(Int32.max)) ?? 0
         try reader.finish()
         _ = try await execution(request, context: context, .read)
-        let (events, total) = try await store.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
+        let (events, total) = try await store.executions.progressEvents(executionID: id, matching: filter, limit: limit, offset: offset)
         return JSONResponse([
             "events": .array(events.map { Representation.progressEvent($0, masking: runtime.configuration.secretKeys) }),
             "total_count": .int(total), "limit": .int(limit),
@@ -228,7 +229,7 @@ struct ExecutionRoutes: Sendable {
                 .conflict, code: "EXECUTION_FINISHED", message: "Execution \(id) already finished with status \(record.status.rawValue)")
         }
         try await runtime.cancel(executionID: id, reason: "Execution cancelled by request")
-        guard let cancelled = try await store.execution(id: id) else { throw notFound(id, request) }
+        guard let cancelled = try await store.executions.find(id: id) else { throw notFound(id, request) }
         return JSONResponse(Representation.execution(cancelled, masking: runtime.configuration.secretKeys))
     }
 
@@ -275,7 +276,7 @@ struct ExecutionRoutes: Sendable {
         let subscription = bus.subscribe(executionID: id)
         let record: ExecutionRecord?
         do {
-            record = try await store.execution(id: id)
+            record = try await store.executions.find(id: id)
         } catch {
             bus.unsubscribe(subscription.id)
             throw error
@@ -348,14 +349,14 @@ struct ExecutionRoutes: Sendable {
     /// (another user's execution cannot be told from a missing one).
     private func execution(_ request: Request, context: some RequestContext, _ access: Access) async throws -> ExecutionRecord {
         let id = try executionID(request, context: context)
-        guard let record = try await store.execution(id: id) else { throw notFound(id, request) }
+        guard let record = try await store.executions.find(id: id) else { throw notFound(id, request) }
         try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
         return record
     }
 
     /// The execution `id` and its steps, when the caller may have `access` to it; its 404 otherwise.
     private func executionWithSteps(_ id: String, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord]) {
-        guard let (record, steps) = try await store.executionWithSteps(id: id) else { throw notFound(id, request) }
+        guard let (record, steps) = try await store.executions.findWithSteps(id: id) else { throw notFound(id, request) }
         try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
         return (record, steps)
     }

@@ -55,7 +55,7 @@ struct PipelineRoutes: Sendable {
             status: checked.status, userID: owner, systemOwned: systemOwned, stepCount: checked.stepCount, createdBy: "api",
             createdAt: now, updatedAt: now)
         do {
-            try await store.insertDefinition(record)
+            try await store.definitions.insert(record)
         } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw Self.duplicateName(checked.name)
         }
@@ -67,7 +67,7 @@ struct PipelineRoutes: Sendable {
         var reader = FieldReader(query: request)
         let includeSystem = reader.bool("include_system") ?? false
         try reader.finish()
-        let summaries = try await store.definitionSummaries(ownerID: try Caller(request).userID, includeSystem: includeSystem)
+        let summaries = try await store.definitions.summaries(ownerID: try Caller(request).userID, includeSystem: includeSystem)
         return JSONResponse(.array(summaries.map(Representation.pipeline)))
     }
 
@@ -95,20 +95,20 @@ struct PipelineRoutes: Sendable {
         if let description = dag?["description"] { updated.description = description.stringValue }
         let stored: PipelineDefinitionRecord
         do {
-            stored = try await store.updateDefinition(updated, expectedVersion: expectedVersion)
+            stored = try await store.definitions.update(updated, expectedVersion: expectedVersion)
         } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw Self.duplicateName(checked.name)
         } catch StoreError.notFound {
             throw APIError.pipelineNotFound(current.id)
         }
-        let summary = try await store.definitionSummary(id: stored.id)
+        let summary = try await store.definitions.summary(id: stored.id)
         return JSONResponse(
             Representation.pipeline(summary ?? PipelineDefinitionSummary(record: stored, executionCount: 0, lastExecutionAt: nil)))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
         let current = try await summary(request, context: context, .change).record
-        guard try await store.deleteDefinition(id: current.id) else { throw APIError.pipelineNotFound(current.id) }
+        guard try await store.definitions.delete(id: current.id) else { throw APIError.pipelineNotFound(current.id) }
         return NoContent()
     }
 
@@ -120,7 +120,7 @@ struct PipelineRoutes: Sendable {
     /// change is 403 `SYSTEM_OWNED`.
     func summary(_ request: Request, context: some RequestContext, _ access: Access) async throws -> PipelineDefinitionSummary {
         let raw = context.parameters.get("id") ?? ""
-        guard let id = Self.uuid(raw), let summary = try await store.definitionSummary(id: id) else {
+        guard let id = Self.uuid(raw), let summary = try await store.definitions.summary(id: id) else {
             throw APIError.pipelineNotFound(raw)
         }
         try Caller(request).check(

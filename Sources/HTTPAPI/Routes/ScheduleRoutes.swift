@@ -39,7 +39,7 @@ struct ScheduleRoutes: Sendable {
         try reader.finish()
         let caller = try Caller(request)
         let owner = try caller.owner(naming: bodyOwner)
-        let pipeline = try await store.usablePipelineID(pipelineID ?? "", by: caller)
+        let pipeline = try await store.definitions.usablePipelineID(pipelineID ?? "", by: caller)
         guard let timing, let kind = timing.kind, let name else {
             throw APIError.unprocessable(["body", "schedule"], "Field required", type: "missing")
         }
@@ -50,7 +50,7 @@ struct ScheduleRoutes: Sendable {
             status: enabled ? .active : .paused, maxRuns: maxRuns, expiresAt: expiresAt, userID: owner,
             createdBy: "api", createdAt: now, updatedAt: now)
         record.nextRunAt = try Self.nextRun(of: record, after: now)
-        try await store.insertTrigger(record)
+        try await store.triggers.insert(record)
         runtime.schedulesChanged()
         return JSONResponse(Representation.schedule(record, masking: runtime.configuration.secretKeys), status: .created)
     }
@@ -62,7 +62,7 @@ struct ScheduleRoutes: Sendable {
             status: reader.choice("status", as: ScheduleRecord.Status.self, among: ScheduleRecord.Status.allCases),
             ownerID: try Caller(request).userID)
         try reader.finish()
-        let schedules = try await store.triggers(ScheduleRecord.self, matching: filter)
+        let schedules = try await store.triggers.list(ScheduleRecord.self, matching: filter)
         return JSONResponse([
             "schedules": .array(schedules.map { Representation.schedule($0, masking: runtime.configuration.secretKeys) }),
             "total": .int(schedules.count),
@@ -112,13 +112,13 @@ struct ScheduleRoutes: Sendable {
         }
         if replan { current.nextRunAt = try Self.nextRun(of: current, after: now) }
         current.updatedAt = now
-        let stored = try await store.updateTrigger(current, expectedVersion: version)
+        let stored = try await store.triggers.update(current, expectedVersion: version)
         runtime.schedulesChanged()
         return JSONResponse(Representation.schedule(stored, masking: runtime.configuration.secretKeys))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        try await store.deleteTrigger(ScheduleRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
+        try await store.triggers.delete(ScheduleRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
         runtime.schedulesChanged()
         return NoContent()
     }
@@ -132,7 +132,7 @@ struct ScheduleRoutes: Sendable {
         current.updatedAt = Date()
         return JSONResponse(
             Representation.schedule(
-                try await store.updateTrigger(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
+                try await store.triggers.update(current, expectedVersion: version), masking: runtime.configuration.secretKeys))
     }
 
     func resume(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
@@ -147,7 +147,7 @@ struct ScheduleRoutes: Sendable {
         current.status = .active
         current.nextRunAt = try Self.nextRun(of: current, after: now)
         current.updatedAt = now
-        let stored = try await store.updateTrigger(current, expectedVersion: version)
+        let stored = try await store.triggers.update(current, expectedVersion: version)
         runtime.schedulesChanged()
         return JSONResponse(Representation.schedule(stored, masking: runtime.configuration.secretKeys))
     }
@@ -187,7 +187,7 @@ struct ScheduleRoutes: Sendable {
 
     /// The schedule the path names, when the caller may have `access` to it.
     private func schedule(_ request: Request, _ context: some RequestContext, _ access: Access) async throws -> ScheduleRecord {
-        try await store.trigger(ScheduleRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
+        try await store.triggers.find(ScheduleRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
     }
 
     private static func timingFields(_ reader: inout FieldReader) -> TimingFields {

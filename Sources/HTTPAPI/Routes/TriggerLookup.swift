@@ -10,14 +10,14 @@ enum Access {
 }
 
 /// What the schedule, webhook and event-trigger routes share: finding a record by the `id` path
-/// parameter as the caller may see it, deleting one, and checking that a pipeline may be used.
-extension PipelineStore {
+/// parameter as the caller may see it, and deleting one.
+extension TriggerStore {
     /// The trigger named by the request's `id`, when `caller` may have `access` to it; `notFound`
     /// otherwise, so that another user's trigger cannot be told from a missing one.
-    func trigger<Trigger: StoredTrigger>(
+    func find<Trigger: StoredTrigger>(
         _ type: Trigger.Type, in context: some RequestContext, for caller: Caller, _ access: Access, notFound: APIError
     ) async throws -> Trigger {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), let trigger = try await trigger(type, id: id) else {
+        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), let trigger = try await find(type, id: id) else {
             throw notFound
         }
         try caller.check(access, Ownership(ownerID: trigger.userID), hidden: notFound)
@@ -25,17 +25,20 @@ extension PipelineStore {
     }
 
     /// Deletes the trigger named by the request's `id` when `caller` may, or throws `notFound`.
-    func deleteTrigger<Trigger: StoredTrigger>(
+    func delete<Trigger: StoredTrigger>(
         _ type: Trigger.Type, in context: some RequestContext, for caller: Caller, notFound: APIError
     ) async throws {
-        let trigger = try await trigger(type, in: context, for: caller, .change, notFound: notFound)
-        guard try await deleteTrigger(type, id: trigger.id) else { throw notFound }
+        let trigger = try await find(type, in: context, for: caller, .change, notFound: notFound)
+        guard try await delete(type, id: trigger.id) else { throw notFound }
     }
+}
 
+/// What the trigger routes check before a trigger may name a pipeline.
+extension DefinitionStore {
     /// The normalised id of a pipeline `caller` may start (its own or a system-owned one, any for
     /// the service); 404 `PIPELINE_NOT_FOUND` otherwise.
     func usablePipelineID(_ raw: String, by caller: Caller) async throws -> String {
-        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await definition(id: id),
+        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await find(id: id),
             caller.canRead(Ownership(ownerID: pipeline.userID, systemOwned: pipeline.systemOwned))
         else { throw APIError.pipelineNotFound(raw) }
         return id

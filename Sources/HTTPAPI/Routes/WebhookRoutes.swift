@@ -53,14 +53,14 @@ struct WebhookRoutes: Sendable {
         try reader.finish()
         let caller = try Caller(request)
         let owner = try caller.owner(naming: bodyOwner)
-        let pipeline = try await store.usablePipelineID(pipelineID ?? "", by: caller)
+        let pipeline = try await store.definitions.usablePipelineID(pipelineID ?? "", by: caller)
         let now = Date()
         var record = WebhookRecord(
             id: UUID().uuidString.lowercased(), pipelineID: pipeline, name: name ?? "", secretHash: nil,
             signatureTolerance: config?.tolerance ?? 300, allowedIPs: config?.allowedIPs, headersToInclude: config?.headersToInclude ?? [],
             params: params, enabled: enabled, userID: owner, createdAt: now, updatedAt: now)
         let secret = Self.authenticate(&record, mode: config?.requestedMode ?? .secret)
-        try await store.insertTrigger(record)
+        try await store.triggers.insert(record)
         return JSONResponse(
             Representation.webhook(record, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret), status: .created)
     }
@@ -71,7 +71,7 @@ struct WebhookRoutes: Sendable {
             pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), ownerID: try Caller(request).userID)
         try reader.finish()
         let base = baseURL
-        let webhooks = try await store.triggers(WebhookRecord.self, matching: filter)
+        let webhooks = try await store.triggers.list(WebhookRecord.self, matching: filter)
         return JSONResponse(.array(webhooks.map { Representation.webhook($0, baseURL: base, masking: runtime.configuration.secretKeys) }))
     }
 
@@ -107,12 +107,12 @@ struct WebhookRoutes: Sendable {
         if let params { current.params = runtime.configuration.secretKeys.restoringMasked(params, from: current.params) }
         if let enabled { current.enabled = enabled }
         current.updatedAt = Date()
-        let stored = try await store.updateTrigger(current, expectedVersion: version)
+        let stored = try await store.triggers.update(current, expectedVersion: version)
         return JSONResponse(Representation.webhook(stored, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret))
     }
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
-        try await store.deleteTrigger(WebhookRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
+        try await store.triggers.delete(WebhookRecord.self, in: context, for: try Caller(request), notFound: Self.notFound)
         return NoContent()
     }
 
@@ -123,7 +123,7 @@ struct WebhookRoutes: Sendable {
         let version = current.version
         let secret = Self.authenticate(&current, mode: Self.mode(of: current) == .signature ? .signature : .secret)
         current.updatedAt = Date()
-        let stored = try await store.updateTrigger(current, expectedVersion: version)
+        let stored = try await store.triggers.update(current, expectedVersion: version)
         return JSONResponse(Representation.webhook(stored, baseURL: baseURL, masking: runtime.configuration.secretKeys, secret: secret))
     }
 
@@ -132,7 +132,7 @@ struct WebhookRoutes: Sendable {
     /// sensitive ones never), then `_trigger`.
     func trigger(_ request: Request, context: APIRequestContext) async throws -> JSONResponse {
         // Open to every caller: the webhook's own secret or signature authenticates the call.
-        let current = try await store.trigger(WebhookRecord.self, in: context, for: .service, .read, notFound: Self.notFound)
+        let current = try await store.triggers.find(WebhookRecord.self, in: context, for: .service, .read, notFound: Self.notFound)
         guard current.enabled else { throw APIError(.forbidden, code: "WEBHOOK_DISABLED", message: "Webhook is disabled") }
         var request = request
         let body = try await request.bodyBytes(limit: configuration.maximumBodySize)
@@ -151,7 +151,7 @@ struct WebhookRoutes: Sendable {
             return try await start(current, request: request, bodyParams: bodyParams, now: now)
         } catch {
             // The delivery did not start anything: its sender may deliver it again.
-            for key in remembered { try? await store.forgetDelivery(webhookID: current.id, deliveryID: key) }
+            for key in remembered { try? await store.triggers.forgetDelivery(webhookID: current.id, deliveryID: key) }
             throw error
         }
     }
@@ -171,7 +171,7 @@ struct WebhookRoutes: Sendable {
         do {
             let record = try await runtime.startSavedPipeline(
                 current.pipelineID, ExecutionRequest(dag: .null, params: params, initiator: "webhook", ownerID: current.userID))
-            try await store.recordFiring(WebhookRecord.self, id: current.id, at: now)
+            try await store.triggers.recordFiring(WebhookRecord.self, id: current.id, at: now)
             return JSONResponse(Representation.triggeredRun(record))
         } catch let error as ExecutionStartError {
             throw ExecutionRoutes.apiError(error, invalidTitle: "Invalid pipeline definition")
@@ -234,14 +234,14 @@ struct WebhookRoutes: Sendable {
         for key in keys {
             let isNew: Bool
             do {
-                isNew = try await store.rememberDelivery(
+                isNew = try await store.triggers.rememberDelivery(
                     webhookID: webhook.id, deliveryID: key, at: now, forgetBefore: now.addingTimeInterval(-window))
             } catch {
-                for earlier in remembered { try? await store.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
+                for earlier in remembered { try? await store.triggers.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
                 throw error
             }
             guard isNew else {
-                for earlier in remembered { try? await store.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
+                for earlier in remembered { try? await store.triggers.forgetDelivery(webhookID: webhook.id, deliveryID: earlier) }
                 let what = key == signatureKey ? "This signed request" : "This delivery (\(delivery ?? ""))"
                 throw APIError(.conflict, code: "WEBHOOK_REPLAY", message: "\(what) was received before")
             }
@@ -256,7 +256,7 @@ struct WebhookRoutes: Sendable {
 
     /// The webhook the path names, when the caller may have `access` to it.
     private func webhook(_ request: Request, _ context: some RequestContext, _ access: Access) async throws -> WebhookRecord {
-        try await store.trigger(WebhookRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
+        try await store.triggers.find(WebhookRecord.self, in: context, for: try Caller(request), access, notFound: Self.notFound)
     }
 
     /// Where webhook URLs point: the configured public URL, else the address the server listens

@@ -21,12 +21,12 @@ extension ExecutionRuntime {
         // Deaths of earlier processes are counted before any step is given to its plugin again.
         await countInterruptionsAtStart()
         do {
-            if let id = event.id, try await store.inboundEventProcessed(id: id) {
+            if let id = event.id, try await store.inboundEvents.isProcessed(id: id) {
                 report.duplicate = true
                 return report
             }
             if let workflowID = event.workflowID {
-                let steps = try await store.stepsAwaitingEvent(externalWorkflowID: workflowID)
+                let steps = try await store.inboundEvents.stepsAwaitingEvent(externalWorkflowID: workflowID)
                 if steps.isEmpty {
                     try await park(event, workflowID: workflowID, now: now)
                     report.parked = true
@@ -40,7 +40,7 @@ extension ExecutionRuntime {
                     "routed": .bool(report.routed), "step_completed": .bool(report.stepCompleted),
                     "triggers": .int(report.triggers?.count ?? 0),
                 ]
-                try await store.recordInboundEvent(id: id, source: event.source, type: event.type, outcome: outcome, at: now)
+                try await store.inboundEvents.recordProcessed(id: id, source: event.source, type: event.type, outcome: outcome, at: now)
             }
         } catch let error as InboundEventError {
             throw error
@@ -85,9 +85,9 @@ extension ExecutionRuntime {
     /// Keeps an event no step awaits yet. Should a step have started waiting meanwhile (and
     /// looked for parked events before this one was stored), it is handed over at once.
     private func park(_ event: InboundEvent, workflowID: String, now: Date) async throws {
-        try await store.parkInboundEvent(
+        try await store.inboundEvents.park(
             ParkedInboundEvent(externalWorkflowID: workflowID, eventID: event.id, source: event.source, body: event.body, receivedAt: now))
-        if try await !store.stepsAwaitingEvent(externalWorkflowID: workflowID).isEmpty {
+        if try await !store.inboundEvents.stepsAwaitingEvent(externalWorkflowID: workflowID).isEmpty {
             await deliverParkedEvents(for: workflowID)
         }
     }
@@ -98,7 +98,7 @@ extension ExecutionRuntime {
         let now = Date()
         let parked: [ParkedInboundEvent]
         do {
-            parked = try await store.takeParkedEvents(
+            parked = try await store.inboundEvents.takeParked(
                 externalWorkflowID: workflowID, receivedAfter: now.addingTimeInterval(-(configuration.parkedEventWindow / .seconds(1))))
         } catch {
             logger.warning("could not read parked events", metadata: ["workflow_id": "\(workflowID)", "error": "\(error)"])
@@ -108,7 +108,7 @@ extension ExecutionRuntime {
             let event = InboundEvent(parked: entry)
             var report = InboundEventReport()
             do {
-                let steps = try await store.stepsAwaitingEvent(externalWorkflowID: workflowID)
+                let steps = try await store.inboundEvents.stepsAwaitingEvent(externalWorkflowID: workflowID)
                 try await route(event, to: steps, workflowID: workflowID, report: &report)
                 logger.debug(
                     "parked event delivered",
@@ -117,7 +117,7 @@ extension ExecutionRuntime {
                 logger.warning(
                     "a parked event could not be delivered yet; parked again",
                     metadata: ["workflow_id": "\(workflowID)", "error": "\(error)"])
-                for later in parked[index...] { try? await store.parkInboundEvent(later) }
+                for later in parked[index...] { try? await store.inboundEvents.park(later) }
                 return
             }
         }
@@ -178,7 +178,7 @@ extension ExecutionRuntime {
     /// triggers (no owner) fire for every event.
     private func fireEventTriggers(for event: InboundEvent, now: Date) async throws -> [TriggerFiring]? {
         guard event.type != "unknown", event.type != "workflow_completed" else { return nil }
-        let triggers = try await store.triggers(EventTriggerRecord.self, matching: TriggerFilter(enabled: true, eventType: event.type))
+        let triggers = try await store.triggers.list(EventTriggerRecord.self, matching: TriggerFilter(enabled: true, eventType: event.type))
         let eventUser = event.userID
         var firings: [TriggerFiring] = []
         for trigger in triggers
@@ -194,7 +194,7 @@ extension ExecutionRuntime {
             do {
                 let record = try await startSavedPipeline(
                     trigger.pipelineID, ExecutionRequest(dag: .null, params: params, initiator: "event", ownerID: trigger.userID))
-                try await store.recordFiring(EventTriggerRecord.self, id: trigger.id, at: now)
+                try await store.triggers.recordFiring(EventTriggerRecord.self, id: trigger.id, at: now)
                 firings.append(
                     TriggerFiring(
                         triggerID: trigger.id, triggerName: trigger.name, pipelineID: trigger.pipelineID, executionID: record.id, error: nil

@@ -47,13 +47,13 @@ extension ExecutionRuntime {
     ///
     /// - Parameter initiator: who asked for the retry; the original's initiator by default.
     public func retry(executionID: String, initiator: String? = nil) async throws -> ExecutionRetryOutcome {
-        guard let (original, steps) = try await store.executionWithSteps(id: executionID) else {
+        guard let (original, steps) = try await store.executions.findWithSteps(id: executionID) else {
             throw RuntimeError.executionNotFound(executionID)
         }
         guard original.status == .failed || original.status == .cancelled else {
             throw ExecutionRetryError.notRetryable(id: executionID, status: original.status)
         }
-        if let existing = try await store.retryExecution(of: executionID) { return .alreadyRetried(existing) }
+        if let existing = try await store.executions.retry(of: executionID) { return .alreadyRetried(existing) }
         guard let dag = original.definitionSnapshot["dag"] else { throw ExecutionRetryError.unreadableSnapshot(executionID) }
         var request = ExecutionRequest(
             dag: dag,
@@ -61,7 +61,7 @@ extension ExecutionRuntime {
             pipelineID: original.pipelineID,
             pipelineName: original.definitionSnapshot["workflow_name"]?.stringValue,
             initiator: initiator ?? original.initiator,
-            callbackTopics: try await store.callbackTopics(executionID: executionID),
+            callbackTopics: try await store.executions.callbackTopics(executionID: executionID),
             subscriberIDs: original.subscriberIDs,
             payloadType: original.payloadType,
             notificationWorkflowID: original.notificationWorkflowID
@@ -72,7 +72,7 @@ extension ExecutionRuntime {
             return .started(try await startExecution(request))
         } catch let error as DatabaseError where error.kind == .uniqueViolation {
             // Another request stored its retry first; nothing of this one was stored.
-            guard let existing = try await store.retryExecution(of: executionID) else { throw error }
+            guard let existing = try await store.executions.retry(of: executionID) else { throw error }
             return .alreadyRetried(existing)
         }
     }

@@ -96,7 +96,7 @@ public final class ExecutionRuntime: Sendable {
             StepRecord(id: UUID().uuidString.lowercased(), executionID: record.id, state: state, createdAt: now, updatedAt: now)
         }
         let start = TimerRecord(executionID: record.id, key: RuntimeTimerKey.start, dueAt: now)
-        try await store.insertExecution(
+        try await store.executions.insert(
             NewExecution(
                 record: record,
                 steps: steps,
@@ -125,7 +125,7 @@ public final class ExecutionRuntime: Sendable {
     /// Starts the saved pipeline `pipelineID` with the request's parameters and options; the
     /// request's DAG, pipeline id and name are taken from the stored pipeline.
     public func startSavedPipeline(_ pipelineID: String, _ request: ExecutionRequest) async throws -> ExecutionRecord {
-        guard let pipeline = try await store.definition(id: pipelineID),
+        guard let pipeline = try await store.definitions.find(id: pipelineID),
             request.requestingUser == nil || pipeline.systemOwned || pipeline.userID == request.requestingUser
         else { throw ExecutionStartError.pipelineNotFound(pipelineID) }
         guard pipeline.status != .draft, pipeline.stepCount > 0 else { throw ExecutionStartError.pipelineIsDraft(pipeline.id) }
@@ -162,7 +162,7 @@ public final class ExecutionRuntime: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             try Task.checkCancellation()
-            guard let record = try await store.execution(id: executionID) else { throw RuntimeError.executionNotFound(executionID) }
+            guard let record = try await store.executions.find(id: executionID) else { throw RuntimeError.executionNotFound(executionID) }
             if record.status.isFinished { return record }
             // Shutting down, this process finishes nothing more: the record as it stands.
             guard ContinuousClock.now < deadline, !isStopping else { return record }
@@ -295,7 +295,7 @@ public final class ExecutionRuntime: Sendable {
                     return current.plan(applied, now: now, settings: planSettings)
                 }
                 let writeStarted = ContinuousClock.now
-                try await store.apply(plan.transition)
+                try await store.executions.apply(plan.transition)
                 let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
@@ -344,7 +344,7 @@ public final class ExecutionRuntime: Sendable {
                 current.append(input)
                 continue
             }
-            let due = try? await store.timerDue(executionID: timer.executionID, key: timer.key)
+            let due = try? await store.timers.due(executionID: timer.executionID, key: timer.key)
             if let due, SQLTimestamp.format(due) == SQLTimestamp.format(timer.dueAt) { current.append(input) }
         }
         return current
@@ -360,7 +360,7 @@ public final class ExecutionRuntime: Sendable {
     /// Reads an execution from the store, checking first how often processes died working on it
     /// (see ``countInterruptions()``).
     private func load(_ executionID: String, for inputs: [RuntimeInput]) async throws -> Loaded? {
-        guard let stored = try await store.executionWithSteps(id: executionID) else { return nil }
+        guard let stored = try await store.executions.findWithSteps(id: executionID) else { return nil }
         statistics.withLock { $0.loads += 1 }
         let execution = stored.execution
         let limit = configuration.interruptionLimit
@@ -452,7 +452,7 @@ public final class ExecutionRuntime: Sendable {
         // Shutting down: hand the step to whichever process claims it next (or, when even that
         // cannot start, let its claim expire).
         tasks.start { [store, configuration] in
-            try? await store.releaseLease(owner: configuration.workerID, executionID: call.executionID, stepID: call.stepID, now: Date())
+            try? await store.leases.release(owner: configuration.workerID, executionID: call.executionID, stepID: call.stepID, now: Date())
         }
     }
 

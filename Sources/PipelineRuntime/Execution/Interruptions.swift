@@ -53,7 +53,7 @@ extension ExecutionRuntime {
                         metadata: metadata)
                 }
                 do {
-                    try await store.recordInterruption(executionID: charge.executionID, stepIDs: charge.stepIDs)
+                    try await store.interruptions.record(executionID: charge.executionID, stepIDs: charge.stepIDs)
                     counted += 1
                 } catch {
                     logger.warning(
@@ -98,7 +98,8 @@ extension ExecutionRuntime {
         var records = EventRecords(executionID: execution.id, pipelineID: execution.pipelineID, now: now, sequence: execution.eventSequence)
         records.record(.executionFailed(error: reason), execution: snapshot)
         do {
-            if try await store.quarantine(executionID: execution.id, reason: reason, notifications: records.outbox, now: now) {
+            if try await store.interruptions.quarantine(executionID: execution.id, reason: reason, notifications: records.outbox, now: now)
+            {
                 logger.error(
                     "execution stopped without its failure policy", metadata: ["execution_id": "\(execution.id)", "reason": "\(reason)"])
                 publishAlarm.wake()

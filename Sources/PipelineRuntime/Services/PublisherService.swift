@@ -35,7 +35,7 @@ public struct PublisherService: Service {
             var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
             if full {
                 wake = now
-            } else if let due = try? await runtime.store.nextOutboxDue(), due < wake {
+            } else if let due = try? await runtime.store.outbox.nextDue(), due < wake {
                 wake = max(due, now.addingTimeInterval(0.01))
             }
             return wake
@@ -54,7 +54,7 @@ public struct PublisherService: Service {
         let owner = runtime.configuration.workerID
         let claimed: [OutboxRecord]
         do {
-            claimed = try await runtime.store.claimOutbox(
+            claimed = try await runtime.store.outbox.claim(
                 owner: owner, now: now, claimUntil: now.addingTimeInterval(Self.claimSeconds), executions: batch)
         } catch {
             runtime.logger.warning("could not read the outbox", metadata: ["error": "\(error)"])
@@ -106,8 +106,8 @@ public struct PublisherService: Service {
                     runtime.logger.warning("publishing failed; trying again later", metadata: metadata)
                 }
                 do {
-                    try await runtime.store.outboxDelivered(ids: delivered, owner: owner)
-                    try await runtime.store.outboxFailed(
+                    try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
+                    try await runtime.store.outbox.failed(
                         record, owner: owner, error: error.description, retryAt: retryAt, dead: dead,
                         releasing: records[(index + 1)...].map(\.id))
                 } catch {
@@ -117,7 +117,7 @@ public struct PublisherService: Service {
             }
         }
         do {
-            try await runtime.store.outboxDelivered(ids: delivered, owner: owner)
+            try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
         } catch {
             runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
         }
@@ -150,9 +150,9 @@ public struct PublisherService: Service {
     private func audience(of executionID: String?) async -> NotificationAudience? {
         guard let executionID else { return nil }
         do {
-            guard let execution = try await runtime.store.execution(id: executionID) else { return nil }
+            guard let execution = try await runtime.store.executions.find(id: executionID) else { return nil }
             return NotificationAudience(
-                executionID: executionID, callbackTopics: try await runtime.store.callbackTopics(executionID: executionID),
+                executionID: executionID, callbackTopics: try await runtime.store.executions.callbackTopics(executionID: executionID),
                 subscriberIDs: execution.subscriberIDs, payloadType: execution.payloadType,
                 notificationWorkflowID: execution.notificationWorkflowID)
         } catch {

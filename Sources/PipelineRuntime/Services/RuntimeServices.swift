@@ -97,7 +97,7 @@ public struct TimerService: Service {
         let configuration = runtime.configuration
         let batch = 500
         do {
-            let claimed = try await runtime.store.claimDueTimers(
+            let claimed = try await runtime.store.timers.claimDue(
                 owner: configuration.workerID, now: now, claimUntil: now.addingTimeInterval(30), limit: batch)
             for timer in claimed { runtime.submit(.timer(timer), to: timer.executionID) }
             if claimed.count == batch { return now }
@@ -141,7 +141,7 @@ public struct LeaseService: Service {
         let steps = runtime.calls.inFlight.map { (executionID: $0.executionID, stepID: $0.stepID) }
         guard !steps.isEmpty else { return }
         do {
-            try await runtime.store.renewLeases(
+            try await runtime.store.leases.renew(
                 owner: runtime.configuration.workerID, steps: steps,
                 until: now.addingTimeInterval(runtime.configuration.leaseDuration.seconds))
         } catch {
@@ -156,7 +156,7 @@ public struct LeaseService: Service {
         let batch = 100
         let configuration = runtime.configuration
         do {
-            let taken = try await runtime.store.claimExpiredLeases(
+            let taken = try await runtime.store.leases.claimExpired(
                 owner: configuration.workerID, now: now, until: now.addingTimeInterval(configuration.leaseDuration.seconds), limit: batch)
             for step in taken { resume(step) }
             return taken.count == batch
@@ -238,7 +238,7 @@ public struct RetentionService: Service {
         var deleted = 0
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let batch = try await runtime.store.deleteFinishedExecutions(endedBefore: cutoff, limit: 100)
+                let batch = try await runtime.store.retention.deleteFinished(endedBefore: cutoff, limit: 100)
                 deleted += batch
                 if batch < 100 { break }
             } catch {
@@ -250,8 +250,8 @@ public struct RetentionService: Service {
             "retention removed finished executions", metadata: ["deleted": "\(deleted)", "ended_before": "\(SQLTimestamp.format(cutoff))"])
         // Event ids are kept to recognise redeliveries, which Dapr stops after hours, not weeks.
         do {
-            try await runtime.store.forgetInboundEvents(processedBefore: now.addingTimeInterval(-Self.inboundEventMemory))
-            try await runtime.store.forgetParkedEvents(
+            try await runtime.store.inboundEvents.forgetProcessed(processedBefore: now.addingTimeInterval(-Self.inboundEventMemory))
+            try await runtime.store.inboundEvents.forgetParked(
                 receivedBefore: now.addingTimeInterval(-(runtime.configuration.parkedEventWindow / .seconds(1))))
         } catch {
             runtime.logger.warning("could not forget old inbound events", metadata: ["error": "\(error)"])
@@ -305,7 +305,7 @@ public struct ScheduleService: Service {
             var wake = now.addingTimeInterval(runtime.configuration.timerPollInterval.seconds)
             if full {
                 wake = now
-            } else if let due = try? await runtime.store.nextScheduleDue(), due < wake {
+            } else if let due = try? await runtime.store.triggers.nextScheduleDue(), due < wake {
                 wake = due
             }
             return wake
@@ -319,7 +319,7 @@ public struct ScheduleService: Service {
         let owner = runtime.configuration.workerID
         let claimed: [ScheduleRecord]
         do {
-            claimed = try await runtime.store.claimDueSchedules(
+            claimed = try await runtime.store.triggers.claimDueSchedules(
                 owner: owner, now: now, claimUntil: now.addingTimeInterval(60), limit: batch)
         } catch {
             runtime.logger.warning("could not read due schedules", metadata: ["error": "\(error)"])
@@ -349,7 +349,7 @@ public struct ScheduleService: Service {
             }
         }
         do {
-            if try await !runtime.store.releaseSchedule(updated, owner: owner) {
+            if try await !runtime.store.triggers.releaseSchedule(updated, owner: owner) {
                 runtime.logger.info("a schedule changed while it fired; its change stands", metadata: ["schedule_id": "\(schedule.id)"])
             }
         } catch {

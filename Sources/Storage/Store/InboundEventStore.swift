@@ -3,24 +3,26 @@ public import Foundation
 
 /// Inbound events (`/workflow-events`): the steps waiting for them, the ids already handled, and
 /// the events parked until a step waits for them.
-extension PipelineStore {
+public struct InboundEventStore: StorePart {
+    let database: any Database
+
     /// The steps awaiting an event with `externalWorkflowID`, oldest execution first (normally one).
     public func stepsAwaitingEvent(externalWorkflowID: String) async throws -> [StepRecord] {
         try await database.read(
-            "SELECT \(Self.stepColumns) FROM step_execution WHERE status = 'AWAITING_EVENT' AND external_workflow_id = $1 "
+            "SELECT \(StepRecord.columns) FROM step_execution WHERE status = 'AWAITING_EVENT' AND external_workflow_id = $1 "
                 + "ORDER BY created_at, id",
             .text(externalWorkflowID)
-        ).map(Self.step)
+        ).map(StepRecord.init(row:))
     }
 
     /// Whether an event with this id was handled before.
-    public func inboundEventProcessed(id: String) async throws -> Bool {
+    public func isProcessed(id: String) async throws -> Bool {
         try await !database.read("SELECT 1 AS seen FROM processed_inbound_event WHERE event_id = $1", .text(StoredText.key(id))).isEmpty
     }
 
     /// Remembers that the event `id` was handled and what came of it; a second record of the same
     /// id changes nothing.
-    public func recordInboundEvent(id: String, source: String?, type: String?, outcome: JSONValue, at now: Date) async throws {
+    public func recordProcessed(id: String, source: String?, type: String?, outcome: JSONValue, at now: Date) async throws {
         try await database.transaction { session in
             session.enqueue(
                 SQLStatement(
@@ -36,14 +38,14 @@ extension PipelineStore {
 
     /// Forgets handled event ids older than `cutoff`; returns how many.
     @discardableResult
-    public func forgetInboundEvents(processedBefore cutoff: Date) async throws -> Int {
+    public func forgetProcessed(processedBefore cutoff: Date) async throws -> Int {
         try await database.transaction { session in
             try session.execute("DELETE FROM processed_inbound_event WHERE processed_at < $1", .date(cutoff))
         }
     }
 
-    /// Keeps an event that no step awaits yet, for ``takeParkedEvents(externalWorkflowID:receivedAfter:)``.
-    public func parkInboundEvent(_ event: ParkedInboundEvent) async throws {
+    /// Keeps an event that no step awaits yet, for ``takeParked(externalWorkflowID:receivedAfter:)``.
+    public func park(_ event: ParkedInboundEvent) async throws {
         try await database.transaction { session in
             session.enqueue(
                 SQLStatement(
@@ -60,7 +62,7 @@ extension PipelineStore {
 
     /// Removes and returns, in arrival order, the events parked for `externalWorkflowID` since
     /// `cutoff`. Each is returned to one caller only, however many take at once.
-    public func takeParkedEvents(externalWorkflowID: String, receivedAfter cutoff: Date) async throws -> [ParkedInboundEvent] {
+    public func takeParked(externalWorkflowID: String, receivedAfter cutoff: Date) async throws -> [ParkedInboundEvent] {
         let rows = try await database.transaction { session in
             try session.query(
                 "DELETE FROM parked_inbound_event WHERE external_workflow_id = $1 AND received_at >= $2 "
@@ -81,7 +83,7 @@ extension PipelineStore {
 
     /// Forgets parked events older than `cutoff` (no step came to wait for them); returns how many.
     @discardableResult
-    public func forgetParkedEvents(receivedBefore cutoff: Date) async throws -> Int {
+    public func forgetParked(receivedBefore cutoff: Date) async throws -> Int {
         try await database.transaction { session in
             try session.execute("DELETE FROM parked_inbound_event WHERE received_at < $1", .date(cutoff))
         }

@@ -2,10 +2,12 @@ public import BudJSON
 public import Foundation
 
 /// What the store keeps of processes that died at work (see docs/operations.md, "Crash loops").
-extension PipelineStore {
+public struct InterruptionStore: StorePart {
+    let database: any Database
+
     /// Counts one more death of a process while it worked on `stepIDs` of the execution, or on the
     /// execution itself when `stepIDs` is empty. Unknown ids change nothing.
-    public func recordInterruption(executionID: String, stepIDs: [String]) async throws {
+    public func record(executionID: String, stepIDs: [String]) async throws {
         try await database.transaction { session in
             if stepIDs.isEmpty {
                 try session.execute(
@@ -47,7 +49,7 @@ extension PipelineStore {
                 .text(executionID), .text(reason), .date(now), .bool(false))
             try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .text(executionID))
             if !notifications.isEmpty {
-                let insert = Self.outboxInsert(notifications, executionID: executionID, now: now)
+                let insert = OutboxStore.insert(notifications, executionID: executionID, now: now)
                 try session.execute(insert)
             }
             return true

@@ -6,11 +6,12 @@ public import Foundation
 /// Claims keep each execution's events in order across processes: an execution's events are
 /// claimed only together with its oldest pending one, and only when that one is due and nobody
 /// holds it. So while its oldest event waits for a retry, nothing after it goes out.
-extension PipelineStore {
+public struct OutboxStore: StorePart {
+    let database: any Database
+
     /// Claims, for `owner` until `claimUntil`, the pending events of up to `executions` executions
     /// whose oldest pending event is due at `now`. Returns them oldest first.
-    public func claimOutbox(owner: String, now: Date, claimUntil: Date, executions: Int) async throws -> [OutboxRecord] {
-        let lock = dialect == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
+    public func claim(owner: String, now: Date, claimUntil: Date, executions: Int) async throws -> [OutboxRecord] {
         let sql = """
             UPDATE outbox SET claimed_by = $1, claimed_until = $2
             WHERE id IN (
@@ -22,22 +23,22 @@ extension PipelineStore {
                     AND NOT EXISTS (
                         SELECT 1 FROM outbox e WHERE e.execution_id = h.execution_id AND e.status = 'PENDING' AND e.id < h.id)
                     ORDER BY h.id LIMIT $4)
-                ORDER BY o.id \(lock))
+                ORDER BY o.id \(dialect.skipLocked))
             RETURNING id, execution_id, event_type, payload, attempts, created_at
             """
         let rows = try await database.transaction { session in
             try session.query(sql, .text(owner), .date(claimUntil), .date(now), .integer(max(1, executions)))
         }
-        return try rows.map(Self.outboxRecord).sorted { $0.id < $1.id }
+        return try rows.map(OutboxRecord.init(row:)).sorted { $0.id < $1.id }
     }
 
     /// Removes published events.
-    public func outboxDelivered(ids: [Int], owner: String) async throws {
+    public func delivered(ids: [Int], owner: String) async throws {
         guard !ids.isEmpty else { return }
         try await database.transaction { session in
             session.enqueue(
                 SQLStatement(
-                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(integers(inJSONArray: 2)))",
+                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(dialect.integers(inJSONArray: 2)))",
                     [.text(owner), .json(.array(ids.map { .int($0) }))]))
         }
     }
@@ -45,7 +46,7 @@ extension PipelineStore {
     /// Records a failed attempt: the event is tried again at `retryAt`, or given up on (status
     /// `DEAD`, kept for inspection) when `dead`. Later events of its execution claimed with it are
     /// released to wait behind it.
-    public func outboxFailed(
+    public func failed(
         _ record: OutboxRecord, owner: String, error: String, retryAt: Date, dead: Bool, releasing later: [Int]
     ) async throws {
         try await database.transaction { session in
@@ -63,14 +64,14 @@ extension PipelineStore {
             if !later.isEmpty {
                 session.enqueue(
                     SQLStatement(
-                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(integers(inJSONArray: 2)))",
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(dialect.integers(inJSONArray: 2)))",
                         [.text(owner), .json(.array(later.map { .int($0) }))]))
             }
         }
     }
 
     /// How many events wait to be published and how many were given up on.
-    public func outboxCounts() async throws -> (pending: Int, dead: Int) {
+    public func counts() async throws -> (pending: Int, dead: Int) {
         let rows = try await database.read("SELECT status, count(*) AS total FROM outbox GROUP BY status")
         var counts = (pending: 0, dead: 0)
         for row in rows {
@@ -84,17 +85,29 @@ extension PipelineStore {
     }
 
     /// When the earliest pending event becomes due, if any.
-    public func nextOutboxDue() async throws -> Date? {
+    public func nextDue() async throws -> Date? {
         try await database.read("SELECT min(available_at) AS due FROM outbox WHERE status = 'PENDING'").first?.optionalDate("due")
     }
 
-    static func outboxRecord(_ row: Row) throws -> OutboxRecord {
-        OutboxRecord(
-            id: try row.int("id"),
-            executionID: row["execution_id"],
-            event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
-            attempts: try row.int("attempts"),
-            createdAt: try row.date("created_at")
+    /// Outbox events not yet delivered, oldest first.
+    public func pending(limit: Int) async throws -> [OutboxRecord] {
+        try await database.read(
+            "SELECT id, execution_id, event_type, payload, attempts, created_at FROM outbox WHERE status = 'PENDING' ORDER BY id LIMIT $1",
+            .integer(max(0, limit))
+        ).map(OutboxRecord.init(row:))
+    }
+
+    /// One INSERT of `events` for an execution (or none), available at once.
+    static func insert(_ events: [OutboxEvent], executionID: String?, now: Date) -> SQLStatement {
+        var binds: [SQLValue] = [.optional(executionID, SQLValue.text), .date(now)]
+        var rows: [String] = []
+        for event in events {
+            rows.append("($1, $\(binds.count + 1), $\(binds.count + 2), $2, $2)")
+            binds += [.text(event.eventType), .json(event.payload)]
+        }
+        return SQLStatement(
+            "INSERT INTO outbox (execution_id, event_type, payload, available_at, created_at) VALUES \(rows.joined(separator: ", "))",
+            binds
         )
     }
 }

@@ -2,8 +2,10 @@ public import Foundation
 
 /// Schedules, webhooks and event triggers: stored whole, updated under optimistic locking, and
 /// for schedules claimed when due so that one process fires each occurrence.
-extension PipelineStore {
-    public func insertTrigger<Trigger: StoredTrigger>(_ trigger: Trigger) async throws {
+public struct TriggerStore: StorePart {
+    let database: any Database
+
+    public func insert<Trigger: StoredTrigger>(_ trigger: Trigger) async throws {
         let columns = ["id", "version"] + Trigger.columns
         let placeholders = (1...columns.count).map { "$\($0)" }.joined(separator: ", ")
         let statement = SQLStatement(
@@ -12,12 +14,13 @@ extension PipelineStore {
         try await database.transaction { session in _ = try session.execute(statement) }
     }
 
-    public func trigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Trigger? {
+    /// The trigger, or `nil` when it does not exist.
+    public func find<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Trigger? {
         try await database.read("SELECT \(Self.columns(of: type)) FROM \(type.table) WHERE id = $1", .text(id)).first.map(Trigger.init)
     }
 
     /// The triggers that match `filter`, newest first.
-    public func triggers<Trigger: StoredTrigger>(_ type: Trigger.Type, matching filter: TriggerFilter) async throws -> [Trigger] {
+    public func list<Trigger: StoredTrigger>(_ type: Trigger.Type, matching filter: TriggerFilter) async throws -> [Trigger] {
         var conditions = SQLConditions()
         if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .text(pipelineID)) }
         if let enabled = filter.enabled { conditions.add("enabled =", .bool(enabled)) }
@@ -32,7 +35,7 @@ extension PipelineStore {
     /// Stores `trigger` as the next version when the stored one is still at `expectedVersion`.
     /// Returns the stored trigger; throws ``DatabaseError/conflict(_:)`` when someone changed it
     /// first and ``StoreError/notFound(_:)`` when it does not exist.
-    public func updateTrigger<Trigger: StoredTrigger>(_ trigger: Trigger, expectedVersion: Int) async throws -> Trigger {
+    public func update<Trigger: StoredTrigger>(_ trigger: Trigger, expectedVersion: Int) async throws -> Trigger {
         var updated = trigger
         updated.version = expectedVersion + 1
         let assignments = Self.assignments(of: Trigger.self)
@@ -56,7 +59,7 @@ extension PipelineStore {
 
     /// Deletes a trigger; false when it did not exist.
     @discardableResult
-    public func deleteTrigger<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Bool {
+    public func delete<Trigger: StoredTrigger>(_ type: Trigger.Type, id: String) async throws -> Bool {
         try await database.transaction { session in
             if type == WebhookRecord.self { _ = try session.execute("DELETE FROM webhook_delivery WHERE webhook_id = $1", .text(id)) }
             return try session.execute("DELETE FROM \(type.table) WHERE id = $1", .text(id)) == 1
@@ -106,13 +109,12 @@ extension PipelineStore {
     /// Claims up to `limit` active, enabled schedules due at `now` that no live process holds, for
     /// `owner` until `claimUntil`; earliest first. The claim ends with ``releaseSchedule(_:owner:)``.
     public func claimDueSchedules(owner: String, now: Date, claimUntil: Date, limit: Int) async throws -> [ScheduleRecord] {
-        let skipLocked = dialect == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
         let sql = """
             UPDATE schedule SET claimed_by = $1, claimed_until = $2
             WHERE id IN (
                 SELECT id FROM schedule
                 WHERE enabled AND status = 'active' AND next_run_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
-                ORDER BY next_run_at LIMIT $4 \(skipLocked))
+                ORDER BY next_run_at LIMIT $4 \(dialect.skipLocked))
             RETURNING \(Self.columns(of: ScheduleRecord.self))
             """
         let rows = try await database.transaction { session in

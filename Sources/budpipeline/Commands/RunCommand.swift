@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         let result = runner.result
-        let steps = try? await assembly.runtime.store.steps(executionID: result?.id ?? "")
+        let steps = try? await assembly.runtime.store.executions.steps(executionID: result?.id ?? "")
         await assembly.close()
         guard let result else { throw CLIError("the execution did not start") }
         print(
