@@ -34,7 +34,7 @@ struct EventBenchmark: AsyncParsableCommand {
         let bench = try await BenchmarkRuntime.start(
             backend, postgresURL: postgresURL, pluginFiles: [try BuildProducts.library(named: "Greeter")], label: "benchmark.events")
         let (runtime, store) = (bench.runtime, bench.store)
-        var ids: [String] = []
+        var ids: [ExecutionID] = []
         for index in 0..<executions {
             let dag: JSONValue = [
                 "name": "event-benchmark",

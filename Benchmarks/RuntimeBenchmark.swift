@@ -96,9 +96,9 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         ]
         let before = runtime.statisticsSnapshot
         let started = ContinuousClock.now
-        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+        let ids = try await withThrowingTaskGroup(of: ExecutionID.self) { group in
             for _ in 0..<executions { group.addTask { try await runtime.startExecution(ExecutionRequest(dag: dag)).id } }
-            return try await group.reduce(into: [String]()) { $0.append($1) }
+            return try await group.reduce(into: [ExecutionID]()) { $0.append($1) }
         }
         for id in ids {
             let finished = try await runtime.waitUntilFinished(executionID: id, timeout: .seconds(600))
@@ -125,7 +125,7 @@ struct RawTransactions {
     func run() async throws -> (sequential: Double, concurrent: Double) {
         var ids: [String] = []
         for _ in 0..<50 {
-            let id = UUID().uuidString.lowercased()
+            let id = ExecutionID.generate()
             let now = Date()
             let record = ExecutionRecord(
                 id: id, pipelineID: nil, definitionSnapshot: ["dag": [:]], initiator: "bench", createdAt: now, updatedAt: now)
@@ -133,7 +133,7 @@ struct RawTransactions {
                 id: UUID().uuidString.lowercased(), executionID: id, state: StepState(stepID: "s", name: "S", action: "noop", sequence: 1),
                 createdAt: now, updatedAt: now)
             try await store.executions.insert(NewExecution(record: record, steps: [step]))
-            ids.append(id)
+            ids.append(id.rawValue)
         }
         let database = store.database
         let transaction: @Sendable (String) async throws -> Void = { id in

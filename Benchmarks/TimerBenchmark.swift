@@ -30,7 +30,7 @@ struct TimerBenchmark: AsyncParsableCommand {
         let bench = try await BenchmarkRuntime.start(backend, postgresURL: postgresURL, label: "benchmark.timers")
         let first = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 3).rounded(.up))
         let formatter = ISO8601DateFormatter()
-        var started: [(id: String, wake: Date)] = []
+        var started: [(id: ExecutionID, wake: Date)] = []
         for index in 0..<executions {
             let wake = first.addingTimeInterval(Double(index % 2))
             let dag: JSONValue = [

@@ -1,4 +1,5 @@
 import BudJSON
+import PipelineEngine
 import Testing
 
 @testable import HTTPAPI
@@ -18,15 +19,17 @@ struct WireFormatTests {
     @Test("UUIDs are read in any case, trimmed, and written lower-case")
     func uuids() {
         let canonical = "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b"
-        #expect(PipelineRoutes.uuid(canonical) == canonical)
-        #expect(PipelineRoutes.uuid(canonical.uppercased()) == canonical)
-        #expect(PipelineRoutes.uuid(" \(canonical) ") == canonical)
+        #expect(UUIDText.normalized(canonical) == canonical)
+        #expect(UUIDText.normalized(canonical.uppercased()) == canonical)
+        #expect(UUIDText.normalized(" \(canonical) ") == canonical)
         for invalid in [
             "", "not-a-uuid", "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5", "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5bb",
             "3f2b8c1e5a4d-4e6f-9a7b-0c1d2e3f4a5b0", "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5g", "3f2b8c1e-5a4d-4e6f-9a7b+0c1d2e3f4a5b",
             "-3f2b8c1-5a4d-4e6f-9a7b-0c1d2e3f4a5b",
         ] {
-            #expect(PipelineRoutes.uuid(invalid) == nil, "\(invalid)")
+            #expect(UUIDText.normalized(invalid) == nil, "\(invalid)")
+            #expect(ExecutionID(parsing: invalid) == nil, "\(invalid)")
         }
+        #expect(ExecutionID(parsing: canonical.uppercased())?.rawValue == canonical)
     }
 }

@@ -95,7 +95,7 @@ struct RuntimeHarness {
 
     /// Waits until `condition` holds for the execution's steps, or fails after `timeout`.
     func waitForSteps(
-        of executionID: String,
+        of executionID: ExecutionID,
         timeout: Duration = .seconds(10),
         until condition: ([StepRecord]) -> Bool
     ) async throws -> [StepRecord] {
@@ -112,13 +112,13 @@ struct RuntimeHarness {
     }
 
     /// The probe's log lines naming `executionID`, without the process id.
-    static func probeCalls(for executionID: String) -> [String] {
-        ProbeLog.read(probeLog).filter { $0.detail.contains(executionID) }.map { "\($0.call) \($0.detail)" }
+    static func probeCalls(for executionID: ExecutionID) -> [String] {
+        ProbeLog.read(probeLog).filter { $0.detail.contains(executionID.rawValue) }.map { "\($0.call) \($0.detail)" }
     }
 
     /// Whether the probe plugin logs `call` for the execution within `timeout`. Cleanups run after
     /// the transition that abandons a step is committed, so they may trail the execution's end.
-    static func probeLogs(_ call: String, for executionID: String, within timeout: Duration = .seconds(5)) async -> Bool {
+    static func probeLogs(_ call: String, for executionID: ExecutionID, within timeout: Duration = .seconds(5)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if probeCalls(for: executionID).contains(call) { return true }
@@ -156,7 +156,7 @@ final class BusRecorder: Sendable {
     deinit { reader.cancel() }
 
     /// The internal event types published for `executionID`, in order, once `last` was among them.
-    func eventTypes(of executionID: String, through last: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+    func eventTypes(of executionID: ExecutionID, through last: String, timeout: Duration = .seconds(10)) async throws -> [String] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let types = received.messages.withLock { $0 }.filter { $0.executionID == executionID && $0.topic == nil }.map(\.eventType)

@@ -267,9 +267,9 @@ struct RuntimeTests {
                 Self.step("c", "log", params: ["message": "x"], after: ["a"]),
                 Self.step("d", "probe_echo", after: ["b", "c"]),
             ])
-            let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            let ids = try await withThrowingTaskGroup(of: ExecutionID.self) { group in
                 for _ in 0..<40 { group.addTask { try await harness.runtime.startExecution(ExecutionRequest(dag: dag)).id } }
-                return try await group.reduce(into: [String]()) { $0.append($1) }
+                return try await group.reduce(into: [ExecutionID]()) { $0.append($1) }
             }
             for id in ids {
                 let finished = try await harness.runtime.waitUntilFinished(executionID: id, timeout: .seconds(30))

@@ -1,5 +1,6 @@
 import BudJSON
 import Foundation
+import PipelineEngine
 import PipelineRuntime
 import Storage
 import Testing

@@ -21,13 +21,13 @@ struct WorkerProcessTests {
     }
 
     /// Stores `count` executions of `dag` for any worker to pick up, without running them here.
-    static func enqueue(_ count: Int, of dag: JSONValue, in database: TestDatabase) async throws -> [String] {
+    static func enqueue(_ count: Int, of dag: JSONValue, in database: TestDatabase) async throws -> [ExecutionID] {
         let directory = try await FixturePlugins.shared.directory(with: ["runtime_probe"])
         var logger = Logger(label: "test.enqueue")
         logger.logLevel = .error
         let plugins = await PluginHost.load(configuration: PluginHostConfiguration(pluginDirectories: [directory]), logger: logger)
         let runtime = ExecutionRuntime(store: database.store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger)
-        var ids: [String] = []
+        var ids: [ExecutionID] = []
         for _ in 0..<count { ids.append(try await runtime.startExecution(ExecutionRequest(dag: dag), runHere: false).id) }
         await plugins.shutdown()
         return ids
@@ -45,7 +45,7 @@ struct WorkerProcessTests {
     }
 
     /// Waits until every execution in `ids` has finished.
-    static func waitForAll(_ ids: [String], in store: PipelineStore, timeout: Duration) async throws -> [ExecutionStatus: Int] {
+    static func waitForAll(_ ids: [ExecutionID], in store: PipelineStore, timeout: Duration) async throws -> [ExecutionStatus: Int] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let counts = try await store.executions.counts()

@@ -1,5 +1,6 @@
 import BudJSON
 import Foundation
+import PipelineEngine
 import Storage
 import Testing
 import _BudPipelineTestSupport
@@ -8,9 +9,9 @@ import _BudPipelineTestSupport
 /// backends.
 @Suite("Retry uniqueness")
 struct RetryUniquenessTests {
-    private static func retry(of originalID: String, at offset: TimeInterval = 0) -> NewExecution {
+    private static func retry(of originalID: ExecutionID, at offset: TimeInterval = 0) -> NewExecution {
         var new = StoreFixtures.execution()
-        new.record.definitionSnapshot["retry_of"] = .string(originalID)
+        new.record.definitionSnapshot["retry_of"] = .string(originalID.rawValue)
         new.record.createdAt = StoreFixtures.base.addingTimeInterval(offset)
         return new
     }
@@ -44,21 +45,21 @@ struct RetryUniquenessTests {
         try await TestDatabase.with(backend, migrated: false) { test in
             let migrator = Migrator(database: test.database)
             try await migrator.migrate(upTo: 3)
-            let originalID = StoreFixtures.newID()
-            let otherID = StoreFixtures.newID()
+            let originalID = ExecutionID(StoreFixtures.newID())
+            let otherID = ExecutionID(StoreFixtures.newID())
             // Rows as a build before migration 5 wrote them: `retry_of` only in the definition.
-            let rows: [(id: String, retryOf: String?, offset: TimeInterval)] = [
-                (originalID, nil, 0), (otherID, nil, 0), (StoreFixtures.newID(), originalID, 30), (StoreFixtures.newID(), originalID, 10),
-                (StoreFixtures.newID(), originalID, 20), (StoreFixtures.newID(), otherID, 5),
+            let rows: [(id: ExecutionID, retryOf: ExecutionID?, offset: TimeInterval)] = [
+                (originalID, nil, 0), (otherID, nil, 0), (.generate(), originalID, 30), (.generate(), originalID, 10),
+                (.generate(), originalID, 20), (.generate(), otherID, 5),
             ]
             try await test.database.transaction { session in
                 for row in rows {
                     var definition: JSONObject = ["dag": ["name": "x", "steps": []], "params": [:]]
-                    if let retryOf = row.retryOf { definition["retry_of"] = .string(retryOf) }
+                    if let retryOf = row.retryOf { definition["retry_of"] = .string(retryOf.rawValue) }
                     let created = StoreFixtures.base.addingTimeInterval(row.offset)
                     _ = try session.execute(
                         "INSERT INTO pipeline_execution (id, pipeline_definition, initiator, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-                        .text(row.id), .json(.object(definition)), .text("tester"), .date(created))
+                        .text(row.id.rawValue), .json(.object(definition)), .text("tester"), .date(created))
                 }
             }
             #expect(try await migrator.migrate() == Migration.all.map(\.version).filter { $0 > 3 })

@@ -547,7 +547,7 @@ struct StoreContractTests {
     func retention(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let base = StoreFixtures.base
-            var finished: [String] = []
+            var finished: [ExecutionID] = []
             for index in 0..<5 {
                 let new = StoreFixtures.execution(timers: [.set(key: "x", dueAt: base, claimedBy: nil, claimedUntil: nil)])
                 try await test.store.executions.insert(new)

@@ -26,7 +26,7 @@ enum StoreFixtures {
     }
 
     /// An execution of two steps, `a` then `b`, not started.
-    static func execution(id: String = newID(), pipelineID: String? = nil, timers: [TimerChange] = []) -> NewExecution {
+    static func execution(id: ExecutionID = ExecutionID(newID()), pipelineID: String? = nil, timers: [TimerChange] = []) -> NewExecution {
         let record = ExecutionRecord(
             id: id,
             pipelineID: pipelineID,
@@ -52,7 +52,7 @@ enum StoreFixtures {
     }
 
     /// A transition of `execution` that starts step `a` on a plugin, leased to `owner`.
-    static func startTransition(executionID: String, version: Int = 1, owner: String = "worker-1", leaseUntil: Date? = nil)
+    static func startTransition(executionID: ExecutionID, version: Int = 1, owner: String = "worker-1", leaseUntil: Date? = nil)
         -> ExecutionTransition
     {
         var step = StepState(stepID: "a", name: "Step a", action: "text_stats", sequence: 1)

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import PipelineEngine
 
 /// Who is calling, as far as ownership goes (see docs/security.md, "Who may do what").
 ///
@@ -28,7 +29,7 @@ public enum Caller: Sendable, Equatable, CustomStringConvertible {
             }
             throw APIError(.badRequest, code: "INVALID_USER_ID", message: "X-User-ID is given more than once with different values")
         }
-        guard let id = PipelineRoutes.uuid(text) else {
+        guard let id = UUIDText.normalized(text) else {
             throw APIError(.badRequest, code: "INVALID_USER_ID", message: "X-User-ID is not a UUID")
         }
         self = .user(id)

@@ -69,7 +69,7 @@ enum Representation {
         var snapshot = record.definitionSnapshot
         let retryOf = snapshot.removeValue(forKey: "retry_of") ?? .null
         return [
-            "id": .string(record.id),
+            "id": .string(record.id.rawValue),
             "version": .int(record.version),
             "pipeline_definition": .object(secrets.masked(snapshot)),
             "initiator": .string(record.initiator),
@@ -91,8 +91,8 @@ enum Representation {
     /// docs/compatibility.md). Params and outputs masked.
     static func startedExecution(_ record: ExecutionRecord, masking secrets: SecretKeys) -> JSONValue {
         [
-            "id": .string(record.id),
-            "execution_id": .string(record.id),
+            "id": .string(record.id.rawValue),
+            "execution_id": .string(record.id.rawValue),
             "workflow_id": .string(record.pipelineID ?? "ephemeral"),
             "workflow_name": record.definitionSnapshot["workflow_name"] ?? .string("Ephemeral Pipeline"),
             "status": startStatus(record),
@@ -115,7 +115,7 @@ enum Representation {
         let state = record.state
         return [
             "id": .string(record.id),
-            "execution_id": .string(record.executionID),
+            "execution_id": .string(record.executionID.rawValue),
             "version": .int(record.version),
             "step_id": .string(state.stepID),
             "step_name": .string(state.name),
@@ -141,7 +141,7 @@ enum Representation {
     static func progressEvent(_ event: ProgressEventRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(event.id),
-            "execution_id": .string(event.executionID),
+            "execution_id": .string(event.executionID.rawValue),
             "event_type": .string(event.kind.rawValue),
             "progress_percentage": percentage(event.progress),
             "eta_seconds": event.etaSeconds.map(JSONValue.int) ?? .null,

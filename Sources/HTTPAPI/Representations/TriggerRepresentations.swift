@@ -1,5 +1,6 @@
 import BudJSON
 import Foundation
+import PipelineEngine
 import Storage
 
 extension Representation {
@@ -77,7 +78,7 @@ extension Representation {
     /// What the trigger routes answer once a run started.
     static func triggeredRun(_ record: ExecutionRecord) -> JSONValue {
         [
-            "execution_id": .string(record.id),
+            "execution_id": .string(record.id.rawValue),
             "workflow_id": .string(record.pipelineID ?? "ephemeral"),
             "status": startStatus(record),
         ]

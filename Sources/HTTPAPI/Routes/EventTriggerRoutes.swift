@@ -1,6 +1,7 @@
 import BudJSON
 import Foundation
 import Hummingbird
+import PipelineEngine
 import PipelineRuntime
 import Storage
 
@@ -33,7 +34,7 @@ struct EventTriggerRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let pipelineID = reader.requiredString("workflow_id")
-        let bodyOwner = reader.string("user_id").flatMap(PipelineRoutes.uuid)
+        let bodyOwner = reader.string("user_id").flatMap(UUIDText.normalized)
         let name = reader.requiredString("name", maxLength: 255)
         let config = reader.nested("config", Self.configFields) ?? Self.configFields(&reader)
         let params = reader.object("params") ?? [:]

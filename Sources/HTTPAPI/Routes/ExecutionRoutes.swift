@@ -33,7 +33,7 @@ struct ExecutionRoutes: Sendable {
         try reader.finish()
         try Self.assignOwner(of: &start, caller: try Caller(request))
         let raw = rawID ?? ""
-        guard let id = PipelineRoutes.uuid(raw) else { throw APIError.pipelineNotFound(raw) }
+        guard let id = UUIDText.normalized(raw) else { throw APIError.pipelineNotFound(raw) }
         do {
             let record = try await runtime.startSavedPipeline(id, start)
             return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
@@ -80,8 +80,8 @@ struct ExecutionRoutes: Sendable {
     /// body or in `params`, is refused), or for the service whoever the body's `user_id` names.
     /// A user may start only its own and system-owned pipelines.
     private static func assignOwner(of start: inout ExecutionRequest, caller: Caller) throws(APIError) {
-        let named = start.params["user_id"]?.stringValue.flatMap(PipelineRoutes.uuid)
-        if case .user(let id) = caller, let given = start.params["user_id"], given.stringValue.flatMap(PipelineRoutes.uuid) != id {
+        let named = start.params["user_id"]?.stringValue.flatMap(UUIDText.normalized)
+        if case .user(let id) = caller, let given = start.params["user_id"], given.stringValue.flatMap(UUIDText.normalized) != id {
             throw APIError(
                 .forbidden, code: "OWNER_NOT_ALLOWED", message: "Only the service may start an execution for another user (user_id)")
         }
@@ -337,9 +337,9 @@ struct ExecutionRoutes: Sendable {
 
     /// The `id` path parameter as a lower-case UUID; anything else is a 422 at `execution_id`, like
     /// any malformed field, not a 404.
-    private func executionID(_ request: Request, context: some RequestContext) throws -> String {
+    private func executionID(_ request: Request, context: some RequestContext) throws -> ExecutionID {
         let raw = context.parameters.get("id") ?? ""
-        guard let id = PipelineRoutes.uuid(raw) else {
+        guard let id = ExecutionID(parsing: raw) else {
             throw APIError.unprocessable(["path", "execution_id"], "Input should be a valid UUID", type: "uuid_parsing")
         }
         return id
@@ -355,13 +355,14 @@ struct ExecutionRoutes: Sendable {
     }
 
     /// The execution `id` and its steps, when the caller may have `access` to it; its 404 otherwise.
-    private func executionWithSteps(_ id: String, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord]) {
+    private func executionWithSteps(_ id: ExecutionID, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord])
+    {
         guard let (record, steps) = try await store.executions.findWithSteps(id: id) else { throw notFound(id, request) }
         try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
         return (record, steps)
     }
 
-    private func notFound(_ id: String, _ request: Request) -> APIError {
-        APIError.executionNotFound(id, correlationID: request.headers[HTTPField.Name("X-Correlation-ID")!])
+    private func notFound(_ id: ExecutionID, _ request: Request) -> APIError {
+        APIError.executionNotFound(id.rawValue, correlationID: request.headers[HTTPField.Name("X-Correlation-ID")!])
     }
 }

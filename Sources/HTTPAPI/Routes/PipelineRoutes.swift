@@ -42,7 +42,7 @@ struct PipelineRoutes: Sendable {
         let dag = reader.requiredObject("dag")
         let name = reader.string("name", maxLength: 255)
         let icon = reader.string("icon", maxLength: 255)
-        let bodyOwner = reader.string("user_id").flatMap(Self.uuid)
+        let bodyOwner = reader.string("user_id").flatMap(UUIDText.normalized)
         let systemOwned = reader.bool("system_owned") ?? false
         try reader.finish()
         let caller = try Caller(request)
@@ -120,7 +120,7 @@ struct PipelineRoutes: Sendable {
     /// change is 403 `SYSTEM_OWNED`.
     func summary(_ request: Request, context: some RequestContext, _ access: Access) async throws -> PipelineDefinitionSummary {
         let raw = context.parameters.get("id") ?? ""
-        guard let id = Self.uuid(raw), let summary = try await store.definitions.summary(id: id) else {
+        guard let id = UUIDText.normalized(raw), let summary = try await store.definitions.summary(id: id) else {
             throw APIError.pipelineNotFound(raw)
         }
         try Caller(request).check(
@@ -153,28 +153,5 @@ struct PipelineRoutes: Sendable {
         return APIError(
             .conflict, code: "DUPLICATE_PIPELINE_NAME", message: message,
             detail: ["error": "Duplicate pipeline name", "message": .string(message)])
-    }
-
-    /// A UUID in its `8-4-4-4-12` hexadecimal form, any case, surrounding blanks ignored; written
-    /// lower-case. Strict: Foundation's parser on Linux also takes signs such as `-3` for digits.
-    static func uuid(_ text: String) -> String? {
-        let padded = text.first?.isWhitespace == true || text.last?.isWhitespace == true
-        var utf8 = Array((padded ? text.trimmingCharacters(in: .whitespaces) : text).utf8)
-        guard utf8.count == 36 else { return nil }
-        for index in utf8.indices {
-            let byte = utf8[index]
-            let dash = index == 8 || index == 13 || index == 18 || index == 23
-            switch byte {
-            case UInt8(ascii: "-"):
-                guard dash else { return nil }
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"):
-                guard !dash else { return nil }
-            case UInt8(ascii: "A")...UInt8(ascii: "F"):
-                guard !dash else { return nil }
-                utf8[index] = byte + 32
-            default: return nil
-            }
-        }
-        return String(decoding: utf8, as: UTF8.self)
     }
 }

@@ -1,6 +1,7 @@
 import BudJSON
 import Foundation
 import Hummingbird
+import PipelineEngine
 import PipelineRuntime
 import Scheduling
 import Storage
@@ -26,7 +27,7 @@ struct ScheduleRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let pipelineID = reader.requiredString("workflow_id")
-        let bodyOwner = reader.string("user_id").flatMap(PipelineRoutes.uuid)
+        let bodyOwner = reader.string("user_id").flatMap(UUIDText.normalized)
         let name = reader.requiredString("name", maxLength: 255)
         if reader.value("schedule") == nil { reader.reject("schedule", "Field required") }
         let timing = reader.nested("schedule", Self.timingFields)

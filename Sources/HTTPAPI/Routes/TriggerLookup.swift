@@ -1,4 +1,5 @@
 import Hummingbird
+import PipelineEngine
 import Storage
 
 /// What a route does with the record it looks up, for the ownership check.
@@ -17,7 +18,7 @@ extension TriggerStore {
     func find<Trigger: StoredTrigger>(
         _ type: Trigger.Type, in context: some RequestContext, for caller: Caller, _ access: Access, notFound: APIError
     ) async throws -> Trigger {
-        guard let id = PipelineRoutes.uuid(context.parameters.get("id") ?? ""), let trigger = try await find(type, id: id) else {
+        guard let id = UUIDText.normalized(context.parameters.get("id") ?? ""), let trigger = try await find(type, id: id) else {
             throw notFound
         }
         try caller.check(access, Ownership(ownerID: trigger.userID), hidden: notFound)
@@ -38,7 +39,7 @@ extension DefinitionStore {
     /// The normalised id of a pipeline `caller` may start (its own or a system-owned one, any for
     /// the service); 404 `PIPELINE_NOT_FOUND` otherwise.
     func usablePipelineID(_ raw: String, by caller: Caller) async throws -> String {
-        guard let id = PipelineRoutes.uuid(raw), let pipeline = try await find(id: id),
+        guard let id = UUIDText.normalized(raw), let pipeline = try await find(id: id),
             caller.canRead(Ownership(ownerID: pipeline.userID, systemOwned: pipeline.systemOwned))
         else { throw APIError.pipelineNotFound(raw) }
         return id

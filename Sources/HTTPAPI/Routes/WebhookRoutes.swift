@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import PipelineEngine
 import PipelineRuntime
 import Storage
 
@@ -44,7 +45,7 @@ struct WebhookRoutes: Sendable {
         var request = request
         var reader = FieldReader(body: try await request.jsonObject(limit: configuration.maximumBodySize))
         let pipelineID = reader.requiredString("workflow_id")
-        let bodyOwner = reader.string("user_id").flatMap(PipelineRoutes.uuid)
+        let bodyOwner = reader.string("user_id").flatMap(UUIDText.normalized)
         let name = reader.requiredString("name", maxLength: 255)
         let config = reader.nested("config", configFields)
         let params = reader.object("params") ?? [:]

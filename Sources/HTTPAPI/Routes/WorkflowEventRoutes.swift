@@ -2,6 +2,7 @@ import BudJSON
 import HTTPTypes
 import Hummingbird
 import InboundEvents
+import PipelineEngine
 import PipelineRuntime
 
 /// `POST /workflow-events` (Dapr delivers `budpipelineEvents` here) and `GET /dapr/subscribe`.
@@ -72,7 +73,7 @@ struct WorkflowEventRoutes: Sendable {
         var object: JSONObject = [
             "trigger_id": .string(firing.triggerID), "trigger_name": .string(firing.triggerName),
             "workflow_id": .string(firing.pipelineID),
-            "execution_id": firing.executionID.map(JSONValue.string) ?? .null,
+            "execution_id": firing.executionID.map { .string($0.rawValue) } ?? .null,
             "status": .string(firing.executionID == nil ? "failed" : "triggered"),
         ]
         if let error = firing.error { object["error"] = .string(error) }

@@ -11,7 +11,7 @@ import PluginSchema
 /// outputs behave the same whichever way a step ends.
 public struct ExecutionStateMachine: Sendable {
     public let pipeline: CompiledPipeline
-    public let executionID: String
+    public let executionID: ExecutionID
     /// The parameters, after binding (defaults applied).
     public let params: JSONObject
     public let options: EngineOptions
@@ -52,7 +52,7 @@ public struct ExecutionStateMachine: Sendable {
 
     /// Creates an execution that has not started. `params` must already be bound
     /// (``ParameterBinding/bind(_:provided:)``).
-    public init(pipeline: CompiledPipeline, executionID: String, params: JSONObject, options: EngineOptions = EngineOptions()) {
+    public init(pipeline: CompiledPipeline, executionID: ExecutionID, params: JSONObject, options: EngineOptions = EngineOptions()) {
         self.pipeline = pipeline
         self.executionID = executionID
         self.params = params
@@ -86,7 +86,7 @@ public struct ExecutionStateMachine: Sendable {
     /// from those.
     public init(
         restoring pipeline: CompiledPipeline,
-        executionID: String,
+        executionID: ExecutionID,
         params: JSONObject,
         options: EngineOptions = EngineOptions(),
         steps stored: [StepState],

@@ -1,5 +1,6 @@
 import BudJSON
 import InboundEvents
+public import PipelineEngine
 import Storage
 
 extension InboundEvent {
@@ -31,10 +32,10 @@ public struct TriggerFiring: Sendable, Equatable {
     public var triggerName: String
     public var pipelineID: String
     /// The execution started, or `nil` when it could not start.
-    public var executionID: String?
+    public var executionID: ExecutionID?
     public var error: String?
 
-    public init(triggerID: String, triggerName: String, pipelineID: String, executionID: String?, error: String?) {
+    public init(triggerID: String, triggerName: String, pipelineID: String, executionID: ExecutionID?, error: String?) {
         self.triggerID = triggerID
         self.triggerName = triggerName
         self.pipelineID = pipelineID

@@ -140,7 +140,7 @@ extension ExecutionRuntime {
         }
         let request = EventRequest(
             action: step.state.action,
-            executionID: step.executionID,
+            executionID: step.executionID.rawValue,
             stepID: step.state.stepID,
             stepExecutionID: step.id,
             externalWorkflowID: externalWorkflowID,
@@ -150,7 +150,7 @@ extension ExecutionRuntime {
         )
         do {
             return try await plugins.handleEvent(
-                request, context: PluginCallContext(executionID: step.executionID, stepID: step.state.stepID),
+                request, context: PluginCallContext(executionID: step.executionID.rawValue, stepID: step.state.stepID),
                 timeout: configuration.eventCallTimeout)
         } catch {
             switch error.kind {

@@ -1,11 +1,12 @@
 public import BudJSON
 import Foundation
+public import PipelineEngine
 import PluginSchema
 public import Storage
 
 /// Who hears about an execution's events, from its stored options.
 public struct NotificationAudience: Sendable, Equatable {
-    public var executionID: String
+    public var executionID: ExecutionID
     /// The execution's `callback_topics`.
     public var callbackTopics: [String]
     /// When set, every event also goes to the notification service's topic.
@@ -16,7 +17,7 @@ public struct NotificationAudience: Sendable, Equatable {
     public var notificationWorkflowID: String?
 
     public init(
-        executionID: String, callbackTopics: [String], subscriberIDs: String? = nil, payloadType: String? = nil,
+        executionID: ExecutionID, callbackTopics: [String], subscriberIDs: String? = nil, payloadType: String? = nil,
         notificationWorkflowID: String? = nil
     ) {
         self.executionID = executionID
@@ -112,7 +113,7 @@ public enum Notifications {
     ) -> JSONObject {
         var content: JSONObject = ["title": .string(title), "message": .string(message), "status": .string(status)]
         if !result.isEmpty { content["result"] = .object(result) }
-        let workflowID = audience.notificationWorkflowID.flatMap { $0.isEmpty ? nil : $0 } ?? audience.executionID
+        let workflowID = audience.notificationWorkflowID.flatMap { $0.isEmpty ? nil : $0 } ?? audience.executionID.rawValue
         return [
             "notification_type": "event",
             "name": "bud-notification",

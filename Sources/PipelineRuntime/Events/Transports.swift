@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 import Synchronization
 
 /// One message for one topic.
@@ -10,9 +11,9 @@ public struct OutgoingMessage: Sendable, Equatable {
     public var eventType: String
     /// Stable across redeliveries of the same outbox event to the same topic: the CloudEvent `id`.
     public var messageID: String
-    public var executionID: String?
+    public var executionID: ExecutionID?
 
-    public init(topic: String, body: JSONObject, eventType: String, messageID: String, executionID: String?) {
+    public init(topic: String, body: JSONObject, eventType: String, messageID: String, executionID: ExecutionID?) {
         self.topic = topic
         self.body = body
         self.eventType = eventType
@@ -22,7 +23,7 @@ public struct OutgoingMessage: Sendable, Equatable {
 
     /// The correlation id, as ``TraceContext`` makes it: every event of an execution carries the
     /// same one without a new top-level key in the body.
-    public var traceparent: String? { TraceContext.traceparent(executionID: executionID, spanSeed: messageID) }
+    public var traceparent: String? { TraceContext.traceparent(executionID: executionID?.rawValue, spanSeed: messageID) }
 }
 
 /// W3C trace context for an execution's messages and calls.
@@ -109,13 +110,13 @@ public final class EventBus: Sendable {
     /// A message on the bus: an execution's internal event, or (with `topic`) a notification.
     public struct Message: Sendable, Equatable {
         public var topic: String?
-        public var executionID: String?
+        public var executionID: ExecutionID?
         public var eventType: String
         public var payload: JSONValue
     }
 
     private struct Subscriber {
-        let executionID: String?
+        let executionID: ExecutionID?
         let continuation: AsyncStream<Message>.Continuation
     }
 
@@ -125,7 +126,7 @@ public final class EventBus: Sendable {
 
     /// Messages from now on, of one execution or of all; the stream ends when `unsubscribe` is
     /// called with the returned id.
-    public func subscribe(executionID: String?) -> (id: UUID, messages: AsyncStream<Message>) {
+    public func subscribe(executionID: ExecutionID?) -> (id: UUID, messages: AsyncStream<Message>) {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Message>.makeStream(bufferingPolicy: .bufferingNewest(1000))
         subscribers.withLock { $0[id] = Subscriber(executionID: executionID, continuation: continuation) }

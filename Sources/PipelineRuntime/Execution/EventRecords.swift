@@ -6,7 +6,7 @@ import Storage
 /// Turns the engine's events into what a transition stores: outbox events for publishing and the
 /// progress history the API lists.
 struct EventRecords {
-    let executionID: String
+    let executionID: ExecutionID
     let pipelineID: String?
     let now: Date
     /// The last progress event number written; advanced by each progress event made.
@@ -14,7 +14,7 @@ struct EventRecords {
     var progressEvents: [ProgressEventRecord] = []
     var outbox: [OutboxEvent] = []
 
-    init(executionID: String, pipelineID: String?, now: Date, sequence: Int) {
+    init(executionID: ExecutionID, pipelineID: String?, now: Date, sequence: Int) {
         self.executionID = executionID
         self.pipelineID = pipelineID
         self.now = now
@@ -23,7 +23,7 @@ struct EventRecords {
 
     /// Records one event; `execution` is the execution's state after the transition.
     mutating func record(_ event: EngineEvent, execution: ExecutionSnapshot) {
-        var payload: JSONObject = ["execution_id": .string(executionID), "timestamp": .string(SQLTimestamp.format(now))]
+        var payload: JSONObject = ["execution_id": .string(executionID.rawValue), "timestamp": .string(SQLTimestamp.format(now))]
         if let pipelineID { payload["pipeline_id"] = .string(pipelineID) }
         let type: String
         switch event {

@@ -21,7 +21,7 @@ public struct ExecutionRequest: Sendable {
     public var payloadType: String?
     public var notificationWorkflowID: String?
     /// The id to use; a new UUID by default.
-    public var executionID: String?
+    public var executionID: ExecutionID?
     /// The user the execution belongs to; `nil`: the service's (see docs/security.md).
     public var ownerID: String?
     /// The user who asks to start a saved pipeline, when a user does: the pipeline must be theirs
@@ -29,7 +29,7 @@ public struct ExecutionRequest: Sendable {
     public var requestingUser: String?
     /// For a retry: the execution it retries and the steps that already completed there, which
     /// the new execution keeps (outputs included) instead of running them again.
-    public var retry: (of: String, completedSteps: [StepState])?
+    public var retry: (of: ExecutionID, completedSteps: [StepState])?
 
     public init(
         dag: JSONValue,
@@ -41,7 +41,7 @@ public struct ExecutionRequest: Sendable {
         subscriberIDs: String? = nil,
         payloadType: String? = nil,
         notificationWorkflowID: String? = nil,
-        executionID: String? = nil,
+        executionID: ExecutionID? = nil,
         ownerID: String? = nil
     ) {
         self.ownerID = ownerID
@@ -114,7 +114,7 @@ enum ExecutionPreparation {
             ])
         case .tooDeep: throw .invalidParameters(["params: the parameters nest deeper than \(JSONValue.maximumNestingDepth) levels"])
         }
-        let id = request.executionID ?? UUID().uuidString.lowercased()
+        let id = request.executionID ?? .generate()
         let name = request.pipelineName ?? pipeline.definition.name
         var snapshot: JSONObject = [
             "workflow_id": request.pipelineID.map(JSONValue.string) ?? .null,
@@ -122,7 +122,7 @@ enum ExecutionPreparation {
             "dag": request.dag,
             "params": .object(params),
         ]
-        if let retry = request.retry { snapshot["retry_of"] = .string(retry.of) }
+        if let retry = request.retry { snapshot["retry_of"] = .string(retry.of.rawValue) }
         let now = Date()
         let record = ExecutionRecord(
             id: id,

@@ -6,9 +6,9 @@ public import Storage
 /// Why an execution cannot be retried.
 public enum ExecutionRetryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Only failed or cancelled executions are retried; this one has another status.
-    case notRetryable(id: String, status: ExecutionStatus)
+    case notRetryable(id: ExecutionID, status: ExecutionStatus)
     /// The stored execution lacks what a retry needs (its DAG).
-    case unreadableSnapshot(String)
+    case unreadableSnapshot(ExecutionID)
 
     public var description: String {
         switch self {
@@ -46,7 +46,7 @@ extension ExecutionRuntime {
     /// once more, retry the retry.
     ///
     /// - Parameter initiator: who asked for the retry; the original's initiator by default.
-    public func retry(executionID: String, initiator: String? = nil) async throws -> ExecutionRetryOutcome {
+    public func retry(executionID: ExecutionID, initiator: String? = nil) async throws -> ExecutionRetryOutcome {
         guard let (original, steps) = try await store.executions.findWithSteps(id: executionID) else {
             throw RuntimeError.executionNotFound(executionID)
         }

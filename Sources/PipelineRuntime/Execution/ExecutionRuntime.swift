@@ -51,9 +51,9 @@ public final class ExecutionRuntime: Sendable {
     }
 
     private struct State {
-        var mailboxes: [String: Mailbox] = [:]
+        var mailboxes: [ExecutionID: Mailbox] = [:]
         /// Alarms of the tasks waiting for an execution to finish, rung when it does.
-        var finishWaiters: [String: [UUID: Alarm<ContinuousClock>]] = [:]
+        var finishWaiters: [ExecutionID: [UUID: Alarm<ContinuousClock>]] = [:]
         var stopping = false
         var activeDrains = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -144,7 +144,7 @@ public final class ExecutionRuntime: Sendable {
 
     /// Cancels a running execution: running and awaiting steps are abandoned (their plugins get
     /// `cleanup`), waiting ones skipped. Returns once the cancellation is stored.
-    public func cancel(executionID: String, reason: String = "Execution cancelled") async throws {
+    public func cancel(executionID: ExecutionID, reason: String = "Execution cancelled") async throws {
         try await apply(.engine(.cancel(reason: reason)), to: executionID)
     }
 
@@ -153,12 +153,12 @@ public final class ExecutionRuntime: Sendable {
     /// changed nothing (the step had moved on, say completed by an input that came first, or the
     /// execution had ended), as decided on the execution as stored.
     @discardableResult
-    public func apply(_ input: ExecutionInput, to executionID: String) async throws -> Bool {
+    public func apply(_ input: ExecutionInput, to executionID: ExecutionID) async throws -> Bool {
         try await apply(.engine(input), to: executionID)
     }
 
     /// Waits until the execution has finished (here or in another process) and returns it.
-    public func waitUntilFinished(executionID: String, timeout: Duration = .seconds(3600)) async throws -> ExecutionRecord {
+    public func waitUntilFinished(executionID: ExecutionID, timeout: Duration = .seconds(3600)) async throws -> ExecutionRecord {
         let deadline = ContinuousClock.now + timeout
         while true {
             try Task.checkCancellation()
@@ -183,14 +183,14 @@ public final class ExecutionRuntime: Sendable {
     // MARK: Inputs
 
     @discardableResult
-    func apply(_ input: RuntimeInput, to executionID: String) async throws -> Bool {
+    func apply(_ input: RuntimeInput, to executionID: ExecutionID) async throws -> Bool {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
             submit(input, to: executionID) { continuation.resume(with: $0) }
         }
     }
 
     /// Queues an input for an execution; the execution's drain applies it.
-    func submit(_ input: RuntimeInput, to executionID: String, completion: (@Sendable (Result<Bool, any Error>) -> Void)? = nil) {
+    func submit(_ input: RuntimeInput, to executionID: ExecutionID, completion: (@Sendable (Result<Bool, any Error>) -> Void)? = nil) {
         let startDrain = state.withLock { state -> Bool? in
             guard !state.stopping else { return nil }
             state.mailboxes[executionID, default: Mailbox()].inputs.append(QueuedInput(input: input, completion: completion))
@@ -209,7 +209,7 @@ public final class ExecutionRuntime: Sendable {
 
     /// Fails the queued inputs of an execution whose drain could not start (the runtime's tasks
     /// ended), so that nobody waits for them.
-    private func abandonDrain(_ executionID: String) {
+    private func abandonDrain(_ executionID: ExecutionID) {
         let inputs = state.withLock { state -> [QueuedInput] in
             state.activeDrains -= 1
             defer { state.mailboxes[executionID] = nil }
@@ -222,7 +222,7 @@ public final class ExecutionRuntime: Sendable {
     private var isStopping: Bool { state.withLock { $0.stopping } }
 
     /// Applies the execution's queued inputs, a batch per transaction, until none are left.
-    private func drain(_ executionID: String) async {
+    private func drain(_ executionID: ExecutionID) async {
         while true {
             let limit = configuration.maximumInputsPerTransition
             let batch = state.withLock { state -> (inputs: [QueuedInput], live: LiveExecution?)? in
@@ -266,7 +266,7 @@ public final class ExecutionRuntime: Sendable {
     ///
     /// The plan changes the machine in place; when its transaction fails, the changed machine is
     /// dropped and the execution read again, so memory never runs ahead of the store.
-    private func process(_ batch: [RuntimeInput], live: inout LiveExecution?, executionID: String) async -> Result<[Bool], any Error> {
+    private func process(_ batch: [RuntimeInput], live: inout LiveExecution?, executionID: ExecutionID) async -> Result<[Bool], any Error> {
         // Each input with its place in `batch`; the ones loading adds have none.
         var inputs: [PlacedInput] = batch.enumerated().map { PlacedInput(position: $0.offset, input: $0.element) }
         let noneTaken = [Bool](repeating: false, count: batch.count)
@@ -359,7 +359,7 @@ public final class ExecutionRuntime: Sendable {
 
     /// Reads an execution from the store, checking first how often processes died working on it
     /// (see ``countInterruptions()``).
-    private func load(_ executionID: String, for inputs: [RuntimeInput]) async throws -> Loaded? {
+    private func load(_ executionID: ExecutionID, for inputs: [RuntimeInput]) async throws -> Loaded? {
         guard let stored = try await store.executions.findWithSteps(id: executionID) else { return nil }
         statistics.withLock { $0.loads += 1 }
         let execution = stored.execution
@@ -398,10 +398,10 @@ public final class ExecutionRuntime: Sendable {
     }
 
     /// The work mark of a transition of `executionID` applying `inputs`.
-    private static func transitionMark(_ executionID: String, _ inputs: [RuntimeInput]) -> WorkMark {
+    private static func transitionMark(_ executionID: ExecutionID, _ inputs: [RuntimeInput]) -> WorkMark {
         var steps: [String] = []
         for input in inputs { if let step = input.stepID, !steps.contains(step) { steps.append(step) } }
-        return WorkMark(kind: .transition, executionID: executionID, stepIDs: steps)
+        return WorkMark(kind: .transition, executionID: executionID.rawValue, stepIDs: steps)
     }
 
     private var planSettings: PlanSettings {
@@ -414,7 +414,7 @@ public final class ExecutionRuntime: Sendable {
 
     // MARK: After a commit
 
-    private func perform(_ plan: TransitionPlan, executionID: String) {
+    private func perform(_ plan: TransitionPlan, executionID: ExecutionID) {
         for note in plan.notes { logger.debug("input ignored", metadata: ["execution_id": "\(executionID)", "note": "\(note)"]) }
         for line in plan.logLines {
             let level: Logger.Level =
@@ -458,7 +458,7 @@ public final class ExecutionRuntime: Sendable {
 
     // MARK: Waiting
 
-    private func waitForFinish(_ executionID: String, atMost limit: Duration) async {
+    private func waitForFinish(_ executionID: ExecutionID, atMost limit: Duration) async {
         let id = UUID()
         let alarm = Alarm()
         let stopping = state.withLock { state -> Bool in
@@ -474,7 +474,7 @@ public final class ExecutionRuntime: Sendable {
         }
     }
 
-    private func notifyFinished(_ executionID: String) {
+    private func notifyFinished(_ executionID: ExecutionID) {
         let waiters = state.withLock { $0.finishWaiters.removeValue(forKey: executionID) } ?? [:]
         for waiter in waiters.values { waiter.wake() }
     }

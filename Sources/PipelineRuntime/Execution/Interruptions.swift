@@ -53,7 +53,7 @@ extension ExecutionRuntime {
                         metadata: metadata)
                 }
                 do {
-                    try await store.interruptions.record(executionID: charge.executionID, stepIDs: charge.stepIDs)
+                    try await store.interruptions.record(executionID: ExecutionID(charge.executionID), stepIDs: charge.stepIDs)
                     counted += 1
                 } catch {
                     logger.warning(

@@ -1,6 +1,6 @@
 import BudJSON
 import Foundation
-import PipelineEngine
+public import PipelineEngine
 import PluginSchema
 import Storage
 
@@ -31,7 +31,7 @@ struct LiveExecution: Sendable {
     /// Stored step row ids by step id.
     let stepRowIDs: [String: String]
 
-    var executionID: String { machine.executionID }
+    var executionID: ExecutionID { machine.executionID }
     var isFinished: Bool { machine.execution.status.isFinished }
 
     /// Rebuilds an execution from its stored rows.
@@ -145,7 +145,7 @@ struct LiveExecution: Sendable {
         for dispatch in started {
             requests[dispatch.stepID] = ExecuteRequest(
                 action: dispatch.action,
-                executionID: executionID,
+                executionID: executionID.rawValue,
                 stepID: dispatch.stepID,
                 stepExecutionID: stepRowIDs[dispatch.stepID],
                 idempotencyKey: dispatch.idempotencyKey,
@@ -220,7 +220,7 @@ struct StepCall: Sendable, Equatable {
     /// (`validate_params` runs before `execute`).
     var checkParamsFirst = false
 
-    var executionID: String { request.executionID }
+    var executionID: ExecutionID { ExecutionID(request.executionID) }
     var stepID: String { request.stepID }
     var attempt: Int { request.retryCount }
 }
@@ -255,7 +255,7 @@ public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The runtime is shutting down and takes no more work.
     case shuttingDown
     /// The execution does not exist.
-    case executionNotFound(String)
+    case executionNotFound(ExecutionID)
 
     public var description: String {
         switch self {

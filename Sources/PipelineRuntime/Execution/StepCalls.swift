@@ -11,7 +11,7 @@ import Synchronization
 /// of their answers to engine inputs.
 final class StepCalls: Sendable {
     struct Key: Hashable, Sendable {
-        let executionID: String
+        let executionID: ExecutionID
         let stepID: String
     }
 
@@ -100,7 +100,7 @@ final class StepCalls: Sendable {
 
     private func execute(_ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void) async -> ExecutionInput? {
         let stepID = call.stepID
-        let context = PluginCallContext(executionID: call.executionID, stepID: stepID) { report in
+        let context = PluginCallContext(executionID: call.executionID.rawValue, stepID: stepID) { report in
             progress(.stepProgress(stepID: stepID, percent: report.percent, etaSeconds: report.etaSeconds, message: report.message))
         }
         let timeout = call.request.timeoutSeconds.map { Duration.seconds($0) }
@@ -144,10 +144,10 @@ final class StepCalls: Sendable {
     }
 
     /// Tells the action of an abandoned step to stop its work; failures are logged.
-    func cleanup(_ abandonment: StepAbandonment, executionID: String) {
+    func cleanup(_ abandonment: StepAbandonment, executionID: ExecutionID) {
         let request = CleanupRequest(
             action: abandonment.action,
-            executionID: executionID,
+            executionID: executionID.rawValue,
             stepID: abandonment.stepID,
             externalWorkflowID: abandonment.externalWorkflowID,
             reason: abandonment.reason

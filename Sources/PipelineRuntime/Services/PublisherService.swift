@@ -1,6 +1,7 @@
 import BudJSON
 public import Foundation
 import Logging
+import PipelineEngine
 public import ServiceLifecycle
 import Storage
 
@@ -63,7 +64,7 @@ public struct PublisherService: Service {
         var order: [String] = []
         var byExecution: [String: [OutboxRecord]] = [:]
         for record in claimed {
-            let key = record.executionID ?? "event-\(record.id)"
+            let key = record.executionID?.rawValue ?? "event-\(record.id)"
             if byExecution[key] == nil { order.append(key) }
             byExecution[key, default: []].append(record)
         }
@@ -147,7 +148,7 @@ public struct PublisherService: Service {
     }
 
     /// The execution's topics and notification options; `nil` when it no longer exists.
-    private func audience(of executionID: String?) async -> NotificationAudience? {
+    private func audience(of executionID: ExecutionID?) async -> NotificationAudience? {
         guard let executionID else { return nil }
         do {
             guard let execution = try await runtime.store.executions.find(id: executionID) else { return nil }

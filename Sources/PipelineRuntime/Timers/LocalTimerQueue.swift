@@ -1,5 +1,6 @@
 import Foundation
 import HeapModule
+import PipelineEngine
 import Scheduling
 import Storage
 import Synchronization
@@ -16,7 +17,7 @@ final class LocalTimerQueue: Sendable {
     }
 
     private struct TimerID: Hashable {
-        let executionID: String
+        let executionID: ExecutionID
         let key: String
     }
 
@@ -41,7 +42,7 @@ final class LocalTimerQueue: Sendable {
 
     var count: Int { state.withLock { $0.current.count } }
 
-    func apply(_ effects: [TimerEffect], executionID: String) {
+    func apply(_ effects: [TimerEffect], executionID: ExecutionID) {
         guard !effects.isEmpty else { return }
         let earliest = state.withLock { state -> Date? in
             var earliest: Date?
@@ -61,7 +62,7 @@ final class LocalTimerQueue: Sendable {
     }
 
     /// Forgets every timer of an execution (it finished).
-    func removeAll(executionID: String) {
+    func removeAll(executionID: ExecutionID) {
         state.withLock { state in
             state.current = state.current.filter { $0.key.executionID != executionID }
         }

@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 import Scheduling
 public import Storage
 
@@ -52,11 +53,11 @@ public enum ScheduleFiring {
     /// occurrences (the process was down) are not made up: the next run is the first one after
     /// `now`. A schedule that reached `max_runs`, has no next run, or whose next run falls after
     /// `expires_at` is over. `started` is false when the pipeline could not be started.
-    public static func afterRun(_ schedule: ScheduleRecord, executionID: String?, started: Bool, now: Date) -> ScheduleRecord {
+    public static func afterRun(_ schedule: ScheduleRecord, executionID: ExecutionID?, started: Bool, now: Date) -> ScheduleRecord {
         var updated = schedule
         updated.runCount += 1
         updated.lastRunAt = now
-        updated.lastExecutionID = executionID
+        updated.lastExecutionID = executionID?.rawValue
         updated.lastExecutionStatus = started ? "running" : "failed"
         updated.updatedAt = now
         updated.nextRunAt = nextRun(of: schedule, after: now)

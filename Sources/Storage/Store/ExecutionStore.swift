@@ -55,7 +55,7 @@ public struct StepWrite: Sendable, Equatable {
 /// version moves from `expectedVersion` to the next), the changed steps, timers, progress events and
 /// outbox events.
 public struct ExecutionTransition: Sendable {
-    public var executionID: String
+    public var executionID: ExecutionID
     public var expectedVersion: Int
     public var execution: ExecutionSnapshot
     public var eventSequence: Int
@@ -69,7 +69,7 @@ public struct ExecutionTransition: Sendable {
     public var now: Date
 
     public init(
-        executionID: String,
+        executionID: ExecutionID,
         expectedVersion: Int,
         execution: ExecutionSnapshot,
         eventSequence: Int,
@@ -149,10 +149,11 @@ public struct ExecutionStore: StorePart {
     }
 
     /// The execution and its steps (in definition order), read together.
-    public func findWithSteps(id: String) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
+    public func findWithSteps(id: ExecutionID) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
         let results = try await database.read([
-            SQLStatement("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", [.text(id)]),
-            SQLStatement("SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.text(id)]),
+            SQLStatement("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", [.text(id.rawValue)]),
+            SQLStatement(
+                "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.text(id.rawValue)]),
         ])
         guard let row = results[0].first else { return nil }
         return (try ExecutionRecord(row: row), try results[1].map(StepRecord.init(row:)))
@@ -160,29 +161,31 @@ public struct ExecutionStore: StorePart {
 
     /// The execution that retries `executionID`, if it was retried: there is at most one, the
     /// insert of a second fails with ``DatabaseError/uniqueViolation(_:)``.
-    public func retry(of executionID: String) async throws -> ExecutionRecord? {
-        try await database.read("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE retry_of = $1", .text(executionID)).first
+    public func retry(of executionID: ExecutionID) async throws -> ExecutionRecord? {
+        try await database.read(
+            "SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE retry_of = $1", .text(executionID.rawValue)
+        ).first
             .map(ExecutionRecord.init(row:))
     }
 
     /// The execution, or `nil` when it does not exist.
-    public func find(id: String) async throws -> ExecutionRecord? {
-        try await database.read("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", .text(id)).first.map(
+    public func find(id: ExecutionID) async throws -> ExecutionRecord? {
+        try await database.read("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", .text(id.rawValue)).first.map(
             ExecutionRecord.init(row:))
     }
 
     /// The steps of an execution in definition order.
-    public func steps(executionID: String) async throws -> [StepRecord] {
+    public func steps(executionID: ExecutionID) async throws -> [StepRecord] {
         try await database.read(
-            "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID)
+            "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID.rawValue)
         ).map(StepRecord.init(row:))
     }
 
     /// The callback topics an execution publishes to, in the order they were given.
-    public func callbackTopics(executionID: String) async throws -> [String] {
+    public func callbackTopics(executionID: ExecutionID) async throws -> [String] {
         try await database.read(
             "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
-            .text(executionID)
+            .text(executionID.rawValue)
         ).map { try $0.string("callback_topic") }
     }
 
@@ -196,9 +199,10 @@ public struct ExecutionStore: StorePart {
     }
 
     /// The progress history of an execution, oldest first.
-    public func progressEvents(executionID: String) async throws -> [ProgressEventRecord] {
+    public func progressEvents(executionID: ExecutionID) async throws -> [ProgressEventRecord] {
         try await database.read(
-            "SELECT \(ProgressEventRecord.columns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID)
+            "SELECT \(ProgressEventRecord.columns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number",
+            .text(executionID.rawValue)
         ).map(ProgressEventRecord.init(row:))
     }
 
@@ -242,11 +246,11 @@ public struct ExecutionStore: StorePart {
     }
 
     /// Progress events of an execution, newest first, a page at a time, and how many match in all.
-    public func progressEvents(executionID: String, matching filter: ProgressEventFilter, limit: Int, offset: Int) async throws -> (
+    public func progressEvents(executionID: ExecutionID, matching filter: ProgressEventFilter, limit: Int, offset: Int) async throws -> (
         events: [ProgressEventRecord], total: Int
     ) {
         var conditions = SQLConditions()
-        conditions.add("execution_id =", .text(executionID))
+        conditions.add("execution_id =", .text(executionID.rawValue))
         if let kind = filter.kind { conditions.add("event_type =", .text(kind.rawValue)) }
         if let from = filter.from { conditions.add("timestamp >=", .date(from)) }
         if let until = filter.until { conditions.add("timestamp <=", .date(until)) }

@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// What the store keeps of processes that died at work (see docs/operations.md, "Crash loops").
 public struct InterruptionStore: StorePart {
@@ -7,16 +8,16 @@ public struct InterruptionStore: StorePart {
 
     /// Counts one more death of a process while it worked on `stepIDs` of the execution, or on the
     /// execution itself when `stepIDs` is empty. Unknown ids change nothing.
-    public func record(executionID: String, stepIDs: [String]) async throws {
+    public func record(executionID: ExecutionID, stepIDs: [String]) async throws {
         try await database.transaction { session in
             if stepIDs.isEmpty {
                 try session.execute(
-                    "UPDATE pipeline_execution SET interruptions = interruptions + 1 WHERE id = $1", .text(executionID))
+                    "UPDATE pipeline_execution SET interruptions = interruptions + 1 WHERE id = $1", .text(executionID.rawValue))
             }
             for stepID in stepIDs {
                 try session.execute(
                     "UPDATE step_execution SET interruptions = interruptions + 1 WHERE execution_id = $1 AND step_id = $2",
-                    .text(executionID), .text(stepID))
+                    .text(executionID.rawValue), .text(stepID))
             }
         }
     }
@@ -27,7 +28,7 @@ public struct InterruptionStore: StorePart {
     /// dropped, and `notifications` queued in the outbox — all in one transaction. Returns false
     /// when the execution had finished already (nothing is changed then).
     @discardableResult
-    public func quarantine(executionID: String, reason: String, notifications: [OutboxEvent], now: Date) async throws -> Bool {
+    public func quarantine(executionID: ExecutionID, reason: String, notifications: [OutboxEvent], now: Date) async throws -> Bool {
         let info: JSONValue = ["error": .string(reason), "message": .string(reason)]
         return try await database.transaction { session in
             let ended = try session.execute(
@@ -35,7 +36,7 @@ public struct InterruptionStore: StorePart {
                 UPDATE pipeline_execution SET status = 'FAILED', end_time = $2, error_info = $3, updated_at = $2, version = version + 1
                 WHERE id = $1 AND status IN ('PENDING', 'RUNNING')
                 """,
-                .text(executionID), .date(now), .json(info))
+                .text(executionID.rawValue), .date(now), .json(info))
             guard ended == 1 else { return false }
             try session.execute(
                 """
@@ -46,8 +47,8 @@ public struct InterruptionStore: StorePart {
                     updated_at = $3, version = version + 1
                 WHERE execution_id = $1 AND status IN ('PENDING', 'RUNNING', 'AWAITING_EVENT', 'RETRYING')
                 """,
-                .text(executionID), .text(reason), .date(now), .bool(false))
-            try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .text(executionID))
+                .text(executionID.rawValue), .text(reason), .date(now), .bool(false))
+            try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .text(executionID.rawValue))
             if !notifications.isEmpty {
                 let insert = OutboxStore.insert(notifications, executionID: executionID, now: now)
                 try session.execute(insert)

@@ -1,5 +1,6 @@
 import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// Claims on running steps: renewed while their process lives, taken over when they expire.
 public struct LeaseStore: StorePart {
@@ -8,9 +9,9 @@ public struct LeaseStore: StorePart {
     /// Extends the claims `owner` holds on the given running steps until `until`; returns how
     /// many it still held.
     @discardableResult
-    public func renew(owner: String, steps: [(executionID: String, stepID: String)], until: Date) async throws -> Int {
+    public func renew(owner: String, steps: [(executionID: ExecutionID, stepID: String)], until: Date) async throws -> Int {
         guard !steps.isEmpty else { return 0 }
-        let list = JSONValue.array(steps.map { .array([.string($0.executionID), .string($0.stepID)]) })
+        let list = JSONValue.array(steps.map { .array([.string($0.executionID.rawValue), .string($0.stepID)]) })
         let pairs =
             dialect == .postgres
             ? "SELECT CAST(pair->>0 AS uuid), pair->>1 FROM json_array_elements(CAST($3 AS json)) AS pair"
@@ -41,7 +42,7 @@ public struct LeaseStore: StorePart {
         }
         return try rows.map { row in
             LeasedStep(
-                executionID: try row.string("execution_id"),
+                executionID: ExecutionID(try row.string("execution_id")),
                 stepID: try row.string("step_id"),
                 attempt: try row.int("retry_count"),
                 dispatch: try row.optionalJSON("dispatch"),
@@ -51,11 +52,11 @@ public struct LeaseStore: StorePart {
     }
 
     /// Gives up `owner`'s claim on a running step at once, so that any process takes it over.
-    public func release(owner: String, executionID: String, stepID: String, now: Date) async throws {
+    public func release(owner: String, executionID: ExecutionID, stepID: String, now: Date) async throws {
         try await database.transaction { session in
             try session.execute(
                 "UPDATE step_execution SET lease_expires_at = $4 WHERE execution_id = $1 AND step_id = $2 AND lease_owner = $3 AND status = 'RUNNING'",
-                .text(executionID), .text(stepID), .text(owner), .date(now)
+                .text(executionID.rawValue), .text(stepID), .text(owner), .date(now)
             )
         }
     }

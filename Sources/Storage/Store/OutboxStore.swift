@@ -1,5 +1,6 @@
 import BudJSON
 public import Foundation
+import PipelineEngine
 
 /// The outbox: events written by transitions, waiting to be published.
 ///
@@ -98,8 +99,8 @@ public struct OutboxStore: StorePart {
     }
 
     /// One INSERT of `events` for an execution (or none), available at once.
-    static func insert(_ events: [OutboxEvent], executionID: String?, now: Date) -> SQLStatement {
-        var binds: [SQLValue] = [.optional(executionID, SQLValue.text), .date(now)]
+    static func insert(_ events: [OutboxEvent], executionID: ExecutionID?, now: Date) -> SQLStatement {
+        var binds: [SQLValue] = [.optional(executionID?.rawValue, SQLValue.text), .date(now)]
         var rows: [String] = []
         for event in events {
             rows.append("($1, $\(binds.count + 1), $\(binds.count + 2), $2, $2)")

@@ -35,7 +35,7 @@ extension ExecutionRecord {
 
     init(row: Row) throws {
         self = ExecutionRecord(
-            id: try row.string("id"),
+            id: ExecutionID(try row.string("id")),
             version: try row.int("version"),
             pipelineID: row["pipeline_id"],
             definitionSnapshot: try row.json("pipeline_definition").objectValue ?? [:],
@@ -84,7 +84,7 @@ extension StepRecord {
         state.failureTolerated = try row.bool("failure_tolerated")
         self = StepRecord(
             id: try row.string("id"),
-            executionID: try row.string("execution_id"),
+            executionID: ExecutionID(try row.string("execution_id")),
             version: try row.int("version"),
             state: state,
             dispatch: try row.optionalJSON("dispatch"),
@@ -104,7 +104,7 @@ extension ProgressEventRecord {
     init(row: Row) throws {
         self = ProgressEventRecord(
             id: try row.string("id"),
-            executionID: try row.string("execution_id"),
+            executionID: ExecutionID(try row.string("execution_id")),
             kind: try row.value("event_type", as: ProgressEventRecord.Kind.self),
             progress: try row.double("progress_percentage"),
             etaSeconds: try row.optionalInt("eta_seconds"),
@@ -121,7 +121,7 @@ extension OutboxRecord {
     init(row: Row) throws {
         self = OutboxRecord(
             id: try row.int("id"),
-            executionID: row["execution_id"],
+            executionID: (row["execution_id"] as String?).map { ExecutionID($0) },
             event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
             attempts: try row.int("attempts"),
             createdAt: try row.date("created_at")

@@ -60,7 +60,7 @@ public struct PipelineDefinitionRecord: Sendable, Equatable {
 
 /// A stored execution (table `pipeline_execution`).
 public struct ExecutionRecord: Sendable, Equatable {
-    public var id: String
+    public var id: ExecutionID
     /// Grows by one with every committed transition.
     public var version: Int
     /// The saved pipeline it runs; `nil` for an ephemeral run or once the pipeline was deleted.
@@ -87,7 +87,7 @@ public struct ExecutionRecord: Sendable, Equatable {
     public var userID: String?
 
     public init(
-        id: String,
+        id: ExecutionID,
         version: Int = 1,
         pipelineID: String?,
         definitionSnapshot: JSONObject,
@@ -133,7 +133,7 @@ public struct ExecutionRecord: Sendable, Equatable {
     /// The bound parameters the execution runs with.
     public var params: JSONObject { definitionSnapshot["params"]?.objectValue ?? [:] }
     /// The execution this one retries (stored in column `retry_of` too, which is unique).
-    public var retryOf: String? { definitionSnapshot["retry_of"]?.stringValue }
+    public var retryOf: ExecutionID? { definitionSnapshot["retry_of"]?.stringValue.map { ExecutionID($0) } }
 
     /// The engine's view of the execution record.
     public var snapshot: ExecutionSnapshot {
@@ -145,7 +145,7 @@ public struct ExecutionRecord: Sendable, Equatable {
 /// A stored step of an execution (table `step_execution`).
 public struct StepRecord: Sendable, Equatable {
     public var id: String
-    public var executionID: String
+    public var executionID: ExecutionID
     public var version: Int
     public var state: StepState
     /// While the step runs a plugin call: the `execute` request, to run it again after a crash.
@@ -160,7 +160,7 @@ public struct StepRecord: Sendable, Equatable {
 
     public init(
         id: String,
-        executionID: String,
+        executionID: ExecutionID,
         version: Int = 1,
         state: StepState,
         dispatch: JSONValue? = nil,
@@ -194,7 +194,7 @@ public struct ProgressEventRecord: Sendable, Equatable {
     }
 
     public var id: String
-    public var executionID: String
+    public var executionID: ExecutionID
     public var kind: Kind
     public var progress: Double
     public var etaSeconds: Int?
@@ -206,7 +206,7 @@ public struct ProgressEventRecord: Sendable, Equatable {
 
     public init(
         id: String,
-        executionID: String,
+        executionID: ExecutionID,
         kind: Kind,
         progress: Double,
         etaSeconds: Int?,
@@ -243,7 +243,7 @@ public struct OutboxEvent: Sendable, Equatable {
 /// A row of the outbox.
 public struct OutboxRecord: Sendable, Equatable {
     public var id: Int
-    public var executionID: String?
+    public var executionID: ExecutionID?
     public var event: OutboxEvent
     public var attempts: Int
     public var createdAt: Date
@@ -251,11 +251,11 @@ public struct OutboxRecord: Sendable, Equatable {
 
 /// A due time kept for an execution (table `execution_timer`).
 public struct TimerRecord: Sendable, Hashable {
-    public var executionID: String
+    public var executionID: ExecutionID
     public var key: String
     public var dueAt: Date
 
-    public init(executionID: String, key: String, dueAt: Date) {
+    public init(executionID: ExecutionID, key: String, dueAt: Date) {
         self.executionID = executionID
         self.key = key
         self.dueAt = dueAt
@@ -264,14 +264,14 @@ public struct TimerRecord: Sendable, Hashable {
 
 /// A running step whose claim this process took over, with the request to run it again.
 public struct LeasedStep: Sendable, Equatable {
-    public var executionID: String
+    public var executionID: ExecutionID
     public var stepID: String
     public var attempt: Int
     public var dispatch: JSONValue?
     /// How many times a process died while working on the step.
     public var interruptions: Int
 
-    public init(executionID: String, stepID: String, attempt: Int, dispatch: JSONValue?, interruptions: Int = 0) {
+    public init(executionID: ExecutionID, stepID: String, attempt: Int, dispatch: JSONValue?, interruptions: Int = 0) {
         self.executionID = executionID
         self.stepID = stepID
         self.attempt = attempt

@@ -1,4 +1,5 @@
 public import Foundation
+public import PipelineEngine
 
 /// Execution timers, claimed when due so that one process fires each. On PostgreSQL a claim skips
 /// rows another process has locked; SQLite has one writer, which serialises claims.
@@ -20,23 +21,28 @@ public struct TimerStore: StorePart {
             try session.query(sql, .text(owner), .date(claimUntil), .date(now), .integer(max(1, limit)))
         }
         return try rows.map {
-            TimerRecord(executionID: try $0.string("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
+            TimerRecord(
+                executionID: ExecutionID(try $0.string("execution_id")), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
         }
         .sorted { $0.dueAt < $1.dueAt }
     }
 
     /// When the timer fires now, if it still exists.
-    public func due(executionID: String, key: String) async throws -> Date? {
+    public func due(executionID: ExecutionID, key: String) async throws -> Date? {
         try await database.read(
-            "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .text(executionID), .text(key)
+            "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .text(executionID.rawValue), .text(key)
         ).first?.date("due_at")
     }
 
     /// Every timer of an execution, earliest first.
-    public func list(executionID: String) async throws -> [TimerRecord] {
+    public func list(executionID: ExecutionID) async throws -> [TimerRecord] {
         try await database.read(
-            "SELECT execution_id, timer_key, due_at FROM execution_timer WHERE execution_id = $1 ORDER BY due_at", .text(executionID)
+            "SELECT execution_id, timer_key, due_at FROM execution_timer WHERE execution_id = $1 ORDER BY due_at",
+            .text(executionID.rawValue)
         )
-        .map { TimerRecord(executionID: try $0.string("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at")) }
+        .map {
+            TimerRecord(
+                executionID: ExecutionID(try $0.string("execution_id")), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
+        }
     }
 }

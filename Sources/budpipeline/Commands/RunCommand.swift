@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
 
     static func json(_ execution: ExecutionRecord, steps: [StepRecord]) -> JSONValue {
         [
-            "execution_id": .string(execution.id),
+            "execution_id": .string(execution.id.rawValue),
             "status": .string(execution.status.rawValue),
             "progress_percentage": .double(execution.progress),
             "final_outputs": execution.finalOutputs.map(JSONValue.object) ?? .null,

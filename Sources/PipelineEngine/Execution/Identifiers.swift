@@ -1,0 +1,56 @@
+public import Foundation
+
+/// The identity of one execution, as it crosses the store, the runtime and the HTTP layer: a
+/// distinct type so that a pipeline's, a step's or a user's id cannot be passed in its place.
+///
+/// The text is what is stored and sent: a lowercase UUID for every execution this server creates.
+/// Ids read back from storage or from a client are kept as they are; ``init(parsing:)`` is the
+/// checked way in for text from outside.
+public struct ExecutionID: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+
+    /// Wraps text known to name an execution (read back from storage, or a test's literal).
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    /// The execution id in `text` when it is a UUID (as ``UUIDText/normalized(_:)`` reads
+    /// one), lowercased as stored; `nil` otherwise.
+    public init?(parsing text: String) {
+        guard let normalized = UUIDText.normalized(text) else { return nil }
+        self.rawValue = normalized
+    }
+
+    /// A fresh id for a new execution.
+    public static func generate() -> ExecutionID { ExecutionID(UUID().uuidString.lowercased()) }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: ExecutionID, rhs: ExecutionID) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Reading the UUIDs that name executions, pipelines and triggers in paths and bodies.
+public enum UUIDText {
+    /// A UUID in its `8-4-4-4-12` hexadecimal form, any case, surrounding blanks ignored; written
+    /// lower-case. Strict: Foundation's parser on Linux also takes signs such as `-3` for digits.
+    public static func normalized(_ text: String) -> String? {
+        let padded = text.first?.isWhitespace == true || text.last?.isWhitespace == true
+        var utf8 = Array((padded ? text.trimmingCharacters(in: .whitespaces) : text).utf8)
+        guard utf8.count == 36 else { return nil }
+        for index in utf8.indices {
+            let byte = utf8[index]
+            let dash = index == 8 || index == 13 || index == 18 || index == 23
+            switch byte {
+            case UInt8(ascii: "-"):
+                guard dash else { return nil }
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"):
+                guard !dash else { return nil }
+            case UInt8(ascii: "A")...UInt8(ascii: "F"):
+                guard !dash else { return nil }
+                utf8[index] = byte + 32
+            default: return nil
+            }
+        }
+        return String(decoding: utf8, as: UTF8.self)
+    }
+}
