@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// One row of a result, its columns by position and by name.
 public struct Row: Sendable {
@@ -34,6 +35,16 @@ public struct Row: Sendable {
         let text = try string(name)
         guard let value = Value(rawValue: text) else { throw .decoding("column \(name) has an unknown value: \(text)") }
         return value
+    }
+
+    /// The column as a typed id; throws when it is NULL.
+    public func id<ID: TextIdentifier>(_ name: String, as type: ID.Type = ID.self) throws(DatabaseError) -> ID {
+        ID(try string(name))
+    }
+
+    /// The column as a typed id, `nil` when it is NULL.
+    public func optionalID<ID: TextIdentifier>(_ name: String, as type: ID.Type = ID.self) -> ID? {
+        self[name].map { ID($0) }
     }
 
     public func optionalInt(_ name: String) throws(DatabaseError) -> Int? {

@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// A value bound to a statement parameter or read from a column.
 public enum SQLValue: Sendable, Equatable {
@@ -33,4 +34,12 @@ extension SQLValue {
         case .date(let value): SQLTimestamp.format(value)
         }
     }
+}
+
+extension SQLValue {
+    /// A typed id, bound as its text.
+    public static func id(_ value: some TextIdentifier) -> SQLValue { .text(value.rawValue) }
+
+    /// An optional typed id, `null` when absent.
+    public static func id(_ value: (some TextIdentifier)?) -> SQLValue { value.map { .text($0.rawValue) } ?? .null }
 }

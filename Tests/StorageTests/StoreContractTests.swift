@@ -90,7 +90,7 @@ struct StoreContractTests {
             let stored = try #require(try await test.store.definitions.find(id: record.id))
             #expect(stored == record)
             #expect(stored.dag.objectValue?.keys == ["name", "steps", "zeta", "alpha"])
-            let missing = try await test.store.definitions.find(id: StoreFixtures.newID())
+            let missing = try await test.store.definitions.find(id: .generate())
             #expect(missing == nil)
         }
     }
@@ -160,7 +160,7 @@ struct StoreContractTests {
     func definitionListing(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in
             let owner = StoreFixtures.newID()
-            var ids: [String] = []
+            var ids: [PipelineID] = []
             for index in 0..<5 {
                 var record = StoreFixtures.definition(name: "p\(index)", userID: index.isMultiple(of: 2) ? owner : StoreFixtures.newID())
                 record.createdAt = StoreFixtures.base.addingTimeInterval(Double(index))
@@ -414,7 +414,7 @@ struct StoreContractTests {
                 try await test.database.transaction { session in
                     try session.execute(
                         "INSERT INTO pipeline_definition (id, name, dag_definition, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                        .text(record.id), .text("x"), .json([:]), .text("api"), .date(Date()))
+                        .id(record.id), .text("x"), .json([:]), .text("api"), .date(Date()))
                     throw Abort()
                 }
             }

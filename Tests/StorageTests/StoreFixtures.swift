@@ -10,7 +10,7 @@ enum StoreFixtures {
 
     static func newID() -> String { UUID().uuidString.lowercased() }
 
-    static func definition(id: String = newID(), name: String = "deploy", userID: String? = nil) -> PipelineDefinitionRecord {
+    static func definition(id: PipelineID = .generate(), name: String = "deploy", userID: String? = nil) -> PipelineDefinitionRecord {
         PipelineDefinitionRecord(
             id: id,
             name: name,
@@ -26,12 +26,12 @@ enum StoreFixtures {
     }
 
     /// An execution of two steps, `a` then `b`, not started.
-    static func execution(id: ExecutionID = ExecutionID(newID()), pipelineID: String? = nil, timers: [TimerChange] = []) -> NewExecution {
+    static func execution(id: ExecutionID = .generate(), pipelineID: PipelineID? = nil, timers: [TimerChange] = []) -> NewExecution {
         let record = ExecutionRecord(
             id: id,
             pipelineID: pipelineID,
             definitionSnapshot: [
-                "workflow_id": pipelineID.map(JSONValue.string) ?? .null, "workflow_name": "deploy",
+                "workflow_id": pipelineID.map { .string($0.rawValue) } ?? .null, "workflow_name": "deploy",
                 "dag": ["name": "deploy", "steps": []], "params": ["region": "eu", "count": 3],
             ],
             initiator: "tester",

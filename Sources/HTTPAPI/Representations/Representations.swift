@@ -37,7 +37,7 @@ enum Representation {
     static func pipeline(_ summary: PipelineDefinitionSummary) -> JSONValue {
         let record = summary.record
         return [
-            "id": .string(record.id),
+            "id": .string(record.id.rawValue),
             "name": .string(record.name),
             "version": .string(String(record.version)),
             "status": .string(record.status.rawValue.lowercased()),
@@ -93,7 +93,7 @@ enum Representation {
         [
             "id": .string(record.id.rawValue),
             "execution_id": .string(record.id.rawValue),
-            "workflow_id": .string(record.pipelineID ?? "ephemeral"),
+            "workflow_id": .string(record.pipelineID?.rawValue ?? "ephemeral"),
             "workflow_name": record.definitionSnapshot["workflow_name"] ?? .string("Ephemeral Pipeline"),
             "status": startStatus(record),
             "started_at": timestamp(record.startTime ?? record.createdAt),

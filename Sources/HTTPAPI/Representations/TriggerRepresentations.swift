@@ -8,7 +8,7 @@ extension Representation {
     static func schedule(_ record: ScheduleRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
-            "workflow_id": .string(record.pipelineID),
+            "workflow_id": .string(record.pipelineID.rawValue),
             "name": .string(record.name),
             "schedule": [
                 "type": .string(record.kind.rawValue), "expression": optional(record.expression),
@@ -37,7 +37,7 @@ extension Representation {
     static func webhook(_ record: WebhookRecord, baseURL: String, masking secrets: SecretKeys, secret: String? = nil) -> JSONValue {
         [
             "id": .string(record.id),
-            "workflow_id": .string(record.pipelineID),
+            "workflow_id": .string(record.pipelineID.rawValue),
             "name": .string(record.name),
             "endpoint_url": .string("\(baseURL)/trigger/\(record.id)"),
             "config": [
@@ -62,7 +62,7 @@ extension Representation {
     static func eventTrigger(_ record: EventTriggerRecord, masking secrets: SecretKeys) -> JSONValue {
         [
             "id": .string(record.id),
-            "workflow_id": .string(record.pipelineID),
+            "workflow_id": .string(record.pipelineID.rawValue),
             "name": .string(record.name),
             "config": ["event_type": .string(record.eventType), "filters": .object(record.filters)],
             "params": .object(secrets.masked(record.params)),
@@ -79,7 +79,7 @@ extension Representation {
     static func triggeredRun(_ record: ExecutionRecord) -> JSONValue {
         [
             "execution_id": .string(record.id.rawValue),
-            "workflow_id": .string(record.pipelineID ?? "ephemeral"),
+            "workflow_id": .string(record.pipelineID?.rawValue ?? "ephemeral"),
             "status": startStatus(record),
         ]
     }

@@ -58,7 +58,8 @@ struct EventTriggerRoutes: Sendable {
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         var reader = FieldReader(query: request)
         let filter = TriggerFilter(
-            pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), eventType: reader.string("event_type"),
+            pipelineID: reader.uuid("workflow_id").map { PipelineID($0) }, enabled: reader.bool("enabled"),
+            eventType: reader.string("event_type"),
             ownerID: try Caller(request).userID)
         try reader.finish()
         let triggers = try await store.triggers.list(EventTriggerRecord.self, matching: filter)

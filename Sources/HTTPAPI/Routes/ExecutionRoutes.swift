@@ -33,7 +33,7 @@ struct ExecutionRoutes: Sendable {
         try reader.finish()
         try Self.assignOwner(of: &start, caller: try Caller(request))
         let raw = rawID ?? ""
-        guard let id = UUIDText.normalized(raw) else { throw APIError.pipelineNotFound(raw) }
+        guard let id = PipelineID(parsing: raw) else { throw APIError.pipelineNotFound(raw) }
         do {
             let record = try await runtime.startSavedPipeline(id, start)
             return JSONResponse(Representation.startedExecution(record, masking: runtime.configuration.secretKeys), status: .created)
@@ -70,7 +70,7 @@ struct ExecutionRoutes: Sendable {
         case .unregisteredActions(let types):
             APIError.validationFailed(types.map { "Action '\($0)' is not registered" }, title: invalidTitle, code: "UNREGISTERED_ACTIONS")
         case .invalidParameters(let problems): APIError.validationFailed(problems, title: "Invalid parameters", code: "INVALID_PARAMETERS")
-        case .pipelineNotFound(let id): APIError.pipelineNotFound(id)
+        case .pipelineNotFound(let id): APIError.pipelineNotFound(id.rawValue)
         case .pipelineIsDraft:
             APIError(.badRequest, code: "PIPELINE_IS_DRAFT", message: error.description, detail: .string(error.description))
         }
@@ -119,7 +119,7 @@ struct ExecutionRoutes: Sendable {
         let pageSize = reader.integer("page_size", in: 1...100) ?? 20
         let status = Self.statusFilter(&reader)
         var filter = ExecutionFilter(
-            pipelineID: reader.uuid("workflow_id"),
+            pipelineID: reader.uuid("workflow_id").map { PipelineID($0) },
             status: nil,
             initiator: reader.string("initiator"),
             createdFrom: reader.date("start_date"),

@@ -51,7 +51,7 @@ struct PipelineRoutes: Sendable {
         let checked = try await check(dag: dag ?? [:], nameOverride: name, existingName: nil)
         let now = Date()
         let record = PipelineDefinitionRecord(
-            id: UUID().uuidString.lowercased(), name: checked.name, description: nil, icon: icon, dag: .object(dag ?? [:]),
+            id: .generate(), name: checked.name, description: nil, icon: icon, dag: .object(dag ?? [:]),
             status: checked.status, userID: owner, systemOwned: systemOwned, stepCount: checked.stepCount, createdBy: "api",
             createdAt: now, updatedAt: now)
         do {
@@ -99,7 +99,7 @@ struct PipelineRoutes: Sendable {
         } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw Self.duplicateName(checked.name)
         } catch StoreError.notFound {
-            throw APIError.pipelineNotFound(current.id)
+            throw APIError.pipelineNotFound(current.id.rawValue)
         }
         let summary = try await store.definitions.summary(id: stored.id)
         return JSONResponse(
@@ -108,7 +108,7 @@ struct PipelineRoutes: Sendable {
 
     func delete(_ request: Request, context: some RequestContext) async throws -> NoContent {
         let current = try await summary(request, context: context, .change).record
-        guard try await store.definitions.delete(id: current.id) else { throw APIError.pipelineNotFound(current.id) }
+        guard try await store.definitions.delete(id: current.id) else { throw APIError.pipelineNotFound(current.id.rawValue) }
         return NoContent()
     }
 
@@ -120,7 +120,7 @@ struct PipelineRoutes: Sendable {
     /// change is 403 `SYSTEM_OWNED`.
     func summary(_ request: Request, context: some RequestContext, _ access: Access) async throws -> PipelineDefinitionSummary {
         let raw = context.parameters.get("id") ?? ""
-        guard let id = UUIDText.normalized(raw), let summary = try await store.definitions.summary(id: id) else {
+        guard let id = PipelineID(parsing: raw), let summary = try await store.definitions.summary(id: id) else {
             throw APIError.pipelineNotFound(raw)
         }
         try Caller(request).check(

@@ -59,7 +59,7 @@ struct ScheduleRoutes: Sendable {
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         var reader = FieldReader(query: request)
         let filter = TriggerFilter(
-            pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"),
+            pipelineID: reader.uuid("workflow_id").map { PipelineID($0) }, enabled: reader.bool("enabled"),
             status: reader.choice("status", as: ScheduleRecord.Status.self, among: ScheduleRecord.Status.allCases),
             ownerID: try Caller(request).userID)
         try reader.finish()

@@ -38,8 +38,8 @@ extension TriggerStore {
 extension DefinitionStore {
     /// The normalised id of a pipeline `caller` may start (its own or a system-owned one, any for
     /// the service); 404 `PIPELINE_NOT_FOUND` otherwise.
-    func usablePipelineID(_ raw: String, by caller: Caller) async throws -> String {
-        guard let id = UUIDText.normalized(raw), let pipeline = try await find(id: id),
+    func usablePipelineID(_ raw: String, by caller: Caller) async throws -> PipelineID {
+        guard let id = PipelineID(parsing: raw), let pipeline = try await find(id: id),
             caller.canRead(Ownership(ownerID: pipeline.userID, systemOwned: pipeline.systemOwned))
         else { throw APIError.pipelineNotFound(raw) }
         return id

@@ -69,7 +69,8 @@ struct WebhookRoutes: Sendable {
     func list(_ request: Request, context: some RequestContext) async throws -> JSONResponse {
         var reader = FieldReader(query: request)
         let filter = TriggerFilter(
-            pipelineID: reader.uuid("workflow_id"), enabled: reader.bool("enabled"), ownerID: try Caller(request).userID)
+            pipelineID: reader.uuid("workflow_id").map { PipelineID($0) }, enabled: reader.bool("enabled"),
+            ownerID: try Caller(request).userID)
         try reader.finish()
         let base = baseURL
         let webhooks = try await store.triggers.list(WebhookRecord.self, matching: filter)

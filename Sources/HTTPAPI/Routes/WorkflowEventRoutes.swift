@@ -72,7 +72,7 @@ struct WorkflowEventRoutes: Sendable {
     private static func firing(_ firing: TriggerFiring) -> JSONValue {
         var object: JSONObject = [
             "trigger_id": .string(firing.triggerID), "trigger_name": .string(firing.triggerName),
-            "workflow_id": .string(firing.pipelineID),
+            "workflow_id": .string(firing.pipelineID.rawValue),
             "execution_id": firing.executionID.map { .string($0.rawValue) } ?? .null,
             "status": .string(firing.executionID == nil ? "failed" : "triggered"),
         ]

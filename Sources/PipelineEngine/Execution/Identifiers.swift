@@ -1,32 +1,45 @@
 public import Foundation
 
-/// The identity of one execution, as it crosses the store, the runtime and the HTTP layer: a
-/// distinct type so that a pipeline's, a step's or a user's id cannot be passed in its place.
+/// An id that crosses the store, the runtime and the HTTP layer as its own type, so that an id of
+/// one kind cannot be passed where another is expected.
 ///
-/// The text is what is stored and sent: a lowercase UUID for every execution this server creates.
-/// Ids read back from storage or from a client are kept as they are; ``init(parsing:)`` is the
-/// checked way in for text from outside.
-public struct ExecutionID: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
-    public let rawValue: String
+/// The text is what is stored and sent: a lowercase UUID for every record this server creates.
+/// Ids read back from storage are kept as they are; ``init(parsing:)`` is the checked way in for
+/// text from a client.
+public protocol TextIdentifier: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    var rawValue: String { get }
+    /// Wraps text known to name such a record (read back from storage, or a test's literal).
+    init(_ rawValue: String)
+}
 
-    /// Wraps text known to name an execution (read back from storage, or a test's literal).
-    public init(_ rawValue: String) { self.rawValue = rawValue }
+extension TextIdentifier {
+    public init(stringLiteral value: String) { self.init(value) }
 
-    public init(stringLiteral value: String) { self.rawValue = value }
-
-    /// The execution id in `text` when it is a UUID (as ``UUIDText/normalized(_:)`` reads
-    /// one), lowercased as stored; `nil` otherwise.
+    /// The id in `text` when it is a UUID (as ``UUIDText/normalized(_:)`` reads one), lowercased
+    /// as stored; `nil` otherwise.
     public init?(parsing text: String) {
         guard let normalized = UUIDText.normalized(text) else { return nil }
-        self.rawValue = normalized
+        self.init(normalized)
     }
 
-    /// A fresh id for a new execution.
-    public static func generate() -> ExecutionID { ExecutionID(UUID().uuidString.lowercased()) }
+    /// A fresh id for a new record.
+    public static func generate() -> Self { Self(UUID().uuidString.lowercased()) }
 
     public var description: String { rawValue }
 
-    public static func < (lhs: ExecutionID, rhs: ExecutionID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The identity of one execution.
+public struct ExecutionID: TextIdentifier {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+}
+
+/// The identity of one saved pipeline definition.
+public struct PipelineID: TextIdentifier {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
 }
 
 /// Reading the UUIDs that name executions, pipelines and triggers in paths and bodies.

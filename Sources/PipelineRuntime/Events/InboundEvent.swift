@@ -30,12 +30,12 @@ public struct InboundEventReport: Sendable, Equatable {
 public struct TriggerFiring: Sendable, Equatable {
     public var triggerID: String
     public var triggerName: String
-    public var pipelineID: String
+    public var pipelineID: PipelineID
     /// The execution started, or `nil` when it could not start.
     public var executionID: ExecutionID?
     public var error: String?
 
-    public init(triggerID: String, triggerName: String, pipelineID: String, executionID: ExecutionID?, error: String?) {
+    public init(triggerID: String, triggerName: String, pipelineID: PipelineID, executionID: ExecutionID?, error: String?) {
         self.triggerID = triggerID
         self.triggerName = triggerName
         self.pipelineID = pipelineID

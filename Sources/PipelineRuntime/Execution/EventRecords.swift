@@ -7,14 +7,14 @@ import Storage
 /// progress history the API lists.
 struct EventRecords {
     let executionID: ExecutionID
-    let pipelineID: String?
+    let pipelineID: PipelineID?
     let now: Date
     /// The last progress event number written; advanced by each progress event made.
     var sequence: Int
     var progressEvents: [ProgressEventRecord] = []
     var outbox: [OutboxEvent] = []
 
-    init(executionID: ExecutionID, pipelineID: String?, now: Date, sequence: Int) {
+    init(executionID: ExecutionID, pipelineID: PipelineID?, now: Date, sequence: Int) {
         self.executionID = executionID
         self.pipelineID = pipelineID
         self.now = now
@@ -24,7 +24,7 @@ struct EventRecords {
     /// Records one event; `execution` is the execution's state after the transition.
     mutating func record(_ event: EngineEvent, execution: ExecutionSnapshot) {
         var payload: JSONObject = ["execution_id": .string(executionID.rawValue), "timestamp": .string(SQLTimestamp.format(now))]
-        if let pipelineID { payload["pipeline_id"] = .string(pipelineID) }
+        if let pipelineID { payload["pipeline_id"] = .string(pipelineID.rawValue) }
         let type: String
         switch event {
         case .executionStarted:

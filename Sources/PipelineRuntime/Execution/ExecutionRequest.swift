@@ -12,7 +12,7 @@ public struct ExecutionRequest: Sendable {
     /// Parameter values; defaults of the DAG fill the missing ones.
     public var params: JSONObject
     /// The saved pipeline it runs, if any (`nil` for an ephemeral run).
-    public var pipelineID: String?
+    public var pipelineID: PipelineID?
     /// The name clients see; the DAG's `name` by default.
     public var pipelineName: String?
     public var initiator: String
@@ -34,7 +34,7 @@ public struct ExecutionRequest: Sendable {
     public init(
         dag: JSONValue,
         params: JSONObject = [:],
-        pipelineID: String? = nil,
+        pipelineID: PipelineID? = nil,
         pipelineName: String? = nil,
         initiator: String = "api",
         callbackTopics: [String] = [],
@@ -67,9 +67,9 @@ public enum ExecutionStartError: Error, Sendable, Equatable, CustomStringConvert
     /// The parameters do not fit the DAG's declarations.
     case invalidParameters([String])
     /// No saved pipeline has this id.
-    case pipelineNotFound(String)
+    case pipelineNotFound(PipelineID)
     /// The saved pipeline is a draft without steps.
-    case pipelineIsDraft(String)
+    case pipelineIsDraft(PipelineID)
 
     public var description: String {
         switch self {
@@ -117,7 +117,7 @@ enum ExecutionPreparation {
         let id = request.executionID ?? .generate()
         let name = request.pipelineName ?? pipeline.definition.name
         var snapshot: JSONObject = [
-            "workflow_id": request.pipelineID.map(JSONValue.string) ?? .null,
+            "workflow_id": request.pipelineID.map { .string($0.rawValue) } ?? .null,
             "workflow_name": .string(name),
             "dag": request.dag,
             "params": .object(params),

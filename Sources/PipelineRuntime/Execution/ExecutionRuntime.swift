@@ -124,7 +124,7 @@ public final class ExecutionRuntime: Sendable {
 
     /// Starts the saved pipeline `pipelineID` with the request's parameters and options; the
     /// request's DAG, pipeline id and name are taken from the stored pipeline.
-    public func startSavedPipeline(_ pipelineID: String, _ request: ExecutionRequest) async throws -> ExecutionRecord {
+    public func startSavedPipeline(_ pipelineID: PipelineID, _ request: ExecutionRequest) async throws -> ExecutionRecord {
         guard let pipeline = try await store.definitions.find(id: pipelineID),
             request.requestingUser == nil || pipeline.systemOwned || pipeline.userID == request.requestingUser
         else { throw ExecutionStartError.pipelineNotFound(pipelineID) }

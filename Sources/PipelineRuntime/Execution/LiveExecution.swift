@@ -25,7 +25,7 @@ struct LiveExecution: Sendable {
     var version: Int
     /// The last progress event number stored.
     var eventSequence: Int
-    let pipelineID: String?
+    let pipelineID: PipelineID?
     /// The user the execution belongs to, handed to plugins as the user they act for.
     let ownerID: String?
     /// Stored step row ids by step id.

@@ -1,5 +1,6 @@
 import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// A pipeline definition with what its executions add to it in listings.
 public struct PipelineDefinitionSummary: Sendable, Equatable {
@@ -28,7 +29,7 @@ public struct DefinitionStore: StorePart {
                     step_count, created_by, created_at, updated_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                 """,
-                .text(record.id), .integer(record.version), .text(record.name), .optional(record.description, SQLValue.text),
+                .id(record.id), .integer(record.version), .text(record.name), .optional(record.description, SQLValue.text),
                 .optional(record.icon, SQLValue.text), .json(record.dag), .text(record.status.rawValue),
                 .optional(record.userID, SQLValue.text), .bool(record.systemOwned), .integer(record.stepCount),
                 .text(record.createdBy), .date(record.createdAt), .date(record.updatedAt)
@@ -37,8 +38,8 @@ public struct DefinitionStore: StorePart {
     }
 
     /// The definition, or `nil` when it does not exist.
-    public func find(id: String) async throws -> PipelineDefinitionRecord? {
-        try await database.read("SELECT \(PipelineDefinitionRecord.columns) FROM pipeline_definition WHERE id = $1", .text(id)).first.map(
+    public func find(id: PipelineID) async throws -> PipelineDefinitionRecord? {
+        try await database.read("SELECT \(PipelineDefinitionRecord.columns) FROM pipeline_definition WHERE id = $1", .id(id)).first.map(
             PipelineDefinitionRecord.init(row:))
     }
 
@@ -56,12 +57,12 @@ public struct DefinitionStore: StorePart {
                     step_count = $8, updated_at = $9
                 WHERE id = $1 AND version = $10
                 """,
-                .text(stored.id), .integer(stored.version), .text(stored.name), .optional(stored.description, SQLValue.text),
+                .id(stored.id), .integer(stored.version), .text(stored.name), .optional(stored.description, SQLValue.text),
                 .optional(stored.icon, SQLValue.text), .json(stored.dag), .text(stored.status.rawValue), .integer(stored.stepCount),
                 .date(stored.updatedAt), .integer(expectedVersion)
             )
             guard changed == 1 else {
-                let current = try session.query("SELECT version FROM pipeline_definition WHERE id = $1", .text(stored.id)).first
+                let current = try session.query("SELECT version FROM pipeline_definition WHERE id = $1", .id(stored.id)).first
                 guard let current else { throw StoreError.notFound("pipeline \(stored.id)") }
                 throw DatabaseError.conflict(
                     "pipeline \(stored.id) is at version \(try current.int("version")), not \(expectedVersion): it was updated concurrently"
@@ -73,9 +74,9 @@ public struct DefinitionStore: StorePart {
 
     /// Deletes a definition; its executions stay, detached from it. False when it did not exist.
     @discardableResult
-    public func delete(id: String) async throws -> Bool {
+    public func delete(id: PipelineID) async throws -> Bool {
         try await database.transaction { session in
-            try session.execute("DELETE FROM pipeline_definition WHERE id = $1", .text(id)) == 1
+            try session.execute("DELETE FROM pipeline_definition WHERE id = $1", .id(id)) == 1
         }
     }
 
@@ -110,10 +111,10 @@ public struct DefinitionStore: StorePart {
     }
 
     /// A definition with its execution count, or `nil` when it does not exist.
-    public func summary(id: String) async throws -> PipelineDefinitionSummary? {
+    public func summary(id: PipelineID) async throws -> PipelineDefinitionSummary? {
         let results = try await database.read([
-            SQLStatement("SELECT \(PipelineDefinitionRecord.columns) FROM pipeline_definition WHERE id = $1", [.text(id)]),
-            SQLStatement("SELECT count(*) AS total, max(created_at) AS latest FROM pipeline_execution WHERE pipeline_id = $1", [.text(id)]),
+            SQLStatement("SELECT \(PipelineDefinitionRecord.columns) FROM pipeline_definition WHERE id = $1", [.id(id)]),
+            SQLStatement("SELECT count(*) AS total, max(created_at) AS latest FROM pipeline_execution WHERE pipeline_id = $1", [.id(id)]),
         ])
         guard let row = results[0].first else { return nil }
         let statistics = results[1].first

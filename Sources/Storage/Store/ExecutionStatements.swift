@@ -10,7 +10,7 @@ enum ExecutionStatements {
     typealias GuardedStatement = (statement: SQLStatement, expectation: (rows: Int, message: String)?)
 
     static func transition(_ transition: ExecutionTransition) -> [GuardedStatement] {
-        let id = SQLValue.text(transition.executionID.rawValue)
+        let id = SQLValue.id(transition.executionID)
         let now = SQLValue.date(transition.now)
         let execution = transition.execution
         var statements: [GuardedStatement] = [
@@ -111,7 +111,7 @@ enum ExecutionStatements {
             let base = binds.count
             rows.append("(" + (1...10).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
             binds += [
-                .text(event.id), .text(event.executionID.rawValue), .text(event.kind.rawValue), .double(event.progress),
+                .text(event.id), .id(event.executionID), .text(event.kind.rawValue), .double(event.progress),
                 .optional(event.etaSeconds, SQLValue.integer), .optional(event.currentStepDescription, SQLValue.text),
                 .optional(event.details) { SQLValue.json(.object($0)) }, .date(event.timestamp), .integer(event.sequenceNumber),
                 .date(event.createdAt),
@@ -135,14 +135,14 @@ enum ExecutionStatements {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                 """,
                 [
-                    .text(record.id.rawValue), .integer(record.version), .optional(record.pipelineID, SQLValue.text),
+                    .id(record.id), .integer(record.version), .id(record.pipelineID),
                     .json(.object(record.definitionSnapshot)),
                     .text(record.initiator), .optional(record.startTime, SQLValue.date), .optional(record.endTime, SQLValue.date),
                     .text(record.status.rawValue), .double(record.progress), .optional(record.finalOutputs) { SQLValue.json(.object($0)) },
                     .optional(record.errorInfo) { SQLValue.json(.object($0)) }, .optional(record.subscriberIDs, SQLValue.text),
                     .optional(record.payloadType, SQLValue.text), .optional(record.notificationWorkflowID, SQLValue.text),
                     .integer(record.eventSequence), .date(record.createdAt), .date(record.updatedAt),
-                    .optional(record.userID, SQLValue.text), .optional(record.retryOf?.rawValue, SQLValue.text),
+                    .optional(record.userID, SQLValue.text), .id(record.retryOf),
                 ]
             )
         ]
@@ -154,7 +154,7 @@ enum ExecutionStatements {
                 let base = binds.count
                 rows.append("(" + (1...columnsPerStep).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
                 binds += [
-                    .text(step.id), .text(step.executionID.rawValue), .text(step.state.stepID), .text(step.state.name),
+                    .text(step.id), .id(step.executionID), .text(step.state.stepID), .text(step.state.name),
                     .text(step.state.status.rawValue),
                     .integer(step.state.sequence), .text(step.state.action), .integer(step.state.attempt), .date(step.createdAt),
                     .date(step.updatedAt), step.state.startedAt.map(SQLValue.date) ?? .null,
@@ -174,12 +174,12 @@ enum ExecutionStatements {
             statements.append(
                 SQLStatement(
                     "INSERT INTO execution_subscription (id, execution_id, callback_topic, subscription_time, created_at) VALUES ($1, $2, $3, $4, $4)",
-                    [.text(UUID().uuidString.lowercased()), .text(record.id.rawValue), .text(topic), .date(record.createdAt)]
+                    [.text(UUID().uuidString.lowercased()), .id(record.id), .text(topic), .date(record.createdAt)]
                 )
             )
         }
         for timer in new.timers {
-            statements.append(timerStatement(timer, executionID: .text(record.id.rawValue), now: .date(record.createdAt)))
+            statements.append(timerStatement(timer, executionID: .id(record.id), now: .date(record.createdAt)))
         }
         return statements
     }

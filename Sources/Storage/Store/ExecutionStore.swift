@@ -95,7 +95,7 @@ public struct ExecutionTransition: Sendable {
 
 /// Which executions a listing returns; `nil` fields do not filter.
 public struct ExecutionFilter: Sendable, Equatable {
-    public var pipelineID: String?
+    public var pipelineID: PipelineID?
     public var status: ExecutionStatus?
     public var initiator: String?
     /// Created at or after.
@@ -106,7 +106,7 @@ public struct ExecutionFilter: Sendable, Equatable {
     public var ownerID: String?
 
     public init(
-        pipelineID: String? = nil, status: ExecutionStatus? = nil, initiator: String? = nil, createdFrom: Date? = nil,
+        pipelineID: PipelineID? = nil, status: ExecutionStatus? = nil, initiator: String? = nil, createdFrom: Date? = nil,
         createdUntil: Date? = nil, ownerID: String? = nil
     ) {
         self.ownerID = ownerID
@@ -151,9 +151,9 @@ public struct ExecutionStore: StorePart {
     /// The execution and its steps (in definition order), read together.
     public func findWithSteps(id: ExecutionID) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
         let results = try await database.read([
-            SQLStatement("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", [.text(id.rawValue)]),
+            SQLStatement("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", [.id(id)]),
             SQLStatement(
-                "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.text(id.rawValue)]),
+                "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.id(id)]),
         ])
         guard let row = results[0].first else { return nil }
         return (try ExecutionRecord(row: row), try results[1].map(StepRecord.init(row:)))
@@ -163,21 +163,21 @@ public struct ExecutionStore: StorePart {
     /// insert of a second fails with ``DatabaseError/uniqueViolation(_:)``.
     public func retry(of executionID: ExecutionID) async throws -> ExecutionRecord? {
         try await database.read(
-            "SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE retry_of = $1", .text(executionID.rawValue)
+            "SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE retry_of = $1", .id(executionID)
         ).first
             .map(ExecutionRecord.init(row:))
     }
 
     /// The execution, or `nil` when it does not exist.
     public func find(id: ExecutionID) async throws -> ExecutionRecord? {
-        try await database.read("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", .text(id.rawValue)).first.map(
+        try await database.read("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", .id(id)).first.map(
             ExecutionRecord.init(row:))
     }
 
     /// The steps of an execution in definition order.
     public func steps(executionID: ExecutionID) async throws -> [StepRecord] {
         try await database.read(
-            "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .text(executionID.rawValue)
+            "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", .id(executionID)
         ).map(StepRecord.init(row:))
     }
 
@@ -185,7 +185,7 @@ public struct ExecutionStore: StorePart {
     public func callbackTopics(executionID: ExecutionID) async throws -> [String] {
         try await database.read(
             "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
-            .text(executionID.rawValue)
+            .id(executionID)
         ).map { try $0.string("callback_topic") }
     }
 
@@ -202,7 +202,7 @@ public struct ExecutionStore: StorePart {
     public func progressEvents(executionID: ExecutionID) async throws -> [ProgressEventRecord] {
         try await database.read(
             "SELECT \(ProgressEventRecord.columns) FROM progress_event WHERE execution_id = $1 ORDER BY sequence_number",
-            .text(executionID.rawValue)
+            .id(executionID)
         ).map(ProgressEventRecord.init(row:))
     }
 
@@ -226,7 +226,7 @@ public struct ExecutionStore: StorePart {
         records: [ExecutionRecord], total: Int
     ) {
         var conditions = SQLConditions()
-        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .text(pipelineID)) }
+        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .id(pipelineID)) }
         if let status = filter.status { conditions.add("status =", .text(status.rawValue)) }
         if let initiator = filter.initiator { conditions.add("initiator =", .text(initiator)) }
         if let from = filter.createdFrom { conditions.add("created_at >=", .date(from)) }
@@ -250,7 +250,7 @@ public struct ExecutionStore: StorePart {
         events: [ProgressEventRecord], total: Int
     ) {
         var conditions = SQLConditions()
-        conditions.add("execution_id =", .text(executionID.rawValue))
+        conditions.add("execution_id =", .id(executionID))
         if let kind = filter.kind { conditions.add("event_type =", .text(kind.rawValue)) }
         if let from = filter.from { conditions.add("timestamp >=", .date(from)) }
         if let until = filter.until { conditions.add("timestamp <=", .date(until)) }

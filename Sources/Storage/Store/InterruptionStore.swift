@@ -12,12 +12,12 @@ public struct InterruptionStore: StorePart {
         try await database.transaction { session in
             if stepIDs.isEmpty {
                 try session.execute(
-                    "UPDATE pipeline_execution SET interruptions = interruptions + 1 WHERE id = $1", .text(executionID.rawValue))
+                    "UPDATE pipeline_execution SET interruptions = interruptions + 1 WHERE id = $1", .id(executionID))
             }
             for stepID in stepIDs {
                 try session.execute(
                     "UPDATE step_execution SET interruptions = interruptions + 1 WHERE execution_id = $1 AND step_id = $2",
-                    .text(executionID.rawValue), .text(stepID))
+                    .id(executionID), .text(stepID))
             }
         }
     }
@@ -36,7 +36,7 @@ public struct InterruptionStore: StorePart {
                 UPDATE pipeline_execution SET status = 'FAILED', end_time = $2, error_info = $3, updated_at = $2, version = version + 1
                 WHERE id = $1 AND status IN ('PENDING', 'RUNNING')
                 """,
-                .text(executionID.rawValue), .date(now), .json(info))
+                .id(executionID), .date(now), .json(info))
             guard ended == 1 else { return false }
             try session.execute(
                 """
@@ -47,8 +47,8 @@ public struct InterruptionStore: StorePart {
                     updated_at = $3, version = version + 1
                 WHERE execution_id = $1 AND status IN ('PENDING', 'RUNNING', 'AWAITING_EVENT', 'RETRYING')
                 """,
-                .text(executionID.rawValue), .text(reason), .date(now), .bool(false))
-            try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .text(executionID.rawValue))
+                .id(executionID), .text(reason), .date(now), .bool(false))
+            try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .id(executionID))
             if !notifications.isEmpty {
                 let insert = OutboxStore.insert(notifications, executionID: executionID, now: now)
                 try session.execute(insert)

@@ -42,7 +42,7 @@ public struct LeaseStore: StorePart {
         }
         return try rows.map { row in
             LeasedStep(
-                executionID: ExecutionID(try row.string("execution_id")),
+                executionID: try row.id("execution_id"),
                 stepID: try row.string("step_id"),
                 attempt: try row.int("retry_count"),
                 dispatch: try row.optionalJSON("dispatch"),
@@ -56,7 +56,7 @@ public struct LeaseStore: StorePart {
         try await database.transaction { session in
             try session.execute(
                 "UPDATE step_execution SET lease_expires_at = $4 WHERE execution_id = $1 AND step_id = $2 AND lease_owner = $3 AND status = 'RUNNING'",
-                .text(executionID.rawValue), .text(stepID), .text(owner), .date(now)
+                .id(executionID), .text(stepID), .text(owner), .date(now)
             )
         }
     }

@@ -100,7 +100,7 @@ public struct OutboxStore: StorePart {
 
     /// One INSERT of `events` for an execution (or none), available at once.
     static func insert(_ events: [OutboxEvent], executionID: ExecutionID?, now: Date) -> SQLStatement {
-        var binds: [SQLValue] = [.optional(executionID?.rawValue, SQLValue.text), .date(now)]
+        var binds: [SQLValue] = [.id(executionID), .date(now)]
         var rows: [String] = []
         for event in events {
             rows.append("($1, $\(binds.count + 1), $\(binds.count + 2), $2, $2)")

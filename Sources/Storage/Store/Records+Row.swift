@@ -10,7 +10,7 @@ extension PipelineDefinitionRecord {
 
     init(row: Row) throws {
         self = PipelineDefinitionRecord(
-            id: try row.string("id"),
+            id: try row.id("id"),
             version: try row.int("version"),
             name: try row.string("name"),
             description: row["description"],
@@ -35,9 +35,9 @@ extension ExecutionRecord {
 
     init(row: Row) throws {
         self = ExecutionRecord(
-            id: ExecutionID(try row.string("id")),
+            id: try row.id("id"),
             version: try row.int("version"),
-            pipelineID: row["pipeline_id"],
+            pipelineID: row.optionalID("pipeline_id"),
             definitionSnapshot: try row.json("pipeline_definition").objectValue ?? [:],
             initiator: try row.string("initiator"),
             status: try row.value("status", as: ExecutionStatus.self),
@@ -84,7 +84,7 @@ extension StepRecord {
         state.failureTolerated = try row.bool("failure_tolerated")
         self = StepRecord(
             id: try row.string("id"),
-            executionID: ExecutionID(try row.string("execution_id")),
+            executionID: try row.id("execution_id"),
             version: try row.int("version"),
             state: state,
             dispatch: try row.optionalJSON("dispatch"),
@@ -104,7 +104,7 @@ extension ProgressEventRecord {
     init(row: Row) throws {
         self = ProgressEventRecord(
             id: try row.string("id"),
-            executionID: ExecutionID(try row.string("execution_id")),
+            executionID: try row.id("execution_id"),
             kind: try row.value("event_type", as: ProgressEventRecord.Kind.self),
             progress: try row.double("progress_percentage"),
             etaSeconds: try row.optionalInt("eta_seconds"),
@@ -121,7 +121,7 @@ extension OutboxRecord {
     init(row: Row) throws {
         self = OutboxRecord(
             id: try row.int("id"),
-            executionID: (row["execution_id"] as String?).map { ExecutionID($0) },
+            executionID: row.optionalID("execution_id"),
             event: OutboxEvent(eventType: try row.string("event_type"), payload: try row.json("payload")),
             attempts: try row.int("attempts"),
             createdAt: try row.date("created_at")

@@ -11,7 +11,7 @@ public struct PipelineDefinitionRecord: Sendable, Equatable {
         case archived = "ARCHIVED"
     }
 
-    public var id: String
+    public var id: PipelineID
     /// Starts at 1 and grows by one with every update (optimistic locking).
     public var version: Int
     public var name: String
@@ -28,7 +28,7 @@ public struct PipelineDefinitionRecord: Sendable, Equatable {
     public var updatedAt: Date
 
     public init(
-        id: String,
+        id: PipelineID,
         version: Int = 1,
         name: String,
         description: String? = nil,
@@ -64,7 +64,7 @@ public struct ExecutionRecord: Sendable, Equatable {
     /// Grows by one with every committed transition.
     public var version: Int
     /// The saved pipeline it runs; `nil` for an ephemeral run or once the pipeline was deleted.
-    public var pipelineID: String?
+    public var pipelineID: PipelineID?
     /// `{"workflow_id", "workflow_name", "dag", "params"}`: what the execution runs, as it started.
     public var definitionSnapshot: JSONObject
     public var initiator: String
@@ -89,7 +89,7 @@ public struct ExecutionRecord: Sendable, Equatable {
     public init(
         id: ExecutionID,
         version: Int = 1,
-        pipelineID: String?,
+        pipelineID: PipelineID?,
         definitionSnapshot: JSONObject,
         initiator: String,
         status: ExecutionStatus = .pending,

@@ -22,7 +22,7 @@ public struct TimerStore: StorePart {
         }
         return try rows.map {
             TimerRecord(
-                executionID: ExecutionID(try $0.string("execution_id")), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
+                executionID: try $0.id("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
         }
         .sorted { $0.dueAt < $1.dueAt }
     }
@@ -30,7 +30,7 @@ public struct TimerStore: StorePart {
     /// When the timer fires now, if it still exists.
     public func due(executionID: ExecutionID, key: String) async throws -> Date? {
         try await database.read(
-            "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .text(executionID.rawValue), .text(key)
+            "SELECT due_at FROM execution_timer WHERE execution_id = $1 AND timer_key = $2", .id(executionID), .text(key)
         ).first?.date("due_at")
     }
 
@@ -38,11 +38,11 @@ public struct TimerStore: StorePart {
     public func list(executionID: ExecutionID) async throws -> [TimerRecord] {
         try await database.read(
             "SELECT execution_id, timer_key, due_at FROM execution_timer WHERE execution_id = $1 ORDER BY due_at",
-            .text(executionID.rawValue)
+            .id(executionID)
         )
         .map {
             TimerRecord(
-                executionID: ExecutionID(try $0.string("execution_id")), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
+                executionID: try $0.id("execution_id"), key: try $0.string("timer_key"), dueAt: try $0.date("due_at"))
         }
     }
 }

@@ -1,5 +1,6 @@
 public import BudJSON
 public import Foundation
+public import PipelineEngine
 
 /// A row of one of the tables of things that start executions — schedules, webhooks, event
 /// triggers. Each is stored and updated whole, with optimistic locking on `version`.
@@ -33,7 +34,7 @@ public struct ScheduleRecord: StoredTrigger, Equatable {
 
     public var id: String
     public var version: Int
-    public var pipelineID: String
+    public var pipelineID: PipelineID
     public var name: String
     public var description: String?
     public var kind: Kind
@@ -60,7 +61,7 @@ public struct ScheduleRecord: StoredTrigger, Equatable {
     public var updatedAt: Date
 
     public init(
-        id: String, version: Int = 1, pipelineID: String, name: String, description: String? = nil, kind: Kind, expression: String?,
+        id: String, version: Int = 1, pipelineID: PipelineID, name: String, description: String? = nil, kind: Kind, expression: String?,
         timezone: String = "UTC", runAt: Date? = nil, params: JSONObject = [:], enabled: Bool = true, status: Status = .active,
         nextRunAt: Date? = nil, lastRunAt: Date? = nil, lastExecutionID: String? = nil, lastExecutionStatus: String? = nil,
         runCount: Int = 0, maxRuns: Int? = nil, expiresAt: Date? = nil, userID: String? = nil, createdBy: String? = nil,
@@ -100,7 +101,7 @@ public struct ScheduleRecord: StoredTrigger, Equatable {
 
     public var columnValues: [SQLValue] {
         [
-            .text(pipelineID), .text(name), .optional(description, SQLValue.text), .text(kind.rawValue),
+            .id(pipelineID), .text(name), .optional(description, SQLValue.text), .text(kind.rawValue),
             .optional(expression, SQLValue.text), .text(timezone), .optional(runAt, SQLValue.date), .json(.object(params)),
             .bool(enabled), .text(status.rawValue), .optional(nextRunAt, SQLValue.date), .optional(lastRunAt, SQLValue.date),
             .optional(lastExecutionID, SQLValue.text), .optional(lastExecutionStatus, SQLValue.text), .integer(runCount),
@@ -111,7 +112,7 @@ public struct ScheduleRecord: StoredTrigger, Equatable {
 
     public init(row: Row) throws {
         self.init(
-            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.string("pipeline_id"),
+            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.id("pipeline_id"),
             name: try row.string("name"), description: row["description"], kind: try row.value("schedule_type", as: Kind.self),
             expression: row["expression"], timezone: try row.string("timezone"), runAt: try row.optionalDate("run_at"),
             params: try row.json("params").objectValue ?? [:], enabled: try row.bool("enabled"),
@@ -127,7 +128,7 @@ public struct ScheduleRecord: StoredTrigger, Equatable {
 public struct WebhookRecord: StoredTrigger, Equatable {
     public var id: String
     public var version: Int
-    public var pipelineID: String
+    public var pipelineID: PipelineID
     public var name: String
     /// SHA-256 (hex) of the secret callers must send; `nil` when none is required.
     public var secretHash: String?
@@ -150,7 +151,7 @@ public struct WebhookRecord: StoredTrigger, Equatable {
     public var updatedAt: Date
 
     public init(
-        id: String, version: Int = 1, pipelineID: String, name: String, secretHash: String?, signingSecret: String? = nil,
+        id: String, version: Int = 1, pipelineID: PipelineID, name: String, secretHash: String?, signingSecret: String? = nil,
         signatureTolerance: Int = 300, allowedIPs: [String]? = nil, headersToInclude: [String] = [], params: JSONObject = [:],
         enabled: Bool = true, lastTriggeredAt: Date? = nil, triggerCount: Int = 0, userID: String? = nil, createdAt: Date,
         updatedAt: Date
@@ -181,7 +182,7 @@ public struct WebhookRecord: StoredTrigger, Equatable {
 
     public var columnValues: [SQLValue] {
         [
-            .text(pipelineID), .text(name), .optional(secretHash, SQLValue.text),
+            .id(pipelineID), .text(name), .optional(secretHash, SQLValue.text),
             .optional(allowedIPs) { .json(.array($0.map(JSONValue.string))) }, .json(.array(headersToInclude.map(JSONValue.string))),
             .json(.object(params)), .bool(enabled), .optional(lastTriggeredAt, SQLValue.date), .integer(triggerCount),
             .optional(userID, SQLValue.text), .date(createdAt), .date(updatedAt), .optional(signingSecret, SQLValue.text),
@@ -191,7 +192,7 @@ public struct WebhookRecord: StoredTrigger, Equatable {
 
     public init(row: Row) throws {
         self.init(
-            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.string("pipeline_id"),
+            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.id("pipeline_id"),
             name: try row.string("name"), secretHash: row["secret_hash"], signingSecret: row["signing_secret"],
             signatureTolerance: try row.int("signature_tolerance_seconds"),
             allowedIPs: try row.optionalJSON("allowed_ips")?.arrayValue?.compactMap(\.stringValue),
@@ -207,7 +208,7 @@ public struct WebhookRecord: StoredTrigger, Equatable {
 public struct EventTriggerRecord: StoredTrigger, Equatable {
     public var id: String
     public var version: Int
-    public var pipelineID: String
+    public var pipelineID: PipelineID
     public var name: String
     public var eventType: String
     /// Dotted paths into the event and the values they must equal.
@@ -221,7 +222,7 @@ public struct EventTriggerRecord: StoredTrigger, Equatable {
     public var updatedAt: Date
 
     public init(
-        id: String, version: Int = 1, pipelineID: String, name: String, eventType: String, filters: JSONObject = [:],
+        id: String, version: Int = 1, pipelineID: PipelineID, name: String, eventType: String, filters: JSONObject = [:],
         params: JSONObject = [:], enabled: Bool = true, lastTriggeredAt: Date? = nil, triggerCount: Int = 0, userID: String? = nil,
         createdAt: Date, updatedAt: Date
     ) {
@@ -248,7 +249,7 @@ public struct EventTriggerRecord: StoredTrigger, Equatable {
 
     public var columnValues: [SQLValue] {
         [
-            .text(pipelineID), .text(name), .text(eventType), .json(.object(filters)), .json(.object(params)), .bool(enabled),
+            .id(pipelineID), .text(name), .text(eventType), .json(.object(filters)), .json(.object(params)), .bool(enabled),
             .optional(lastTriggeredAt, SQLValue.date), .integer(triggerCount), .optional(userID, SQLValue.text), .date(createdAt),
             .date(updatedAt),
         ]
@@ -256,7 +257,7 @@ public struct EventTriggerRecord: StoredTrigger, Equatable {
 
     public init(row: Row) throws {
         self.init(
-            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.string("pipeline_id"),
+            id: try row.string("id"), version: try row.int("version"), pipelineID: try row.id("pipeline_id"),
             name: try row.string("name"), eventType: try row.string("event_type"), filters: try row.json("filters").objectValue ?? [:],
             params: try row.json("params").objectValue ?? [:], enabled: try row.bool("enabled"),
             lastTriggeredAt: try row.optionalDate("last_triggered_at"), triggerCount: try row.int("trigger_count"),
@@ -267,7 +268,7 @@ public struct EventTriggerRecord: StoredTrigger, Equatable {
 /// Which triggers a listing returns; `nil` fields do not filter. `status` applies to schedules,
 /// `eventType` to event triggers.
 public struct TriggerFilter: Sendable, Equatable {
-    public var pipelineID: String?
+    public var pipelineID: PipelineID?
     public var enabled: Bool?
     public var status: ScheduleRecord.Status?
     public var eventType: String?
@@ -275,7 +276,7 @@ public struct TriggerFilter: Sendable, Equatable {
     public var ownerID: String?
 
     public init(
-        pipelineID: String? = nil, enabled: Bool? = nil, status: ScheduleRecord.Status? = nil, eventType: String? = nil,
+        pipelineID: PipelineID? = nil, enabled: Bool? = nil, status: ScheduleRecord.Status? = nil, eventType: String? = nil,
         ownerID: String? = nil
     ) {
         self.ownerID = ownerID

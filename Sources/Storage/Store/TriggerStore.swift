@@ -22,7 +22,7 @@ public struct TriggerStore: StorePart {
     /// The triggers that match `filter`, newest first.
     public func list<Trigger: StoredTrigger>(_ type: Trigger.Type, matching filter: TriggerFilter) async throws -> [Trigger] {
         var conditions = SQLConditions()
-        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .text(pipelineID)) }
+        if let pipelineID = filter.pipelineID { conditions.add("pipeline_id =", .id(pipelineID)) }
         if let enabled = filter.enabled { conditions.add("enabled =", .bool(enabled)) }
         if let status = filter.status { conditions.add("status =", .text(status.rawValue)) }
         if let eventType = filter.eventType { conditions.add("event_type =", .text(eventType)) }
