@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh                     every target, FUZZ_SECONDS (45) each
 #   scripts/fuzz.sh templates dag       those targets only
 #   FUZZ_SECONDS=600 scripts/fuzz.sh    longer runs
-#   FUZZ_JOBS=1 scripts/fuzz.sh         one target at a time (default: one per core)
+#   FUZZ_JOBS=1 scripts/fuzz.sh         one target at a time (default: one per core; targets left
+#                                       over split into shorter runs side by side)
 #   scripts/fuzz.sh --build-only        build the driver only (the test script builds it while
 #                                       the HTTP API is fuzzed, which leaves a core free)
 #
@@ -32,7 +33,7 @@ if [ "$build_only" -eq 1 ]; then exit 0; fi
 # One target: fuzzes it, then prints its report (and, on failure, keeps its input as a regression).
 # Returns non-zero when the target failed.
 fuzz_one() {
-    local target=$1 work artifacts runs
+    local target=$1 seconds=$2 work artifacts runs
     work=$(mktemp -d /tmp/budpipeline-fuzz-"$target".XXXXXX)
     artifacts="$work/artifacts/"
     mkdir -p "$artifacts" "$work/corpus"
@@ -63,15 +64,29 @@ fuzz_one() {
 # A libFuzzer process uses one core: the targets run side by side, one per core, each for the
 # full time (the same fuzzing per target as one after the other, in a fraction of the wall time).
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
-echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+# Runs of TARGET:SECONDS. When the targets do not divide evenly among the cores, the last ones are
+# split into shorter runs side by side, so that no core sits idle while one target finishes: the
+# same fuzzing time in all, over fewer seconds.
+runs=()
+leftover=$(( ${#targets[@]} % jobs ))
+whole=$(( ${#targets[@]} - leftover ))
+for target in "${targets[@]:0:whole}"; do runs+=("$target:$seconds"); done
+if [ "$leftover" -gt 0 ]; then
+    slices=$(( jobs / leftover ))
+    slice_seconds=$(( seconds / slices > 0 ? seconds / slices : 1 ))
+    for target in "${targets[@]:whole}"; do
+        for _ in $(seq 1 "$slices"); do runs+=("$target:$slice_seconds"); done
+    done
+fi
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time (${#runs[@]} runs)"
 failed=0
 running=0
-for target in "${targets[@]}"; do
+for run in "${runs[@]}"; do
     if [ "$running" -ge "$jobs" ]; then
         wait -n || failed=1
         running=$((running - 1))
     fi
-    fuzz_one "$target" &
+    fuzz_one "${run%%:*}" "${run##*:}" &
     running=$((running + 1))
 done
 while [ "$running" -gt 0 ]; do

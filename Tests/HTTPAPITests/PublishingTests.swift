@@ -1,6 +1,7 @@
 import BudJSON
 import DaprSidecar
 import Foundation
+import Storage
 import Testing
 import _BudPipelineTestSupport
 
@@ -137,7 +138,14 @@ struct PublishingTests {
                 executions.append(try #require(started.json["execution_id"]?.stringValue))
             }
             for id in executions { _ = try await server.finished(id) }
-            try await Task.sleep(for: .seconds(30))
+            // Each execution's oldest event has failed a few times against the dead sidecar (a
+            // refused connection fails after the client's one-second connect limit); the events
+            // behind it wait.
+            try await eventually {
+                let rows = try await server.database.database.read(
+                    "SELECT count(*) AS heads FROM outbox WHERE status = 'PENDING' AND attempts >= 3")
+                return try rows.first?.int("heads") == executions.count
+            }
             #expect(sidecar.publications.isEmpty)
             try await sidecar.start(port: port)
             for id in executions {

@@ -3,7 +3,7 @@ import Foundation
 import PipelineEngine
 
 /// The SQL that writes executions: the statements of a new execution and of one transition.
-/// Built without I/O, so tests can read them.
+/// Pure functions of their input: nothing here touches the database.
 enum ExecutionStatements {
     /// A statement and, when it must change an exact number of rows, that number and the conflict
     /// message otherwise.
