@@ -13,6 +13,7 @@ struct MigrationChecksumTests {
         (3, "interruptions", "b7a95e69c51da024", "de8ccb885b4b4967"),
         (4, "ownership and signed webhooks", "29a8c95e4a0bb682", "9b610c8abc218902"),
         (5, "execution_retry_of", "ec15508c87252464", "a43edb51dea9adee"),
+        (6, "outbox_execution_index", "e7107880ca78675c", "e7107880ca78675c"),
     ]
 
     @Test func releasedMigrationsKeepTheirSQL() {

@@ -43,5 +43,12 @@ extension Migration {
             version: 5, name: "execution_retry_of",
             postgres: PackageResources.postgres_0005_execution_retry_of_sql,
             sqlite: PackageResources.sqlite_0005_execution_retry_of_sql),
+        // The outbox by execution: a claim takes each execution's pending events together, from
+        // its oldest one, and deleting an execution removes its events through the foreign key.
+        // Without it both read the whole outbox, once per execution.
+        Migration(
+            version: 6, name: "outbox_execution_index",
+            postgres: PackageResources.postgres_0006_outbox_execution_index_sql,
+            sqlite: PackageResources.sqlite_0006_outbox_execution_index_sql),
     ]
 }

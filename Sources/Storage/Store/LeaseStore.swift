@@ -12,16 +12,16 @@ public struct LeaseStore: StorePart {
     public func renew(owner: String, steps: [(executionID: ExecutionID, stepID: String)], until: Date) async throws -> Int {
         guard !steps.isEmpty else { return 0 }
         let list = JSONValue.array(steps.map { .array([.string($0.executionID.rawValue), .string($0.stepID)]) })
-        let pairs =
+        // On PostgreSQL the executions' ids also go in as an array, so that the index on
+        // (execution_id, step_id) finds the steps instead of the whole table being read.
+        let steps =
             dialect == .postgres
-            ? "SELECT CAST(pair->>0 AS uuid), pair->>1 FROM json_array_elements(CAST($3 AS json)) AS pair"
-            : "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($3)"
+            ? "execution_id = ANY(ARRAY(SELECT CAST(pair->>0 AS uuid) FROM json_array_elements(CAST($3 AS json)) AS pair)) "
+                + "AND (execution_id, step_id) IN (SELECT CAST(pair->>0 AS uuid), pair->>1 FROM json_array_elements(CAST($3 AS json)) AS pair)"
+            : "(execution_id, step_id) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($3))"
         return try await database.transaction { session in
             try session.execute(
-                """
-                UPDATE step_execution SET lease_expires_at = $2
-                WHERE lease_owner = $1 AND status = 'RUNNING' AND (execution_id, step_id) IN (\(pairs))
-                """,
+                "UPDATE step_execution SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'RUNNING' AND \(steps)",
                 .text(owner), .date(until), .json(list)
             )
         }

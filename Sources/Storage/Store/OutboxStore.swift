@@ -39,7 +39,7 @@ public struct OutboxStore: StorePart {
         try await database.transaction { session in
             session.enqueue(
                 SQLStatement(
-                    "DELETE FROM outbox WHERE claimed_by = $1 AND id IN (\(dialect.integers(inJSONArray: 2)))",
+                    "DELETE FROM outbox WHERE claimed_by = $1 AND \(dialect.condition("id", inIntegersOfJSONArray: 2))",
                     [.text(owner), .json(.array(ids.map { .int($0) }))]))
         }
     }
@@ -65,7 +65,7 @@ public struct OutboxStore: StorePart {
             if !later.isEmpty {
                 session.enqueue(
                     SQLStatement(
-                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND id IN (\(dialect.integers(inJSONArray: 2)))",
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND \(dialect.condition("id", inIntegersOfJSONArray: 2))",
                         [.text(owner), .json(.array(later.map { .int($0) }))]))
             }
         }

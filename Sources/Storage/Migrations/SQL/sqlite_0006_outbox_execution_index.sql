@@ -1,0 +1,1 @@
+CREATE INDEX idx_outbox_execution ON outbox (execution_id, id);

@@ -1,0 +1,253 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import Storage
+import Synchronization
+import Testing
+import _BudPipelineTestSupport
+
+/// The statements the runtime runs for every execution are served by indexes on PostgreSQL: none
+/// reads a table of per-execution rows from end to end. The statements are those the store runs
+/// for a few executions; they are planned against tables holding as many rows as a busy server's
+/// (tens of thousands of executions, analysed), where an unindexed lookup costs what it costs in
+/// production.
+@Suite("Query plans", .enabled(if: TestPostgres.isAvailable))
+struct QueryPlanTests {
+    /// Tables that grow with the number of executions.
+    static let perExecutionTables: Set<String> = [
+        "pipeline_execution", "step_execution", "progress_event", "execution_timer", "execution_subscription", "outbox",
+        "parked_inbound_event", "processed_inbound_event",
+    ]
+
+    @Test("the runtime's statements read no per-execution table sequentially")
+    func hotStatementsUseIndexes() async throws {
+        try await TestDatabase.with(.postgres) { test in
+            let recorder = RecordingDatabase(base: test.database)
+            try await Self.runHotPaths(on: PipelineStore(database: recorder))
+            let statements = recorder.distinctStatements
+            #expect(statements.count > 30, "the workload ran \(statements.count) distinct statements")
+            try await Self.fillLikeABusyServer(test.database)
+            var scans: [String] = []
+            for statement in statements {
+                let plan = try await test.database.transaction { session in
+                    try session.query(SQLStatement("EXPLAIN (FORMAT JSON) " + statement.sql, statement.binds))
+                }
+                let text = try #require(plan.first?["QUERY PLAN"])
+                for table in Self.fullScans(in: try JSONValue(parsing: text)) where Self.perExecutionTables.contains(table) {
+                    scans.append("\(table): \(statement.sql.split(separator: "\n").joined(separator: " "))")
+                }
+            }
+            #expect(scans.isEmpty, "full scans:\n\(scans.joined(separator: "\n"))")
+        }
+    }
+
+    @Test("every foreign key has an index that starts with its columns")
+    func foreignKeysAreIndexed() async throws {
+        try await TestDatabase.with(.postgres) { test in
+            // Deleting a referenced row (retention deletes executions) looks up the referencing
+            // rows through the foreign key's columns; without an index, once per deleted row.
+            let unindexed = try await test.database.read(
+                """
+                SELECT CAST(c.conrelid AS regclass) AS referencing, c.conname AS name FROM pg_constraint c
+                WHERE c.contype = 'f' AND NOT EXISTS (
+                    SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid
+                    AND (CAST(string_to_array(CAST(i.indkey AS text), ' ') AS int2[]))[1:array_length(c.conkey, 1)] = c.conkey)
+                """
+            ).map { "\($0["referencing"] ?? "?").\($0["name"] ?? "?")" }
+            #expect(unindexed.isEmpty, "foreign keys without an index: \(unindexed)")
+        }
+    }
+
+    /// What the runtime does with the store over an execution's life, on a few executions.
+    static func runHotPaths(on store: PipelineStore) async throws {
+        let base = StoreFixtures.base
+        let definition = StoreFixtures.definition()
+        try await store.definitions.insert(definition)
+        var executions: [NewExecution] = []
+        for index in 0..<3 {
+            var new = StoreFixtures.execution(
+                pipelineID: definition.id,
+                timers: [.set(key: "wait", dueAt: base.addingTimeInterval(Double(index)), claimedBy: nil, claimedUntil: nil)])
+            new.record.definitionSnapshot["retry_of"] = index == 2 ? .string(executions[0].record.id.rawValue) : nil
+            try await store.executions.insert(new)
+            try await store.executions.apply(StoreFixtures.startTransition(executionID: new.record.id))
+            executions.append(new)
+        }
+        let id = executions[0].record.id
+        let later = base.addingTimeInterval(120)
+
+        _ = try await store.definitions.find(id: definition.id)
+        _ = try await store.definitions.summary(id: definition.id)
+        _ = try await store.executions.find(id: id)
+        _ = try await store.executions.findWithSteps(id: id)
+        _ = try await store.executions.steps(executionID: id)
+        _ = try await store.executions.callbackTopics(executionID: id)
+        _ = try await store.executions.progressEvents(executionID: id)
+        _ = try await store.executions.progressEvents(executionID: id, matching: ProgressEventFilter(), limit: 10, offset: 0)
+        _ = try await store.executions.retry(of: id)
+
+        let claimed = try await store.outbox.claim(owner: "w", now: later, claimUntil: later.addingTimeInterval(15), executions: 10)
+        if let first = claimed.first {
+            try await store.outbox.failed(
+                first, owner: "w", error: "down", retryAt: later, dead: false, releasing: claimed.dropFirst().map(\.id))
+        }
+        let again = try await store.outbox.claim(owner: "w", now: later, claimUntil: later.addingTimeInterval(15), executions: 10)
+        try await store.outbox.delivered(ids: again.map(\.id), owner: "w")
+        _ = try await store.outbox.nextDue()
+
+        _ = try await store.timers.claimDue(owner: "w", now: later, claimUntil: later.addingTimeInterval(2), limit: 10)
+        _ = try await store.timers.due(executionID: id, key: "wait")
+        _ = try await store.timers.list(executionID: id)
+
+        try await store.leases.renew(owner: "worker-1", steps: [(id, "a")], until: later)
+        _ = try await store.leases.claimExpired(
+            owner: "w", now: later.addingTimeInterval(60), until: later.addingTimeInterval(90), limit: 10)
+        try await store.leases.release(owner: "w", executionID: id, stepID: "a", now: later)
+
+        _ = try await store.inboundEvents.stepsAwaitingEvent(externalWorkflowID: "approval:1")
+        _ = try await store.inboundEvents.isProcessed(id: "event-1")
+        try await store.inboundEvents.recordProcessed(id: "event-1", source: "test", type: "approval", outcome: [:], at: later)
+        try await store.inboundEvents.park(
+            ParkedInboundEvent(externalWorkflowID: "approval:2", eventID: "event-2", source: nil, body: [:], receivedAt: later))
+        _ = try await store.inboundEvents.takeParked(externalWorkflowID: "approval:2", receivedAfter: base)
+        try await store.inboundEvents.forgetProcessed(processedBefore: base)
+        try await store.inboundEvents.forgetParked(receivedBefore: base)
+
+        try await store.interruptions.record(executionID: executions[1].record.id, stepIDs: ["a"])
+        try await store.interruptions.record(executionID: executions[1].record.id, stepIDs: [])
+        try await store.interruptions.quarantine(
+            executionID: executions[1].record.id, reason: "kept dying", notifications: [OutboxEvent(eventType: "x", payload: [:])],
+            now: later)
+
+        _ = try await store.triggers.claimDueSchedules(owner: "w", now: later, claimUntil: later.addingTimeInterval(60), limit: 10)
+        _ = try await store.retention.candidates(endedBefore: later.addingTimeInterval(1))
+        _ = try await store.retention.deleteFinished(endedBefore: later.addingTimeInterval(1), limit: 10)
+    }
+
+    /// Adds the rows of a server that ran 20,000 executions, 2,000 of them still running, with a
+    /// publishing backlog, then has PostgreSQL analyse them.
+    static func fillLikeABusyServer(_ database: any Database) async throws {
+        try await database.withSession { session in
+            try session.executeScript(
+                """
+                INSERT INTO pipeline_execution (id, pipeline_definition, initiator, status, start_time, end_time, created_at, updated_at)
+                SELECT gen_random_uuid(), '{}', 'bulk', CASE WHEN n % 10 = 0 THEN 'RUNNING' ELSE 'COMPLETED' END,
+                    now() - n * interval '1 second', CASE WHEN n % 10 = 0 THEN NULL ELSE now() - n * interval '1 second' END,
+                    now() - n * interval '1 second', now()
+                FROM generate_series(1, 20000) AS n;
+                INSERT INTO step_execution (id, execution_id, step_id, step_name, status, sequence_number, created_at, updated_at,
+                    lease_owner, lease_expires_at)
+                SELECT gen_random_uuid(), e.id, 's' || k, 'Step ' || k, CASE WHEN e.status = 'RUNNING' AND k = 1 THEN 'RUNNING' ELSE 'COMPLETED' END,
+                    k, e.created_at, e.updated_at, CASE WHEN e.status = 'RUNNING' AND k = 1 THEN 'bulk' END,
+                    CASE WHEN e.status = 'RUNNING' AND k = 1 THEN now() + interval '30 seconds' END
+                FROM pipeline_execution e, generate_series(1, 3) AS k WHERE e.initiator = 'bulk';
+                INSERT INTO progress_event (id, execution_id, event_type, progress_percentage, timestamp, sequence_number, created_at)
+                SELECT gen_random_uuid(), e.id, 'workflow_progress', 10 * k, e.created_at, k, e.created_at
+                FROM pipeline_execution e, generate_series(1, 5) AS k WHERE e.initiator = 'bulk';
+                INSERT INTO execution_subscription (id, execution_id, callback_topic, subscription_time, created_at)
+                SELECT gen_random_uuid(), id, 'topic', created_at, created_at FROM pipeline_execution WHERE initiator = 'bulk';
+                INSERT INTO execution_timer (execution_id, timer_key, due_at, created_at)
+                SELECT id, 'step_deadline:s1:0', now() + interval '1 hour', created_at FROM pipeline_execution
+                WHERE initiator = 'bulk' AND status = 'RUNNING';
+                INSERT INTO outbox (execution_id, event_type, payload, status, available_at, created_at)
+                SELECT e.id, 'step_completed', '{}', CASE WHEN k = 3 THEN 'DEAD' ELSE 'PENDING' END,
+                    now() + interval '1 minute', e.created_at
+                FROM pipeline_execution e, generate_series(1, 3) AS k WHERE e.initiator = 'bulk' AND e.status = 'RUNNING';
+                INSERT INTO processed_inbound_event (event_id, processed_at)
+                SELECT 'bulk-' || n, now() - n * interval '1 second' FROM generate_series(1, 20000) AS n;
+                INSERT INTO parked_inbound_event (external_workflow_id, event_id, body, received_at)
+                SELECT 'bulk:' || n, 'bulk-parked-' || n, '{}', now() - n * interval '1 second' FROM generate_series(1, 5000) AS n;
+                ANALYZE;
+                """)
+        }
+    }
+
+    /// The tables a plan reads whole: a sequential scan, or an index scan with no condition on
+    /// the index that is not cut short by a `LIMIT` above it (which reads the first rows only).
+    static func fullScans(in plan: JSONValue) -> [String] {
+        var tables: [String] = []
+        func visit(_ node: JSONValue, underLimit: Bool) {
+            switch node {
+            case .array(let items): items.forEach { visit($0, underLimit: underLimit) }
+            case .object(let fields):
+                let type = fields["Node Type"]?.stringValue
+                if let table = fields["Relation Name"]?.stringValue {
+                    let unconditionedIndexScan =
+                        (type == "Index Scan" || type == "Index Only Scan") && fields["Index Cond"] == nil && !underLimit
+                    if type == "Seq Scan" || unconditionedIndexScan { tables.append(table) }
+                }
+                let limited = underLimit || type == "Limit"
+                fields.values.forEach { visit($0, underLimit: limited) }
+            default: break
+            }
+        }
+        visit(plan, underLimit: false)
+        return tables
+    }
+}
+
+/// A database that remembers every statement run through it, then hands it to `base`.
+final class RecordingDatabase: Database {
+    let base: any Database
+    private let log = StatementLog()
+
+    init(base: any Database) { self.base = base }
+
+    /// The statements run so far, each SQL text once (with the parameters it first had).
+    var distinctStatements: [SQLStatement] { log.distinct }
+
+    var dialect: SQLDialect { base.dialect }
+
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        let log = log
+        return try await base.transaction { session in try body(RecordingSession(base: session, log: log)) }
+    }
+
+    func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
+        statements.forEach(log.record)
+        return try await base.read(statements)
+    }
+
+    func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        let log = log
+        return try await base.withSession { session in try body(RecordingSession(base: session, log: log)) }
+    }
+
+    func serverVersion() async throws -> String { try await base.serverVersion() }
+
+    func close() async { await base.close() }
+}
+
+/// The statements a ``RecordingDatabase`` saw, shared by its sessions.
+final class StatementLog: Sendable {
+    private let statements = Mutex<[SQLStatement]>([])
+
+    func record(_ statement: SQLStatement) { statements.withLock { $0.append(statement) } }
+
+    var distinct: [SQLStatement] {
+        var seen: Set<String> = []
+        return statements.withLock { $0 }.filter { seen.insert($0.sql).inserted }
+    }
+}
+
+private struct RecordingSession: DatabaseSession {
+    let base: any DatabaseSession
+    let log: StatementLog
+
+    func query(_ statement: SQLStatement) throws -> [Row] {
+        log.record(statement)
+        return try base.query(statement)
+    }
+
+    func execute(_ statement: SQLStatement) throws -> Int {
+        log.record(statement)
+        return try base.execute(statement)
+    }
+
+    func enqueue(_ statement: SQLStatement, expectedRows: Int?, conflictMessage: String) {
+        log.record(statement)
+        base.enqueue(statement, expectedRows: expectedRows, conflictMessage: conflictMessage)
+    }
+
+    func executeScript(_ sql: String) throws { try base.executeScript(sql) }
+}
