@@ -11,7 +11,8 @@ public struct OutboxStore: StorePart {
     let database: any Database
 
     /// Claims, for `owner` until `claimUntil`, the pending events of up to `executions` executions
-    /// whose oldest pending event is due at `now`. Returns them oldest first.
+    /// whose oldest pending event is due at `now` — those due longest first, read in due order from
+    /// the index on due times. Returns them oldest first.
     public func claim(owner: String, now: Date, claimUntil: Date, executions: Int) async throws -> [OutboxRecord] {
         let sql = """
             UPDATE outbox SET claimed_by = $1, claimed_until = $2
@@ -23,7 +24,7 @@ public struct OutboxStore: StorePart {
                     WHERE h.status = 'PENDING' AND h.available_at <= $3 AND (h.claimed_until IS NULL OR h.claimed_until < $3)
                     AND NOT EXISTS (
                         SELECT 1 FROM outbox e WHERE e.execution_id = h.execution_id AND e.status = 'PENDING' AND e.id < h.id)
-                    ORDER BY h.id LIMIT $4)
+                    ORDER BY h.available_at, h.id LIMIT $4)
                 ORDER BY o.id \(dialect.skipLocked))
             RETURNING id, execution_id, event_type, payload, attempts, created_at
             """
