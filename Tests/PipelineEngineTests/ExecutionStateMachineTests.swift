@@ -2,6 +2,7 @@ import BudJSON
 import Foundation
 import PipelineEngine
 import PluginSchema
+import Synchronization
 import Testing
 
 @Suite struct ExecutionStateMachineTests {
@@ -48,6 +49,39 @@ import Testing
         #expect(machine.execution.outputs == ["r": 0])
         let stepChanges = actions.compactMap { if case .stepChanged(let step) = $0 { step.stepID } else { nil } }
         #expect(stepChanges == ["a", "b"], "each changed step is reported once per batch")
+    }
+
+    @Test func stepsSettledInlineGetTheirOwnTimesInOrder() throws {
+        var machine = try EngineFixtures.machine(
+            #"{"name": "inline", "steps": [{"id": "a", "name": "A", "action": "set_output", "params": {"outputs": {"x": 1}}}, {"id": "skip", "name": "S", "action": "log", "condition": "{{ false }}", "depends_on": ["a"]}, {"id": "b", "name": "B", "action": "transform", "depends_on": ["a"], "params": {"input": "hi", "operation": "uppercase"}}, {"id": "c", "name": "C", "action": "log", "depends_on": ["b"]}]}"#
+        )
+        // Each reading of the clock finds a millisecond more gone.
+        let readings = Mutex(0)
+        let actions = machine.handle(.start, at: t0) {
+            .milliseconds(
+                readings.withLock { reading in
+                    reading += 1
+                    return reading
+                })
+        }
+        #expect(machine.execution.status == .completed)
+        #expect(machine.execution.startedAt == t0)
+        var previousEnd = t0
+        for id in ["a", "b", "c"] {
+            let step = try #require(machine.step(id))
+            let started = try #require(step.startedAt)
+            let ended = try #require(step.endedAt)
+            #expect(started >= previousEnd && ended > started, "\(id) runs after what it depends on and takes time")
+            previousEnd = ended
+        }
+        #expect(try #require(machine.step("skip")?.endedAt) > t0)
+        #expect(try #require(machine.execution.endedAt) >= previousEnd, "the execution ends after its last step")
+        let durations = actions.events.compactMap { if case .stepCompleted(_, _, _, let seconds) = $0 { seconds } else { nil } }
+        #expect(durations.count == 3 && durations.allSatisfy { ($0 ?? 0) > 0 })
+
+        var untimed = try EngineFixtures.machine(#"{"name": "one", "steps": [{"id": "a", "name": "A", "action": "log"}]}"#)
+        _ = untimed.handle(.start, at: t0)
+        #expect(untimed.step("a")?.startedAt == t0 && untimed.step("a")?.endedAt == t0, "without a clock every instant is `now`")
     }
 
     @Test func withoutDeclaredOutputsTheFinalOutputsAreEachCompletedStepsOutputs() throws {

@@ -43,6 +43,9 @@ public struct ExecutionStateMachine: Sendable {
     private var generation: UInt32 = 0
     private var changedIn: [UInt32]
     private var pending = Pending()
+    /// The `now` and `elapsed` of the call to ``handle(_:at:elapsed:)`` in progress.
+    private var transitionStart = Date(timeIntervalSince1970: 0)
+    private var elapsedSinceStart: @Sendable () -> Duration = { .zero }
     /// The step transitions this machine has made since it was created or restored.
     public private(set) var transitionsTaken = StepTransitions()
     /// Bytes of JSON text of each step's stored outputs, and of the parameters and all outputs
@@ -202,7 +205,17 @@ public struct ExecutionStateMachine: Sendable {
     }
 
     /// Reacts to `input` at time `now`.
-    public mutating func handle(_ input: ExecutionInput, at now: Date) -> [ExecutionAction] {
+    ///
+    /// `elapsed` tells how much time has passed since `now` (it must not go backwards): the steps
+    /// this call starts and settles, built-in actions and skips settled inline among them, get
+    /// their own start and end instants from it, in the order they happened, and so does the
+    /// execution's end. Without it every instant of the call is `now`. Deadlines and timers count
+    /// from `now`.
+    public mutating func handle(
+        _ input: ExecutionInput, at now: Date, elapsed: @escaping @Sendable () -> Duration = { .zero }
+    ) -> [ExecutionAction] {
+        transitionStart = now
+        elapsedSinceStart = elapsed
         pending = Pending()
         generation &+= 1
         switch input {
@@ -253,6 +266,11 @@ public struct ExecutionStateMachine: Sendable {
         if execution.status == .running { advance(now: now) }
         updateProgress(stepID: nil, etaSeconds: nil, now: now)
         return pending.actions(steps: steps, execution: execution)
+    }
+
+    /// This moment of the transition in progress: its start plus the time elapsed since.
+    private func instant() -> Date {
+        transitionStart.addingTimeInterval(max(0, elapsedSinceStart() / .seconds(1)))
     }
 
     // MARK: Starting and scheduling
@@ -375,7 +393,7 @@ public struct ExecutionStateMachine: Sendable {
 
     private mutating func markStarted(_ index: Int, now: Date) {
         move(index, .start)
-        steps[index].startedAt = now
+        steps[index].startedAt = instant()
         steps[index].endedAt = nil
         steps[index].error = nil
         steps[index].progress = 0
@@ -421,9 +439,10 @@ public struct ExecutionStateMachine: Sendable {
             fail(index, .permanent(refusal), outputs: [:], now: now)
             return
         }
+        let ended = instant()
         move(index, .complete)
         steps[index].outputs = outputs
-        steps[index].endedAt = now
+        steps[index].endedAt = ended
         steps[index].progress = 100
         steps[index].etaSeconds = nil
         steps[index].deadline = nil
@@ -433,7 +452,7 @@ public struct ExecutionStateMachine: Sendable {
                 stepID: steps[index].stepID,
                 name: steps[index].name,
                 outputs: outputs,
-                durationSeconds: steps[index].startedAt.map { now.timeIntervalSince($0) }
+                durationSeconds: steps[index].startedAt.map { ended.timeIntervalSince($0) }
             )
         )
         ruleOutBranches(of: index, outputs: outputs)
@@ -477,7 +496,7 @@ public struct ExecutionStateMachine: Sendable {
     private mutating func settleSkipped(_ index: Int, reason: String, blocking: Bool, now: Date) {
         move(index, .skip)
         steps[index].error = reason
-        steps[index].endedAt = now
+        steps[index].endedAt = instant()
         touch(index)
         pending.events.append(.stepSkipped(stepID: steps[index].stepID, name: steps[index].name, reason: reason))
         release(index, blocking: blocking, now: now)
@@ -496,7 +515,7 @@ public struct ExecutionStateMachine: Sendable {
             steps[index].outputs = outputs
         }
         steps[index].error = error
-        steps[index].endedAt = now
+        steps[index].endedAt = instant()
         steps[index].deadline = nil
         touch(index)
         if step.definition.onFailure == .retry, cause.allowsRetry, let settings = retrySettings(for: step),
@@ -626,19 +645,19 @@ public struct ExecutionStateMachine: Sendable {
                 abandon(index, reason: cleanupReason)
                 move(index, .abandon)
                 steps[index].error = skipReason
-                steps[index].endedAt = now
+                steps[index].endedAt = instant()
                 touch(index)
             case .retrying:
                 pending.timers.append(
                     .cancelTimer(EngineTimer(kind: .retry, stepID: steps[index].stepID, attempt: steps[index].attempt + 1)))
                 move(index, .abandon)
                 steps[index].error = skipReason
-                steps[index].endedAt = now
+                steps[index].endedAt = instant()
                 touch(index)
             case .pending:
                 move(index, .skipUnstarted)
                 steps[index].error = skipReason
-                steps[index].endedAt = now
+                steps[index].endedAt = instant()
                 touch(index)
             case .completed, .failed, .skipped, .timedOut, .cancelled:
                 break
@@ -686,7 +705,7 @@ public struct ExecutionStateMachine: Sendable {
 
     private mutating func end(_ status: ExecutionStatus, now: Date, errorMessage: String?, stepID: String?) {
         execution.status = status
-        execution.endedAt = now
+        execution.endedAt = instant()
         if let errorMessage {
             var info: JSONObject = ["error": .string(errorMessage), "message": .string(errorMessage)]
             if let stepID { info["step_id"] = .string(stepID) }

@@ -27,6 +27,12 @@ public struct NotificationAudience: Sendable, Equatable {
         self.notificationWorkflowID = notificationWorkflowID
     }
 
+    /// Whether an execution with these options has any topic to publish to: callback topics, or
+    /// subscribers when a notification topic is configured.
+    public static func hasTopics(callbackTopics: [String], subscriberIDs: String?, notifyTopic: String?) -> Bool {
+        !callbackTopics.isEmpty || (notifyTopic?.isEmpty == false && subscriberIDs?.isEmpty == false)
+    }
+
     /// The topics an event goes to: the callback topics, then `notifyTopic` when the execution has
     /// subscribers (budnotify requires `subscriber_ids`).
     public func topics(notifyTopic: String?) -> [String] {
@@ -43,6 +49,12 @@ public struct NotificationAudience: Sendable, Equatable {
 /// `payload`, `source` and `source_topic`: both consumers reject unknown ones, so extras go inside
 /// `payload.content.result` (docs/compatibility.md, "Events out").
 public enum Notifications {
+    /// The event types that make notifications; ``make(for:audience:)`` makes none for others.
+    public static let notifiedEventTypes: Set<String> = [
+        "step_started", "step_completed", "step_failed", "workflow_progress", "workflow_completed", "workflow_failed",
+        "workflow_cancelled",
+    ]
+
     /// The notifications for one outbox event, without `source_topic` (added per topic). Empty for
     /// events clients are not told about (execution started, step skipped, retrying, awaiting).
     public static func make(for event: OutboxEvent, audience: NotificationAudience) -> [JSONObject] {

@@ -4,19 +4,25 @@ import PipelineEngine
 import Storage
 
 /// Turns the engine's events into what a transition stores: outbox events for publishing and the
-/// progress history the API lists.
+/// progress history the API lists; and every event, for the live streams of this process.
 struct EventRecords {
     let executionID: ExecutionID
     let pipelineID: PipelineID?
+    /// Whether the execution has topics to publish to. Without, nothing goes to the outbox.
+    let publishes: Bool
     let now: Date
     /// The last progress event number written; advanced by each progress event made.
     var sequence: Int
     var progressEvents: [ProgressEventRecord] = []
+    /// The events to publish: those that make notifications, when the execution has topics.
     var outbox: [OutboxEvent] = []
+    /// Every event, in order, for the in-process bus once the transition is committed.
+    var live: [OutboxEvent] = []
 
-    init(executionID: ExecutionID, pipelineID: PipelineID?, now: Date, sequence: Int) {
+    init(executionID: ExecutionID, pipelineID: PipelineID?, publishes: Bool, now: Date, sequence: Int) {
         self.executionID = executionID
         self.pipelineID = pipelineID
+        self.publishes = publishes
         self.now = now
         self.sequence = sequence
     }
@@ -69,10 +75,14 @@ struct EventRecords {
                 "progress": .double(percent), "eta_seconds": eta.map(JSONValue.int) ?? .null,
                 "step_id": stepID.map(JSONValue.string) ?? .null,
             ])
+            // One stored row per change: an ETA report is one `eta_update` (it holds the percentage
+            // too); a percentage that a row of this transition already holds (a step's completion)
+            // is not stored again.
             let details: JSONObject = stepID.map { ["step_id": .string($0)] } ?? [:]
-            progress(.workflowProgress, percent: percent, eta: eta, description: nil, details: details)
             if let eta {
                 progress(.etaUpdate, percent: percent, eta: eta, description: nil, details: details.merging(["reason": "step_report"]))
+            } else if progressEvents.last?.progress != min(100, max(0, percent)) {
+                progress(.workflowProgress, percent: percent, eta: nil, description: nil, details: details)
             }
         case .executionCompleted(let outputs, let stepOutputs):
             type = "workflow_completed"
@@ -88,7 +98,9 @@ struct EventRecords {
             finished(success: false, message: reason, execution: execution)
         }
         payload["type"] = .string(type)
-        outbox.append(OutboxEvent(eventType: type, payload: .object(payload)))
+        let event = OutboxEvent(eventType: type, payload: .object(payload))
+        live.append(event)
+        if publishes, Notifications.notifiedEventTypes.contains(type) { outbox.append(event) }
     }
 
     private mutating func finished(success: Bool, message: String, execution: ExecutionSnapshot) {

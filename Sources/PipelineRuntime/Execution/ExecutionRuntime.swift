@@ -115,7 +115,8 @@ public final class ExecutionRuntime: Sendable {
             eventSequence: 0,
             pipelineID: record.pipelineID,
             ownerID: record.userID,
-            stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
+            stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first }),
+            publishes: publishes(callbackTopics: request.callbackTopics, subscriberIDs: record.subscriberIDs)
         )
         state.withLock { $0.mailboxes[record.id, default: Mailbox()].live = live }
         submit(.timer(start), to: record.id)
@@ -173,7 +174,8 @@ public final class ExecutionRuntime: Sendable {
     /// The estimated seconds until a stored execution ends (see
     /// ``ExecutionStateMachine/estimatedSecondsLeft(at:)``); `nil` when it cannot be told.
     public func estimatedSecondsLeft(_ execution: ExecutionRecord, steps: [StepRecord], at now: Date = Date()) -> Int? {
-        let live = try? LiveExecution.restore(execution: execution, steps: steps, catalog: catalog, options: configuration.engineOptions)
+        let live = try? LiveExecution.restore(
+            execution: execution, steps: steps, publishes: false, catalog: catalog, options: configuration.engineOptions)
         return live?.machine.estimatedSecondsLeft(at: now)
     }
 
@@ -360,7 +362,7 @@ public final class ExecutionRuntime: Sendable {
     /// Reads an execution from the store, checking first how often processes died working on it
     /// (see ``countInterruptions()``).
     private func load(_ executionID: ExecutionID, for inputs: [RuntimeInput]) async throws -> Loaded? {
-        guard let stored = try await store.executions.findWithSteps(id: executionID) else { return nil }
+        guard let stored = try await store.executions.findForResuming(id: executionID) else { return nil }
         statistics.withLock { $0.loads += 1 }
         let execution = stored.execution
         let limit = configuration.interruptionLimit
@@ -379,7 +381,10 @@ public final class ExecutionRuntime: Sendable {
         }
         let restored = WorkMarks.during(Self.transitionMark(executionID, inputs)) {
             Result { () throws(RuntimeError) in
-                try LiveExecution.restore(execution: execution, steps: stored.steps, catalog: catalog, options: configuration.engineOptions)
+                try LiveExecution.restore(
+                    execution: execution, steps: stored.steps,
+                    publishes: publishes(callbackTopics: stored.callbackTopics, subscriberIDs: execution.subscriberIDs),
+                    catalog: catalog, options: configuration.engineOptions)
             }
         }
         switch restored {
@@ -431,6 +436,7 @@ public final class ExecutionRuntime: Sendable {
         } else {
             timers.apply(plan.timerEffects, executionID: executionID)
         }
+        publishLive(plan.liveEvents, of: executionID)
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
@@ -438,6 +444,24 @@ public final class ExecutionRuntime: Sendable {
         if let status = plan.finished {
             logger.info("execution finished", metadata: ["execution_id": "\(executionID)", "status": "\(status.rawValue)"])
             notifyFinished(executionID)
+        }
+    }
+
+    /// Whether an execution with these options has topics to publish to (else its transitions
+    /// write nothing to the outbox).
+    func publishes(callbackTopics: [String], subscriberIDs: String?) -> Bool {
+        NotificationAudience.hasTopics(
+            callbackTopics: callbackTopics, subscriberIDs: subscriberIDs, notifyTopic: configuration.publishing.notifyTopic)
+    }
+
+    /// Hands a committed transition's events to this process's live streams, without secrets.
+    func publishLive(_ events: [OutboxEvent], of executionID: ExecutionID) {
+        guard eventBus.subscriberCount > 0 else { return }
+        for event in events {
+            eventBus.publish(
+                EventBus.Message(
+                    topic: nil, executionID: executionID, eventType: event.eventType,
+                    payload: configuration.secretKeys.masked(event.payload)))
         }
     }
 

@@ -95,13 +95,18 @@ extension ExecutionRuntime {
         snapshot.status = .failed
         snapshot.endedAt = now
         snapshot.errorInfo = ["error": .string(reason), "message": .string(reason)]
-        var records = EventRecords(executionID: execution.id, pipelineID: execution.pipelineID, now: now, sequence: execution.eventSequence)
+        let topics = (try? await store.executions.callbackTopics(executionID: execution.id)) ?? []
+        var records = EventRecords(
+            executionID: execution.id, pipelineID: execution.pipelineID,
+            publishes: publishes(callbackTopics: topics, subscriberIDs: execution.subscriberIDs), now: now,
+            sequence: execution.eventSequence)
         records.record(.executionFailed(error: reason), execution: snapshot)
         do {
             if try await store.interruptions.quarantine(executionID: execution.id, reason: reason, notifications: records.outbox, now: now)
             {
                 logger.error(
                     "execution stopped without its failure policy", metadata: ["execution_id": "\(execution.id)", "reason": "\(reason)"])
+                publishLive(records.live, of: execution.id)
                 publishAlarm.wake()
                 timers.removeAll(executionID: execution.id)
             }

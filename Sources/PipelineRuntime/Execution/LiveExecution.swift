@@ -30,6 +30,9 @@ struct LiveExecution: Sendable {
     let ownerID: String?
     /// Stored step row ids by step id.
     let stepRowIDs: [String: String]
+    /// Whether its events have topics to go to (see ``NotificationAudience/hasTopics``); when not,
+    /// its transitions write nothing to the outbox.
+    let publishes: Bool
 
     var executionID: ExecutionID { machine.executionID }
     var isFinished: Bool { machine.execution.status.isFinished }
@@ -38,6 +41,7 @@ struct LiveExecution: Sendable {
     static func restore(
         execution: ExecutionRecord,
         steps: [StepRecord],
+        publishes: Bool,
         catalog: some ActionCatalog,
         options: EngineOptions
     ) throws(RuntimeError) -> LiveExecution {
@@ -68,7 +72,8 @@ struct LiveExecution: Sendable {
                 eventSequence: execution.eventSequence,
                 pipelineID: execution.pipelineID,
                 ownerID: execution.userID,
-                stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first })
+                stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first }),
+                publishes: publishes
             )
         } catch {
             throw .unrecoverable("execution \(execution.id): its stored steps do not fit its DAG: \(error)")
@@ -82,17 +87,22 @@ struct LiveExecution: Sendable {
         var consumed: [TimerRecord] = []
         var taken: [Bool] = []
         taken.reserveCapacity(inputs.count)
+        // Steps settled inline (built-in actions, skips) take their start and end from the time
+        // the plan has taken so far, so each has its own, in order, within this transition.
+        let clock = ContinuousClock()
+        let planStarted = clock.now
+        let elapsed: @Sendable () -> Duration = { clock.now - planStarted }
         for input in inputs {
             let produced: [ExecutionAction]
             switch input {
             case .engine(let engineInput):
-                produced = machine.handle(engineInput, at: now)
+                produced = machine.handle(engineInput, at: now, elapsed: elapsed)
             case .timer(let timer):
                 consumed.append(timer)
                 if timer.key == RuntimeTimerKey.start {
-                    produced = machine.handle(.start, at: now)
+                    produced = machine.handle(.start, at: now, elapsed: elapsed)
                 } else if let engineTimer = EngineTimer(key: timer.key) {
-                    produced = machine.handle(.timerFired(engineTimer), at: now)
+                    produced = machine.handle(.timerFired(engineTimer), at: now, elapsed: elapsed)
                 } else {
                     produced = [.ignored("timer '\(timer.key)' is not one the runtime knows; deleted")]
                 }
@@ -164,7 +174,8 @@ struct LiveExecution: Sendable {
             return StepWrite(state: state, lease: lease)
         }
 
-        var records = EventRecords(executionID: executionID, pipelineID: pipelineID, now: now, sequence: eventSequence)
+        var records = EventRecords(
+            executionID: executionID, pipelineID: pipelineID, publishes: publishes, now: now, sequence: eventSequence)
         for event in events { records.record(event, execution: machine.execution) }
 
         let transition = ExecutionTransition(
@@ -187,6 +198,7 @@ struct LiveExecution: Sendable {
                 }
             },
             abandonments: abandonments,
+            liveEvents: records.live,
             logLines: logLines,
             notes: notes,
             timerEffects: timerEffects,
@@ -236,6 +248,8 @@ struct TransitionPlan: Sendable {
     var transition: ExecutionTransition
     var calls: [StepCall]
     var abandonments: [StepAbandonment]
+    /// Every event of the transition, for this process's live streams once it is committed.
+    var liveEvents: [OutboxEvent]
     var logLines: [EngineLogLine]
     var notes: [String]
     var timerEffects: [TimerEffect]

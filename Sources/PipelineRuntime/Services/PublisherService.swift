@@ -86,10 +86,6 @@ public struct PublisherService: Service {
             // What leaves the process shows no secrets; the stored event keeps its values.
             var shown = record.event
             shown.payload = runtime.configuration.secretKeys.masked(record.event.payload)
-            if record.attempts == 0 {
-                runtime.eventBus.publish(
-                    EventBus.Message(topic: nil, executionID: record.executionID, eventType: shown.eventType, payload: shown.payload))
-            }
             do throws(PublishError) {
                 try await send(shown, of: record, audience: audience, notifyTopic: publishing.notifyTopic)
                 delivered.append(record.id)

@@ -150,13 +150,29 @@ public struct ExecutionStore: StorePart {
 
     /// The execution and its steps (in definition order), read together.
     public func findWithSteps(id: ExecutionID) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
-        let results = try await database.read([
+        try await find(id: id, withCallbackTopics: false).map { ($0.execution, $0.steps) }
+    }
+
+    /// The execution, its steps and its callback topics, read together: what resuming it needs.
+    public func findForResuming(id: ExecutionID) async throws -> (
+        execution: ExecutionRecord, steps: [StepRecord], callbackTopics: [String]
+    )? {
+        try await find(id: id, withCallbackTopics: true)
+    }
+
+    private func find(id: ExecutionID, withCallbackTopics: Bool) async throws -> (
+        execution: ExecutionRecord, steps: [StepRecord], callbackTopics: [String]
+    )? {
+        var statements = [
             SQLStatement("SELECT \(ExecutionRecord.columns) FROM pipeline_execution WHERE id = $1", [.id(id)]),
             SQLStatement(
                 "SELECT \(StepRecord.columns) FROM step_execution WHERE execution_id = $1 ORDER BY sequence_number", [.id(id)]),
-        ])
+        ]
+        if withCallbackTopics { statements.append(Self.callbackTopicsStatement(id)) }
+        let results = try await database.read(statements)
         guard let row = results[0].first else { return nil }
-        return (try ExecutionRecord(row: row), try results[1].map(StepRecord.init(row:)))
+        let topics = try results.dropFirst(2).first?.map { try $0.string("callback_topic") } ?? []
+        return (try ExecutionRecord(row: row), try results[1].map(StepRecord.init(row:)), topics)
     }
 
     /// The execution that retries `executionID`, if it was retried: there is at most one, the
@@ -183,10 +199,13 @@ public struct ExecutionStore: StorePart {
 
     /// The callback topics an execution publishes to, in the order they were given.
     public func callbackTopics(executionID: ExecutionID) async throws -> [String] {
-        try await database.read(
+        try await database.read(Self.callbackTopicsStatement(executionID)).map { try $0.string("callback_topic") }
+    }
+
+    private static func callbackTopicsStatement(_ executionID: ExecutionID) -> SQLStatement {
+        SQLStatement(
             "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
-            .id(executionID)
-        ).map { try $0.string("callback_topic") }
+            [.id(executionID)])
     }
 
     /// How many executions are in each status.
