@@ -192,6 +192,7 @@ let package = Package(
                 "Storage",
                 "StorageSQLite", "StoragePostgres", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -33,17 +33,8 @@ esac
 DATABASE_URL=$database_url BUDPIPELINE_PLUGIN_DIRS=.build/debug LOG_LEVEL=notice \
     .build/debug/budpipeline serve --migrate --port 0 >"$workdir/server.log" 2>&1 &
 server_pid=$!
-port=""
-for _ in $(seq 1 600); do
-    port=$(grep -o 'address=127.0.0.1:[0-9]*' "$workdir/server.log" | head -1 | cut -d: -f2 || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    echo "api-fuzz: the server did not start" >&2
-    cat "$workdir/server.log" >&2
-    exit 1
-fi
+source scripts/server-port.sh
+port=$(server_port "$workdir/server.log" 60)
 
 status=0
 python3 -m schemathesis.cli run "http://127.0.0.1:$port/openapi.json" \

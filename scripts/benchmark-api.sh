@@ -18,6 +18,7 @@ token=bench-token-$RANDOM$RANDOM
 swift build -c release --product budpipeline
 swift build -c release --product budpipeline-benchmarks
 source scripts/postgres.sh
+source scripts/server-port.sh
 start_test_postgres
 workdir=$(mktemp -d /tmp/budpipeline-bench.XXXXXX)
 server_pid=""
@@ -33,13 +34,8 @@ measure() {
     # As in production: the app API token required, and presented by every request.
     APP_API_TOKEN=$token DATABASE_URL=$url LOG_LEVEL=notice .build/release/budpipeline serve --migrate --port 0 >"$workdir/$label.log" 2>&1 &
     server_pid=$!
-    local port=""
-    for _ in $(seq 1 100); do
-        port=$(grep -o 'address=127.0.0.1:[0-9]*' "$workdir/$label.log" | head -1 | cut -d: -f2 || true)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$workdir/$label.log" >&2; exit 1; }
+    local port
+    port=$(server_port "$workdir/$label.log")
     local base="http://127.0.0.1:$port" id
     id=$(curl -sf -X POST "$base/executions/run" -H 'Content-Type: application/json' -H "dapr-api-token: $token" \
         -d '{"pipeline_definition": {"name": "bench", "steps": [{"id": "a", "name": "A", "action": "log"}, {"id": "b", "name": "B", "action": "log", "depends_on": ["a"]}]}}' |

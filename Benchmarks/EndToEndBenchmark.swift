@@ -1,0 +1,240 @@
+import ArgumentParser
+import AsyncHTTPClient
+import BudJSON
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// `end-to-end`: executions through a running server's HTTP API, started and followed the way a
+/// client does, with the server's own cost read from `/proc`.
+///
+/// For each concurrency level, `concurrency` clients each start an execution of a saved pipeline
+/// (`POST /executions`), follow it on its live stream (`GET /executions/{id}/stream`, which ends
+/// with the execution) and start the next, until `executions` have finished. The client does no
+/// polling, so it is not what limits the rate. Reported per level: executions and steps per second,
+/// start-to-completion latency (p50, p99), and, for `--server-pid`, the server's CPU time per
+/// execution and its resident memory after the level.
+struct EndToEndBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "end-to-end",
+        abstract: "Start and follow executions through a running server; print rates, latency, server CPU and memory."
+    )
+
+    enum Shape: String, ExpressibleByArgument, CaseIterable {
+        case builtInChain = "chain-builtin"
+        case pluginChain = "chain-plugin"
+        case fanOut = "fan-out"
+    }
+
+    @Option(help: "The server's base URL, e.g. http://127.0.0.1:8010.")
+    var url: String
+
+    @Option(help: "The server's APP_API_TOKEN, sent as dapr-api-token (the service caller).")
+    var token: String?
+
+    @Option(name: .customLong("server-pid"), help: "The server's process id, to read its CPU time and memory.")
+    var serverPID: Int32?
+
+    @Option(help: "chain-builtin (5 `log` steps), chain-plugin (5 `noop` plugin steps) or fan-out (1 → 18 → 1 `log` steps).")
+    var pipeline: Shape = .builtInChain
+
+    @Option(help: "Concurrency levels, comma-separated.")
+    var concurrency = "8,64,256"
+
+    @Option(help: "Executions measured per level.")
+    var executions = 2_000
+
+    @Option(help: "Times to run every level (a soak: memory after each round shows whether it stays flat).")
+    var rounds = 1
+
+    @Option(name: .customLong("callback-topic"), help: "A callback topic for every execution (its events then go to the outbox).")
+    var callbackTopic: String?
+
+    func run() async throws {
+        let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !levels.isEmpty, levels.allSatisfy({ (1...10_000).contains($0) }), executions > 0, rounds > 0 else {
+            throw ValidationError("--concurrency needs levels of 1…10000; --executions and --rounds must be positive")
+        }
+        let client = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: HTTPClient.Configuration(
+                timeout: .init(connect: .seconds(5)),
+                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2 * (levels.max() ?? 8))))
+        do {
+            let api = BenchmarkAPI(client: client, base: url, token: token)
+            let (pipelineID, steps) = try await api.savePipeline(pipeline)
+            print(
+                "== end-to-end: \(pipeline.rawValue) (\(steps) steps), \(executions) executions per level"
+                    + (callbackTopic.map { ", callback topic \($0)" } ?? ""))
+            if let memory = ServerProcess(pid: serverPID)?.residentMegabytes { print(String(format: "server RSS before: %.1f MB", memory)) }
+            // Warm-up: connections, the plugin's threads, the database's caches.
+            _ = try await runLevel(api, pipelineID: pipelineID, concurrency: levels[0], executions: min(200, executions))
+            for round in 1...rounds {
+                for level in levels {
+                    let result = try await runLevel(api, pipelineID: pipelineID, concurrency: level, executions: executions)
+                    print(result.line(round: rounds > 1 ? round : nil, concurrency: level, steps: steps))
+                }
+            }
+        } catch {
+            try await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    struct LevelResult {
+        var seconds: Double
+        var latencies: [Double]
+        var failed: Int
+        var serverCPUSeconds: Double?
+        var residentMegabytes: Double?
+
+        func line(round: Int?, concurrency: Int, steps: Int) -> String {
+            let count = Double(latencies.count)
+            let sorted = latencies.sorted()
+            var parts = [
+                String(format: "c=%-3d %6.0f executions/s %7.0f steps/s", concurrency, count / seconds, count * Double(steps) / seconds),
+                String(format: "latency p50 %6.1f ms p99 %6.1f ms", sorted.percentile(0.5) * 1000, sorted.percentile(0.99) * 1000),
+            ]
+            if let serverCPUSeconds { parts.append(String(format: "server CPU %.2f ms/execution", serverCPUSeconds * 1000 / count)) }
+            if let residentMegabytes { parts.append(String(format: "RSS %.1f MB", residentMegabytes)) }
+            if failed > 0 { parts.append("\(failed) not completed") }
+            return (round.map { "round \($0): " } ?? "") + parts.joined(separator: ", ")
+        }
+    }
+
+    private func runLevel(_ api: BenchmarkAPI, pipelineID: String, concurrency: Int, executions: Int) async throws -> LevelResult {
+        let server = ServerProcess(pid: serverPID)
+        let cpuBefore = server?.cpuSeconds
+        let tickets = Tickets(executions)
+        let started = ContinuousClock.now
+        let topic = callbackTopic
+        let outcomes = try await withThrowingTaskGroup(of: [(seconds: Double, completed: Bool)].self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var mine: [(seconds: Double, completed: Bool)] = []
+                    while tickets.take() {
+                        let begun = ContinuousClock.now
+                        let completed = try await api.runToCompletion(pipelineID: pipelineID, callbackTopic: topic)
+                        mine.append(((ContinuousClock.now - begun) / .seconds(1), completed))
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        return LevelResult(
+            seconds: seconds, latencies: outcomes.map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
+            serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
+            residentMegabytes: server?.residentMegabytes)
+    }
+}
+
+/// The few calls the end-to-end benchmark makes, as budapp makes them.
+struct BenchmarkAPI: Sendable {
+    let client: HTTPClient
+    let base: String
+    let token: String?
+
+    /// Saves the pipeline of `shape`; returns its id and its number of steps.
+    func savePipeline(_ shape: EndToEndBenchmark.Shape) async throws -> (id: String, steps: Int) {
+        var steps: [JSONValue] = []
+        func step(_ id: String, _ action: String, after: [String]) {
+            steps.append([
+                "id": .string(id), "name": .string(id), "action": .string(action), "depends_on": .array(after.map(JSONValue.string)),
+            ])
+        }
+        switch shape {
+        case .builtInChain, .pluginChain:
+            let action = shape == .builtInChain ? "log" : "noop"
+            for index in 0..<5 { step("s\(index)", action, after: index == 0 ? [] : ["s\(index - 1)"]) }
+        case .fanOut:
+            step("first", "log", after: [])
+            for index in 0..<18 { step("branch\(index)", "log", after: ["first"]) }
+            step("last", "log", after: (0..<18).map { "branch\($0)" })
+        }
+        let name = "end-to-end \(shape.rawValue) \(UUID().uuidString.prefix(8))"
+        let saved = try await send("POST", "/pipelines", ["dag": ["name": .string(name), "steps": .array(steps)], "name": .string(name)])
+        guard let id = saved["id"]?.stringValue else { throw ValidationError("POST /pipelines answered without an id: \(saved)") }
+        return (id, steps.count)
+    }
+
+    /// Starts an execution of the saved pipeline and follows its live stream until it ends;
+    /// whether it completed.
+    func runToCompletion(pipelineID: String, callbackTopic: String?) async throws -> Bool {
+        var body: JSONObject = ["workflow_id": .string(pipelineID), "params": [:]]
+        if let callbackTopic { body["callback_topics"] = [.string(callbackTopic)] }
+        let started = try await send("POST", "/executions", body)
+        guard let executionID = started["execution_id"]?.stringValue else {
+            throw ValidationError("POST /executions answered without an execution_id: \(started)")
+        }
+        var request = HTTPClientRequest(url: base + "/executions/\(executionID)/stream")
+        if let token { request.headers.add(name: "dapr-api-token", value: token) }
+        let response = try await client.execute(request, timeout: .seconds(600))
+        guard response.status == .ok else { throw ValidationError("the live stream answered \(response.status)") }
+        // The stream ends with the execution: its last event names how.
+        var tail = ""
+        for try await buffer in response.body {
+            tail = String((tail + String(buffer: buffer)).suffix(4096))
+        }
+        return tail.contains("event: workflow_completed")
+            || (tail.contains("event: snapshot") && tail.contains("\"status\":\"COMPLETED\"") && !tail.contains("event: workflow_"))
+    }
+
+    private func send(_ method: String, _ path: String, _ body: JSONObject) async throws -> JSONObject {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .init(rawValue: method)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let token { request.headers.add(name: "dapr-api-token", value: token) }
+        request.body = .bytes(ByteBuffer(string: JSONValue.object(body).serializedString()))
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let answer = try JSONValue(parsing: String(buffer: bytes))
+        guard (200..<300).contains(Int(response.status.code)), let object = answer.objectValue else {
+            throw ValidationError("\(method) \(path) answered \(response.status): \(answer.serializedString())")
+        }
+        return object
+    }
+}
+
+/// The server process's counters in `/proc`.
+struct ServerProcess {
+    let pid: Int32
+
+    init?(pid: Int32?) {
+        guard let pid else { return nil }
+        self.pid = pid
+    }
+
+    /// User plus system CPU time so far.
+    var cpuSeconds: Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let afterName = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident memory (VmRSS).
+    var residentMegabytes: Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes / 1024
+    }
+}
+
+/// A number of executions to start, taken one at a time by the clients.
+final class Tickets: Sendable {
+    private let left: Atomic<Int>
+
+    init(_ count: Int) { left = Atomic(count) }
+
+    /// Whether one was left (and is now taken).
+    func take() -> Bool { left.subtract(1, ordering: .relaxed).oldValue > 0 }
+}
