@@ -14,6 +14,7 @@ struct MigrationChecksumTests {
         (4, "ownership and signed webhooks", "29a8c95e4a0bb682", "9b610c8abc218902"),
         (5, "execution_retry_of", "ec15508c87252464", "a43edb51dea9adee"),
         (6, "outbox_execution_index", "e7107880ca78675c", "e7107880ca78675c"),
+        (7, "outbox_due_order_index", "c34ca4a75ac0b253", "c34ca4a75ac0b253"),
     ]
 
     @Test func releasedMigrationsKeepTheirSQL() {

@@ -32,9 +32,9 @@ public struct PublisherService: Service {
     public func run() async throws {
         await repeatUntilShutdown(waitingOn: runtime.publishAlarm) {
             let now = Date()
-            let full = await publishDue(now: now)
+            let claimedAny = await publishDue(now: now)
             var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
-            if full {
+            if claimedAny {
                 wake = now
             } else if let due = try? await runtime.store.outbox.nextDue(), due < wake {
                 wake = max(due, now.addingTimeInterval(0.01))
@@ -48,19 +48,28 @@ public struct PublisherService: Service {
     /// enough that events a killed process held go out soon after.
     static let claimSeconds: TimeInterval = 15
 
-    /// Publishes the events due at `now`; true when the batch was full (more may be due).
+    /// How many executions' events one claim takes.
+    static let executionsPerClaim = 50
+
+    /// Publishes the events due at `now`, a claim of up to ``executionsPerClaim`` executions at a
+    /// time; true when it claimed any (more may be due).
+    ///
+    /// A batch costs three round trips to the store however many executions it holds: the claim,
+    /// the executions' notification options, and the removal of what was published (a failure
+    /// adds its own).
     @discardableResult
     public func publishDue(now: Date) async -> Bool {
-        let batch = 50
         let owner = runtime.configuration.workerID
         let claimed: [OutboxRecord]
         do {
             claimed = try await runtime.store.outbox.claim(
-                owner: owner, now: now, claimUntil: now.addingTimeInterval(Self.claimSeconds), executions: batch)
+                owner: owner, now: now, claimUntil: now.addingTimeInterval(Self.claimSeconds),
+                executions: Self.executionsPerClaim)
         } catch {
             runtime.logger.warning("could not read the outbox", metadata: ["error": "\(error)"])
             return false
         }
+        guard !claimed.isEmpty else { return false }
         var order: [String] = []
         var byExecution: [String: [OutboxRecord]] = [:]
         for record in claimed {
@@ -68,19 +77,30 @@ public struct PublisherService: Service {
             if byExecution[key] == nil { order.append(key) }
             byExecution[key, default: []].append(record)
         }
-        await withTaskGroup(of: Void.self) { group in
+        // Without the audiences nothing is sent: the claim runs out and the events go out later.
+        guard let audiences = await self.audiences(of: Array(Set(claimed.compactMap(\.executionID)))) else { return false }
+        let delivered = await withTaskGroup(of: [Int].self) { group in
             for key in order {
                 let records = byExecution[key] ?? []
-                group.addTask { await publish(records, owner: owner) }
+                let audience = records.first?.executionID.flatMap { audiences[$0] }
+                group.addTask { await publish(records, audience: audience, owner: owner) }
             }
+            var delivered: [Int] = []
+            for await ids in group { delivered += ids }
+            return delivered
         }
-        return Set(claimed.compactMap(\.executionID)).count >= batch
+        do {
+            try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
+        } catch {
+            runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
+        }
+        return true
     }
 
-    /// Publishes one execution's events in order, stopping at the first that fails.
-    private func publish(_ records: [OutboxRecord], owner: String) async {
+    /// Publishes one execution's events in order, stopping at the first that fails; returns the
+    /// ids of those published. Events of an execution that no longer exists go nowhere.
+    private func publish(_ records: [OutboxRecord], audience: NotificationAudience?, owner: String) async -> [Int] {
         let publishing = runtime.configuration.publishing
-        let audience = await self.audience(of: records.first?.executionID)
         var delivered: [Int] = []
         for (index, record) in records.enumerated() {
             // What leaves the process shows no secrets; the stored event keeps its values.
@@ -103,21 +123,16 @@ public struct PublisherService: Service {
                     runtime.logger.warning("publishing failed; trying again later", metadata: metadata)
                 }
                 do {
-                    try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
                     try await runtime.store.outbox.failed(
                         record, owner: owner, error: error.description, retryAt: retryAt, dead: dead,
                         releasing: records[(index + 1)...].map(\.id))
                 } catch {
                     runtime.logger.warning("could not record a publish failure", metadata: ["error": "\(error)"])
                 }
-                return
+                return delivered
             }
         }
-        do {
-            try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
-        } catch {
-            runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
-        }
+        return delivered
     }
 
     /// Sends the notifications for `event` (the record's event as it may be shown) to its topics.
@@ -143,18 +158,17 @@ public struct PublisherService: Service {
         }
     }
 
-    /// The execution's topics and notification options; `nil` when it no longer exists.
-    private func audience(of executionID: ExecutionID?) async -> NotificationAudience? {
-        guard let executionID else { return nil }
+    /// The topics and notification options of the executions that still exist, read in one round
+    /// trip; `nil` when the store could not be read.
+    private func audiences(of executionIDs: [ExecutionID]) async -> [ExecutionID: NotificationAudience]? {
         do {
-            guard let execution = try await runtime.store.executions.find(id: executionID) else { return nil }
-            return NotificationAudience(
-                executionID: executionID, callbackTopics: try await runtime.store.executions.callbackTopics(executionID: executionID),
-                subscriberIDs: execution.subscriberIDs, payloadType: execution.payloadType,
-                notificationWorkflowID: execution.notificationWorkflowID)
+            return try await runtime.store.executions.notificationOptions(of: executionIDs).mapValues { options in
+                NotificationAudience(
+                    executionID: options.executionID, callbackTopics: options.callbackTopics, subscriberIDs: options.subscriberIDs,
+                    payloadType: options.payloadType, notificationWorkflowID: options.notificationWorkflowID)
+            }
         } catch {
-            runtime.logger.warning(
-                "could not read an execution's topics", metadata: ["execution_id": "\(executionID)", "error": "\(error)"])
+            runtime.logger.warning("could not read the executions' topics", metadata: ["error": "\(error)"])
             return nil
         }
     }

@@ -9,7 +9,7 @@ enum ExecutionStatements {
     /// message otherwise.
     typealias GuardedStatement = (statement: SQLStatement, expectation: (rows: Int, message: String)?)
 
-    static func transition(_ transition: ExecutionTransition) -> [GuardedStatement] {
+    static func transition(_ transition: ExecutionTransition, dialect: SQLDialect) -> [GuardedStatement] {
         let id = SQLValue.id(transition.executionID)
         let now = SQLValue.date(transition.now)
         let execution = transition.execution
@@ -48,7 +48,8 @@ enum ExecutionStatements {
         for timer in transition.timers { statements.append((timerStatement(timer, executionID: id, now: now), nil)) }
         if !transition.progressEvents.isEmpty { statements.append((progressEventInsert(transition.progressEvents), nil)) }
         if !transition.outbox.isEmpty {
-            statements.append((OutboxStore.insert(transition.outbox, executionID: transition.executionID, now: transition.now), nil))
+            statements.append(
+                (OutboxStore.insert(transition.outbox, executionID: transition.executionID, now: transition.now, dialect: dialect), nil))
         }
         return statements
     }

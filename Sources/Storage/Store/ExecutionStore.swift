@@ -202,6 +202,37 @@ public struct ExecutionStore: StorePart {
         try await database.read(Self.callbackTopicsStatement(executionID)).map { try $0.string("callback_topic") }
     }
 
+    /// The notification options of the executions among `ids` that exist, read in one round trip.
+    public func notificationOptions(of ids: [ExecutionID]) async throws -> [ExecutionID: NotificationOptionsRecord] {
+        guard !ids.isEmpty else { return [:] }
+        let list = SQLValue.json(.array(ids.map { .string($0.rawValue) }))
+        let results = try await database.read([
+            SQLStatement(
+                """
+                SELECT id, subscriber_ids, payload_type, notification_workflow_id FROM pipeline_execution
+                WHERE \(dialect.condition("id", inIDsOfJSONArray: 1))
+                """, [list]),
+            SQLStatement(
+                """
+                SELECT execution_id, callback_topic FROM execution_subscription
+                WHERE \(dialect.condition("execution_id", inIDsOfJSONArray: 1))
+                ORDER BY execution_id, subscription_time, callback_topic
+                """, [list]),
+        ])
+        var options: [ExecutionID: NotificationOptionsRecord] = [:]
+        for row in results[0] {
+            let id = try row.id("id") as ExecutionID
+            options[id] = NotificationOptionsRecord(
+                executionID: id, callbackTopics: [], subscriberIDs: row["subscriber_ids"], payloadType: row["payload_type"],
+                notificationWorkflowID: row["notification_workflow_id"])
+        }
+        for row in results.dropFirst().first ?? [] {
+            let id = try row.id("execution_id") as ExecutionID
+            options[id]?.callbackTopics.append(try row.string("callback_topic"))
+        }
+        return options
+    }
+
     private static func callbackTopicsStatement(_ executionID: ExecutionID) -> SQLStatement {
         SQLStatement(
             "SELECT callback_topic FROM execution_subscription WHERE execution_id = $1 ORDER BY subscription_time, callback_topic",
@@ -230,7 +261,7 @@ public struct ExecutionStore: StorePart {
     /// Writes one transition. Throws ``DatabaseError/conflict(_:)`` — and writes nothing — when
     /// the execution is no longer at `expectedVersion` or a consumed timer was moved or removed.
     public func apply(_ transition: ExecutionTransition) async throws {
-        let statements = ExecutionStatements.transition(transition)
+        let statements = ExecutionStatements.transition(transition, dialect: dialect)
         try await database.transaction { session in
             for (statement, expectation) in statements {
                 session.enqueue(statement, expectedRows: expectation?.rows, conflictMessage: expectation?.message ?? "")

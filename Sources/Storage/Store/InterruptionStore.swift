@@ -50,7 +50,7 @@ public struct InterruptionStore: StorePart {
                 .id(executionID), .text(reason), .date(now), .bool(false))
             try session.execute("DELETE FROM execution_timer WHERE execution_id = $1", .id(executionID))
             if !notifications.isEmpty {
-                let insert = OutboxStore.insert(notifications, executionID: executionID, now: now)
+                let insert = OutboxStore.insert(notifications, executionID: executionID, now: now, dialect: dialect)
                 try session.execute(insert)
             }
             return true

@@ -80,8 +80,18 @@ extension SQLDialect {
     /// serves (an `IN` over a set-returning function is planned as a scan of the whole table once
     /// the table is large enough and the function's row estimate is its default of 100).
     func condition(_ column: String, inIntegersOfJSONArray number: Int) -> String {
+        condition(column, inJSONArray: number, ofType: "bigint")
+    }
+
+    /// `column` is one of the ids (UUID text) of the JSON array bound as parameter `$number`; see
+    /// ``condition(_:inIntegersOfJSONArray:)``.
+    func condition(_ column: String, inIDsOfJSONArray number: Int) -> String {
+        condition(column, inJSONArray: number, ofType: "uuid")
+    }
+
+    private func condition(_ column: String, inJSONArray number: Int, ofType type: String) -> String {
         self == .postgres
-            ? "\(column) = ANY(ARRAY(SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST($\(number) AS json))))"
+            ? "\(column) = ANY(ARRAY(SELECT CAST(value AS \(type)) FROM json_array_elements_text(CAST($\(number) AS json))))"
             : "\(column) IN (SELECT value FROM json_each($\(number)))"
     }
 

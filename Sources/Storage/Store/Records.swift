@@ -249,6 +249,17 @@ public struct OutboxRecord: Sendable, Equatable {
     public var createdAt: Date
 }
 
+/// Whom an execution's notifications go to, as stored when it started: what the publisher reads
+/// to address its outbox events.
+public struct NotificationOptionsRecord: Sendable, Equatable {
+    public var executionID: ExecutionID
+    /// The execution's callback topics, in the order they were given.
+    public var callbackTopics: [String]
+    public var subscriberIDs: String?
+    public var payloadType: String?
+    public var notificationWorkflowID: String?
+}
+
 /// A due time kept for an execution (table `execution_timer`).
 public struct TimerRecord: Sendable, Hashable {
     public var executionID: ExecutionID
