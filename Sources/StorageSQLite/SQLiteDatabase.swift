@@ -114,7 +114,9 @@ final class SQLiteConnection {
             try executeScript("PRAGMA schema_version")
             switch role {
             case .writer:
-                try executeScript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")
+                try executeScript(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 2000"
+                )
             case .reader:
                 try executeScript("PRAGMA foreign_keys = ON; PRAGMA query_only = ON")
             }

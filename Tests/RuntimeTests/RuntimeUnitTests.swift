@@ -250,3 +250,30 @@ struct LocalTimerQueueTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 }
+
+@Suite("Event bus")
+struct EventBusTests {
+    @Test("a message reaches its execution's subscribers and those of every execution, no one else")
+    func messagesReachTheirSubscribers() async {
+        let bus = EventBus()
+        let first = ExecutionID.generate()
+        let second = ExecutionID.generate()
+        let followingFirst = bus.subscribe(executionID: first)
+        let followingSecond = bus.subscribe(executionID: second)
+        let followingAll = bus.subscribe(executionID: nil)
+        #expect(bus.subscriberCount == 3)
+        bus.publish(EventBus.Message(topic: nil, executionID: first, eventType: "one", payload: [:]))
+        bus.publish(EventBus.Message(topic: nil, executionID: second, eventType: "two", payload: [:]))
+        bus.unsubscribe(followingFirst.id)
+        bus.unsubscribe(followingSecond.id)
+        bus.unsubscribe(followingAll.id)
+        #expect(bus.subscriberCount == 0)
+        #expect(await followingFirst.messages.reduce(into: []) { $0.append($1.eventType) } == ["one"])
+        #expect(await followingSecond.messages.reduce(into: []) { $0.append($1.eventType) } == ["two"])
+        #expect(await followingAll.messages.reduce(into: []) { $0.append($1.eventType) } == ["one", "two"])
+        // Unsubscribing twice, or an id never given, changes nothing.
+        bus.unsubscribe(followingFirst.id)
+        bus.unsubscribe(12_345)
+        #expect(bus.subscriberCount == 0)
+    }
+}

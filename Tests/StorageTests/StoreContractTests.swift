@@ -306,6 +306,42 @@ struct StoreContractTests {
         }
     }
 
+    @Test("a new execution stored with its first transition is stored as if inserted then moved on", arguments: TestBackend.available)
+    func insertStartedByATransitionEqualsInsertThenApply(backend: TestBackend) async throws {
+        try await TestDatabase.with(backend) { test in
+            let stepwise = StoreFixtures.execution()
+            try await test.store.executions.insert(stepwise)
+            try await test.store.executions.apply(StoreFixtures.startTransition(executionID: stepwise.record.id))
+            let together = StoreFixtures.execution()
+            try await test.store.executions.insert(together, startedBy: StoreFixtures.startTransition(executionID: together.record.id))
+
+            let one = try #require(try await test.store.executions.findForResuming(id: stepwise.record.id))
+            let other = try #require(try await test.store.executions.findForResuming(id: together.record.id))
+            var execution = other.execution
+            execution.id = one.execution.id
+            #expect(execution == one.execution)
+            #expect(one.execution.version == 2 && one.execution.status == .running)
+            #expect(other.callbackTopics == one.callbackTopics)
+            func comparable(_ steps: [StepRecord]) -> [StepRecord] {
+                steps.map { step in
+                    var step = step
+                    step.id = ""
+                    step.executionID = one.execution.id
+                    return step
+                }
+            }
+            #expect(comparable(other.steps) == comparable(one.steps))
+            #expect(one.steps[0].leaseOwner == "worker-1" && one.steps[0].version == 2 && one.steps[1].version == 1)
+            #expect(
+                try await test.store.timers.list(executionID: together.record.id).map(\.key)
+                    == test.store.timers.list(executionID: stepwise.record.id).map(\.key))
+            let progress = try await test.store.executions.progressEvents(executionID: together.record.id)
+            #expect(progress.map(\.kind) == [.workflowProgress])
+            let outbox = try await test.store.outbox.pending(limit: 10)
+            #expect(outbox.map(\.executionID) == [stepwise.record.id, together.record.id])
+        }
+    }
+
     @Test("a stale version conflicts and writes nothing", arguments: TestBackend.available)
     func staleTransitionConflicts(backend: TestBackend) async throws {
         try await TestDatabase.with(backend) { test in

@@ -115,36 +115,64 @@ public final class EventBus: Sendable {
         public var payload: JSONValue
     }
 
-    private struct Subscriber {
-        let executionID: ExecutionID?
-        let continuation: AsyncStream<Message>.Continuation
+    /// Identifies one subscription, for ``unsubscribe(_:)``.
+    public typealias SubscriptionID = UInt64
+
+    /// Subscribers by the execution they follow, so that a message reaches its execution's
+    /// subscribers without a look at everyone else's.
+    private struct Subscribers {
+        var lastID: SubscriptionID = 0
+        var toEverything: [SubscriptionID: AsyncStream<Message>.Continuation] = [:]
+        var byExecution: [ExecutionID: [SubscriptionID: AsyncStream<Message>.Continuation]] = [:]
+        var executionOf: [SubscriptionID: ExecutionID] = [:]
     }
 
-    private let subscribers = Mutex<[UUID: Subscriber]>([:])
+    private let subscribers = Mutex(Subscribers())
 
     public init() {}
 
     /// Messages from now on, of one execution or of all; the stream ends when `unsubscribe` is
     /// called with the returned id.
-    public func subscribe(executionID: ExecutionID?) -> (id: UUID, messages: AsyncStream<Message>) {
-        let id = UUID()
+    public func subscribe(executionID: ExecutionID?) -> (id: SubscriptionID, messages: AsyncStream<Message>) {
         let (stream, continuation) = AsyncStream<Message>.makeStream(bufferingPolicy: .bufferingNewest(1000))
-        subscribers.withLock { $0[id] = Subscriber(executionID: executionID, continuation: continuation) }
+        let id = subscribers.withLock { subscribers in
+            subscribers.lastID &+= 1
+            let id = subscribers.lastID
+            if let executionID {
+                subscribers.byExecution[executionID, default: [:]][id] = continuation
+                subscribers.executionOf[id] = executionID
+            } else {
+                subscribers.toEverything[id] = continuation
+            }
+            return id
+        }
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
         return (id, stream)
     }
 
-    public func unsubscribe(_ id: UUID) {
-        subscribers.withLock { $0.removeValue(forKey: id) }?.continuation.finish()
+    public func unsubscribe(_ id: SubscriptionID) {
+        let removed = subscribers.withLock { subscribers -> AsyncStream<Message>.Continuation? in
+            guard let executionID = subscribers.executionOf.removeValue(forKey: id) else {
+                return subscribers.toEverything.removeValue(forKey: id)
+            }
+            let continuation = subscribers.byExecution[executionID]?.removeValue(forKey: id)
+            if subscribers.byExecution[executionID]?.isEmpty == true { subscribers.byExecution[executionID] = nil }
+            return continuation
+        }
+        removed?.finish()
     }
 
     public func publish(_ message: Message) {
         let receivers = subscribers.withLock { subscribers in
-            subscribers.values.filter { $0.executionID == nil || $0.executionID == message.executionID }.map(\.continuation)
+            var receivers = Array(subscribers.toEverything.values)
+            if let executionID = message.executionID, let following = subscribers.byExecution[executionID] {
+                receivers += following.values
+            }
+            return receivers
         }
         for receiver in receivers { receiver.yield(message) }
     }
 
     /// How many subscribers are listening.
-    public var subscriberCount: Int { subscribers.withLock { $0.count } }
+    public var subscriberCount: Int { subscribers.withLock { $0.toEverything.count + $0.executionOf.count } }
 }

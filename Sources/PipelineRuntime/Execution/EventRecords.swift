@@ -122,7 +122,7 @@ struct EventRecords {
         sequence += 1
         progressEvents.append(
             ProgressEventRecord(
-                id: UUID().uuidString.lowercased(),
+                id: UUIDText.random(),
                 executionID: executionID,
                 kind: kind,
                 progress: min(100, max(0, percent)),

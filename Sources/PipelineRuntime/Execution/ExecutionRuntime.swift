@@ -53,7 +53,8 @@ public final class ExecutionRuntime: Sendable {
     private struct State {
         var mailboxes: [ExecutionID: Mailbox] = [:]
         /// Alarms of the tasks waiting for an execution to finish, rung when it does.
-        var finishWaiters: [ExecutionID: [UUID: Alarm<ContinuousClock>]] = [:]
+        var finishWaiters: [ExecutionID: [UInt64: Alarm<ContinuousClock>]] = [:]
+        var lastFinishWaiter: UInt64 = 0
         var stopping = false
         var activeDrains = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -88,28 +89,25 @@ public final class ExecutionRuntime: Sendable {
             }
         }
         let now = Date()
-        let grace = configuration.timerClaimGrace.seconds
         var record = prepared.record
         record.createdAt = now
         record.updatedAt = now
         let steps = prepared.machine.steps.map { state in
-            StepRecord(id: UUID().uuidString.lowercased(), executionID: record.id, state: state, createdAt: now, updatedAt: now)
+            StepRecord(id: UUIDText.random(), executionID: record.id, state: state, createdAt: now, updatedAt: now)
         }
-        let start = TimerRecord(executionID: record.id, key: RuntimeTimerKey.start, dueAt: now)
-        try await store.executions.insert(
-            NewExecution(
-                record: record,
-                steps: steps,
-                callbackTopics: request.callbackTopics,
-                timers: [
-                    .set(
-                        key: start.key, dueAt: now, claimedBy: runHere ? configuration.workerID : nil,
-                        claimedUntil: runHere ? now.addingTimeInterval(grace) : nil)
-                ]
-            )
-        )
-        guard runHere else { return record }
-        let live = LiveExecution(
+        guard runHere else {
+            // Whichever process fires the start timer runs the first steps.
+            try await store.executions.insert(
+                NewExecution(
+                    record: record, steps: steps, callbackTopics: request.callbackTopics,
+                    timers: [.set(key: RuntimeTimerKey.start, dueAt: now, claimedBy: nil, claimedUntil: nil)]))
+            return record
+        }
+        // Started here: the first transition is planned before anything is stored and stored with
+        // the execution, in one transaction — a new execution costs one commit, and an execution of
+        // built-in steps only is stored finished. A crash after the commit leaves what any
+        // transition leaves (leases, timers), taken over as usual.
+        var live = LiveExecution(
             machine: prepared.machine,
             version: record.version,
             eventSequence: 0,
@@ -118,8 +116,22 @@ public final class ExecutionRuntime: Sendable {
             stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first }),
             publishes: publishes(callbackTopics: request.callbackTopics, subscriberIDs: record.subscriberIDs)
         )
-        state.withLock { $0.mailboxes[record.id, default: Mailbox()].live = live }
-        submit(.timer(start), to: record.id)
+        let inputs = [RuntimeInput.engine(.start)]
+        let plan = WorkMarks.during(Self.transitionMark(record.id, inputs)) {
+            live.plan(inputs, now: now, settings: planSettings)
+        }
+        let writeStarted = ContinuousClock.now
+        try await store.executions.insert(
+            NewExecution(record: record, steps: steps, callbackTopics: request.callbackTopics), startedBy: plan.transition)
+        let writeTime = ContinuousClock.now - writeStarted
+        live.committed(plan)
+        statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
+        // Inputs for it may already have come (nothing else knew the execution before the commit,
+        // but an event can name it right after): their drain reads it from the store.
+        state.withLock { state in
+            if !live.isFinished, state.mailboxes[record.id] == nil { state.mailboxes[record.id] = Mailbox(live: live) }
+        }
+        WorkMarks.during(Self.transitionMark(record.id, inputs)) { perform(plan, executionID: record.id) }
         return record
     }
 
@@ -483,14 +495,14 @@ public final class ExecutionRuntime: Sendable {
     // MARK: Waiting
 
     private func waitForFinish(_ executionID: ExecutionID, atMost limit: Duration) async {
-        let id = UUID()
         let alarm = Alarm()
-        let stopping = state.withLock { state -> Bool in
-            guard !state.stopping else { return true }
-            state.finishWaiters[executionID, default: [:]][id] = alarm
-            return false
+        let id = state.withLock { state -> UInt64? in
+            guard !state.stopping else { return nil }
+            state.lastFinishWaiter &+= 1
+            state.finishWaiters[executionID, default: [:]][state.lastFinishWaiter] = alarm
+            return state.lastFinishWaiter
         }
-        guard !stopping else { return }
+        guard let id else { return }
         await alarm.sleep(for: limit)
         state.withLock { state in
             state.finishWaiters[executionID]?[id] = nil

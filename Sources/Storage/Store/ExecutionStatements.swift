@@ -33,25 +33,69 @@ enum ExecutionStatements {
                 (1, "execution \(transition.executionID) changed since version \(transition.expectedVersion)")
             )
         ]
-        for timer in transition.consumedTimers {
-            statements.append(
-                (
-                    SQLStatement(
-                        "DELETE FROM execution_timer WHERE execution_id = $1 AND timer_key = $2 AND due_at = $3",
-                        [id, .text(timer.key), .date(timer.dueAt)]
-                    ),
-                    (1, "timer \(timer.key) of execution \(transition.executionID) was moved or removed")
-                )
+        statements += consumedTimerDeletes(of: transition)
+        for step in transition.steps { statements.append((stepUpdate(step, executionID: id, now: now), nil)) }
+        return statements + records(of: transition, dialect: dialect).map { ($0, nil) }
+    }
+
+    /// Deletes of the timers a transition handled, each of which must still be as it fired.
+    private static func consumedTimerDeletes(of transition: ExecutionTransition) -> [GuardedStatement] {
+        transition.consumedTimers.map { timer in
+            (
+                SQLStatement(
+                    "DELETE FROM execution_timer WHERE execution_id = $1 AND timer_key = $2 AND due_at = $3",
+                    [.id(transition.executionID), .text(timer.key), .date(timer.dueAt)]
+                ),
+                (1, "timer \(timer.key) of execution \(transition.executionID) was moved or removed")
             )
         }
-        for step in transition.steps { statements.append((stepUpdate(step, executionID: id, now: now), nil)) }
-        for timer in transition.timers { statements.append((timerStatement(timer, executionID: id, now: now), nil)) }
-        if !transition.progressEvents.isEmpty { statements.append((progressEventInsert(transition.progressEvents), nil)) }
+    }
+
+    /// The rows a transition adds besides the execution and its steps: timers, progress events and
+    /// outbox events.
+    private static func records(of transition: ExecutionTransition, dialect: SQLDialect) -> [SQLStatement] {
+        let id = SQLValue.id(transition.executionID)
+        let now = SQLValue.date(transition.now)
+        var statements = transition.timers.map { timerStatement($0, executionID: id, now: now) }
+        if !transition.progressEvents.isEmpty { statements.append(progressEventInsert(transition.progressEvents)) }
         if !transition.outbox.isEmpty {
             statements.append(
-                (OutboxStore.insert(transition.outbox, executionID: transition.executionID, now: transition.now, dialect: dialect), nil))
+                OutboxStore.insert(transition.outbox, executionID: transition.executionID, now: transition.now, dialect: dialect))
         }
         return statements
+    }
+
+    /// The statements of a new execution stored together with its first transition, as one: the
+    /// execution and its steps are inserted as the transition leaves them (no row is written twice),
+    /// then the transition's timers, progress and outbox events. The transition must be planned on
+    /// the new execution (`expectedVersion` its version); timers it consumes must be among the new
+    /// execution's.
+    static func insert(_ new: NewExecution, startedBy transition: ExecutionTransition, dialect: SQLDialect) -> [GuardedStatement] {
+        var started = new
+        let execution = transition.execution
+        started.record.version = transition.expectedVersion + 1
+        started.record.status = execution.status
+        started.record.startTime = execution.startedAt
+        started.record.endTime = execution.endedAt
+        started.record.progress = execution.progress
+        started.record.finalOutputs = execution.outputs
+        started.record.errorInfo = execution.errorInfo
+        started.record.eventSequence = transition.eventSequence
+        started.record.updatedAt = transition.now
+        var writes: [String: StepWrite] = [:]
+        for write in transition.steps { writes[write.state.stepID] = write }
+        for index in started.steps.indices {
+            guard let write = writes[started.steps[index].state.stepID] else { continue }
+            started.steps[index].state = write.state
+            started.steps[index].version += 1
+            started.steps[index].updatedAt = transition.now
+            started.steps[index].leaseOwner = write.lease?.owner
+            started.steps[index].leaseExpiresAt = write.lease?.expiresAt
+            started.steps[index].dispatch = write.lease?.dispatch
+        }
+        var statements: [GuardedStatement] = insert(started).map { ($0, nil) }
+        statements += consumedTimerDeletes(of: transition)
+        return statements + records(of: transition, dialect: dialect).map { ($0, nil) }
     }
 
     private static func stepUpdate(_ write: StepWrite, executionID: SQLValue, now: SQLValue) -> SQLStatement {
@@ -147,35 +191,37 @@ enum ExecutionStatements {
                 ]
             )
         ]
-        let columnsPerStep = 14
+        let stepColumns =
+            "id, execution_id, version, step_id, step_name, status, sequence_number, handler_type, retry_count, created_at, updated_at, "
+            + "start_time, end_time, outputs, progress_percentage, eta_seconds, error_message, awaiting_event, external_workflow_id, "
+            + "timeout_at, failure_tolerated, dispatch, lease_owner, lease_expires_at"
+        let columnsPerStep = 24
         for chunk in stride(from: 0, to: new.steps.count, by: 100).map({ Array(new.steps[$0..<min($0 + 100, new.steps.count)]) }) {
             var binds: [SQLValue] = []
             var rows: [String] = []
             for step in chunk {
                 let base = binds.count
                 rows.append("(" + (1...columnsPerStep).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                let state = step.state
                 binds += [
-                    .text(step.id), .id(step.executionID), .text(step.state.stepID), .text(step.state.name),
-                    .text(step.state.status.rawValue),
-                    .integer(step.state.sequence), .text(step.state.action), .integer(step.state.attempt), .date(step.createdAt),
-                    .date(step.updatedAt), step.state.startedAt.map(SQLValue.date) ?? .null,
-                    step.state.endedAt.map(SQLValue.date) ?? .null, step.state.outputs.map { .json(.object($0)) } ?? .null,
-                    .double(step.state.progress),
+                    .text(step.id), .id(step.executionID), .integer(step.version), .text(state.stepID), .text(state.name),
+                    .text(state.status.rawValue), .integer(state.sequence), .text(state.action), .integer(state.attempt),
+                    .date(step.createdAt), .date(step.updatedAt), .optional(state.startedAt, SQLValue.date),
+                    .optional(state.endedAt, SQLValue.date), .optional(state.outputs) { SQLValue.json(.object($0)) },
+                    .double(state.progress), .optional(state.etaSeconds, SQLValue.integer), .optional(state.error, SQLValue.text),
+                    .bool(state.isAwaitingEvent), .optional(state.externalWorkflowID, SQLValue.text),
+                    .optional(state.deadline, SQLValue.date), .bool(state.failureTolerated), .optional(step.dispatch, SQLValue.json),
+                    .optional(step.leaseOwner, SQLValue.text), .optional(step.leaseExpiresAt, SQLValue.date),
                 ]
             }
             statements.append(
-                SQLStatement(
-                    "INSERT INTO step_execution (id, execution_id, step_id, step_name, status, sequence_number, handler_type, retry_count, "
-                        + "created_at, updated_at, start_time, end_time, outputs, progress_percentage) VALUES \(rows.joined(separator: ", "))",
-                    binds
-                )
-            )
+                SQLStatement("INSERT INTO step_execution (\(stepColumns)) VALUES \(rows.joined(separator: ", "))", binds))
         }
         for topic in new.callbackTopics {
             statements.append(
                 SQLStatement(
                     "INSERT INTO execution_subscription (id, execution_id, callback_topic, subscription_time, created_at) VALUES ($1, $2, $3, $4, $4)",
-                    [.text(UUID().uuidString.lowercased()), .id(record.id), .text(topic), .date(record.createdAt)]
+                    [.text(UUIDText.random()), .id(record.id), .text(topic), .date(record.createdAt)]
                 )
             )
         }

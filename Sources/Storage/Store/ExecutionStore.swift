@@ -148,6 +148,18 @@ public struct ExecutionStore: StorePart {
         }
     }
 
+    /// Stores a new execution already moved on by its first transition (planned on it as new), in
+    /// one transaction: what ``insert(_:)`` then ``apply(_:)`` would store, without writing the
+    /// execution and its steps twice.
+    public func insert(_ new: NewExecution, startedBy transition: ExecutionTransition) async throws {
+        let statements = ExecutionStatements.insert(new, startedBy: transition, dialect: dialect)
+        try await database.transaction { session in
+            for (statement, expectation) in statements {
+                session.enqueue(statement, expectedRows: expectation?.rows, conflictMessage: expectation?.message ?? "")
+            }
+        }
+    }
+
     /// The execution and its steps (in definition order), read together.
     public func findWithSteps(id: ExecutionID) async throws -> (execution: ExecutionRecord, steps: [StepRecord])? {
         try await find(id: id, withCallbackTopics: false).map { ($0.execution, $0.steps) }

@@ -1,4 +1,4 @@
-public import BudJSON
+import BudJSON
 public import Foundation
 public import PipelineEngine
 
