@@ -4,8 +4,9 @@ import Testing
 
 @Suite("Identifiers")
 struct IdentifierTests {
-    @Test("new ids are lower-case version 4 UUIDs that Foundation and the strict reader accept")
-    func newIDsAreVersion4UUIDs() throws {
+    @Test("new ids are lower-case version 7 UUIDs that Foundation and the strict reader accept")
+    func newIDsAreVersion7UUIDs() throws {
+        let before = UInt64(Date().timeIntervalSince1970 * 1000)
         var seen = Set<String>()
         for _ in 0..<2_000 {
             let text = UUIDText.random()
@@ -13,14 +14,25 @@ struct IdentifierTests {
             let uuid = try #require(UUID(uuidString: text))
             #expect(uuid.uuidString.lowercased() == text)
             let bytes = uuid.uuid
-            #expect(bytes.6 >> 4 == 4, "version of \(text)")
+            #expect(bytes.6 >> 4 == 7, "version of \(text)")
             #expect(bytes.8 >> 6 == 0b10, "variant of \(text)")
+            let milliseconds = [bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(milliseconds >= before && milliseconds <= UInt64(Date().timeIntervalSince1970 * 1000), "time of \(text)")
             seen.insert(text)
         }
         #expect(seen.count == 2_000)
     }
 
-    @Test("every random bit varies: no digit outside the version and variant is stuck")
+    @Test("ids made in a later millisecond sort after earlier ones")
+    func laterIDsSortAfter() async throws {
+        let first = UUIDText.random()
+        try await Task.sleep(for: .milliseconds(3))
+        let second = UUIDText.random()
+        #expect(first < second)
+        #expect(ExecutionID(first) < ExecutionID(second))
+    }
+
+    @Test("every random bit varies: no digit outside the time, version and variant is stuck")
     func randomBitsVary() {
         var ored = [UInt8](repeating: 0, count: 36)
         var anded = [UInt8](repeating: 0xFF, count: 36)
@@ -31,7 +43,8 @@ struct IdentifierTests {
                 anded[index] &= value
             }
         }
-        for index in 0..<36 where ![8, 13, 18, 23, 14, 19].contains(index) {
+        // Digits 0–12 hold the time (dash at 8), 14 the version, 19 the variant.
+        for index in 14..<36 where ![18, 23, 14, 19].contains(index) {
             #expect(ored[index] == 0xF && anded[index] == 0, "digit \(index)")
         }
         #expect(ored[19] == 0b1011 && anded[19] == 0b1000, "variant digit")
