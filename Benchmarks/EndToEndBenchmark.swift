@@ -15,6 +15,11 @@ import Synchronization
 /// polling, so it is not what limits the rate. Reported per level: executions and steps per second,
 /// start-to-completion latency (p50, p99), and, for `--server-pid`, the server's CPU time per
 /// execution and its resident memory after the level.
+///
+/// With `--rate`, the load is open instead: executions start on a fixed schedule (so many per
+/// second) whether or not earlier ones have finished, as independent clients would start them, and
+/// each one's latency counts from when it was due to start — a server that falls behind shows it in
+/// the latency rather than by slowing the client down (no coordinated omission).
 struct EndToEndBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "end-to-end",
@@ -51,10 +56,28 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("callback-topic"), help: "A callback topic for every execution (its events then go to the outbox).")
     var callbackTopic: String?
 
+    @Option(
+        name: .customLong("max-memory-growth"),
+        help:
+            "With --rounds 2 or more: fail (exit 1) when the server's resident memory after the last round exceeds that after the first by more than this percentage."
+    )
+    var maxMemoryGrowth: Double?
+
+    @Option(help: "Open load instead of concurrency levels: executions started per second, comma-separated levels.")
+    var rate: String?
+
+    @Option(name: .customLong("max-outstanding"), help: "With --rate, at most this many executions in flight; a start due beyond it waits.")
+    var maxOutstanding = 4_096
+
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ (1...10_000).contains($0) }), executions > 0, rounds > 0 else {
             throw ValidationError("--concurrency needs levels of 1…10000; --executions and --rounds must be positive")
+        }
+        let rates = rate?.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) } ?? []
+        let offered = rates.compactMap { $0 }.filter { $0 >= 1 && $0 <= 100_000 }
+        guard offered.count == rates.count, (1...100_000).contains(maxOutstanding) else {
+            throw ValidationError("--rate needs levels of 1…100000 executions per second; --max-outstanding 1…100000")
         }
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
@@ -70,17 +93,42 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             if let memory = ServerProcess(pid: serverPID)?.residentMegabytes { print(String(format: "server RSS before: %.1f MB", memory)) }
             // Warm-up: connections, the plugin's threads, the database's caches.
             _ = try await runLevel(api, pipelineID: pipelineID, concurrency: levels[0], executions: min(200, executions))
+            var memoryAfterRounds: [Double] = []
             for round in 1...rounds {
-                for level in levels {
+                for level in offered {
+                    let result = try await runOpenLevel(api, pipelineID: pipelineID, rate: level, executions: executions)
+                    print(result.line(round: rounds > 1 ? round : nil, offered: level, steps: steps))
+                }
+                for level in levels where offered.isEmpty {
                     let result = try await runLevel(api, pipelineID: pipelineID, concurrency: level, executions: executions)
                     print(result.line(round: rounds > 1 ? round : nil, concurrency: level, steps: steps))
                 }
+                // Memory once the round's work has settled (finished executions leave memory).
+                try await Task.sleep(for: .seconds(1))
+                if let memory = ServerProcess(pid: serverPID)?.residentMegabytes { memoryAfterRounds.append(memory) }
             }
+            try checkMemoryGrowth(memoryAfterRounds)
         } catch {
             try await client.shutdown()
             throw error
         }
         try await client.shutdown()
+    }
+
+    /// Prints the growth of resident memory from the first round to the last and, with
+    /// `--max-memory-growth`, fails when it is larger.
+    private func checkMemoryGrowth(_ memoryAfterRounds: [Double]) throws {
+        guard memoryAfterRounds.count >= 2, let first = memoryAfterRounds.first, let last = memoryAfterRounds.last, first > 0 else {
+            if maxMemoryGrowth != nil { throw ValidationError("--max-memory-growth needs --rounds 2 or more and --server-pid") }
+            return
+        }
+        let growth = (last - first) / first * 100
+        let rounds = memoryAfterRounds.map { String(format: "%.1f", $0) }.joined(separator: " → ")
+        print("server RSS after each round: \(rounds) MB; " + String(format: "last against first %+.1f %%", growth))
+        if let limit = maxMemoryGrowth, growth > limit {
+            print(String(format: "FAILED: resident memory grew %.1f %% across the rounds (limit %.1f %%)", growth, limit))
+            throw ExitCode(1)
+        }
     }
 
     struct LevelResult {
@@ -91,11 +139,21 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         var residentMegabytes: Double?
 
         func line(round: Int?, concurrency: Int, steps: Int) -> String {
+            line(round: round, level: String(format: "c=%-3d", concurrency), steps: steps)
+        }
+
+        func line(round: Int?, offered: Double, steps: Int) -> String {
+            line(round: round, level: String(format: "offered %5.0f/s:", offered), steps: steps)
+        }
+
+        private func line(round: Int?, level: String, steps: Int) -> String {
             let count = Double(latencies.count)
             let sorted = latencies.sorted()
             var parts = [
-                String(format: "c=%-3d %6.0f executions/s %7.0f steps/s", concurrency, count / seconds, count * Double(steps) / seconds),
-                String(format: "latency p50 %6.1f ms p99 %6.1f ms", sorted.percentile(0.5) * 1000, sorted.percentile(0.99) * 1000),
+                level + String(format: " %6.0f executions/s %7.0f steps/s", count / seconds, count * Double(steps) / seconds),
+                String(
+                    format: "latency p50 %6.1f ms p99 %6.1f ms p99.9 %6.1f ms", sorted.percentile(0.5) * 1000,
+                    sorted.percentile(0.99) * 1000, sorted.percentile(0.999) * 1000),
             ]
             if let serverCPUSeconds { parts.append(String(format: "server CPU %.2f ms/execution", serverCPUSeconds * 1000 / count)) }
             if let residentMegabytes { parts.append(String(format: "RSS %.1f MB", residentMegabytes)) }
@@ -127,6 +185,48 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         return LevelResult(
             seconds: seconds, latencies: outcomes.map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
+            serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
+            residentMegabytes: server?.residentMegabytes)
+    }
+}
+
+extension EndToEndBenchmark {
+    /// One open-load level: `executions` starts due `1 / rate` seconds apart; each execution's
+    /// latency runs from when it was due. The rate reported is completions over the time from the
+    /// first start to the last completion.
+    fileprivate func runOpenLevel(_ api: BenchmarkAPI, pipelineID: String, rate: Double, executions: Int) async throws
+        -> LevelResult
+    {
+        let server = ServerProcess(pid: serverPID)
+        let cpuBefore = server?.cpuSeconds
+        let interval = Duration.nanoseconds(Int64(1_000_000_000 / rate))
+        let started = ContinuousClock.now
+        let topic = callbackTopic
+        let cap = maxOutstanding
+        let outcomes = await withTaskGroup(of: (seconds: Double, completed: Bool).self) { group in
+            var outcomes: [(seconds: Double, completed: Bool)] = []
+            outcomes.reserveCapacity(executions)
+            var outstanding = 0
+            for index in 0..<executions {
+                let due = started + interval * index
+                try? await Task.sleep(until: due, clock: .continuous)
+                while outstanding >= cap, let outcome = await group.next() {
+                    outcomes.append(outcome)
+                    outstanding -= 1
+                }
+                outstanding += 1
+                group.addTask {
+                    // A start the server refuses or a stream that breaks counts as not completed.
+                    let completed = (try? await api.runToCompletion(pipelineID: pipelineID, callbackTopic: topic)) ?? false
+                    return ((ContinuousClock.now - due) / .seconds(1), completed)
+                }
+            }
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        return LevelResult(
+            seconds: seconds, latencies: outcomes.filter(\.completed).map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
             serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
             residentMegabytes: server?.residentMegabytes)
     }
