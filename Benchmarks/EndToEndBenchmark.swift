@@ -41,6 +41,11 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("server-pid"), help: "The server's process id, to read its CPU time and memory.")
     var serverPID: Int32?
 
+    @Option(
+        name: .customLong("database-pid"),
+        help: "A database server's process id (PostgreSQL's postmaster): its CPU time and its children's is reported too.")
+    var databasePID: Int32?
+
     @Option(help: "chain-builtin (5 `log` steps), chain-plugin (5 `noop` plugin steps) or fan-out (1 → 18 → 1 `log` steps).")
     var pipeline: Shape = .builtInChain
 
@@ -136,6 +141,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         var latencies: [Double]
         var failed: Int
         var serverCPUSeconds: Double?
+        var databaseCPUSeconds: Double?
         var residentMegabytes: Double?
 
         func line(round: Int?, concurrency: Int, steps: Int) -> String {
@@ -156,6 +162,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                     sorted.percentile(0.99) * 1000, sorted.percentile(0.999) * 1000),
             ]
             if let serverCPUSeconds { parts.append(String(format: "server CPU %.2f ms/execution", serverCPUSeconds * 1000 / count)) }
+            if let databaseCPUSeconds { parts.append(String(format: "database CPU %.2f ms/execution", databaseCPUSeconds * 1000 / count)) }
             if let residentMegabytes { parts.append(String(format: "RSS %.1f MB", residentMegabytes)) }
             if failed > 0 { parts.append("\(failed) not completed") }
             return (round.map { "round \($0): " } ?? "") + parts.joined(separator: ", ")
@@ -165,6 +172,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
     private func runLevel(_ api: BenchmarkAPI, pipelineID: String, concurrency: Int, executions: Int) async throws -> LevelResult {
         let server = ServerProcess(pid: serverPID)
         let cpuBefore = server?.cpuSeconds
+        let databaseBefore = ServerProcess(pid: databasePID)?.cpuSecondsWithChildren
         let tickets = Tickets(executions)
         let started = ContinuousClock.now
         let topic = callbackTopic
@@ -186,6 +194,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         return LevelResult(
             seconds: seconds, latencies: outcomes.map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
             serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
+            databaseCPUSeconds: databaseBefore.flatMap { before in ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before } },
             residentMegabytes: server?.residentMegabytes)
     }
 }
@@ -199,6 +208,7 @@ extension EndToEndBenchmark {
     {
         let server = ServerProcess(pid: serverPID)
         let cpuBefore = server?.cpuSeconds
+        let databaseBefore = ServerProcess(pid: databasePID)?.cpuSecondsWithChildren
         let interval = Duration.nanoseconds(Int64(1_000_000_000 / rate))
         let started = ContinuousClock.now
         let topic = callbackTopic
@@ -228,6 +238,7 @@ extension EndToEndBenchmark {
         return LevelResult(
             seconds: seconds, latencies: outcomes.filter(\.completed).map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
             serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
+            databaseCPUSeconds: databaseBefore.flatMap { before in ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before } },
             residentMegabytes: server?.residentMegabytes)
     }
 }
@@ -309,14 +320,30 @@ struct ServerProcess {
     }
 
     /// User plus system CPU time so far.
-    var cpuSeconds: Double? {
+    var cpuSeconds: Double? { Self.cpuAndParent(of: pid)?.seconds }
+
+    /// User plus system CPU time so far of the process and of its children that are alive (a
+    /// database server's connection processes).
+    var cpuSecondsWithChildren: Double? {
+        guard var total = cpuSeconds else { return nil }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let child = Int32(entry), child != pid, let stat = Self.cpuAndParent(of: child), stat.parent == pid else { continue }
+            total += stat.seconds
+        }
+        return total
+    }
+
+    private static func cpuAndParent(of pid: Int32) -> (seconds: Double, parent: Int32)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let afterName = stat.lastIndex(of: ")")
         else { return nil }
-        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        // Fields after the command name: state is field 3, the parent 4, utime 14 and stime 15.
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard fields.count > 12, let parent = Int32(fields[1]), let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return nil
+        }
+        return ((user + system) / Double(sysconf(Int32(_SC_CLK_TCK))), parent)
     }
 
     /// Resident memory (VmRSS).

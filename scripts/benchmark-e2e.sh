@@ -5,7 +5,10 @@
 # live streams, reading the server's CPU time and memory from /proc.
 #
 #   scripts/benchmark-e2e.sh                       every shape, c = 8, 64, 256, 2,000 executions each
-#   scripts/benchmark-e2e.sh --rounds 3            the same three times over (a memory soak)
+#   scripts/benchmark-e2e.sh --rounds 3 --max-memory-growth 10
+#                                                  the same three times over, failing when the server's
+#                                                  memory after the last round is 10 % above the first's
+#   scripts/benchmark-e2e.sh --rate 500,1000       open load: executions started at fixed rates
 #   BACKENDS=sqlite scripts/benchmark-e2e.sh       one store only
 #   SHAPES="chain-plugin" scripts/benchmark-e2e.sh one pipeline shape only
 #   SERVER_BINARY=/path/to/budpipeline …          another build of the server (before/after figures)
@@ -43,8 +46,13 @@ run_server() {
     local port
     port=$(server_port "$workdir/$label.log")
     echo "-- $label"
+    local database=()
+    if [[ "$url" == postgres* ]]; then
+        # PostgreSQL's postmaster: the CPU of it and its connection processes is the database's.
+        database=(--database-pid "$(head -1 "$BUDPIPELINE_TEST_POSTGRES_DIR/data/postmaster.pid")")
+    fi
     .build/release/budpipeline-benchmarks end-to-end --url "http://127.0.0.1:$port" --token "$token" \
-        --server-pid "$server_pid" --pipeline "$shape" "$@"
+        --server-pid "$server_pid" "${database[@]}" --pipeline "$shape" "$@"
     if [[ "$url" == postgres* ]]; then
         # What the executions cost the database: rows written and tables read whole, per execution.
         sleep 1
