@@ -194,7 +194,9 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         return LevelResult(
             seconds: seconds, latencies: outcomes.map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
             serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
-            databaseCPUSeconds: databaseBefore.flatMap { before in ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before } },
+            databaseCPUSeconds: databaseBefore.flatMap { before in
+                ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before }
+            },
             residentMegabytes: server?.residentMegabytes)
     }
 }
@@ -238,7 +240,9 @@ extension EndToEndBenchmark {
         return LevelResult(
             seconds: seconds, latencies: outcomes.filter(\.completed).map(\.seconds), failed: outcomes.filter { !$0.completed }.count,
             serverCPUSeconds: cpuBefore.flatMap { before in server?.cpuSeconds.map { $0 - before } },
-            databaseCPUSeconds: databaseBefore.flatMap { before in ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before } },
+            databaseCPUSeconds: databaseBefore.flatMap { before in
+                ServerProcess(pid: databasePID)?.cpuSecondsWithChildren.map { $0 - before }
+            },
             residentMegabytes: server?.residentMegabytes)
     }
 }

@@ -23,6 +23,12 @@ import Synchronization
 /// hand-overs, not the database, are the cost that matters on a small machine). So that a slow
 /// read cannot hold the others up, a read left waiting for `readRescueDelay` wakes another thread.
 ///
+/// Transactions can share a commit the same way (`withGroupedTransaction`): those waiting next to
+/// each other are taken together, up to `maximumGroup`, and given to `runGroup`, which runs each
+/// in its own savepoint of one transaction and commits once (SQLite: one write of the pages they
+/// share instead of one per transaction). Each caller gets its own result, and only after the
+/// commit.
+///
 /// The queue is bounded: work that finds `maximumQueuedWork` items waiting fails at once with
 /// ``DatabaseError/Kind/notRun`` (the HTTP API answers 503), so a flood of requests costs memory
 /// in proportion to the bound, not to the flood. Work whose caller is cancelled while it waits
@@ -31,6 +37,23 @@ package final class ConnectionPool<Connection>: Sendable {
     package typealias Job = @Sendable (Result<Connection, DatabaseError>) -> Void
     /// Runs independent reads on one connection and returns the outcome of each, in order.
     package typealias ReadRunner = @Sendable (Connection, [[SQLStatement]]) -> [Result<[[Row]], DatabaseError>]
+    /// Runs transactions in one commit: each member's `run` inside its own savepoint (undone when
+    /// it returns false), then `answer` for every member with `nil` once committed, or with the
+    /// error that kept the whole group from committing.
+    package typealias GroupRunner = @Sendable (Connection, [GroupedTransaction]) -> Void
+
+    /// A transaction that may share its commit with others.
+    package struct GroupedTransaction: Sendable {
+        /// Does the transaction's work on the connection; false when it failed and its changes
+        /// must be undone.
+        package let run: @Sendable (Connection) -> Bool
+        /// Answers the caller once the group's outcome is known: `nil` when the group committed
+        /// (the caller gets the work's own result), else the error.
+        package let answer: @Sendable (DatabaseError?) -> Void
+    }
+
+    /// The most transactions one commit takes.
+    package static var maximumGroup: Int { 32 }
 
     /// The most reads one thread takes from the queue at once.
     package static var maximumReadBatch: Int { 32 }
@@ -45,6 +68,7 @@ package final class ConnectionPool<Connection>: Sendable {
     private enum Work {
         case job(Job)
         case read(PendingRead)
+        case grouped(GroupedTransaction)
     }
 
     private struct QueuedWork {
@@ -68,6 +92,7 @@ package final class ConnectionPool<Connection>: Sendable {
     private enum Next {
         case job(Job)
         case reads([PendingRead])
+        case group([GroupedTransaction])
         case wait
         case exit
     }
@@ -91,6 +116,7 @@ package final class ConnectionPool<Connection>: Sendable {
     private let isHealthy: @Sendable (Connection) -> Bool
     private let closeConnection: @Sendable (Connection) -> Void
     private let runReads: ReadRunner
+    private let runGroup: GroupRunner?
 
     package init(
         name: String,
@@ -99,7 +125,8 @@ package final class ConnectionPool<Connection>: Sendable {
         open: @escaping @Sendable () throws(DatabaseError) -> Connection,
         isHealthy: @escaping @Sendable (Connection) -> Bool,
         close: @escaping @Sendable (Connection) -> Void,
-        runReads: @escaping ReadRunner
+        runReads: @escaping ReadRunner,
+        runGroup: GroupRunner? = nil
     ) {
         self.name = name
         self.maximumConnections = max(1, maximumConnections)
@@ -108,10 +135,18 @@ package final class ConnectionPool<Connection>: Sendable {
         self.isHealthy = isHealthy
         self.closeConnection = close
         self.runReads = runReads
+        self.runGroup = runGroup
     }
 
     /// Work waiting for a thread.
     package var queuedCount: Int { state.withLock { $0.queue.count } }
+
+    /// Groups of transactions run so far (one commit each), and the transactions in them.
+    package var groupCounts: (groups: Int, transactions: Int) {
+        (groupsRun.load(ordering: .relaxed), groupedTransactionsRun.load(ordering: .relaxed))
+    }
+    private let groupsRun = Atomic<Int>(0)
+    private let groupedTransactionsRun = Atomic<Int>(0)
 
     /// Runs `body` with a connection of the pool, on that connection's thread.
     package func withConnection<Result: Sendable>(_ body: @escaping @Sendable (Connection) throws -> Result) async throws -> Result {
@@ -122,6 +157,31 @@ package final class ConnectionPool<Connection>: Sendable {
                 case .failure(let error): continuation.resume(throwing: error)
                 }
             }
+        }
+    }
+
+    /// Runs `body` as a transaction that may share its commit with others queued next to it (see
+    /// the type's description); a pool made without a group runner refuses it. `body` runs inside a savepoint the
+    /// runner opened and must leave the transaction to it; an error it throws undoes its changes
+    /// only. The result comes after the commit.
+    package func withGroupedTransaction<Result: Sendable>(_ body: @escaping @Sendable (Connection) throws -> Result) async throws
+        -> Result
+    {
+        try await submitCancellably { continuation in
+            let outcome = Mutex<Swift.Result<Result, any Error>?>(nil)
+            return .grouped(
+                GroupedTransaction(
+                    run: { connection in
+                        let result = Swift.Result { try body(connection) }
+                        outcome.withLock { $0 = result }
+                        if case .success = result { return true }
+                        return false
+                    },
+                    answer: { groupError in
+                        if let groupError { return continuation.resume(throwing: groupError) }
+                        let result = outcome.withLock { $0 } ?? .failure(DatabaseError.notRun("the transaction was not run"))
+                        continuation.resume(with: result)
+                    }))
         }
     }
 
@@ -225,6 +285,7 @@ package final class ConnectionPool<Connection>: Sendable {
         switch work {
         case .job(let job): job(.failure(error))
         case .read(let read): read.deliver(.failure(error))
+        case .grouped(let transaction): transaction.answer(error)
         }
     }
 
@@ -235,6 +296,13 @@ package final class ConnectionPool<Connection>: Sendable {
             switch state.queue.popFirst()?.work {
             case .job(let job):
                 return .job(job)
+            case .grouped(let first):
+                var group = [first]
+                while group.count < Self.maximumGroup, case .grouped(let next) = state.queue.first?.work {
+                    state.queue.removeFirst()
+                    group.append(next)
+                }
+                return .group(group)
             case .read(let first):
                 var reads = [first]
                 while reads.count < Self.maximumReadBatch, case .read(let read) = state.queue.first?.work {
@@ -273,6 +341,20 @@ package final class ConnectionPool<Connection>: Sendable {
                         job(.success(open))
                         retireIfBroken(&connection)
                     case .failure(let error): job(.failure(error))
+                    }
+                case .group(let group):
+                    switch usableConnection(&connection) {
+                    case .success(let open):
+                        if let runGroup {
+                            groupsRun.add(1, ordering: .relaxed)
+                            groupedTransactionsRun.add(group.count, ordering: .relaxed)
+                            runGroup(open, group)
+                        } else {
+                            for transaction in group { transaction.answer(.notRun("this pool does not run grouped transactions")) }
+                        }
+                        retireIfBroken(&connection)
+                    case .failure(let error):
+                        for transaction in group { transaction.answer(error) }
                     }
                 case .reads(let reads):
                     finishedReads = true

@@ -40,7 +40,8 @@ public final class SQLiteDatabase: Database {
             open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .writer) },
             isHealthy: { _ in true },
             close: { $0.close() },
-            runReads: { connection, reads in reads.map { connection.snapshot($0) } }
+            runReads: { connection, reads in reads.map { connection.snapshot($0) } },
+            runGroup: { connection, group in connection.commitTogether(group) }
         )
         readers = ConnectionPool(
             name: "bp-sqlite-reader",
@@ -54,10 +55,20 @@ public final class SQLiteDatabase: Database {
 
     public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
         try await retryingTransient {
-            try await writer.withConnection { connection in
-                try connection.inTransaction(begin: "BEGIN IMMEDIATE", body)
+            try await writer.withGroupedTransaction { connection in
+                let session = SQLiteSession(connection: connection)
+                let result = try body(session)
+                try session.finish()
+                return result
             }
         }
+    }
+
+    /// Commits of write transactions so far, and the transactions they held (several share a
+    /// commit when they wait together).
+    package var commitCounts: (commits: Int, transactions: Int) {
+        let counts = writer.groupCounts
+        return (counts.groups, counts.transactions)
     }
 
     public func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
@@ -133,18 +144,50 @@ final class SQLiteConnection {
         sqlite3_close_v2(handle)
     }
 
-    func inTransaction<Result>(begin: String, _ body: (any DatabaseSession) throws -> Result) throws -> Result {
-        try executeScript(begin)
-        let session = SQLiteSession(connection: self)
-        do {
-            let result = try body(session)
-            try session.finish()
-            try executeScript("COMMIT")
-            return result
-        } catch {
+    /// Runs transactions waiting together in one SQLite transaction, each in a savepoint of it, and
+    /// commits once: the pages they share (the ends of the tables and indexes new rows go to) are
+    /// written to the WAL once per group instead of once per transaction. A member that fails is
+    /// rolled back to its savepoint and gets its own error; the others are unaffected. When the
+    /// group cannot begin or commit, every member gets that error (a busy or full database is
+    /// retried by the caller) and nothing is kept.
+    func commitTogether(_ group: [ConnectionPool<SQLiteConnection>.GroupedTransaction]) {
+        func abandon(_ error: DatabaseError) {
             try? executeScript("ROLLBACK")
-            throw error
+            for member in group { member.answer(error) }
         }
+        do {
+            try executeScript("BEGIN IMMEDIATE")
+        } catch {
+            for member in group { member.answer(error) }
+            return
+        }
+        if group.count == 1, let only = group.first {
+            // Alone, no savepoint is needed: a failure rolls the transaction back.
+            guard only.run(self) else {
+                try? executeScript("ROLLBACK")
+                return only.answer(nil)
+            }
+        } else {
+            for member in group {
+                do throws(DatabaseError) {
+                    try executeScript("SAVEPOINT grouped")
+                    if member.run(self) {
+                        try executeScript("RELEASE grouped")
+                    } else {
+                        try executeScript("ROLLBACK TO grouped")
+                        try executeScript("RELEASE grouped")
+                    }
+                } catch {
+                    return abandon(error)
+                }
+            }
+        }
+        do {
+            try executeScript("COMMIT")
+        } catch {
+            return abandon(error)
+        }
+        for member in group { member.answer(nil) }
     }
 
     /// Runs read-only statements in one snapshot: a single statement alone, several in a transaction.
