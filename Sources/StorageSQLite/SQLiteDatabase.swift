@@ -168,15 +168,24 @@ final class SQLiteConnection {
                 return only.answer(nil)
             }
         } else {
-            for member in group {
+            for (index, member) in group.enumerated() {
                 do throws(DatabaseError) {
                     try executeScript("SAVEPOINT grouped")
                     if member.run(self) {
                         try executeScript("RELEASE grouped")
-                    } else {
-                        try executeScript("ROLLBACK TO grouped")
-                        try executeScript("RELEASE grouped")
+                        continue
                     }
+                    if sqlite3_get_autocommit(handle) != 0 {
+                        // SQLite ended the whole transaction (a full disk, an I/O error): the
+                        // member has its own error, and the others' work is gone with it.
+                        member.answer(nil)
+                        for (other, undone) in group.enumerated() where other != index {
+                            undone.answer(.transient("undone with its commit group after another transaction failed"))
+                        }
+                        return
+                    }
+                    try executeScript("ROLLBACK TO grouped")
+                    try executeScript("RELEASE grouped")
                 } catch {
                     return abandon(error)
                 }

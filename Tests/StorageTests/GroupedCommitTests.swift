@@ -68,6 +68,39 @@ struct GroupedCommitTests {
         }
     }
 
+    @Test("when a member fills the disk, every caller is answered and what it was told is what was kept")
+    func aFullDatabaseLeavesEveryAnswerTrue() async throws {
+        try await TestDatabase.with(.sqlite) { test in
+            let database = try #require(test.database as? SQLiteDatabase)
+            try await database.withSession { session in
+                try session.executeScript("CREATE TABLE grouped (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+                // The file may grow by a few pages only: a large row fails with SQLITE_FULL.
+                let pages = try session.query("PRAGMA page_count").first?.int("page_count") ?? 0
+                _ = try session.query("PRAGMA max_page_count = \(pages + 4)")
+            }
+            let busy = Task { try await database.withSession { _ in Thread.sleep(forTimeInterval: 0.3) } }
+            try await Task.sleep(for: .milliseconds(50))
+            let results = await withTaskGroup(of: (Int, Bool).self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        let value = index == 5 ? String(repeating: "x", count: 200_000) : "row \(index)"
+                        let committed = try? await database.transaction { session in
+                            try session.execute("INSERT INTO grouped (k, v) VALUES ($1, $2)", .integer(index), .text(value))
+                        }
+                        return (index, committed != nil)
+                    }
+                }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            try await busy.value
+            #expect(results.count == 12, "every caller was answered")
+            #expect(results[5] == false)
+            let kept = Set(try await database.read("SELECT k FROM grouped").map { try $0.int("k") })
+            #expect(kept == Set(results.filter(\.value).map(\.key)), "told committed exactly when kept")
+            #expect(!kept.contains(5))
+        }
+    }
+
     @Test("a conflict in a member is reported as a conflict to its caller only")
     func aConflictStaysWithItsMember() async throws {
         try await TestDatabase.with(.sqlite) { test in
