@@ -81,8 +81,13 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         }
         let rates = rate?.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) } ?? []
         let offered = rates.compactMap { $0 }.filter { $0 >= 1 && $0 <= 100_000 }
-        guard offered.count == rates.count, (1...100_000).contains(maxOutstanding) else {
+        guard offered.count == rates.count, rate == nil || !offered.isEmpty, (1...100_000).contains(maxOutstanding) else {
             throw ValidationError("--rate needs levels of 1…100000 executions per second; --max-outstanding 1…100000")
+        }
+        if let limit = maxMemoryGrowth {
+            guard limit.isFinite, limit >= 0, rounds >= 2, serverPID != nil else {
+                throw ValidationError("--max-memory-growth needs a percentage of 0 or more, --rounds 2 or more and --server-pid")
+            }
         }
         let client = HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
@@ -182,7 +187,8 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                     var mine: [(seconds: Double, completed: Bool)] = []
                     while tickets.take() {
                         let begun = ContinuousClock.now
-                        let completed = try await api.runToCompletion(pipelineID: pipelineID, callbackTopic: topic)
+                        // A start the server refuses or a stream that breaks counts as not completed.
+                        let completed = (try? await api.runToCompletion(pipelineID: pipelineID, callbackTopic: topic)) ?? false
                         mine.append(((ContinuousClock.now - begun) / .seconds(1), completed))
                     }
                     return mine
@@ -289,13 +295,39 @@ struct BenchmarkAPI: Sendable {
         if let token { request.headers.add(name: "dapr-api-token", value: token) }
         let response = try await client.execute(request, timeout: .seconds(600))
         guard response.status == .ok else { throw ValidationError("the live stream answered \(response.status)") }
-        // The stream ends with the execution: its last event names how.
-        var tail = ""
+        // The stream ends with the execution: by its final event, or by a snapshot of it finished
+        // (right away for an execution already finished, or when its final event did not come by).
+        // Read event by event, so that no event is judged in pieces; one event is held at a time.
+        var outcome = StreamOutcome()
+        var pending = ""
         for try await buffer in response.body {
-            tail = String((tail + String(buffer: buffer)).suffix(4096))
+            pending += String(buffer: buffer)
+            while let end = pending.range(of: "\n\n") {
+                outcome.read(event: pending[..<end.lowerBound])
+                pending.removeSubrange(..<end.upperBound)
+            }
         }
-        return tail.contains("event: workflow_completed")
-            || (tail.contains("event: snapshot") && tail.contains("\"status\":\"COMPLETED\"") && !tail.contains("event: workflow_"))
+        outcome.read(event: pending[...])
+        return outcome.completed
+    }
+
+    /// What a live stream said about how its execution ended.
+    struct StreamOutcome {
+        private var finalEvent: String?
+        private var lastSnapshotCompleted = false
+
+        /// Reads one server-sent event (its lines, without the blank line that ends it).
+        mutating func read(event: Substring) {
+            guard let first = event.split(separator: "\n").first, first.hasPrefix("event: ") else { return }
+            let name = first.dropFirst("event: ".count)
+            if name == "snapshot" {
+                lastSnapshotCompleted = event.contains("\"status\":\"COMPLETED\"")
+            } else if ["workflow_completed", "workflow_failed", "workflow_cancelled"].contains(name) {
+                finalEvent = String(name)
+            }
+        }
+
+        var completed: Bool { finalEvent.map { $0 == "workflow_completed" } ?? lastSnapshotCompleted }
     }
 
     private func send(_ method: String, _ path: String, _ body: JSONObject) async throws -> JSONObject {
@@ -326,10 +358,10 @@ struct ServerProcess {
     /// User plus system CPU time so far.
     var cpuSeconds: Double? { Self.cpuAndParent(of: pid)?.seconds }
 
-    /// User plus system CPU time so far of the process and of its children that are alive (a
-    /// database server's connection processes).
+    /// User plus system CPU time so far of the process, of its children that are alive (a
+    /// database server's connection processes) and of those that ended (closed connections).
     var cpuSecondsWithChildren: Double? {
-        guard var total = cpuSeconds else { return nil }
+        guard var total = Self.cpuAndParent(of: pid).map({ $0.seconds + $0.endedChildren }) else { return nil }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         for entry in entries {
             guard let child = Int32(entry), child != pid, let stat = Self.cpuAndParent(of: child), stat.parent == pid else { continue }
@@ -338,16 +370,19 @@ struct ServerProcess {
         return total
     }
 
-    private static func cpuAndParent(of pid: Int32) -> (seconds: Double, parent: Int32)? {
+    /// A process's own CPU seconds, its parent, and the CPU seconds of its children that ended.
+    private static func cpuAndParent(of pid: Int32) -> (seconds: Double, parent: Int32, endedChildren: Double)? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let afterName = stat.lastIndex(of: ")")
         else { return nil }
-        // Fields after the command name: state is field 3, the parent 4, utime 14 and stime 15.
+        // Fields after the command name: state is field 3, the parent 4, utime 14, stime 15,
+        // cutime 16 and cstime 17 (children waited for).
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")
-        guard fields.count > 12, let parent = Int32(fields[1]), let user = Double(fields[11]), let system = Double(fields[12]) else {
-            return nil
-        }
-        return ((user + system) / Double(sysconf(Int32(_SC_CLK_TCK))), parent)
+        guard fields.count > 14, let parent = Int32(fields[1]), let user = Double(fields[11]), let system = Double(fields[12]),
+            let childrenUser = Double(fields[13]), let childrenSystem = Double(fields[14])
+        else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((user + system) / ticks, parent, (childrenUser + childrenSystem) / ticks)
     }
 
     /// Resident memory (VmRSS).

@@ -23,6 +23,36 @@ struct IdentifierTests {
         #expect(seen.count == 2_000)
     }
 
+    /// Webhook, trigger and schedule ids: an unauthenticated webhook is called by its id alone,
+    /// so nothing of it may be predictable — no time, every bit but version and variant random.
+    @Test("unguessable ids are version 4 UUIDs whose 122 other bits all vary")
+    func unguessableIDsAreVersion4() throws {
+        var ored: [UInt8] = Array(repeating: 0, count: 16)
+        var anded: [UInt8] = Array(repeating: 0xFF, count: 16)
+        var seen = Set<String>()
+        for _ in 0..<500 {
+            let text = UUIDText.unguessable()
+            #expect(UUIDText.normalized(text) == text, "\(text)")
+            let uuid = try #require(UUID(uuidString: text))
+            let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+            #expect(bytes[6] >> 4 == 4, "version of \(text)")
+            #expect(bytes[8] >> 6 == 0b10, "variant of \(text)")
+            for index in bytes.indices {
+                ored[index] |= bytes[index]
+                anded[index] &= bytes[index]
+            }
+            seen.insert(text)
+        }
+        #expect(seen.count == 500)
+        // Fixed bits: the version's four (byte 6, high nibble) and the variant's two (byte 8).
+        var fixedMask: [UInt8] = Array(repeating: 0, count: 16)
+        fixedMask[6] = 0xF0
+        fixedMask[8] = 0xC0
+        for index in 0..<16 {
+            #expect(ored[index] | fixedMask[index] == 0xFF && anded[index] & ~fixedMask[index] == 0, "byte \(index)")
+        }
+    }
+
     @Test("ids made in a later millisecond sort after earlier ones")
     func laterIDsSortAfter() async throws {
         let first = UUIDText.random()

@@ -23,7 +23,7 @@ struct EventRecordsTests {
     static func records(publishes: Bool, _ events: [EngineEvent], progress: Double = 50) -> EventRecords {
         var records = EventRecords(executionID: "e-1", pipelineID: nil, publishes: publishes, now: now, sequence: 4)
         let execution = ExecutionSnapshot(status: .running, startedAt: now, progress: progress)
-        for event in events { records.record(event, execution: execution) }
+        records.record(events, execution: execution)
         return records
     }
 
@@ -43,12 +43,56 @@ struct EventRecordsTests {
         }
     }
 
+    /// The outbox keeps exactly the events that make notifications: the list of notified types
+    /// and the notifications made agree for every kind of event the engine emits.
+    @Test func theNotifiedTypesAreExactlyThoseThatMakeNotifications() {
+        let every: [EngineEvent] = [
+            .executionStarted,
+            .stepStarted(stepID: "a", name: "A", sequence: 1, attempt: 0),
+            .stepCompleted(stepID: "a", name: "A", outputs: [:], durationSeconds: 1),
+            .stepFailed(stepID: "a", name: "A", status: .failed, error: "boom", tolerated: false),
+            .stepSkipped(stepID: "a", name: "A", reason: "Condition not met"),
+            .stepRetrying(stepID: "a", name: "A", nextAttempt: 1, delaySeconds: 1, error: "boom"),
+            .stepAwaitingEvent(stepID: "a", name: "A", externalWorkflowID: "w"),
+            .progress(percent: 10, etaSeconds: 5, stepID: "a"),
+            .executionCompleted(outputs: [:], stepOutputs: [:]),
+            .executionFailed(error: "boom"),
+            .executionCancelled(reason: "stop"),
+        ]
+        let records = Self.records(publishes: true, every)
+        let audience = NotificationAudience(executionID: "e-1", callbackTopics: ["t"], subscriberIDs: "u")
+        #expect(records.live.count == every.count)
+        for event in records.live {
+            let makesNotifications = !Notifications.make(for: event, audience: audience).isEmpty
+            #expect(makesNotifications == Notifications.notifiedEventTypes.contains(event.eventType), "\(event.eventType)")
+        }
+        #expect(Set(records.outbox.map(\.eventType)) == Notifications.notifiedEventTypes)
+    }
+
     @Test func aStepCompletionIsOneProgressRowHoldingTheNewPercentage() {
         let records = Self.records(publishes: true, Self.completionAndStart)
         #expect(records.progressEvents.map(\.kind) == [.stepCompleted])
         #expect(records.progressEvents.map(\.progress) == [50])
         #expect(records.progressEvents.map(\.sequenceNumber) == [5])
         #expect(records.sequence == 5)
+    }
+
+    /// One transition that settles two steps (a batch of inputs) stores each completion with the
+    /// progress reached through it: the percentages rise, never fall back.
+    @Test func stepsSettledInOneTransitionKeepTheirOwnPercentages() {
+        let records = Self.records(
+            publishes: true,
+            [
+                .stepCompleted(stepID: "a", name: "A", outputs: [:], durationSeconds: 0.1),
+                .progress(percent: 40, etaSeconds: nil, stepID: nil),
+                .stepCompleted(stepID: "b", name: "B", outputs: [:], durationSeconds: 0.1),
+                .progress(percent: 80, etaSeconds: nil, stepID: nil),
+            ],
+            progress: 80)
+        #expect(records.progressEvents.map(\.kind) == [.stepCompleted, .stepCompleted])
+        #expect(records.progressEvents.map(\.progress) == [40, 80])
+        let published = records.outbox.filter { $0.eventType == "step_completed" }.map { $0.payload.objectValue?["progress"] }
+        #expect(published == [.double(40), .double(80)])
     }
 
     @Test func aRiseWithoutACompletionAndAnETAReportAreOneRowEach() {

@@ -28,7 +28,8 @@ struct RuntimeHarness {
     static func start(
         _ backend: TestBackend,
         database existing: TestDatabase? = nil,
-        configure: (inout RuntimeConfiguration) -> Void = { _ in }
+        configure: (inout RuntimeConfiguration) -> Void = { _ in },
+        storeDatabase: ((any Database) -> any Database)? = nil
     ) async throws -> RuntimeHarness {
         _ = probeLog
         let database: TestDatabase
@@ -48,7 +49,8 @@ struct RuntimeHarness {
         configuration.engineOptions.defaultRetry = RetrySettings(
             maxAttempts: 3, backoffSeconds: 0.1, backoffMultiplier: 1, maxBackoffSeconds: 1)
         configure(&configuration)
-        let runtime = ExecutionRuntime(store: database.store, plugins: plugins, configuration: configuration, logger: logger)
+        let store = storeDatabase.map { PipelineStore(database: $0(database.database)) } ?? database.store
+        let runtime = ExecutionRuntime(store: store, plugins: plugins, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
         let groupTask = Task { try await group.run() }
         return RuntimeHarness(database: database, plugins: plugins, runtime: runtime, group: group, groupTask: groupTask)
@@ -66,9 +68,10 @@ struct RuntimeHarness {
     static func with<Result>(
         _ backend: TestBackend,
         configure: (inout RuntimeConfiguration) -> Void = { _ in },
+        storeDatabase: ((any Database) -> any Database)? = nil,
         _ body: (RuntimeHarness) async throws -> Result
     ) async throws -> Result {
-        let harness = try await start(backend, configure: configure)
+        let harness = try await start(backend, configure: configure, storeDatabase: storeDatabase)
         do {
             let result = try await body(harness)
             await harness.stop()
@@ -164,5 +167,96 @@ final class BusRecorder: Sendable {
             guard ContinuousClock.now < deadline else { throw HarnessError("no \(last) on the bus within \(timeout); saw \(types)") }
             try await Task.sleep(for: .milliseconds(20))
         }
+    }
+}
+
+/// A database whose next transaction that commits a transition (an update of an execution's
+/// version) reports a connection failure after it committed, once armed: what the runtime sees
+/// when the connection drops between the commit and its answer.
+final class LosingAcknowledgementDatabase: Database {
+    let base: any Database
+    private let armed = Mutex(false)
+    private let lost = Mutex(0)
+
+    init(base: any Database) { self.base = base }
+
+    /// Makes the database a harness's store uses, and keeps it for the test to arm.
+    final class Made: Sendable {
+        private let made = Mutex<LosingAcknowledgementDatabase?>(nil)
+
+        var database: LosingAcknowledgementDatabase? { made.withLock { $0 } }
+
+        func wrap(_ base: any Database) -> any Database {
+            let database = LosingAcknowledgementDatabase(base: base)
+            made.withLock { $0 = database }
+            return database
+        }
+    }
+
+    /// Loses the acknowledgement of the next transition committed.
+    func arm() { armed.withLock { $0 = true } }
+
+    /// How many acknowledgements were lost.
+    var lostCount: Int { lost.withLock { $0 } }
+
+    var dialect: SQLDialect { base.dialect }
+
+    func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        let sawTransition = Flag()
+        let result = try await base.transaction { session in
+            try body(SpottingSession(base: session, spotted: sawTransition))
+        }
+        let lose =
+            sawTransition.value.withLock { $0 }
+            && armed.withLock { armed in
+                defer { armed = false }
+                return armed
+            }
+        if lose {
+            lost.withLock { $0 += 1 }
+            throw DatabaseError(.connection, "connection lost after the commit (test)")
+        }
+        return result
+    }
+
+    func read(_ statements: [SQLStatement]) async throws -> [[Row]] { try await base.read(statements) }
+
+    func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
+        try await base.withSession(body)
+    }
+
+    func serverVersion() async throws -> String { try await base.serverVersion() }
+
+    func close() async { await base.close() }
+
+    private final class Flag: Sendable {
+        let value = Mutex(false)
+    }
+
+    /// Notes whether a transition's execution update passed through.
+    private struct SpottingSession: DatabaseSession {
+        let base: any DatabaseSession
+        let spotted: Flag
+
+        func note(_ statement: SQLStatement) {
+            if statement.sql.contains("UPDATE pipeline_execution SET version = version + 1") { spotted.value.withLock { $0 = true } }
+        }
+
+        func query(_ statement: SQLStatement) throws -> [Row] {
+            note(statement)
+            return try base.query(statement)
+        }
+
+        func execute(_ statement: SQLStatement) throws -> Int {
+            note(statement)
+            return try base.execute(statement)
+        }
+
+        func enqueue(_ statement: SQLStatement, expectedRows: Int?, conflictMessage: String) {
+            note(statement)
+            base.enqueue(statement, expectedRows: expectedRows, conflictMessage: conflictMessage)
+        }
+
+        func executeScript(_ sql: String) throws { try base.executeScript(sql) }
     }
 }

@@ -4,6 +4,7 @@ import PipelineEngine
 import PipelineRuntime
 import PluginSchema
 import Storage
+import Synchronization
 import Testing
 import _BudPipelineTestSupport
 
@@ -23,6 +24,35 @@ struct RuntimeTests {
         if !settings.isEmpty { dag["settings"] = .object(settings) }
         if !parameters.isEmpty { dag["parameters"] = .array(parameters) }
         return .object(dag)
+    }
+
+    /// Leases that run out only after a test is over: work is never taken over by the sweep.
+    static func longLeases(_ configuration: inout RuntimeConfiguration) {
+        configuration.leaseDuration = .seconds(60)
+    }
+
+    /// The connection fails after a transition committed, before its answer: the retry finds the
+    /// transition stored and does what follows a commit — the next step is called at once and the
+    /// live stream gets its events — instead of dropping the inputs as stale.
+    @Test("a transition stored though its commit reported an error is carried on", arguments: TestBackend.available)
+    func aCommitWithALostAcknowledgementIsCarriedOn(backend: TestBackend) async throws {
+        let losing = LosingAcknowledgementDatabase.Made()
+        try await RuntimeHarness.with(backend, configure: Self.longLeases, storeDatabase: losing.wrap) { harness in
+            let database = try #require(losing.database)
+            let bus = harness.recordBus()
+            // The first transition after the start is the first step's result.
+            database.arm()
+            let dag = Self.dag([Self.step("first", "probe_echo"), Self.step("second", "probe_echo", after: ["first"])])
+            let started = ContinuousClock.now
+            let (execution, steps) = try await harness.run(dag, timeout: .seconds(20))
+            #expect(database.lostCount == 1)
+            #expect(execution.status == .completed)
+            #expect(steps.map(\.state.status) == [.completed, .completed])
+            // Without carrying on, the second step would wait for its lease (60 s) to run out.
+            #expect(ContinuousClock.now - started < .seconds(10))
+            let events = try await bus.eventTypes(of: execution.id, through: "workflow_completed", timeout: .seconds(5))
+            #expect(events.filter { $0 == "step_completed" }.count == 2)
+        }
     }
 
     @Test("a chain of plugin and built-in steps completes and stores everything", arguments: TestBackend.available)

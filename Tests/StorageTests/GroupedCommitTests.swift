@@ -45,6 +45,20 @@ struct GroupedCommitTests {
         return results
     }
 
+    /// The writer's settings (see `SQLiteConnection`): WAL, temporary b-trees in memory, and a WAL
+    /// that shrinks back to 64 MiB after a burst instead of keeping its peak size on disk.
+    @Test("the writer connection runs with the settings the server depends on")
+    func writerSettings() async throws {
+        try await TestDatabase.with(.sqlite) { test in
+            let settings = try await test.database.transaction { session in
+                try ["journal_mode", "journal_size_limit", "temp_store", "wal_autocheckpoint", "foreign_keys"].map { name in
+                    try session.query("PRAGMA \(name)").first?[name] ?? ""
+                }
+            }
+            #expect(settings == ["wal", "67108864", "2", "2000", "1"])
+        }
+    }
+
     @Test("transactions waiting together commit once, each with its own result")
     func waitingTransactionsShareACommit() async throws {
         try await TestDatabase.with(.sqlite) { test in

@@ -15,6 +15,7 @@ struct MigrationChecksumTests {
         (5, "execution_retry_of", "ec15508c87252464", "a43edb51dea9adee"),
         (6, "outbox_execution_index", "e7107880ca78675c", "e7107880ca78675c"),
         (7, "outbox_due_order_index", "c34ca4a75ac0b253", "c34ca4a75ac0b253"),
+        (8, "outbox_due_in_write_order", "2f4c66fadfacfbbb", "2f4c66fadfacfbbb"),
     ]
 
     @Test func releasedMigrationsKeepTheirSQL() {

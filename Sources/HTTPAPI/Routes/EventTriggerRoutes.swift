@@ -48,7 +48,7 @@ struct EventTriggerRoutes: Sendable {
         let eventType = try Self.supported(config.eventType ?? "")
         let now = Date()
         let record = EventTriggerRecord(
-            id: UUIDText.random(), pipelineID: pipeline, name: name ?? "", eventType: eventType,
+            id: UUIDText.unguessable(), pipelineID: pipeline, name: name ?? "", eventType: eventType,
             filters: config.filters ?? [:], params: params, enabled: enabled, userID: owner, createdAt: now,
             updatedAt: now)
         try await store.triggers.insert(record)

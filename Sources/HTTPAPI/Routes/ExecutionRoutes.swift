@@ -266,9 +266,14 @@ struct ExecutionRoutes: Sendable {
     /// `GET /executions/{id}/stream`: server-sent events. First `snapshot` (the execution as
     /// `GET /executions/{id}` returns it), then each event of the execution as it is published
     /// (`step_started`, `step_completed`, `workflow_progress`, …; data: the event's JSON), with a
-    /// `: keep-alive` comment every 15 s; the stream ends after the execution's final event, or
+    /// `: keep-alive` comment every 5 s; the stream ends after the execution's final event, or
     /// when the server shuts down. Neither HTTP timeout cuts it (the idle timeout does not count
     /// the time a response is being written).
+    ///
+    /// Events reach the stream from this process's transitions. With each keep-alive the stream
+    /// also reads the execution's status: once it finished without its final event coming by
+    /// (another process ran the last transition, or this one lost sight of a commit), the stream
+    /// ends with a last `snapshot` of the finished execution.
     func stream(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try executionID(request, context: context)
         let bus = runtime.eventBus
@@ -303,11 +308,17 @@ struct ExecutionRoutes: Sendable {
                             sink.finish()
                         }
                         group.addTask {
-                            while (try? await Task.sleep(for: .seconds(15))) != nil { sink.yield(nil) }
+                            while (try? await Task.sleep(for: Self.keepAliveInterval)) != nil { sink.yield(nil) }
                         }
                         for await item in items {
                             guard let message = item else {
                                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                                if let finished = try? await store.executions.find(id: id), finished.status.isFinished {
+                                    try await writer.write(
+                                        Self.serverSentEvent(
+                                            "snapshot", Representation.execution(finished, masking: runtime.configuration.secretKeys)))
+                                    break
+                                }
                                 continue
                             }
                             try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
@@ -328,6 +339,9 @@ struct ExecutionRoutes: Sendable {
     }
 
     private static let finalEvents: Set<String> = ["workflow_completed", "workflow_failed", "workflow_cancelled"]
+
+    /// How often a live stream writes a keep-alive comment and checks whether its execution ended.
+    static let keepAliveInterval = Duration.seconds(5)
 
     private static func serverSentEvent(_ name: String, _ data: JSONValue) -> ByteBuffer {
         ByteBuffer(string: "event: \(name)\ndata: \(data.serializedString())\n\n")

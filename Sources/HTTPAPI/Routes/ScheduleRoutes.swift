@@ -46,7 +46,7 @@ struct ScheduleRoutes: Sendable {
         }
         let now = Date()
         var record = ScheduleRecord(
-            id: UUIDText.random(), pipelineID: pipeline, name: name, description: description, kind: kind,
+            id: UUIDText.unguessable(), pipelineID: pipeline, name: name, description: description, kind: kind,
             expression: timing.expression, timezone: timing.timezone, runAt: timing.runAt, params: params, enabled: enabled,
             status: enabled ? .active : .paused, maxRuns: maxRuns, expiresAt: expiresAt, userID: owner,
             createdBy: "api", createdAt: now, updatedAt: now)

@@ -57,7 +57,7 @@ struct WebhookRoutes: Sendable {
         let pipeline = try await store.definitions.usablePipelineID(pipelineID ?? "", by: caller)
         let now = Date()
         var record = WebhookRecord(
-            id: UUIDText.random(), pipelineID: pipeline, name: name ?? "", secretHash: nil,
+            id: UUIDText.unguessable(), pipelineID: pipeline, name: name ?? "", secretHash: nil,
             signatureTolerance: config?.tolerance ?? 300, allowedIPs: config?.allowedIPs, headersToInclude: config?.headersToInclude ?? [],
             params: params, enabled: enabled, userID: owner, createdAt: now, updatedAt: now)
         let secret = Self.authenticate(&record, mode: config?.requestedMode ?? .secret)

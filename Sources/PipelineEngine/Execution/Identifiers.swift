@@ -64,6 +64,22 @@ public enum UUIDText {
         let high = (milliseconds & 0xFFFF_FFFF_FFFF) << 16 | 0x7000 | (randomHigh & 0x0FFF)
         // variant 0b10 (2 bits) | rand_b (62 bits)
         let low = (randomLow & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return text(high: high, low: low)
+    }
+
+    /// A new UUID that tells nothing and cannot be guessed, lower-case: version 4 (RFC 9562), 122
+    /// bits from the system's secure random source. For records whose id may be all a caller
+    /// needs to use them — a webhook without authentication is called by its id alone — and that
+    /// are few, so that where their keys land in the index does not matter.
+    public static func unguessable() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = ((generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000
+        let low = ((generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return text(high: high, low: low)
+    }
+
+    /// The `8-4-4-4-12` form of the UUID whose 128 bits are `high` then `low`.
+    private static func text(high: UInt64, low: UInt64) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
         text.reserveCapacity(36)

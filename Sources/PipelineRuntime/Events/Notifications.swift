@@ -27,10 +27,11 @@ public struct NotificationAudience: Sendable, Equatable {
         self.notificationWorkflowID = notificationWorkflowID
     }
 
-    /// Whether an execution with these options has any topic to publish to: callback topics, or
-    /// subscribers when a notification topic is configured.
-    public static func hasTopics(callbackTopics: [String], subscriberIDs: String?, notifyTopic: String?) -> Bool {
-        !callbackTopics.isEmpty || (notifyTopic?.isEmpty == false && subscriberIDs?.isEmpty == false)
+    /// Whether an execution with these options may have a topic to publish to: callback topics,
+    /// or subscribers. Whether subscribers get notified is the publishing process's setting
+    /// (its notification topic), so the writing process's own setting decides nothing here.
+    public static func mayHaveTopics(callbackTopics: [String], subscriberIDs: String?) -> Bool {
+        !callbackTopics.isEmpty || subscriberIDs?.isEmpty == false
     }
 
     /// The topics an event goes to: the callback topics, then `notifyTopic` when the execution has

@@ -27,8 +27,24 @@ struct EventRecords {
         self.sequence = sequence
     }
 
-    /// Records one event; `execution` is the execution's state after the transition.
-    mutating func record(_ event: EngineEvent, execution: ExecutionSnapshot) {
+    /// Records a transition's events in order; `execution` is the execution's state after it.
+    ///
+    /// A step's completion is recorded with the progress the execution reached through it (the
+    /// progress report that follows it), not the transition's final progress: when one transition
+    /// settles several steps, the stored percentages still never go down.
+    mutating func record(_ events: [EngineEvent], execution: ExecutionSnapshot) {
+        var progressAfter = [Double](repeating: execution.progress, count: events.count)
+        var next = execution.progress
+        for index in events.indices.reversed() {
+            progressAfter[index] = next
+            if case .progress(let percent, _, _) = events[index] { next = percent }
+        }
+        for (event, progress) in zip(events, progressAfter) { record(event, progress: progress, execution: execution) }
+    }
+
+    /// Records one event; `execution` is the execution's state after the transition, `progress`
+    /// its progress as of this event.
+    private mutating func record(_ event: EngineEvent, progress reached: Double, execution: ExecutionSnapshot) {
         var payload: JSONObject = ["execution_id": .string(executionID.rawValue), "timestamp": .string(SQLTimestamp.format(now))]
         if let pipelineID { payload["pipeline_id"] = .string(pipelineID.rawValue) }
         let type: String
@@ -44,10 +60,10 @@ struct EventRecords {
             type = "step_completed"
             payload.merge([
                 "step_id": .string(stepID), "step_name": .string(name), "outputs": .object(outputs),
-                "duration_seconds": duration.map(JSONValue.double) ?? .null, "progress": .double(execution.progress),
+                "duration_seconds": duration.map(JSONValue.double) ?? .null, "progress": .double(reached),
             ])
             progress(
-                .stepCompleted, percent: execution.progress, eta: nil, description: "Completed: \(name)",
+                .stepCompleted, percent: reached, eta: nil, description: "Completed: \(name)",
                 details: [
                     "step_id": .string(stepID), "step_name": .string(name), "duration_seconds": duration.map(JSONValue.double) ?? .null,
                 ])

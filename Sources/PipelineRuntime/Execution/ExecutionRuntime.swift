@@ -120,19 +120,57 @@ public final class ExecutionRuntime: Sendable {
         let plan = WorkMarks.during(Self.transitionMark(record.id, inputs)) {
             live.plan(inputs, now: now, settings: planSettings)
         }
+        // Its mailbox is taken before the insert, as a drain takes it: inputs that name the
+        // execution as soon as it is stored (a plugin result, an event) wait until what follows
+        // the first transition is done, and shutdown waits for it.
+        guard reserveMailbox(record.id) else { throw RuntimeError.shuttingDown }
         let writeStarted = ContinuousClock.now
-        try await store.executions.insert(
-            NewExecution(record: record, steps: steps, callbackTopics: request.callbackTopics), startedBy: plan.transition)
+        do {
+            try await store.executions.insert(
+                NewExecution(record: record, steps: steps, callbackTopics: request.callbackTopics), startedBy: plan.transition)
+        } catch {
+            abandonDrain(record.id)
+            throw error
+        }
         let writeTime = ContinuousClock.now - writeStarted
         live.committed(plan)
         statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
-        // Inputs for it may already have come (nothing else knew the execution before the commit,
-        // but an event can name it right after): their drain reads it from the store.
-        state.withLock { state in
-            if !live.isFinished, state.mailboxes[record.id] == nil { state.mailboxes[record.id] = Mailbox(live: live) }
-        }
         WorkMarks.during(Self.transitionMark(record.id, inputs)) { perform(plan, executionID: record.id) }
+        releaseMailbox(record.id, live: live)
         return record
+    }
+
+    /// Takes a new execution's mailbox for its first transition, as ``drain(_:)`` does; false when
+    /// the runtime is stopping.
+    private func reserveMailbox(_ executionID: ExecutionID) -> Bool {
+        state.withLock { state in
+            guard !state.stopping else { return false }
+            state.mailboxes[executionID, default: Mailbox()].draining = true
+            state.activeDrains += 1
+            return true
+        }
+    }
+
+    /// Hands a mailbox taken by ``reserveMailbox(_:)`` back with the execution as stored: a drain
+    /// applies the inputs that came meanwhile, else the mailbox keeps `live` for the next input.
+    private func releaseMailbox(_ executionID: ExecutionID, live: LiveExecution) {
+        let drainAgain = state.withLock { state -> Bool in
+            guard var mailbox = state.mailboxes[executionID] else { return false }
+            if !live.isFinished { mailbox.live = live }
+            guard mailbox.inputs.isEmpty else {
+                state.mailboxes[executionID] = mailbox
+                return true
+            }
+            mailbox.draining = false
+            state.mailboxes[executionID] = live.isFinished ? nil : mailbox
+            state.activeDrains -= 1
+            return false
+        }
+        if drainAgain {
+            if !tasks.start({ await self.drain(executionID) }) { abandonDrain(executionID) }
+        } else {
+            notifyIdleIfDone()
+        }
     }
 
     /// Starts the saved pipeline `pipelineID` with the request's parameters and options; the
@@ -285,17 +323,30 @@ public final class ExecutionRuntime: Sendable {
         var inputs: [PlacedInput] = batch.enumerated().map { PlacedInput(position: $0.offset, input: $0.element) }
         let noneTaken = [Bool](repeating: false, count: batch.count)
         var attempt = 0
+        // A plan whose commit failed without a conflict: it may have been stored all the same
+        // (the connection failed after the commit, before its answer came).
+        var unacknowledged: TransitionPlan?
         while true {
             attempt += 1
+            var attempted: TransitionPlan?
             do {
                 if live == nil {
                     switch try await load(executionID, for: inputs.map(\.input)) {
                     case nil:
                         return .failure(RuntimeError.executionNotFound(executionID))
-                    case .quarantine(let execution, let reason)?:
-                        await quarantine(execution, reason: reason)
+                    case .quarantine(let execution, let topics, let reason)?:
+                        await quarantine(execution, callbackTopics: topics, reason: reason)
                         return .success(noneTaken)
-                    case .live(let loaded, let interrupted)?:
+                    case .live(let loaded, let interrupted, let updatedAt)?:
+                        if let plan = unacknowledged, Self.stored(plan.transition, asOf: loaded, updatedAt: updatedAt) {
+                            // It was: do what follows a commit, once, and read the execution
+                            // again for the next batch (with the inputs loading just added).
+                            logger.debug(
+                                "a transition whose commit reported an error was stored", metadata: ["execution_id": "\(executionID)"])
+                            WorkMarks.during(Self.transitionMark(executionID, [])) { perform(plan, executionID: executionID) }
+                            return .success(Self.taken(by: plan, of: inputs, count: batch.count))
+                        }
+                        unacknowledged = nil
                         live = loaded
                         inputs = interrupted.map { PlacedInput(position: nil, input: $0) } + inputs
                     }
@@ -309,15 +360,14 @@ public final class ExecutionRuntime: Sendable {
                     return current.plan(applied, now: now, settings: planSettings)
                 }
                 let writeStarted = ContinuousClock.now
+                attempted = plan
                 try await store.executions.apply(plan.transition)
                 let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
                 WorkMarks.during(Self.transitionMark(executionID, applied)) { perform(plan, executionID: executionID) }
                 live = current.isFinished ? nil : current
-                var taken = noneTaken
-                for (input, took) in zip(inputs, plan.taken) { if let position = input.position { taken[position] = took } }
-                return .success(taken)
+                return .success(Self.taken(by: plan, of: inputs, count: batch.count))
             } catch let conflict as DatabaseError where conflict.kind == .conflict {
                 statistics.withLock { $0.conflicts += 1 }
                 logger.debug(
@@ -332,6 +382,7 @@ public final class ExecutionRuntime: Sendable {
                 return .failure(error)
             } catch {
                 live = nil
+                unacknowledged = attempted ?? unacknowledged
                 guard attempt < 8, !isStopping else {
                     logger.error(
                         "giving up on a transition; work left running is taken over when its claim expires",
@@ -342,6 +393,23 @@ public final class ExecutionRuntime: Sendable {
                 try? await Task.sleep(for: .milliseconds(min(4000, 50 << attempt)))
             }
         }
+    }
+
+    /// For each of a batch's `count` inputs, whether `plan` (made from `inputs`) took it.
+    private static func taken(by plan: TransitionPlan, of inputs: [PlacedInput], count: Int) -> [Bool] {
+        var taken = [Bool](repeating: false, count: count)
+        for (input, took) in zip(inputs, plan.taken) {
+            if let position = input.position, taken.indices.contains(position) { taken[position] = took }
+        }
+        return taken
+    }
+
+    /// Whether `transition` is the last one stored for `loaded`: the version it moved to, the event
+    /// number it reached and the time it wrote (to the microsecond) all match. Another transition
+    /// matching all three would have to be planned at the same microsecond from the same version.
+    private static func stored(_ transition: ExecutionTransition, asOf loaded: LiveExecution, updatedAt: Date) -> Bool {
+        loaded.version == transition.expectedVersion + 1 && loaded.eventSequence == transition.eventSequence
+            && SQLTimestamp.format(updatedAt) == SQLTimestamp.format(transition.now)
     }
 
     /// An input of a batch and its place there (`nil`: not one of the batch's).
@@ -365,10 +433,11 @@ public final class ExecutionRuntime: Sendable {
     }
 
     private enum Loaded {
-        /// The execution, and inputs that fail its steps the process kept dying on.
-        case live(LiveExecution, interrupted: [RuntimeInput])
+        /// The execution, inputs that fail its steps the process kept dying on, and when its
+        /// last transition was stored.
+        case live(LiveExecution, interrupted: [RuntimeInput], updatedAt: Date)
         /// The execution cannot go on without risking the process again (or at all).
-        case quarantine(ExecutionRecord, reason: String)
+        case quarantine(ExecutionRecord, callbackTopics: [String], reason: String)
     }
 
     /// Reads an execution from the store, checking first how often processes died working on it
@@ -381,13 +450,13 @@ public final class ExecutionRuntime: Sendable {
         let unfinished = !execution.status.isFinished
         if unfinished, execution.interruptions >= limit {
             return .quarantine(
-                execution,
+                execution, callbackTopics: stored.callbackTopics,
                 reason: "the server process died \(execution.interruptions) times while working on this execution; it was stopped")
         }
         let interrupted = stored.steps.filter { unfinished && $0.interruptions >= limit && !$0.state.status.isSettled }
         if let step = interrupted.first(where: { $0.interruptions > limit }) {
             return .quarantine(
-                execution,
+                execution, callbackTopics: stored.callbackTopics,
                 reason: "the server process died while running step '\(step.state.stepID)' \(step.interruptions) times, the last time "
                     + "while failing it; the execution was stopped")
         }
@@ -406,9 +475,10 @@ public final class ExecutionRuntime: Sendable {
                     .stepInterrupted(
                         stepID: step.state.stepID, error: interruptionMessage(count: step.interruptions, action: step.state.action)))
             }
-            return .live(live, interrupted: failures)
+            return .live(live, interrupted: failures, updatedAt: execution.updatedAt)
         case .failure(.unrecoverable(let message)) where unfinished:
-            return .quarantine(execution, reason: "the execution cannot continue: \(message)")
+            return .quarantine(
+                execution, callbackTopics: stored.callbackTopics, reason: "the execution cannot continue: \(message)")
         case .failure(let error):
             throw error
         }
@@ -462,8 +532,7 @@ public final class ExecutionRuntime: Sendable {
     /// Whether an execution with these options has topics to publish to (else its transitions
     /// write nothing to the outbox).
     func publishes(callbackTopics: [String], subscriberIDs: String?) -> Bool {
-        NotificationAudience.hasTopics(
-            callbackTopics: callbackTopics, subscriberIDs: subscriberIDs, notifyTopic: configuration.publishing.notifyTopic)
+        NotificationAudience.mayHaveTopics(callbackTopics: callbackTopics, subscriberIDs: subscriberIDs)
     }
 
     /// Hands a committed transition's events to this process's live streams, without secrets.

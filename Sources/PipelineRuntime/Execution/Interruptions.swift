@@ -88,19 +88,19 @@ extension ExecutionRuntime {
     }
 
     /// Ends an execution that could not be run on without risking the process again, without
-    /// the engine: FAILED with `reason`, and the failure published.
-    func quarantine(_ execution: ExecutionRecord, reason: String) async {
+    /// the engine: FAILED with `reason`, and the failure published to `callbackTopics` (the
+    /// execution's, read with it) and its subscribers.
+    func quarantine(_ execution: ExecutionRecord, callbackTopics topics: [String], reason: String) async {
         var snapshot = execution.snapshot
         let now = Date()
         snapshot.status = .failed
         snapshot.endedAt = now
         snapshot.errorInfo = ["error": .string(reason), "message": .string(reason)]
-        let topics = (try? await store.executions.callbackTopics(executionID: execution.id)) ?? []
         var records = EventRecords(
             executionID: execution.id, pipelineID: execution.pipelineID,
             publishes: publishes(callbackTopics: topics, subscriberIDs: execution.subscriberIDs), now: now,
             sequence: execution.eventSequence)
-        records.record(.executionFailed(error: reason), execution: snapshot)
+        records.record([.executionFailed(error: reason)], execution: snapshot)
         do {
             if try await store.interruptions.quarantine(executionID: execution.id, reason: reason, notifications: records.outbox, now: now)
             {

@@ -30,7 +30,7 @@ struct LiveExecution: Sendable {
     let ownerID: String?
     /// Stored step row ids by step id.
     let stepRowIDs: [String: String]
-    /// Whether its events have topics to go to (see ``NotificationAudience/hasTopics``); when not,
+    /// Whether its events have topics to go to (see ``NotificationAudience/mayHaveTopics(callbackTopics:subscriberIDs:)``); when not,
     /// its transitions write nothing to the outbox.
     let publishes: Bool
 
@@ -176,7 +176,7 @@ struct LiveExecution: Sendable {
 
         var records = EventRecords(
             executionID: executionID, pipelineID: pipelineID, publishes: publishes, now: now, sequence: eventSequence)
-        for event in events { records.record(event, execution: machine.execution) }
+        records.record(events, execution: machine.execution)
 
         let transition = ExecutionTransition(
             executionID: executionID,

@@ -5,9 +5,10 @@ import PipelineEngine
 public import ServiceLifecycle
 import Storage
 
-/// Drains the outbox: every event a transition wrote goes to the in-process bus (for live
-/// streams) and, as a notification, to the execution's callback topics and — when it has
-/// subscribers — to the notification service's topic, through Dapr or, without Dapr, the bus.
+/// Drains the outbox: each event a transition wrote for publishing goes, as a notification, to the
+/// execution's callback topics and — when it has subscribers — to the notification service's
+/// topic, through Dapr or, without Dapr, the in-process bus. (Live streams do not wait for it:
+/// the process that commits a transition hands its events to them.)
 ///
 /// Nothing is lost across restarts: an event leaves the outbox only once every topic accepted it.
 /// A failed event is tried again after a growing wait, and given up on (status `DEAD`) after the
@@ -33,13 +34,23 @@ public struct PublisherService: Service {
         await repeatUntilShutdown(waitingOn: runtime.publishAlarm) {
             let now = Date()
             let claimedAny = await publishDue(now: now)
-            var wake = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
-            if claimedAny {
-                wake = now
-            } else if let due = try? await runtime.store.outbox.nextDue(), due < wake {
-                wake = max(due, now.addingTimeInterval(0.01))
+            let poll = now.addingTimeInterval(runtime.configuration.publishing.pollInterval.seconds)
+            if claimedAny { return now }
+            guard let due = try? await runtime.store.outbox.nextDue(), due < poll else { return poll }
+            if due > now { return due }
+            // Something is due that the claim did not take: held by another process until its
+            // claim runs out (the poll looks again), or not in the order the store keeps (rows an
+            // older version wrote), which the repair puts right for the next round.
+            do {
+                let repaired = try await runtime.store.outbox.repairDueOrder()
+                if repaired > 0 {
+                    runtime.logger.notice("put pending events back in their due order", metadata: ["events": "\(repaired)"])
+                    return now
+                }
+            } catch {
+                runtime.logger.warning("could not check the outbox's due order", metadata: ["error": "\(error)"])
             }
-            return wake
+            return poll
         }
     }
 
@@ -51,20 +62,35 @@ public struct PublisherService: Service {
     /// How many executions' events one claim takes.
     static let executionsPerClaim = 50
 
+    /// How many events of one execution one claim takes at most (the rest go in the next).
+    static let eventsPerExecution = 200
+
+    /// How long before its claim runs out a batch stops publishing and hands the rest back, so
+    /// that no other process takes events this one is still sending.
+    static let claimMargin: Duration = .seconds(3)
+
+    /// How long published events may wait to be removed: removals of executions that finish close
+    /// together share one statement.
+    static let removalDelay: Duration = .milliseconds(50)
+
     /// Publishes the events due at `now`, a claim of up to ``executionsPerClaim`` executions at a
     /// time; true when it claimed any (more may be due).
     ///
-    /// A batch costs three round trips to the store however many executions it holds: the claim,
-    /// the executions' notification options, and the removal of what was published (a failure
-    /// adds its own).
+    /// A batch costs three round trips to the store when its executions publish quickly: the
+    /// claim, the executions' notification options, and the removal of what was published. An
+    /// execution's published events are removed as soon as it is done (grouped with others done
+    /// within ``removalDelay``), so one slow execution does not keep the others' events claimed;
+    /// and a batch stops ``claimMargin`` before its claim runs out, handing back what it did not
+    /// send.
     @discardableResult
     public func publishDue(now: Date) async -> Bool {
         let owner = runtime.configuration.workerID
         let claimed: [OutboxRecord]
+        let deadline = ContinuousClock.now + .seconds(Self.claimSeconds) - Self.claimMargin
         do {
             claimed = try await runtime.store.outbox.claim(
                 owner: owner, now: now, claimUntil: now.addingTimeInterval(Self.claimSeconds),
-                executions: Self.executionsPerClaim)
+                executions: Self.executionsPerClaim, eventsPerExecution: Self.eventsPerExecution)
         } catch {
             runtime.logger.warning("could not read the outbox", metadata: ["error": "\(error)"])
             return false
@@ -79,30 +105,54 @@ public struct PublisherService: Service {
         }
         // Without the audiences nothing is sent: the claim runs out and the events go out later.
         guard let audiences = await self.audiences(of: Array(Set(claimed.compactMap(\.executionID)))) else { return false }
-        let delivered = await withTaskGroup(of: [Int].self) { group in
+        await withTaskGroup(of: [Int].self) { group in
             for key in order {
                 let records = byExecution[key] ?? []
                 let audience = records.first?.executionID.flatMap { audiences[$0] }
-                group.addTask { await publish(records, audience: audience, owner: owner) }
+                group.addTask { await publish(records, audience: audience, owner: owner, until: deadline) }
             }
-            var delivered: [Int] = []
-            for await ids in group { delivered += ids }
-            return delivered
-        }
-        do {
-            try await runtime.store.outbox.delivered(ids: delivered, owner: owner)
-        } catch {
-            runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
+            var published: [Int] = []
+            var lastRemoval = ContinuousClock.now
+            for await ids in group {
+                published += ids
+                if ContinuousClock.now - lastRemoval >= Self.removalDelay {
+                    await remove(published, owner: owner)
+                    published = []
+                    lastRemoval = ContinuousClock.now
+                }
+            }
+            await remove(published, owner: owner)
         }
         return true
     }
 
-    /// Publishes one execution's events in order, stopping at the first that fails; returns the
-    /// ids of those published. Events of an execution that no longer exists go nowhere.
-    private func publish(_ records: [OutboxRecord], audience: NotificationAudience?, owner: String) async -> [Int] {
+    /// Removes published events from the outbox.
+    private func remove(_ published: [Int], owner: String) async {
+        guard !published.isEmpty else { return }
+        do {
+            try await runtime.store.outbox.delivered(ids: published, owner: owner)
+        } catch {
+            runtime.logger.warning("could not remove published events; they will be published again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Publishes one execution's events in order, stopping at the first that fails or at
+    /// `deadline` (handing the rest back); returns the ids of those published. Events of an
+    /// execution that no longer exists go nowhere.
+    private func publish(
+        _ records: [OutboxRecord], audience: NotificationAudience?, owner: String, until deadline: ContinuousClock.Instant
+    ) async -> [Int] {
         let publishing = runtime.configuration.publishing
         var delivered: [Int] = []
         for (index, record) in records.enumerated() {
+            guard ContinuousClock.now < deadline else {
+                do {
+                    try await runtime.store.outbox.release(ids: records[index...].map(\.id), owner: owner)
+                } catch {
+                    runtime.logger.warning("could not hand back unpublished events", metadata: ["error": "\(error)"])
+                }
+                return delivered
+            }
             // What leaves the process shows no secrets; the stored event keeps its values.
             var shown = record.event
             shown.payload = runtime.configuration.secretKeys.masked(record.event.payload)

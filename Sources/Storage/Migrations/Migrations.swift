@@ -58,5 +58,13 @@ extension Migration {
             version: 7, name: "outbox_due_order_index",
             postgres: PackageResources.postgres_0007_outbox_due_order_index_sql,
             sqlite: PackageResources.sqlite_0007_outbox_due_order_index_sql),
+        // Pending events due in the order they were written, per execution, as the store keeps
+        // them from version 7 on: events an older version wrote behind one waiting for a retry
+        // become due with it (else they would sit at the front of the due order, unclaimable,
+        // and fill the claim's window). Pending events of no execution are given up on.
+        Migration(
+            version: 8, name: "outbox_due_in_write_order",
+            postgres: PackageResources.postgres_0008_outbox_due_in_write_order_sql,
+            sqlite: PackageResources.sqlite_0008_outbox_due_in_write_order_sql),
     ]
 }
