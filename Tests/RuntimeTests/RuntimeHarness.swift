@@ -170,12 +170,13 @@ final class BusRecorder: Sendable {
     }
 }
 
-/// A database whose next transaction that commits a transition (an update of an execution's
-/// version) reports a connection failure after it committed, once armed: what the runtime sees
-/// when the connection drops between the commit and its answer.
+/// A database whose next transaction running a given statement (by default a transition's update
+/// of an execution's version) reports a connection failure after it committed, once armed: what
+/// the runtime sees when the connection drops between the commit and its answer.
 final class LosingAcknowledgementDatabase: Database {
     let base: any Database
-    private let armed = Mutex(false)
+    /// What the transaction to lose the answer of runs (`nil`: disarmed).
+    private let armed = Mutex<String?>(nil)
     private let lost = Mutex(0)
 
     init(base: any Database) { self.base = base }
@@ -193,8 +194,11 @@ final class LosingAcknowledgementDatabase: Database {
         }
     }
 
-    /// Loses the acknowledgement of the next transition committed.
-    func arm() { armed.withLock { $0 = true } }
+    /// Loses the acknowledgement of the next transaction that runs a statement containing
+    /// `statement` (by default: the next transition of an execution).
+    func arm(spotting statement: String = "UPDATE pipeline_execution SET version = version + 1") {
+        armed.withLock { $0 = statement }
+    }
 
     /// How many acknowledgements were lost.
     var lostCount: Int { lost.withLock { $0 } }
@@ -202,15 +206,17 @@ final class LosingAcknowledgementDatabase: Database {
     var dialect: SQLDialect { base.dialect }
 
     func transaction<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
-        let sawTransition = Flag()
+        guard let spotting = armed.withLock({ $0 }) else { return try await base.transaction(body) }
+        let spotted = Flag()
         let result = try await base.transaction { session in
-            try body(SpottingSession(base: session, spotted: sawTransition))
+            try body(SpottingSession(base: session, spotting: spotting, spotted: spotted))
         }
         let lose =
-            sawTransition.value.withLock { $0 }
+            spotted.value.withLock { $0 }
             && armed.withLock { armed in
-                defer { armed = false }
-                return armed
+                guard armed != nil else { return false }
+                armed = nil
+                return true
             }
         if lose {
             lost.withLock { $0 += 1 }
@@ -236,10 +242,11 @@ final class LosingAcknowledgementDatabase: Database {
     /// Notes whether a transition's execution update passed through.
     private struct SpottingSession: DatabaseSession {
         let base: any DatabaseSession
+        let spotting: String
         let spotted: Flag
 
         func note(_ statement: SQLStatement) {
-            if statement.sql.contains("UPDATE pipeline_execution SET version = version + 1") { spotted.value.withLock { $0 = true } }
+            if statement.sql.contains(spotting) { spotted.value.withLock { $0 = true } }
         }
 
         func query(_ statement: SQLStatement) throws -> [Row] {

@@ -55,6 +55,25 @@ struct RuntimeTests {
         }
     }
 
+    /// The same for the commit that stores a new execution: the start succeeds and the execution
+    /// runs at once, instead of the caller getting an error for an execution that exists.
+    @Test("a new execution stored though its commit reported an error starts", arguments: TestBackend.available)
+    func aStartWithALostAcknowledgementRuns(backend: TestBackend) async throws {
+        let losing = LosingAcknowledgementDatabase.Made()
+        try await RuntimeHarness.with(backend, configure: Self.longLeases, storeDatabase: losing.wrap) { harness in
+            let database = try #require(losing.database)
+            database.arm(spotting: "INSERT INTO pipeline_execution")
+            let started = ContinuousClock.now
+            let (execution, steps) = try await harness.run(
+                Self.dag([Self.step("first", "probe_echo"), Self.step("second", "probe_echo", after: ["first"])]),
+                timeout: .seconds(20))
+            #expect(database.lostCount == 1)
+            #expect(execution.status == .completed)
+            #expect(steps.map(\.state.status) == [.completed, .completed])
+            #expect(ContinuousClock.now - started < .seconds(10))
+        }
+    }
+
     @Test("a chain of plugin and built-in steps completes and stores everything", arguments: TestBackend.available)
     func chainCompletes(backend: TestBackend) async throws {
         try await RuntimeHarness.with(backend) { harness in

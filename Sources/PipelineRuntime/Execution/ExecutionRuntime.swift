@@ -129,8 +129,15 @@ public final class ExecutionRuntime: Sendable {
             try await store.executions.insert(
                 NewExecution(record: record, steps: steps, callbackTopics: request.callbackTopics), startedBy: plan.transition)
         } catch {
-            abandonDrain(record.id)
-            throw error
+            // The id is new: when a row with it exists, the insert was stored though its answer
+            // was lost, and the execution goes on as if the commit had answered.
+            let duplicate = (error as? DatabaseError)?.kind == .uniqueViolation
+            let stored = duplicate ? nil : (try? await store.executions.find(id: record.id)).flatMap { $0 }
+            guard stored != nil else {
+                abandonDrain(record.id)
+                throw error
+            }
+            logger.debug("a new execution whose commit reported an error was stored", metadata: ["execution_id": "\(record.id)"])
         }
         let writeTime = ContinuousClock.now - writeStarted
         live.committed(plan)
