@@ -32,4 +32,19 @@ import _BudPipelineTestSupport
             }
         }
     }
+
+    /// A bad pool size is refused in one line before anything is opened, never replaced by the
+    /// default without a word.
+    @Test(arguments: ["0", "201", "ten", "-3", "1e3", ""])
+    func aBadPoolSizeIsRefused(value: String) async throws {
+        let result = try await ProcessRunner.run(
+            Repository.executable, ["migrate", "--status"],
+            environment: [
+                "DATABASE_URL": "sqlite:///\(NSTemporaryDirectory())bp-pool-\(UUID().uuidString).sqlite", "PSQL_POOL_SIZE": value,
+            ],
+            timeout: .seconds(60))
+        #expect(result.status != 0)
+        let lines = result.standardError.split(separator: "\n")
+        #expect(lines.count == 1 && lines.first?.contains("PSQL_POOL_SIZE must be a whole number from 1 to 200") == true, "\(lines)")
+    }
 }

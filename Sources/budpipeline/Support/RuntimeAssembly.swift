@@ -29,9 +29,9 @@ struct DatabaseOptions: ParsableArguments {
     /// Opens the store; an unreachable server or unusable file is one line.
     func open() async throws -> (database: any Database, location: DatabaseLocation) {
         let location = try location()
-        let poolSize = ProcessInfo.processInfo.environment["PSQL_POOL_SIZE"].flatMap(Int.init) ?? 10
+        let poolSize = try Self.poolSize(from: ProcessInfo.processInfo.environment)
         do {
-            return (try await location.open(poolSize: max(1, min(poolSize, 200))), location)
+            return (try await location.open(poolSize: poolSize), location)
         } catch {
             throw CLIError("cannot open the database \(location): \(error)")
         }
@@ -39,6 +39,16 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 extension DatabaseOptions {
+    /// `PSQL_POOL_SIZE`, the PostgreSQL connections a process keeps (1…200, default 10): a value
+    /// that is not a whole number in range is an error, never a silent default.
+    static func poolSize(from environment: [String: String]) throws -> Int {
+        guard let text = environment["PSQL_POOL_SIZE"] else { return 10 }
+        guard let size = Int(text.trimmingCharacters(in: .whitespaces)), (1...200).contains(size) else {
+            throw CLIError("PSQL_POOL_SIZE must be a whole number from 1 to 200, not '\(text.prefix(40))'")
+        }
+        return size
+    }
+
     /// Runs `body` with the opened store and closes it afterwards.
     func withDatabase<Result>(_ body: (any Database, DatabaseLocation) async throws -> Result) async throws -> Result {
         let (database, location) = try await open()
