@@ -271,8 +271,8 @@ struct ExecutionRoutes: Sendable {
     /// the time a response is being written).
     ///
     /// Events reach the stream from this process's transitions. With each keep-alive the stream
-    /// also reads the execution's status: once it finished without its final event coming by
-    /// (another process ran the last transition, or this one lost sight of a commit), the stream
+    /// also reads the execution's status: when two ticks in a row find it finished and its final
+    /// event did not come by between them (another process ran the last transition), the stream
     /// ends with a last `snapshot` of the finished execution.
     func stream(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try executionID(request, context: context)
@@ -310,14 +310,20 @@ struct ExecutionRoutes: Sendable {
                         group.addTask {
                             while (try? await Task.sleep(for: Self.keepAliveInterval)) != nil { sink.yield(nil) }
                         }
+                        // Set when a tick found the execution finished: its final event may still be
+                        // on its way here, so the stream waits one more tick for it.
+                        var finishedAtTick = false
                         for await item in items {
                             guard let message = item else {
                                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                                 if let finished = try? await store.executions.find(id: id), finished.status.isFinished {
-                                    try await writer.write(
-                                        Self.serverSentEvent(
-                                            "snapshot", Representation.execution(finished, masking: runtime.configuration.secretKeys)))
-                                    break
+                                    if finishedAtTick {
+                                        try await writer.write(
+                                            Self.serverSentEvent(
+                                                "snapshot", Representation.execution(finished, masking: runtime.configuration.secretKeys)))
+                                        break
+                                    }
+                                    finishedAtTick = true
                                 }
                                 continue
                             }

@@ -4,6 +4,7 @@ import Logging
 import PipelineEngine
 public import ServiceLifecycle
 import Storage
+import Synchronization
 
 /// Drains the outbox: each event a transition wrote for publishing goes, as a notification, to the
 /// execution's callback topics and — when it has subscribers — to the notification service's
@@ -18,6 +19,8 @@ import Storage
 public struct PublisherService: Service {
     let runtime: ExecutionRuntime
     let transport: (any MessageTransport)?
+    /// When the due order was last repaired.
+    private let repairs = RepairSchedule()
 
     /// `transport` defaults to Dapr when an endpoint is configured.
     public init(runtime: ExecutionRuntime, transport: (any MessageTransport)? = nil) {
@@ -41,6 +44,9 @@ public struct PublisherService: Service {
             // Something is due that the claim did not take: held by another process until its
             // claim runs out (the poll looks again), or not in the order the store keeps (rows an
             // older version wrote), which the repair puts right for the next round.
+            // At most once a minute: the repair reads every pending event, and events held by
+            // another process look the same from here.
+            guard repairs.take(every: Self.repairInterval) else { return poll }
             do {
                 let repaired = try await runtime.store.outbox.repairDueOrder()
                 if repaired > 0 {
@@ -67,7 +73,12 @@ public struct PublisherService: Service {
 
     /// How long before its claim runs out a batch stops publishing and hands the rest back, so
     /// that no other process takes events this one is still sending.
-    static let claimMargin: Duration = .seconds(3)
+    /// One more second than a single publish may take (it times out after 5 s), since the
+    /// deadline is checked before each publish.
+    static let claimMargin: Duration = .seconds(6)
+
+    /// How often, at most, a publisher that finds due events it cannot claim repairs the due order.
+    static let repairInterval: Duration = .seconds(60)
 
     /// How long published events may wait to be removed: removals of executions that finish close
     /// together share one statement.
@@ -111,14 +122,26 @@ public struct PublisherService: Service {
                 let audience = records.first?.executionID.flatMap { audiences[$0] }
                 group.addTask { await publish(records, audience: audience, owner: owner, until: deadline) }
             }
+            // Published ids wait at most ``removalDelay`` to be removed: the first of a group
+            // starts a timer (a task that returns nothing), so a group is removed on time even
+            // while the remaining executions are slow.
             var published: [Int] = []
-            var lastRemoval = ContinuousClock.now
-            for await ids in group {
-                published += ids
-                if ContinuousClock.now - lastRemoval >= Self.removalDelay {
+            var oldest: ContinuousClock.Instant?
+            while let ids = await group.next() {
+                if !ids.isEmpty {
+                    published += ids
+                    if oldest == nil {
+                        oldest = ContinuousClock.now
+                        group.addTask {
+                            try? await Task.sleep(for: Self.removalDelay)
+                            return []
+                        }
+                    }
+                }
+                if let since = oldest, ContinuousClock.now - since >= Self.removalDelay {
                     await remove(published, owner: owner)
                     published = []
-                    lastRemoval = ContinuousClock.now
+                    oldest = nil
                 }
             }
             await remove(published, owner: owner)
@@ -145,19 +168,20 @@ public struct PublisherService: Service {
         let publishing = runtime.configuration.publishing
         var delivered: [Int] = []
         for (index, record) in records.enumerated() {
-            guard ContinuousClock.now < deadline else {
-                do {
-                    try await runtime.store.outbox.release(ids: records[index...].map(\.id), owner: owner)
-                } catch {
-                    runtime.logger.warning("could not hand back unpublished events", metadata: ["error": "\(error)"])
-                }
-                return delivered
-            }
             // What leaves the process shows no secrets; the stored event keeps its values.
             var shown = record.event
             shown.payload = runtime.configuration.secretKeys.masked(record.event.payload)
             do throws(PublishError) {
-                try await send(shown, of: record, audience: audience, notifyTopic: publishing.notifyTopic)
+                guard try await send(shown, of: record, audience: audience, notifyTopic: publishing.notifyTopic, until: deadline) else {
+                    // Out of time: the event (perhaps sent to some of its topics) and the rest
+                    // go back, to be sent again — with the same message ids — by whoever claims them.
+                    do {
+                        try await runtime.store.outbox.release(ids: records[index...].map(\.id), owner: owner)
+                    } catch {
+                        runtime.logger.warning("could not hand back unpublished events", metadata: ["error": "\(error)"])
+                    }
+                    return delivered
+                }
                 delivered.append(record.id)
             } catch {
                 let attempts = record.attempts + 1
@@ -185,14 +209,17 @@ public struct PublisherService: Service {
         return delivered
     }
 
-    /// Sends the notifications for `event` (the record's event as it may be shown) to its topics.
+    /// Sends the notifications for `event` (the record's event as it may be shown) to its topics;
+    /// false when `deadline` came before all were sent (none is started after it).
     private func send(
-        _ event: OutboxEvent, of record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?
-    ) async throws(PublishError) {
-        guard let audience else { return }
+        _ event: OutboxEvent, of record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?,
+        until deadline: ContinuousClock.Instant
+    ) async throws(PublishError) -> Bool {
+        guard let audience else { return true }
         let notifications = Notifications.make(for: event, audience: audience)
         for topic in audience.topics(notifyTopic: notifyTopic) {
             for (index, notification) in notifications.enumerated() {
+                guard ContinuousClock.now < deadline else { return false }
                 let body = Notifications.addressed(notification, to: topic)
                 let message = OutgoingMessage(
                     topic: topic, body: body, eventType: event.eventType,
@@ -206,6 +233,7 @@ public struct PublisherService: Service {
                 }
             }
         }
+        return true
     }
 
     /// The topics and notification options of the executions that still exist, read in one round
@@ -220,6 +248,21 @@ public struct PublisherService: Service {
         } catch {
             runtime.logger.warning("could not read the executions' topics", metadata: ["error": "\(error)"])
             return nil
+        }
+    }
+}
+
+/// When a repair last ran, so that it runs at most once an interval.
+private final class RepairSchedule: Sendable {
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Whether a repair may run now (and, if so, records that it does).
+    func take(every interval: Duration) -> Bool {
+        last.withLock { last in
+            let now = ContinuousClock.now
+            if let previous = last, now - previous < interval { return false }
+            last = now
+            return true
         }
     }
 }
