@@ -345,7 +345,8 @@ struct OutboxPublishingTests {
     @Test("events no transport accepts are retried, then kept as DEAD without holding up the outbox", arguments: TestBackend.available)
     func deadLetters(backend: TestBackend) async throws {
         try await RuntimeHarness.with(backend) { configuration in
-            // Nothing listens on port 1: every publish is refused.
+            // Nothing listens on port 1: every publish is refused, each after the outbound
+            // client's one-second connect deadline (it keeps trying until then).
             configuration.publishing = PublishingConfiguration(
                 daprEndpoint: "http://127.0.0.1:1", maximumAttempts: 2, maximumBackoff: .milliseconds(100),
                 pollInterval: .milliseconds(100))
@@ -353,8 +354,10 @@ struct OutboxPublishingTests {
             let dag = RuntimeTests.dag([RuntimeTests.step("only", "log", params: ["message": "hi"])])
             let started = try await harness.runtime.startExecution(
                 ExecutionRequest(dag: dag, initiator: "test", callbackTopics: ["budAppMessages"]))
-            _ = try await harness.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(10))
-            let deadline = ContinuousClock.now + .seconds(15)
+            _ = try await harness.runtime.waitUntilFinished(executionID: started.id, timeout: .seconds(30))
+            // Six refused attempts take about six seconds alone, and several times that on a
+            // loaded CI machine; the loop ends as soon as nothing is pending.
+            let deadline = ContinuousClock.now + .seconds(90)
             var counts = try await harness.store.outbox.counts()
             while counts.pending > 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))
