@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
@@ -48,6 +50,19 @@ let package = Package(
         .target(name: "PluginABI", path: "Sources/PluginABI"),
 
         .target(name: "BudJSON", swiftSettings: swiftSettings),
+        // The product's metrics: their names, help and labels in one catalog, and families of
+        // labelled series with a bounded number of series each (swift-metrics only: the backend is
+        // chosen by the process).
+        .target(
+            name: "Telemetry", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")], swiftSettings: swiftSettings),
+        // The Prometheus backend: the catalog's metrics in a registry, rendered as text.
+        .target(
+            name: "MetricsExport",
+            dependencies: [
+                "Telemetry", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings),
         // What the fuzz targets do with one input; the ordinary tests run the committed corpus
         // through it too (the fuzzing driver itself is added below with BUDPIPELINE_FUZZ=1).
         .target(
@@ -89,20 +104,28 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
         .target(
             name: "Storage",
-            dependencies: ["BudJSON", "PipelineEngine", .product(name: "DequeModule", package: "swift-collections")],
+            dependencies: [
+                "BudJSON", "PipelineEngine", "Telemetry", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             // The migrations' SQL, one file per dialect and version, compiled into the binary.
             resources: [.embedInCode("Migrations/SQL")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "StorageSQLite", dependencies: ["Storage", "CSQLite"], swiftSettings: swiftSettings),
-        .target(name: "StoragePostgres", dependencies: ["Storage", "CLibPQ"], swiftSettings: swiftSettings),
+        .target(
+            name: "StorageSQLite", dependencies: ["Storage", "CSQLite", .product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "StoragePostgres", dependencies: ["Storage", "CLibPQ", .product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: swiftSettings),
         .target(name: "Scheduling", swiftSettings: swiftSettings),
         .target(
             name: "PipelineRuntime",
             dependencies: [
                 "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "Scheduling", "Storage", "StorageSQLite",
-                "StoragePostgres", "WorkMarks",
+                "StoragePostgres", "Telemetry", "WorkMarks",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -112,7 +135,9 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "InboundEvents", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Scheduling", "Storage",
+                "BudJSON", "BudPipelineHost", "InboundEvents", "MetricsExport", "PipelineEngine", "PluginSchema", "PipelineRuntime",
+                "Scheduling", "Storage", "Telemetry",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -132,8 +157,10 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "HTTPAPI", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Storage", "WorkMarks",
+                "BudPipelineHost", "BudJSON", "HTTPAPI", "MetricsExport", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Storage",
+                "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -300,6 +327,13 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkMarksTests", dependencies: ["WorkMarks"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TelemetryTests",
+            dependencies: [
+                "MetricsExport", "Telemetry", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "FuzzCorpusTests", dependencies: ["FuzzHarness", "_BudPipelineTestSupport"], swiftSettings: swiftSettings),
     ]

@@ -1,7 +1,9 @@
+package import CoreMetrics
 import DequeModule
 import Dispatch
 import Foundation
 import Synchronization
+import Telemetry
 
 /// A bounded set of threads, each owning one database connection, that take work from one
 /// shared queue.
@@ -74,6 +76,8 @@ package final class ConnectionPool<Connection>: Sendable {
     private struct QueuedWork {
         let id: UInt64
         let work: Work
+        /// When it was queued, in nanoseconds of uptime (for the queue wait metric).
+        let queuedAt: UInt64
     }
 
     private struct State {
@@ -117,6 +121,7 @@ package final class ConnectionPool<Connection>: Sendable {
     private let closeConnection: @Sendable (Connection) -> Void
     private let runReads: ReadRunner
     private let runGroup: GroupRunner?
+    private let metrics: PoolMetrics?
 
     package init(
         name: String,
@@ -126,7 +131,8 @@ package final class ConnectionPool<Connection>: Sendable {
         isHealthy: @escaping @Sendable (Connection) -> Bool,
         close: @escaping @Sendable (Connection) -> Void,
         runReads: @escaping ReadRunner,
-        runGroup: GroupRunner? = nil
+        runGroup: GroupRunner? = nil,
+        metrics: PoolMetrics? = nil
     ) {
         self.name = name
         self.maximumConnections = max(1, maximumConnections)
@@ -136,6 +142,7 @@ package final class ConnectionPool<Connection>: Sendable {
         self.closeConnection = close
         self.runReads = runReads
         self.runGroup = runGroup
+        self.metrics = metrics
     }
 
     /// Work waiting for a thread.
@@ -228,7 +235,7 @@ package final class ConnectionPool<Connection>: Sendable {
             guard state.queue.count < maximumQueuedWork else {
                 return .refuse(.notRun("the database queue is full (\(maximumQueuedWork) waiting)"))
             }
-            state.queue.append(QueuedWork(id: id, work: work))
+            state.queue.append(QueuedWork(id: id, work: work, queuedAt: metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds))
             if case .read = work, state.reading > 0 {
                 guard !state.rescueScheduled else { return .none }
                 state.rescueScheduled = true
@@ -255,7 +262,11 @@ package final class ConnectionPool<Connection>: Sendable {
         case .start(let number): startThread(number: number)
         case .scheduleRescue:
             DispatchQueue.global().asyncAfter(deadline: .now() + Self.readRescueDelay) { [self] in rescueWaitingReads() }
-        case .refuse(let error): if let work { Self.fail(work, error) }
+        case .refuse(let error):
+            if let work {
+                if error.kind == .notRun, let metrics { metrics.refused.increment(metrics.pool) }
+                Self.fail(work, error)
+            }
         }
     }
 
@@ -290,24 +301,30 @@ package final class ConnectionPool<Connection>: Sendable {
     }
 
     /// The next work for a thread; `finishedReads` says that the thread just ran a batch of reads.
-    private func nextWork(finishedReads: Bool) -> Next {
-        state.withLock { state -> Next in
+    /// With metrics on, `queuedAt` gets when each piece of the work was queued.
+    private func nextWork(finishedReads: Bool, queuedAt: inout [UInt64]) -> Next {
+        let measured = metrics != nil
+        return state.withLock { state -> Next in
             if finishedReads { state.reading -= 1 }
-            switch state.queue.popFirst()?.work {
+            let popped = state.queue.popFirst()
+            if measured, let popped { queuedAt.append(popped.queuedAt) }
+            switch popped?.work {
             case .job(let job):
                 return .job(job)
             case .grouped(let first):
                 var group = [first]
-                while group.count < Self.maximumGroup, case .grouped(let next) = state.queue.first?.work {
+                while group.count < Self.maximumGroup, let next = state.queue.first, case .grouped(let transaction) = next.work {
                     state.queue.removeFirst()
-                    group.append(next)
+                    group.append(transaction)
+                    if measured { queuedAt.append(next.queuedAt) }
                 }
                 return .group(group)
             case .read(let first):
                 var reads = [first]
-                while reads.count < Self.maximumReadBatch, case .read(let read) = state.queue.first?.work {
+                while reads.count < Self.maximumReadBatch, let next = state.queue.first, case .read(let read) = next.work {
                     state.queue.removeFirst()
                     reads.append(read)
+                    if measured { queuedAt.append(next.queuedAt) }
                 }
                 state.reading += 1
                 return .reads(reads)
@@ -326,9 +343,15 @@ package final class ConnectionPool<Connection>: Sendable {
         let thread = Thread { [self] in
             var connection: Connection?
             var finishedReads = false
+            var queuedAt: [UInt64] = []
             while true {
-                let next = nextWork(finishedReads: finishedReads)
+                let next = nextWork(finishedReads: finishedReads, queuedAt: &queuedAt)
                 finishedReads = false
+                if let metrics, !queuedAt.isEmpty {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    for stamp in queuedAt { metrics.wait.record(.nanoseconds(Int64(clamping: now &- stamp)), metrics.pool) }
+                    queuedAt.removeAll(keepingCapacity: true)
+                }
                 switch next {
                 case .exit:
                     if let connection { closeConnection(connection) }
@@ -392,5 +415,19 @@ package final class ConnectionPool<Connection>: Sendable {
         guard let open = connection, !isHealthy(open) else { return }
         closeConnection(open)
         connection = nil
+    }
+}
+
+/// What a pool records: how long work waits for a thread, and work refused on a full queue.
+package struct PoolMetrics: Sendable {
+    /// The pool's label value: `postgres`, `sqlite_writer` or `sqlite_readers`.
+    let pool: String
+    let wait: DurationFamily
+    let refused: CounterFamily
+
+    package init(pool: String, factory: any MetricsFactory) {
+        self.pool = pool
+        wait = DurationFamily(MetricCatalog.databaseQueueWait, factory: factory)
+        refused = CounterFamily(MetricCatalog.databaseRefused, factory: factory)
     }
 }

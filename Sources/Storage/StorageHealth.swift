@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+import Telemetry
 
 /// Whether the database takes writes, as the last write found: healthy until a write fails
 /// because the database cannot store anything (``DatabaseError/unavailable(_:)``, a lost
@@ -40,9 +41,11 @@ public final class StorageHealth: Sendable {
 }
 
 /// A database whose writes are watched by a ``StorageHealth``.
+/// With `errors`, failed operations are counted by kind.
 struct MonitoredDatabase: Database {
     let base: any Database
     let health: StorageHealth
+    var errors: CounterFamily? = nil
 
     var dialect: SQLDialect { base.dialect }
 
@@ -53,12 +56,23 @@ struct MonitoredDatabase: Database {
             return result
         } catch {
             health.record(.failure(error))
+            count(error, operation: "transaction")
             throw error
         }
     }
 
     func read(_ statements: [SQLStatement]) async throws -> [[Row]] {
-        try await base.read(statements)
+        do {
+            return try await base.read(statements)
+        } catch {
+            count(error, operation: "read")
+            throw error
+        }
+    }
+
+    private func count(_ error: any Error, operation: String) {
+        guard let errors else { return }
+        errors.increment(operation, (error as? DatabaseError)?.kind.metricLabel ?? "other")
     }
 
     func withSession<Result: Sendable>(_ body: @escaping @Sendable (any DatabaseSession) throws -> Result) async throws -> Result {
@@ -71,5 +85,16 @@ struct MonitoredDatabase: Database {
 
     func close() async {
         await base.close()
+    }
+}
+
+extension DatabaseError.Kind {
+    /// The kind as a metric label: `unique_violation`, `not_run`, …
+    var metricLabel: String {
+        switch self {
+        case .uniqueViolation: "unique_violation"
+        case .notRun: "not_run"
+        default: rawValue
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CLibPQ
+public import CoreMetrics
 import Foundation
 public import Storage
 
@@ -13,9 +14,11 @@ public final class PostgresDatabase: Database {
     private let connectionInfo: String
 
     /// Connects to the server of `url` (a libpq connection URI or keyword string), failing at once
-    /// when it cannot be reached.
-    public static func connect(url: String, maximumConnections: Int = 10) async throws -> PostgresDatabase {
-        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections)
+    /// when it cannot be reached. `metrics` receives the pool's queue waits and refusals.
+    public static func connect(
+        url: String, maximumConnections: Int = 10, metrics: (any MetricsFactory)? = nil
+    ) async throws -> PostgresDatabase {
+        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections, metrics: metrics)
         do {
             _ = try await database.pool.withConnection { _ in true }
         } catch {
@@ -25,7 +28,7 @@ public final class PostgresDatabase: Database {
         return database
     }
 
-    private init(url: String, maximumConnections: Int) {
+    private init(url: String, maximumConnections: Int, metrics: (any MetricsFactory)?) {
         connectionInfo = url
         pool = ConnectionPool(
             name: "bp-postgres",
@@ -33,7 +36,8 @@ public final class PostgresDatabase: Database {
             open: { () throws(DatabaseError) in try PostgresConnection(url: url) },
             isHealthy: { $0.isHealthy },
             close: { $0.close() },
-            runReads: { connection, reads in connection.snapshots(reads) }
+            runReads: { connection, reads in connection.snapshots(reads) },
+            metrics: metrics.map { PoolMetrics(pool: "postgres", factory: $0) }
         )
     }
 

@@ -1,4 +1,5 @@
 import CSQLite
+public import CoreMetrics
 import Foundation
 public import Storage
 
@@ -12,8 +13,11 @@ public final class SQLiteDatabase: Database {
     private let readers: ConnectionPool<SQLiteConnection>
 
     /// Opens (creating if needed) the database file at `path` and its directory. Fails at once when
-    /// the file cannot be opened or is not a database.
-    public static func open(path: String, readerConnections: Int = 4) async throws -> SQLiteDatabase {
+    /// the file cannot be opened or is not a database. `metrics` receives the pools' queue waits
+    /// and refusals.
+    public static func open(path: String, readerConnections: Int = 4, metrics: (any MetricsFactory)? = nil) async throws
+        -> SQLiteDatabase
+    {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
@@ -22,7 +26,7 @@ public final class SQLiteDatabase: Database {
                 throw DatabaseError.connection("cannot create the directory \(directory): \(error.localizedDescription)")
             }
         }
-        let database = SQLiteDatabase(path: path, readerConnections: readerConnections)
+        let database = SQLiteDatabase(path: path, readerConnections: readerConnections, metrics: metrics)
         do {
             _ = try await database.writer.withConnection { _ in true }
         } catch {
@@ -32,7 +36,7 @@ public final class SQLiteDatabase: Database {
         return database
     }
 
-    private init(path: String, readerConnections: Int) {
+    private init(path: String, readerConnections: Int, metrics: (any MetricsFactory)?) {
         self.path = path
         writer = ConnectionPool(
             name: "bp-sqlite-writer",
@@ -41,7 +45,8 @@ public final class SQLiteDatabase: Database {
             isHealthy: { _ in true },
             close: { $0.close() },
             runReads: { connection, reads in reads.map { connection.snapshot($0) } },
-            runGroup: { connection, group in connection.commitTogether(group) }
+            runGroup: { connection, group in connection.commitTogether(group) },
+            metrics: metrics.map { PoolMetrics(pool: "sqlite_writer", factory: $0) }
         )
         readers = ConnectionPool(
             name: "bp-sqlite-reader",
@@ -49,7 +54,8 @@ public final class SQLiteDatabase: Database {
             open: { () throws(DatabaseError) in try SQLiteConnection(path: path, role: .reader) },
             isHealthy: { _ in true },
             close: { $0.close() },
-            runReads: { connection, reads in reads.map { connection.snapshot($0) } }
+            runReads: { connection, reads in reads.map { connection.snapshot($0) } },
+            metrics: metrics.map { PoolMetrics(pool: "sqlite_readers", factory: $0) }
         )
     }
 

@@ -62,8 +62,9 @@ struct APIServerProcess: APIServing {
             process: process, database: database, baseURL: "http://127.0.0.1:\(bound)", port: bound, appToken: environment["APP_API_TOKEN"])
     }
 
+    /// The port of the `serving HTTP` line, logged as text or as JSON (`LOG_FORMAT=json`).
     private static func port(in output: String) -> Int? {
-        guard let range = output.range(of: "address=127.0.0.1:") else { return nil }
+        guard let range = output.range(of: "address=127.0.0.1:") ?? output.range(of: "\"address\":\"127.0.0.1:") else { return nil }
         return Int(output[range.upperBound...].prefix { $0.isNumber })
     }
 

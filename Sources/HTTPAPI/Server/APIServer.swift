@@ -1,6 +1,7 @@
 public import Hummingbird
 import HummingbirdCore
 public import Logging
+public import MetricsExport
 import NIOCore
 public import PipelineRuntime
 
@@ -17,9 +18,14 @@ public import PipelineRuntime
 /// name for `/pipelines`, and budapp's public proxy names under `/budpipeline` are served too (the
 /// SDK's Dapr mode sends them straight to the service).
 public enum APIServer {
-    /// The router with all routes, for serving or for in-process tests.
-    public static func router(runtime: ExecutionRuntime, configuration: APIConfiguration, version: String) -> Router<APIRequestContext> {
+    /// The router with all routes, for serving or for in-process tests. With `metrics`, requests
+    /// are counted and timed into it and `GET /metrics` serves it (behind the app token when one
+    /// is set).
+    public static func router(
+        runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, metrics: PrometheusExporter? = nil
+    ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
+        router.add(middleware: RequestObservationMiddleware(metrics: metrics.map { HTTPMetrics(factory: $0.factory) }))
         router.add(middleware: APIErrorMiddleware())
         if let token = configuration.appAPIToken { router.add(middleware: AuthenticationMiddleware(token: token)) }
         router.add(middleware: CallerMiddleware())
@@ -49,6 +55,10 @@ public enum APIServer {
         }
         let document = JSONResponse(OpenAPIDocument.document(version: version))
         routes.get("openapi.json") { _, _ in document }
+        if let metrics {
+            let exposition = MetricsRoute(runtime: runtime, exporter: metrics, version: version)
+            routes.get("metrics", use: exposition.scrape)
+        }
 
         for prefix in ["", "api/v1/pipeline"] {
             let group = routes.group(prefix)
@@ -135,7 +145,7 @@ public enum APIServer {
     /// accepting until some close. A failure to listen is thrown by its `run()` (see
     /// ``listenFailure(_:host:port:)``).
     public static func application(
-        runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, logger: Logger,
+        runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, logger: Logger, metrics: PrometheusExporter? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let counter = configuration.maximumConnections.map { ConnectionCounter(maximum: $0) }
@@ -145,7 +155,7 @@ public enum APIServer {
             idleTimeout: TimeAmount(configuration.idleTimeout)
         )
         return Application(
-            router: router(runtime: runtime, configuration: configuration, version: version),
+            router: router(runtime: runtime, configuration: configuration, version: version, metrics: metrics),
             server: .http1(configuration: channel),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "budpipeline",

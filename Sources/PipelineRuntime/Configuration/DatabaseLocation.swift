@@ -1,5 +1,6 @@
 import BudJSON
 public import BudPipelineHost
+public import CoreMetrics
 import Foundation
 public import Storage
 import StoragePostgres
@@ -64,10 +65,11 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Opens the database: a SQLite file (created if missing) or a PostgreSQL connection pool.
-    public func open(poolSize: Int = 10) async throws -> any Database {
+    /// `metrics` receives the pools' queue waits and refusals.
+    public func open(poolSize: Int = 10, metrics: (any MetricsFactory)? = nil) async throws -> any Database {
         switch self {
-        case .sqlite(let path): try await SQLiteDatabase.open(path: path)
-        case .postgres(let url): try await PostgresDatabase.connect(url: url, maximumConnections: poolSize)
+        case .sqlite(let path): try await SQLiteDatabase.open(path: path, metrics: metrics)
+        case .postgres(let url): try await PostgresDatabase.connect(url: url, maximumConnections: poolSize, metrics: metrics)
         }
     }
 

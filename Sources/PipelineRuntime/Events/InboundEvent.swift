@@ -24,6 +24,15 @@ public struct InboundEventReport: Sendable, Equatable {
     public var triggers: [TriggerFiring]?
 
     public init() {}
+
+    /// The outcome the metrics count the event as.
+    var outcomeLabel: String {
+        if duplicate { return "duplicate" }
+        if stepCompleted { return "step_completed" }
+        if routed { return "routed" }
+        if parked { return "parked" }
+        return "unrouted"
+    }
 }
 
 /// One event trigger that an event matched.

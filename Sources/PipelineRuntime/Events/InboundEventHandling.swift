@@ -6,6 +6,7 @@ import Logging
 import PipelineEngine
 import PluginSchema
 import Storage
+import Telemetry
 
 extension ExecutionRuntime {
     /// Handles an event from `/workflow-events`: the awaiting step whose external id it carries
@@ -17,6 +18,23 @@ extension ExecutionRuntime {
     /// should be delivered again (nothing was lost by handling it partly: a step it completed no
     /// longer awaits, so a redelivery passes it by).
     public func handle(_ event: InboundEvent, now: Date = Date()) async throws(InboundEventError) -> InboundEventReport {
+        do {
+            let report = try await handleUncounted(event, now: now)
+            if metrics.enabled { metrics.inboundEvents.increment(report.outcomeLabel) }
+            return report
+        } catch {
+            if metrics.enabled { metrics.inboundEvents.increment("retry_later") }
+            throw error
+        }
+    }
+
+    /// Counts an event that never reached the runtime: `malformed` (not an event any service
+    /// sends) is the only such outcome.
+    public func countInboundEvent(outcome: String) {
+        if metrics.enabled { metrics.inboundEvents.increment(outcome) }
+    }
+
+    private func handleUncounted(_ event: InboundEvent, now: Date) async throws(InboundEventError) -> InboundEventReport {
         var report = InboundEventReport()
         // Deaths of earlier processes are counted before any step is given to its plugin again.
         await countInterruptionsAtStart()

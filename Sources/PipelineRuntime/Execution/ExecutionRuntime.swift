@@ -1,5 +1,6 @@
 import BudJSON
 public import BudPipelineHost
+public import CoreMetrics
 public import Foundation
 public import Logging
 public import PipelineEngine
@@ -7,6 +8,7 @@ import PluginSchema
 import Scheduling
 public import Storage
 import Synchronization
+import Telemetry
 import WorkMarks
 
 /// Runs executions against the store: every input to an execution becomes one transaction (the
@@ -33,6 +35,8 @@ public final class ExecutionRuntime: Sendable {
     /// Live events of this process's executions, for streams; without Dapr, notifications too.
     public let eventBus = EventBus()
     let calls: StepCalls
+    /// What the runtime records (nothing, with the default no-op factory).
+    let metrics: RuntimeMetrics
     /// The work the runtime starts by itself, run by ``RuntimeLifecycleService``.
     let tasks = RuntimeTasks()
     /// The first count of interruptions (see ``countInterruptionsAtStart()``).
@@ -63,13 +67,26 @@ public final class ExecutionRuntime: Sendable {
     private let state = Mutex(State())
     private let statistics = Mutex(RuntimeStatistics())
 
-    public init(store: PipelineStore, plugins: PluginHost, configuration: RuntimeConfiguration, logger: Logger) {
+    /// `metrics` receives what the runtime records (see ``MetricCatalog``); by default nothing is.
+    public init(
+        store: PipelineStore, plugins: PluginHost, configuration: RuntimeConfiguration, logger: Logger,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) {
         self.store = store
         self.plugins = plugins
         self.configuration = configuration
         self.logger = logger
         self.catalog = RuntimeActionCatalog(plugins: plugins)
-        self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger)
+        let recorder = RuntimeMetrics(factory: metrics)
+        self.metrics = recorder
+        self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger, metrics: recorder)
+    }
+
+    /// Executions held in memory and the inputs waiting for them.
+    var mailboxCounts: (executions: Int, inputs: Int) {
+        state.withLock { state in
+            (state.mailboxes.count, state.mailboxes.values.reduce(0) { $0 + $1.inputs.count })
+        }
     }
 
     // MARK: Starting and steering executions
@@ -142,6 +159,7 @@ public final class ExecutionRuntime: Sendable {
         let writeTime = ContinuousClock.now - writeStarted
         live.committed(plan)
         statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
+        metrics.recordCommitted(plan, writeTime: writeTime, actionLabel: actionLabel)
         WorkMarks.during(Self.transitionMark(record.id, inputs)) { perform(plan, executionID: record.id) }
         releaseMailbox(record.id, live: live)
         return record
@@ -350,6 +368,7 @@ public final class ExecutionRuntime: Sendable {
                             // again for the next batch (with the inputs loading just added).
                             logger.debug(
                                 "a transition whose commit reported an error was stored", metadata: ["execution_id": "\(executionID)"])
+                            metrics.recordCommitted(plan, writeTime: nil, actionLabel: actionLabel)
                             WorkMarks.during(Self.transitionMark(executionID, [])) { perform(plan, executionID: executionID) }
                             return .success(Self.taken(by: plan, of: inputs, count: batch.count))
                         }
@@ -372,11 +391,13 @@ public final class ExecutionRuntime: Sendable {
                 let writeTime = ContinuousClock.now - writeStarted
                 current.committed(plan)
                 statistics.withLock { $0.recordTransition(inputs: inputs.count, plan: plan, writeTime: writeTime) }
+                metrics.recordCommitted(plan, writeTime: writeTime, actionLabel: actionLabel)
                 WorkMarks.during(Self.transitionMark(executionID, applied)) { perform(plan, executionID: executionID) }
                 live = current.isFinished ? nil : current
                 return .success(Self.taken(by: plan, of: inputs, count: batch.count))
             } catch let conflict as DatabaseError where conflict.kind == .conflict {
                 statistics.withLock { $0.conflicts += 1 }
+                if metrics.enabled { metrics.transitionConflicts.increment() }
                 logger.debug(
                     "transition conflicted; reading the execution again",
                     metadata: ["execution_id": "\(executionID)", "reason": "\(conflict.message)"])
@@ -510,6 +531,16 @@ public final class ExecutionRuntime: Sendable {
 
     private func perform(_ plan: TransitionPlan, executionID: ExecutionID) {
         for note in plan.notes { logger.debug("input ignored", metadata: ["execution_id": "\(executionID)", "note": "\(note)"]) }
+        if logger.logLevel <= .debug {
+            for step in plan.stepOutcomes {
+                var metadata: Logger.Metadata = [
+                    "execution_id": "\(executionID)", "step_id": "\(step.stepID)", "action": "\(step.action)",
+                    "outcome": "\(step.outcome)", "attempt": "\(step.attempt)",
+                ]
+                if let seconds = step.seconds { metadata["duration_seconds"] = "\(seconds)" }
+                logger.debug("step transition", metadata: metadata)
+            }
+        }
         for line in plan.logLines {
             let level: Logger.Level =
                 switch line.level {

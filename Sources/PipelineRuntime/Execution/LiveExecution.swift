@@ -207,8 +207,41 @@ struct LiveExecution: Sendable {
                 return externalID
             },
             finished: machine.execution.status.isFinished ? machine.execution.status : nil,
-            taken: taken
+            taken: taken,
+            stepOutcomes: events.compactMap { stepOutcome(of: $0, latest: latestStates) },
+            startedExecution: events.contains(.executionStarted)
         )
+    }
+
+    /// What `event` did to a step, for the metrics; `nil` for an event about the execution.
+    private func stepOutcome(of event: EngineEvent, latest: [String: StepState]) -> StepOutcome? {
+        let stepID: String
+        let outcome: String
+        var seconds: Double?
+        switch event {
+        case .stepStarted(let id, _, _, _): (stepID, outcome) = (id, "started")
+        case .stepCompleted(let id, _, _, let duration): (stepID, outcome, seconds) = (id, "completed", duration)
+        case .stepFailed(let id, _, let status, _, _):
+            stepID = id
+            outcome =
+                switch status {
+                case .timedOut: "timed_out"
+                case .cancelled: "cancelled"
+                case .skipped: "skipped"
+                default: "failed"
+                }
+        case .stepSkipped(let id, _, _): (stepID, outcome) = (id, "skipped")
+        case .stepRetrying(let id, _, _, _, _): (stepID, outcome) = (id, "retrying")
+        case .stepAwaitingEvent(let id, _, _): (stepID, outcome) = (id, "awaiting_event")
+        case .executionStarted, .progress, .executionCompleted, .executionFailed, .executionCancelled: return nil
+        }
+        guard let state = latest[stepID] ?? machine.step(stepID) else { return nil }
+        if seconds == nil, outcome != "started", outcome != "awaiting_event", outcome != "skipped",
+            let started = state.startedAt, let ended = state.endedAt
+        {
+            seconds = ended.timeIntervalSince(started)
+        }
+        return StepOutcome(stepID: stepID, action: state.action, outcome: outcome, seconds: seconds, attempt: state.attempt)
     }
 
     /// Records that `plan` was committed.
@@ -260,6 +293,22 @@ struct TransitionPlan: Sendable {
     /// For each input planned, in order, whether the engine took it (`false`: it was stale and
     /// changed nothing).
     var taken: [Bool]
+    /// What happened to steps, for the metrics.
+    var stepOutcomes: [StepOutcome] = []
+
+    /// Whether this transition started the execution.
+    var startedExecution = false
+}
+
+/// One step change of a transition, as the metrics count it and the debug log shows it: the
+/// step, its action, what happened (`started`, `completed`, `failed`, …), for an attempt that
+/// ended how long it took, and the attempt (0 for the first).
+struct StepOutcome: Sendable, Equatable {
+    var stepID: String
+    var action: String
+    var outcome: String
+    var seconds: Double?
+    var attempt: Int
 }
 
 /// Failures of the runtime.

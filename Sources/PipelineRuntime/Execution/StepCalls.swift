@@ -25,14 +25,16 @@ final class StepCalls: Sendable {
     private let plugins: PluginHost
     private let tasks: RuntimeTasks
     private let logger: Logger
+    private let metrics: RuntimeMetrics
     private let state = Mutex(State())
     /// Rung when the last call in flight returns.
     private let idle = Alarm()
 
-    init(plugins: PluginHost, tasks: RuntimeTasks, logger: Logger) {
+    init(plugins: PluginHost, tasks: RuntimeTasks, logger: Logger, metrics: RuntimeMetrics) {
         self.plugins = plugins
         self.tasks = tasks
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Steps whose calls are running here.
@@ -70,7 +72,13 @@ final class StepCalls: Sendable {
         }
         guard accepted else { return false }
         let started = tasks.start { [self] in
-            let input = await execute(call, progress: progress)
+            let callStarted = ContinuousClock.now
+            let (input, outcome) = await execute(call, progress: progress)
+            if metrics.enabled {
+                metrics.recordPluginCall(
+                    plugin: plugins.action(call.request.action)?.plugin.name ?? "other", outcome: outcome,
+                    duration: ContinuousClock.now - callStarted)
+            }
             finished(key)
             if let input { result(input) }
         }
@@ -98,7 +106,11 @@ final class StepCalls: Sendable {
         if none { idle.wake() }
     }
 
-    private func execute(_ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void) async -> ExecutionInput? {
+    /// The input a call's result makes, and the outcome the metrics count it as (see
+    /// ``MetricCatalog/pluginCalls``).
+    private func execute(
+        _ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void
+    ) async -> (input: ExecutionInput?, outcome: String) {
         let stepID = call.stepID
         let context = PluginCallContext(executionID: call.executionID.rawValue, stepID: stepID) { report in
             progress(.stepProgress(stepID: stepID, percent: report.percent, etaSeconds: report.etaSeconds, message: report.message))
@@ -108,37 +120,46 @@ final class StepCalls: Sendable {
             if call.checkParamsFirst, plugins.action(call.request.action)?.validatesParams == true {
                 let problems = try await plugins.validateParams(action: call.request.action, params: call.request.params, timeout: timeout)
                 if !problems.isEmpty {
-                    return .stepFailed(
-                        stepID: stepID, attempt: call.attempt,
-                        failure: .permanent("invalid parameters: \(problems.joined(separator: "; "))"),
-                        outputs: [:])
+                    let failure = StepFailure.permanent("invalid parameters: \(problems.joined(separator: "; "))")
+                    return (.stepFailed(stepID: stepID, attempt: call.attempt, failure: failure, outputs: [:]), "invalid_params")
                 }
             }
             let outcome = try await plugins.execute(call.request, context: context, timeout: timeout)
             switch outcome {
             case .completed(let outputs):
-                return .stepSucceeded(stepID: stepID, attempt: call.attempt, outputs: outputs)
+                return (.stepSucceeded(stepID: stepID, attempt: call.attempt, outputs: outputs), "completed")
             case .awaitingEvent(let externalID, let timeoutSeconds, let outputs):
-                return .stepAwaitingEvent(
+                let input = ExecutionInput.stepAwaitingEvent(
                     stepID: stepID, attempt: call.attempt, externalWorkflowID: externalID, timeoutSeconds: timeoutSeconds, outputs: outputs)
+                return (input, "awaiting_event")
             case .failed(let message, let retryable, let outputs):
-                return .stepFailed(
-                    stepID: stepID, attempt: call.attempt, failure: retryable ? .retryable(message) : .permanent(message), outputs: outputs)
+                let failure: StepFailure = retryable ? .retryable(message) : .permanent(message)
+                return (.stepFailed(stepID: stepID, attempt: call.attempt, failure: failure, outputs: outputs), "failed")
             }
         } catch {
             switch error.kind {
             case .timedOut, .timedOutWaiting:
                 let message = call.request.timeoutSeconds.map { "Step timed out after \($0) seconds" } ?? "Step timed out: \(error.message)"
-                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .timedOut(message), outputs: [:])
+                return (.stepFailed(stepID: stepID, attempt: call.attempt, failure: .timedOut(message), outputs: [:]), "timed_out")
             case .unknownAction, .protocolViolation:
-                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .permanent(error.message), outputs: [:])
+                let input = ExecutionInput.stepFailed(
+                    stepID: stepID, attempt: call.attempt, failure: .permanent(error.message), outputs: [:])
+                return (input, error.kind == .protocolViolation ? "protocol_violation" : "failed")
             case .pluginUnhealthy, .retryRequested, .pluginCrashed:
-                return .stepFailed(stepID: stepID, attempt: call.attempt, failure: .retryable(error.message), outputs: [:])
+                let input = ExecutionInput.stepFailed(
+                    stepID: stepID, attempt: call.attempt, failure: .retryable(error.message), outputs: [:])
+                let outcome =
+                    switch error.kind {
+                    case .pluginCrashed: "crashed"
+                    case .pluginUnhealthy: "unhealthy"
+                    default: "failed"
+                    }
+                return (input, outcome)
             case .shuttingDown, .cancelled:
                 logger.info(
                     "plugin call left unfinished; the step runs again once its claim expires",
                     metadata: ["execution_id": "\(call.executionID)", "step_id": "\(stepID)", "reason": "\(error.message)"])
-                return nil
+                return (nil, "unfinished")
             }
         }
     }

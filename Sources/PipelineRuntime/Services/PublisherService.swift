@@ -5,6 +5,7 @@ import PipelineEngine
 public import ServiceLifecycle
 import Storage
 import Synchronization
+import Telemetry
 
 /// Drains the outbox: each event a transition wrote for publishing goes, as a notification, to the
 /// execution's callback topics and — when it has subscribers — to the notification service's
@@ -152,6 +153,7 @@ public struct PublisherService: Service {
     /// Removes published events from the outbox.
     private func remove(_ published: [Int], owner: String) async {
         guard !published.isEmpty else { return }
+        if runtime.metrics.enabled { runtime.metrics.outboxPublished.increment(by: published.count) }
         do {
             try await runtime.store.outbox.delivered(ids: published, owner: owner)
         } catch {
@@ -191,6 +193,10 @@ public struct PublisherService: Service {
                     "execution_id": "\(record.executionID ?? "-")", "event": "\(record.event.eventType)", "attempts": "\(attempts)",
                     "error": "\(error)",
                 ]
+                if runtime.metrics.enabled {
+                    runtime.metrics.outboxPublishFailures.increment()
+                    if dead { runtime.metrics.outboxDeadLetters.increment() }
+                }
                 if dead {
                     runtime.logger.error("giving up on publishing an event; it stays in the outbox as DEAD", metadata: metadata)
                 } else {

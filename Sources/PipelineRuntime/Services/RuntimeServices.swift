@@ -84,7 +84,10 @@ public struct TimerService: Service {
         var nextPoll = Date()
         await repeatUntilShutdown(waitingOn: queue.alarm) {
             let now = Date()
-            for timer in queue.takeDue(now: now) { runtime.submit(.timer(timer), to: timer.executionID) }
+            for timer in queue.takeDue(now: now) {
+                runtime.recordTimerLag(timer, firedAt: now, source: "local")
+                runtime.submit(.timer(timer), to: timer.executionID)
+            }
             if now >= nextPoll {
                 nextPoll = await poll(now: now)
             }
@@ -99,7 +102,10 @@ public struct TimerService: Service {
         do {
             let claimed = try await runtime.store.timers.claimDue(
                 owner: configuration.workerID, now: now, claimUntil: now.addingTimeInterval(30), limit: batch)
-            for timer in claimed { runtime.submit(.timer(timer), to: timer.executionID) }
+            for timer in claimed {
+                runtime.recordTimerLag(timer, firedAt: now, source: "store")
+                runtime.submit(.timer(timer), to: timer.executionID)
+            }
             if claimed.count == batch { return now }
         } catch {
             runtime.logger.warning("could not read due timers", metadata: ["error": "\(error)"])

@@ -163,6 +163,24 @@ public struct OutboxStore: StorePart {
         }
     }
 
+    /// How many events wait to be published, how many were given up on, and when the oldest
+    /// waiting one was written.
+    public func backlog() async throws -> (pending: Int, dead: Int, oldestPending: Date?) {
+        let rows = try await database.read(
+            "SELECT status, count(*) AS total, min(created_at) AS oldest FROM outbox GROUP BY status")
+        var backlog: (pending: Int, dead: Int, oldestPending: Date?) = (0, 0, nil)
+        for row in rows {
+            switch row["status"] {
+            case "PENDING":
+                backlog.pending = try row.int("total")
+                backlog.oldestPending = try row.optionalDate("oldest")
+            case "DEAD": backlog.dead = try row.int("total")
+            default: break
+            }
+        }
+        return backlog
+    }
+
     /// How many events wait to be published and how many were given up on.
     public func counts() async throws -> (pending: Int, dead: Int) {
         let rows = try await database.read("SELECT status, count(*) AS total FROM outbox GROUP BY status")

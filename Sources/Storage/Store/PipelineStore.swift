@@ -1,6 +1,8 @@
 import BudJSON
+public import CoreMetrics
 public import Foundation
 import PipelineEngine
+import Telemetry
 
 /// Everything BudPipeline stores, over either backend, as one part per kind of record. SQL is
 /// written once for both dialects where it can be; the few dialect-specific statements say so.
@@ -18,9 +20,12 @@ public struct PipelineStore: Sendable {
     public let inboundEvents: InboundEventStore
     public let interruptions: InterruptionStore
 
-    public init(database: any Database) {
+    /// `metrics` receives the failed database operations by kind (``MetricCatalog/databaseErrors``).
+    public init(database: any Database, metrics: any MetricsFactory = NOOPMetricsHandler.instance) {
         let health = StorageHealth()
-        let monitored = MonitoredDatabase(base: database, health: health)
+        let monitored = MonitoredDatabase(
+            base: database, health: health,
+            errors: metrics is NOOPMetricsHandler ? nil : CounterFamily(MetricCatalog.databaseErrors, factory: metrics))
         self.database = monitored
         self.health = health
         definitions = DefinitionStore(database: monitored)

@@ -27,6 +27,15 @@ public struct TimerStore: StorePart {
         .sorted { $0.dueAt < $1.dueAt }
     }
 
+    /// How many timers are due at `now` and not yet handled (by any process), and when the
+    /// earliest of them came due: the runnable work the store holds.
+    public func dueSummary(now: Date) async throws -> (count: Int, earliest: Date?) {
+        let row = try await database.read(
+            "SELECT count(*) AS due, min(due_at) AS earliest FROM execution_timer WHERE due_at <= $1", .date(now)
+        ).first
+        return (try row?.int("due") ?? 0, try row?.optionalDate("earliest"))
+    }
+
     /// When the timer fires now, if it still exists.
     public func due(executionID: ExecutionID, key: String) async throws -> Date? {
         try await database.read(

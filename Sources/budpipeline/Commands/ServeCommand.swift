@@ -71,7 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
         let configuredPort = api.port
         let runtimeStart = DeferredServices()
         let application = APIServer.application(
-            runtime: assembly.runtime, configuration: api, version: BudPipelineCommand.configuration.version, logger: logger
+            runtime: assembly.runtime, configuration: api, version: BudPipelineCommand.configuration.version, logger: logger,
+            metrics: assembly.metrics
         ) { port in
             // The runtime takes work only once the server listens.
             await runtimeStart.start()

@@ -3,21 +3,31 @@ import Foundation
 import Logging
 
 enum CLILogging {
-    /// Sends logs to standard error at `LOG_LEVEL` (default `defaultLevel`); an unknown level is
-    /// refused with a message naming the accepted ones.
+    /// Sends logs to standard error at `LOG_LEVEL` (default `defaultLevel`), as text or, with
+    /// `LOG_FORMAT=json`, one JSON object per line (``JSONLogHandler``); an unknown level or
+    /// format is refused with a message naming the accepted ones.
     static func bootstrap(defaultLevel: Logger.Level) throws {
+        let environment = ProcessInfo.processInfo.environment
         var level = defaultLevel
-        if let text = ProcessInfo.processInfo.environment["LOG_LEVEL"], !text.isEmpty {
+        if let text = environment["LOG_LEVEL"], !text.isEmpty {
             guard let chosen = Logger.Level(rawValue: text.lowercased()) else {
                 let accepted = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ConfigurationError("LOG_LEVEL=\(text) is not one of \(accepted)")
+                throw ConfigurationError("LOG_LEVEL=\(text.prefix(40)) is not one of \(accepted)")
             }
             level = chosen
         }
-        LoggingSystem.bootstrap { [level] label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let format = environment["LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "text"
+        switch format {
+        case "text":
+            LoggingSystem.bootstrap { [level] label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json":
+            LoggingSystem.bootstrap { [level] label in JSONLogHandler(label: label, level: level) }
+        default:
+            throw ConfigurationError("LOG_FORMAT=\(format.prefix(40)) is not one of text, json")
         }
     }
 }

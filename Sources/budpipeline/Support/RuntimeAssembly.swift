@@ -1,7 +1,9 @@
 import ArgumentParser
 import BudPipelineHost
+import CoreMetrics
 import Foundation
 import Logging
+import MetricsExport
 import PipelineEngine
 import PipelineRuntime
 import ServiceLifecycle
@@ -26,12 +28,13 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    /// Opens the store; an unreachable server or unusable file is one line.
-    func open() async throws -> (database: any Database, location: DatabaseLocation) {
+    /// Opens the store; an unreachable server or unusable file is one line. With `metrics`, the
+    /// store's pools record their queue waits into it.
+    func open(metrics: PrometheusExporter? = nil) async throws -> (database: any Database, location: DatabaseLocation) {
         let location = try location()
         let poolSize = try Self.poolSize(from: ProcessInfo.processInfo.environment)
         do {
-            return (try await location.open(poolSize: poolSize), location)
+            return (try await location.open(poolSize: poolSize, metrics: metrics?.factory), location)
         } catch {
             throw CLIError("cannot open the database \(location): \(error)")
         }
@@ -73,6 +76,8 @@ struct RuntimeAssembly {
     let logger: Logger
     /// How many descriptors the process may open (its soft limit, raised to the hard one).
     let descriptorLimit: Int
+    /// The process's metrics (served by `serve` at `/metrics`); `nil` with `BUDPIPELINE_METRICS=false`.
+    let metrics: PrometheusExporter?
 
     /// Raises the descriptor limit, opens the store, checks (or, when asked, migrates) its
     /// schema, loads the plugins and builds the runtime. `migrate` or `AUTO_MIGRATE=true`
@@ -94,7 +99,8 @@ struct RuntimeAssembly {
         } catch {
             throw CLIError(error.message)
         }
-        let (database, location) = try await options.open()
+        let metrics = try Self.metricsEnabled(environment) ? PrometheusExporter() : nil
+        let (database, location) = try await options.open(metrics: metrics)
         // Work marks let the next process know what this one was doing should it die (crash loops).
         let marks = location.workMarksDirectory(environment: environment)
         do {
@@ -132,7 +138,8 @@ struct RuntimeAssembly {
             throw CLIError("plugin refused with --strict-plugins: \(refusal)\(more)")
         }
         let runtime = ExecutionRuntime(
-            store: PipelineStore(database: database), plugins: plugins, configuration: configuration, logger: logger)
+            store: PipelineStore(database: database, metrics: metrics?.factory ?? NOOPMetricsHandler.instance), plugins: plugins,
+            configuration: configuration, logger: logger, metrics: metrics?.factory ?? NOOPMetricsHandler.instance)
         logger.notice(
             "runtime ready",
             metadata: [
@@ -140,7 +147,18 @@ struct RuntimeAssembly {
                 "descriptor_limit": "\(descriptorLimit)",
             ])
         return RuntimeAssembly(
-            database: database, location: location, plugins: plugins, runtime: runtime, logger: logger, descriptorLimit: descriptorLimit)
+            database: database, location: location, plugins: plugins, runtime: runtime, logger: logger, descriptorLimit: descriptorLimit,
+            metrics: metrics)
+    }
+
+    /// `BUDPIPELINE_METRICS` (default true): whether the process records metrics at all.
+    static func metricsEnabled(_ environment: [String: String]) throws -> Bool {
+        guard let text = environment["BUDPIPELINE_METRICS"], !text.isEmpty else { return true }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw CLIError("BUDPIPELINE_METRICS=\(text.prefix(40)) is not true or false")
+        }
     }
 
     /// Runs `services` and the runtime's own in one service group until SIGTERM or SIGINT (or

@@ -1,0 +1,177 @@
+import BudPipelineHost
+import CoreMetrics
+import Foundation
+import PipelineEngine
+import Storage
+import Telemetry
+
+/// What the runtime records as it works (see ``MetricCatalog`` for each metric's meaning), and the
+/// gauges it measures when asked (``ExecutionRuntime/collectMetrics()``).
+///
+/// Counters move only once what they count is stored: a transition's counts after its commit, a
+/// published event after every topic accepted it. Label values come from bounded sets — statuses,
+/// outcomes, the actions and plugins loaded — and every family is bounded besides (see
+/// ``MetricFamily``).
+struct RuntimeMetrics: Sendable {
+    /// False with the no-op factory: nothing is recorded or measured.
+    let enabled: Bool
+    let executionsStarted: CounterFamily
+    let executionsFinished: CounterFamily
+    let executionDuration: DurationFamily
+    let stepTransitions: CounterFamily
+    let stepDuration: DurationFamily
+    let transitions: CounterFamily
+    let transitionConflicts: CounterFamily
+    let transitionWrite: DurationFamily
+    let timerLag: DurationFamily
+    let outboxPublished: CounterFamily
+    let outboxPublishFailures: CounterFamily
+    let outboxDeadLetters: CounterFamily
+    let inboundEvents: CounterFamily
+    let pluginCalls: CounterFamily
+    let pluginCallDuration: DurationFamily
+
+    let executionsInMemory: GaugeFamily
+    let queuedInputs: GaugeFamily
+    let dueTimers: GaugeFamily
+    let oldestDueTimerAge: GaugeFamily
+    let outboxPending: GaugeFamily
+    let outboxDead: GaugeFamily
+    let outboxOldestPendingAge: GaugeFamily
+    let pluginCallsInFlight: GaugeFamily
+    let pluginHealthy: GaugeFamily
+    let pluginQuarantined: GaugeFamily
+    let pluginsLoaded: GaugeFamily
+    let databaseWritable: GaugeFamily
+    let pluginProcessCrashes: MirroredCounterFamily
+    let pluginProcessRestarts: MirroredCounterFamily
+
+    init(factory: any MetricsFactory) {
+        enabled = !(factory is NOOPMetricsHandler)
+        executionsStarted = CounterFamily(MetricCatalog.executionsStarted, factory: factory)
+        executionsFinished = CounterFamily(MetricCatalog.executionsFinished, factory: factory)
+        executionDuration = DurationFamily(MetricCatalog.executionDuration, factory: factory)
+        stepTransitions = CounterFamily(MetricCatalog.stepTransitions, factory: factory)
+        stepDuration = DurationFamily(MetricCatalog.stepDuration, factory: factory)
+        transitions = CounterFamily(MetricCatalog.transitions, factory: factory)
+        transitionConflicts = CounterFamily(MetricCatalog.transitionConflicts, factory: factory)
+        transitionWrite = DurationFamily(MetricCatalog.transitionWriteDuration, factory: factory)
+        timerLag = DurationFamily(MetricCatalog.timerLag, factory: factory)
+        outboxPublished = CounterFamily(MetricCatalog.outboxPublished, factory: factory)
+        outboxPublishFailures = CounterFamily(MetricCatalog.outboxPublishFailures, factory: factory)
+        outboxDeadLetters = CounterFamily(MetricCatalog.outboxDeadLetters, factory: factory)
+        inboundEvents = CounterFamily(MetricCatalog.inboundEvents, factory: factory)
+        pluginCalls = CounterFamily(MetricCatalog.pluginCalls, factory: factory)
+        pluginCallDuration = DurationFamily(MetricCatalog.pluginCallDuration, factory: factory)
+        executionsInMemory = GaugeFamily(MetricCatalog.executionsInMemory, factory: factory)
+        queuedInputs = GaugeFamily(MetricCatalog.queuedInputs, factory: factory)
+        dueTimers = GaugeFamily(MetricCatalog.dueTimers, factory: factory)
+        oldestDueTimerAge = GaugeFamily(MetricCatalog.oldestDueTimerAge, factory: factory)
+        outboxPending = GaugeFamily(MetricCatalog.outboxPending, factory: factory)
+        outboxDead = GaugeFamily(MetricCatalog.outboxDead, factory: factory)
+        outboxOldestPendingAge = GaugeFamily(MetricCatalog.outboxOldestPendingAge, factory: factory)
+        pluginCallsInFlight = GaugeFamily(MetricCatalog.pluginCallsInFlight, factory: factory)
+        pluginHealthy = GaugeFamily(MetricCatalog.pluginHealthy, factory: factory)
+        pluginQuarantined = GaugeFamily(MetricCatalog.pluginQuarantined, factory: factory)
+        pluginsLoaded = GaugeFamily(MetricCatalog.pluginsLoaded, factory: factory)
+        databaseWritable = GaugeFamily(MetricCatalog.databaseWritable, factory: factory)
+        pluginProcessCrashes = MirroredCounterFamily(MetricCatalog.pluginProcessCrashes, factory: factory)
+        pluginProcessRestarts = MirroredCounterFamily(MetricCatalog.pluginProcessRestarts, factory: factory)
+    }
+
+    /// Counts a committed transition: the transition, its step changes, and the start or end of
+    /// its execution. `actionLabel` bounds the action label to the actions the runtime knows;
+    /// `writeTime` is `nil` when the commit's answer was lost.
+    func recordCommitted(_ plan: TransitionPlan, writeTime: Duration?, actionLabel: (String) -> String) {
+        guard enabled else { return }
+        transitions.increment()
+        if let writeTime { transitionWrite.record(writeTime) }
+        if plan.startedExecution { executionsStarted.increment() }
+        for step in plan.stepOutcomes {
+            let action = actionLabel(step.action)
+            stepTransitions.increment(action, step.outcome)
+            if let seconds = step.seconds { stepDuration.record(seconds: seconds, action, step.outcome) }
+        }
+        if let status = plan.finished {
+            let label = status.rawValue.lowercased()
+            executionsFinished.increment(label)
+            let execution = plan.transition.execution
+            if let started = execution.startedAt, let ended = execution.endedAt {
+                executionDuration.record(seconds: ended.timeIntervalSince(started), label)
+            }
+        }
+    }
+
+    /// Counts a plugin's answer to a step attempt.
+    func recordPluginCall(plugin: String, outcome: String, duration: Duration) {
+        guard enabled else { return }
+        pluginCalls.increment(plugin, outcome)
+        pluginCallDuration.record(duration, plugin)
+    }
+
+    /// The plugins' state, as the gauges and mirrored counters show it.
+    func measure(plugins: [LoadedPlugin], callsInFlight: Int) {
+        pluginsLoaded.set(Double(plugins.count))
+        pluginCallsInFlight.set(Double(callsInFlight))
+        for plugin in plugins {
+            pluginHealthy.set(plugin.healthStatus.isHealthy ? 1 : 0, plugin.name)
+            let status = plugin.processStatus
+            pluginQuarantined.set(status?.quarantined == nil ? 0 : 1, plugin.name)
+            if let status {
+                pluginProcessCrashes.sync(to: status.crashes, plugin.name)
+                pluginProcessRestarts.sync(to: status.restarts, plugin.name)
+            }
+        }
+    }
+}
+
+extension ExecutionRuntime {
+    /// Sets the gauges that are measured rather than counted: this process's queue, the store's
+    /// due timers and outbox backlog, the plugins' health and whether the store takes writes.
+    /// Store figures that cannot be read within `timeout` keep their last values.
+    public func collectMetrics(timeout: Duration = .seconds(2)) async {
+        guard metrics.enabled else { return }
+        let (inMemory, queued) = mailboxCounts
+        metrics.executionsInMemory.set(Double(inMemory))
+        metrics.queuedInputs.set(Double(queued))
+        metrics.databaseWritable.set(store.health.isWritable ? 1 : 0)
+        metrics.measure(plugins: plugins.plugins, callsInFlight: calls.inFlightCount)
+        let store = self.store
+        let now = Date()
+        let figures = await withTimeout(timeout) {
+            async let timers = store.timers.dueSummary(now: now)
+            async let outbox = store.outbox.backlog()
+            return (try await timers, try await outbox)
+        }
+        guard let (timers, outbox) = figures else { return }
+        metrics.dueTimers.set(Double(timers.count))
+        metrics.oldestDueTimerAge.set(timers.earliest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+        metrics.outboxPending.set(Double(outbox.pending))
+        metrics.outboxDead.set(Double(outbox.dead))
+        metrics.outboxOldestPendingAge.set(outbox.oldestPending.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+    }
+
+    /// Records how late `timer` fired.
+    func recordTimerLag(_ timer: TimerRecord, firedAt now: Date, source: String) {
+        guard metrics.enabled else { return }
+        metrics.timerLag.record(seconds: now.timeIntervalSince(timer.dueAt), source)
+    }
+
+    /// The action label for `action`: itself when the runtime knows the action, else `other`.
+    func actionLabel(_ action: String) -> String {
+        catalog.metadata(for: action) != nil ? action : "other"
+    }
+}
+
+/// `body`'s value, or `nil` when it throws or takes longer than `limit` (it is then cancelled).
+func withTimeout<Value: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> Value) async -> Value? {
+    await withTaskGroup(of: Value?.self) { group in
+        group.addTask { try? await body() }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return await group.next() ?? nil
+    }
+}
