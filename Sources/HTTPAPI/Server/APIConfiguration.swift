@@ -38,6 +38,9 @@ public struct APIConfiguration: Sendable, Equatable {
     public var sensitiveHeaders = SensitiveHeaders()
     /// Rate limits of execution reads and starts.
     public var rateLimits: RateLimitSettings
+    /// Folders whose free space `/health` and `/ready` report: where the process writes (the
+    /// SQLite file's folder, the state folder).
+    public var diskPaths: [String] = []
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,

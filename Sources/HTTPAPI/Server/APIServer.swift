@@ -35,7 +35,7 @@ public enum APIServer {
         let pipelines = PipelineRoutes(runtime: runtime, configuration: configuration)
         let executions = ExecutionRoutes(runtime: runtime, configuration: configuration)
         let actions = ActionRoutes(runtime: runtime, configuration: configuration)
-        let health = HealthRoutes(runtime: runtime, version: version)
+        let health = HealthRoutes(runtime: runtime, version: version, diskPaths: configuration.diskPaths)
         let schedules = ScheduleRoutes(runtime: runtime, configuration: configuration)
         let webhooks = WebhookRoutes(runtime: runtime, configuration: configuration)
         let eventTriggers = EventTriggerRoutes(runtime: runtime, configuration: configuration)

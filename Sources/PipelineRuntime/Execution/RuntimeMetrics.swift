@@ -162,16 +162,3 @@ extension ExecutionRuntime {
         catalog.metadata(for: action) != nil ? action : "other"
     }
 }
-
-/// `body`'s value, or `nil` when it throws or takes longer than `limit` (it is then cancelled).
-func withTimeout<Value: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> Value) async -> Value? {
-    await withTaskGroup(of: Value?.self) { group in
-        group.addTask { try? await body() }
-        group.addTask {
-            try? await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        return await group.next() ?? nil
-    }
-}

@@ -46,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
         let assembly = try await RuntimeAssembly.open(
             database: database, migrate: migrate, label: "budpipeline.serve", strictPlugins: strictPlugins)
         let logger = assembly.logger
+        api.diskPaths = assembly.writtenFolders
         if exposed {
             logger.critical(
                 "SERVING WITHOUT AUTHENTICATION on an address others can reach: every caller acts as the service (BUDPIPELINE_ALLOW_UNAUTHENTICATED=true, no APP_API_TOKEN)",

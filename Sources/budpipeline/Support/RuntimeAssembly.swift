@@ -151,6 +151,14 @@ struct RuntimeAssembly {
             metrics: metrics)
     }
 
+    /// The folders the process writes to: the SQLite file's and the work marks'.
+    var writtenFolders: [String] {
+        var folders: [String] = []
+        if case .sqlite(let path) = location { folders.append((path as NSString).deletingLastPathComponent) }
+        if let marks = runtime.configuration.workMarksDirectory { folders.append(marks) }
+        return folders
+    }
+
     /// `BUDPIPELINE_METRICS` (default true): whether the process records metrics at all.
     static func metricsEnabled(_ environment: [String: String]) throws -> Bool {
         guard let text = environment["BUDPIPELINE_METRICS"], !text.isEmpty else { return true }
