@@ -215,10 +215,10 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "InboundEvents", "PipelineEngine", "PluginSchema", "PluginTesting", "PipelineRuntime",
-                "Storage",
-                "StorageSQLite", "StoragePostgres", "WorkMarks",
+                "BudPipelineHost", "BudJSON", "InboundEvents", "MetricsExport", "PipelineEngine", "PluginSchema", "PluginTesting",
+                "PipelineRuntime", "Storage", "StorageSQLite", "StoragePostgres", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),

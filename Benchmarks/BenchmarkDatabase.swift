@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Storage
 import StoragePostgres
@@ -13,12 +14,13 @@ enum BenchmarkDatabase {
     }
 
     /// Opens it; PostgreSQL needs an admin URL (`postgresURL` or BUDPIPELINE_TEST_POSTGRES_URL).
-    static func open(_ backend: Backend, postgresURL: String?) async throws -> (any Database, String) {
+    static func open(_ backend: Backend, postgresURL: String?, metrics: (any MetricsFactory)? = nil) async throws -> (any Database, String)
+    {
         switch backend {
         case .sqlite:
             let directory = NSTemporaryDirectory() + "bp-bench-\(UUID().uuidString)"
             let path = directory + "/budpipeline.sqlite"
-            return (try await SQLiteDatabase.open(path: path), "sqlite://\(path)")
+            return (try await SQLiteDatabase.open(path: path, metrics: metrics), "sqlite://\(path)")
         case .postgres:
             guard let admin = postgresURL ?? ProcessInfo.processInfo.environment["BUDPIPELINE_TEST_POSTGRES_URL"] else {
                 throw ValidationError("--backend postgres needs --postgres-url or BUDPIPELINE_TEST_POSTGRES_URL")
@@ -29,7 +31,7 @@ enum BenchmarkDatabase {
             await server.close()
             guard let slash = admin.lastIndex(of: "/") else { throw ValidationError("unexpected URL \(admin)") }
             let url = admin[..<slash] + "/" + name
-            return (try await PostgresDatabase.connect(url: url), url)
+            return (try await PostgresDatabase.connect(url: url, metrics: metrics), url)
         }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import BudPipelineHost
+import CoreMetrics
 import Logging
+import MetricsExport
 import PipelineRuntime
 import ServiceLifecycle
 import Storage
@@ -17,18 +19,21 @@ struct BenchmarkRuntime {
     private let services: Task<Void, any Error>
 
     /// Opens and migrates the database, loads `pluginFiles` (each must load) and starts the services.
+    /// With `metrics`, everything records into a Prometheus registry as `budpipeline serve` does.
     static func start(
-        _ backend: BenchmarkDatabase.Backend, postgresURL: String?, pluginFiles: [String] = [], label: String
+        _ backend: BenchmarkDatabase.Backend, postgresURL: String?, pluginFiles: [String] = [], label: String, metrics: Bool = false
     ) async throws -> BenchmarkRuntime {
         var logger = Logger(label: label)
         logger.logLevel = .error
-        let (database, location) = try await BenchmarkDatabase.open(backend, postgresURL: postgresURL)
+        let factory: any MetricsFactory = metrics ? PrometheusExporter().factory : NOOPMetricsHandler.instance
+        let (database, location) = try await BenchmarkDatabase.open(backend, postgresURL: postgresURL, metrics: metrics ? factory : nil)
         try await Migrator(database: database).migrate()
-        let store = PipelineStore(database: database)
+        let store = PipelineStore(database: database, metrics: factory)
         let plugins = await PluginHost.load(
             configuration: PluginHostConfiguration(pluginDirectories: [], pluginFiles: pluginFiles), logger: logger)
         guard plugins.refusals.isEmpty else { throw ValidationError("the benchmark plugins did not load: \(plugins.refusals)") }
-        let runtime = ExecutionRuntime(store: store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger)
+        let runtime = ExecutionRuntime(
+            store: store, plugins: plugins, configuration: RuntimeConfiguration(), logger: logger, metrics: factory)
         let group = ServiceGroup(services: RuntimeServices.all(for: runtime), logger: logger)
         let services = Task { try await group.run() }
         return BenchmarkRuntime(

@@ -42,12 +42,16 @@ struct RuntimeBenchmark: AsyncParsableCommand {
     @Option(help: "Raw transactions to time (per mode).")
     var rawTransactions = 2000
 
+    @Flag(help: "Record metrics into a Prometheus registry, as `budpipeline serve` does (BUDPIPELINE_METRICS).")
+    var metrics = false
+
     func run() async throws {
         let bench = try await BenchmarkRuntime.start(
-            backend, postgresURL: postgresURL, pluginFiles: [try PluginCallBenchmark.compileNoopPlugin()], label: "benchmark.runtime")
+            backend, postgresURL: postgresURL, pluginFiles: [try PluginCallBenchmark.compileNoopPlugin()], label: "benchmark.runtime",
+            metrics: metrics)
         let (runtime, store, database, location) = (bench.runtime, bench.store, bench.database, bench.location)
 
-        print("runtime throughput on \(try await database.serverVersion()) (\(location))")
+        print("runtime throughput on \(try await database.serverVersion()) (\(location)), metrics \(metrics ? "on" : "off")")
         let raw = try await RawTransactions(store: store, count: rawTransactions).run()
         print(
             String(
@@ -64,7 +68,18 @@ struct RuntimeBenchmark: AsyncParsableCommand {
         await bench.stop()
     }
 
+    /// User and system CPU time of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let system = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return user + system
+    }
+
     struct Result {
+        /// CPU time of the whole process (runtime, database threads, SQLite's work, the plugin).
+        let cpuSeconds: Double
         let transitions: Int
         let stepWrites: Int
         let steps: Int
@@ -78,8 +93,8 @@ struct RuntimeBenchmark: AsyncParsableCommand {
                 format: "%@: %8.0f transitions/s (%d transactions, %d step rows, %.0f steps/s, %.2f s)", label, transitionsPerSecond,
                 transitions, stepWrites, Double(steps) / seconds, seconds)
                 + String(
-                    format: "\n    mean write of a transition: %.0f µs",
-                    writeTime / .microseconds(1) / Double(max(1, transitions)))
+                    format: "\n    mean write of a transition: %.0f µs; process CPU per transition: %.1f µs",
+                    writeTime / .microseconds(1) / Double(max(1, transitions)), cpuSeconds * 1e6 / Double(max(1, transitions)))
         }
     }
 
@@ -95,6 +110,7 @@ struct RuntimeBenchmark: AsyncParsableCommand {
                 }),
         ]
         let before = runtime.statisticsSnapshot
+        let cpuBefore = Self.processCPUSeconds()
         let started = ContinuousClock.now
         let ids = try await withThrowingTaskGroup(of: ExecutionID.self) { group in
             for _ in 0..<executions { group.addTask { try await runtime.startExecution(ExecutionRequest(dag: dag)).id } }
@@ -105,8 +121,10 @@ struct RuntimeBenchmark: AsyncParsableCommand {
             guard finished.status == .completed else { throw ValidationError("execution \(id) ended \(finished.status.rawValue)") }
         }
         let elapsed = ContinuousClock.now - started
+        let cpu = Self.processCPUSeconds() - cpuBefore
         let after = runtime.statisticsSnapshot
         return Result(
+            cpuSeconds: cpu,
             transitions: after.transitions - before.transitions,
             stepWrites: after.stepWrites - before.stepWrites,
             steps: executions * steps,

@@ -264,7 +264,7 @@ package final class ConnectionPool<Connection>: Sendable {
             DispatchQueue.global().asyncAfter(deadline: .now() + Self.readRescueDelay) { [self] in rescueWaitingReads() }
         case .refuse(let error):
             if let work {
-                if error.kind == .notRun, let metrics { metrics.refused.increment(metrics.pool) }
+                if error.kind == .notRun, let metrics { metrics.refused.increment() }
                 Self.fail(work, error)
             }
         }
@@ -349,7 +349,7 @@ package final class ConnectionPool<Connection>: Sendable {
                 finishedReads = false
                 if let metrics, !queuedAt.isEmpty {
                     let now = DispatchTime.now().uptimeNanoseconds
-                    for stamp in queuedAt { metrics.wait.record(.nanoseconds(Int64(clamping: now &- stamp)), metrics.pool) }
+                    for stamp in queuedAt { metrics.wait.record(.nanoseconds(Int64(clamping: now &- stamp))) }
                     queuedAt.removeAll(keepingCapacity: true)
                 }
                 switch next {
@@ -420,14 +420,12 @@ package final class ConnectionPool<Connection>: Sendable {
 
 /// What a pool records: how long work waits for a thread, and work refused on a full queue.
 package struct PoolMetrics: Sendable {
-    /// The pool's label value: `postgres`, `sqlite_writer` or `sqlite_readers`.
-    let pool: String
-    let wait: DurationFamily
-    let refused: CounterFamily
+    let wait: DurationSeries
+    let refused: Counter
 
+    /// `pool` is the label value: `postgres`, `sqlite_writer` or `sqlite_readers`.
     package init(pool: String, factory: any MetricsFactory) {
-        self.pool = pool
-        wait = DurationFamily(MetricCatalog.databaseQueueWait, factory: factory)
-        refused = CounterFamily(MetricCatalog.databaseRefused, factory: factory)
+        wait = DurationFamily(MetricCatalog.databaseQueueWait, factory: factory).series(pool)
+        refused = CounterFamily(MetricCatalog.databaseRefused, factory: factory).counter(pool)
     }
 }

@@ -57,6 +57,11 @@ public struct CounterFamily: Sendable {
         guard amount > 0 else { return }
         family.series(values).increment(by: amount)
     }
+
+    /// The series of `values`, for a caller that records into it often (no lookup each time).
+    public func counter(_ values: String...) -> Counter {
+        family.series(values)
+    }
 }
 
 /// Records durations into a histogram.
@@ -75,8 +80,17 @@ public struct DurationFamily: Sendable {
     /// Records `seconds` in the series of `values`: a negative or NaN value counts as zero, one
     /// beyond a century as a century (times computed from stored dates may be anything).
     public func record(seconds: Double, _ values: String...) {
-        let bounded = seconds.isNaN ? 0 : min(max(seconds, 0), Self.centurySeconds)
-        family.series(values).recordNanoseconds(Int64(bounded * 1_000_000_000))
+        family.series(values).recordNanoseconds(Self.nanoseconds(seconds: seconds))
+    }
+
+    /// The series of `values`, for a caller that records into it often (no lookup each time).
+    public func series(_ values: String...) -> DurationSeries {
+        DurationSeries(timer: family.series(values))
+    }
+
+    static func nanoseconds(seconds: Double) -> Int64 {
+        let bounded = seconds.isNaN ? 0 : min(max(seconds, 0), centurySeconds)
+        return Int64(bounded * 1_000_000_000)
     }
 
     static let centurySeconds: Double = 100 * 365 * 86_400
@@ -86,6 +100,19 @@ public struct DurationFamily: Sendable {
         guard seconds >= 0 else { return 0 }
         guard Double(seconds) < centurySeconds else { return Int64(centurySeconds) * 1_000_000_000 }
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// One series of a ``DurationFamily``, with the same bounds on what it records.
+public struct DurationSeries: Sendable {
+    let timer: Timer
+
+    public func record(_ duration: Duration) {
+        timer.recordNanoseconds(DurationFamily.nanoseconds(duration))
+    }
+
+    public func record(seconds: Double) {
+        timer.recordNanoseconds(DurationFamily.nanoseconds(seconds: seconds))
     }
 }
 
@@ -104,6 +131,11 @@ public struct GaugeFamily: Sendable {
 
     public func increment(_ values: String...) { family.series(values).increment() }
     public func decrement(_ values: String...) { family.series(values).decrement() }
+
+    /// The series of `values`, for a caller that records into it often (no lookup each time).
+    public func meter(_ values: String...) -> Meter {
+        family.series(values)
+    }
 }
 
 /// A counter whose total is kept elsewhere (a plugin process's crash count): each ``sync(to:_:)``

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Synchronization
 import Telemetry
 
 /// The outermost middleware: gives every request a correlation id, logs one line per answer and
@@ -14,8 +15,8 @@ import Telemetry
 ///   carried as `request_id` by every line the request's handlers log.
 /// - The log line (`request`, at info; at debug for `/health`, `/ready` and `/metrics`, which
 ///   probes and scrapers call every few seconds) has the method, route template, path, status,
-///   duration in milliseconds and the correlation id. It is written when the answer's body has
-///   been written, so a live stream's line comes when the stream ends.
+///   duration in milliseconds and the correlation id. It is written when the answer is ready; a
+///   streamed answer's (a live stream's) when its writing ends.
 /// - Metrics: requests by method, route template and status; duration by method and route; the
 ///   requests in flight. A request no route matched has the route `unmatched`; a method other
 ///   than the standard ones counts as `other`. Label sets are thereby bounded.
@@ -51,12 +52,11 @@ struct RequestObservationMiddleware: RouterMiddleware {
         let status = response.status.code
         let logger = context.logger
         let path = request.uri.path
-        response.body = response.body.then { [metrics] in
+        let finished: @Sendable () -> Void = { [metrics] in
             let elapsed = Duration.nanoseconds(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- started))
             if let metrics {
                 metrics.inFlight.decrement()
-                metrics.requests.increment(method, route, String(status))
-                metrics.duration.record(elapsed, method, route)
+                metrics.record(method: method, route: route, status: status, elapsed: elapsed)
             }
             let level: Logger.Level = Self.quietRoutes.contains(route) ? .debug : .info
             logger.log(
@@ -67,15 +67,22 @@ struct RequestObservationMiddleware: RouterMiddleware {
                     "duration_ms": .string(String(format: "%.3f", elapsed / .milliseconds(1))),
                 ])
         }
+        // A body of known length is written at once after this returns: it is done here. A
+        // streamed one (a live stream) is done when its writing ends.
+        if response.body.contentLength == nil {
+            response.body = response.body.then(finished)
+        } else {
+            finished()
+        }
         return response
     }
 
-    /// The caller's correlation id when it is a safe one, else a new one.
+    /// The caller's correlation id when it is a safe one, else a new one (16 hexadecimal digits).
     static func correlationID(of request: Request) -> String {
-        for name in [requestIDHeader, correlationIDHeader] {
-            if let given = request.headers[name], isSafeID(given) { return given }
-        }
-        return (0..<16).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+        if let given = request.headers[requestIDHeader], isSafeID(given) { return given }
+        if let given = request.headers[correlationIDHeader], isSafeID(given) { return given }
+        let digits = String(UInt64.random(in: .min ... .max), radix: 16)
+        return digits.count == 16 ? digits : String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     static func isSafeID(_ text: String) -> Bool {
@@ -93,16 +100,48 @@ struct RequestObservationMiddleware: RouterMiddleware {
     }
 }
 
-/// The HTTP metrics (see ``MetricCatalog``).
+/// The HTTP metrics (see ``MetricCatalog``), with the series of each method, route and status
+/// looked up once.
 struct HTTPMetrics: Sendable {
     let requests: CounterFamily
     let duration: DurationFamily
-    let inFlight: GaugeFamily
+    let inFlight: Meter
+    private let series = SeriesCache()
 
     init(factory: any MetricsFactory) {
         requests = CounterFamily(MetricCatalog.httpRequests, factory: factory)
         duration = DurationFamily(MetricCatalog.httpRequestDuration, factory: factory)
-        inFlight = GaugeFamily(MetricCatalog.httpRequestsInFlight, factory: factory)
+        inFlight = GaugeFamily(MetricCatalog.httpRequestsInFlight, factory: factory).meter()
+    }
+
+    func record(method: String, route: String, status: Int, elapsed: Duration) {
+        let key = SeriesCache.Key(method: method, route: route, status: status)
+        let (counter, timer) = series.series(for: key) {
+            (requests.counter(method, route, String(status)), duration.series(method, route))
+        }
+        counter.increment()
+        timer.record(elapsed)
+    }
+
+    /// Series by method, route and status; at most 2,000 kept (the families stay bounded
+    /// beyond, at the cost of a lookup).
+    final class SeriesCache: Sendable {
+        struct Key: Hashable {
+            let method: String
+            let route: String
+            let status: Int
+        }
+
+        private let cache = Mutex<[Key: (Counter, DurationSeries)]>([:])
+
+        func series(for key: Key, make: () -> (Counter, DurationSeries)) -> (Counter, DurationSeries) {
+            if let known = cache.withLock({ $0[key] }) { return known }
+            let made = make()
+            cache.withLock { cache in
+                if cache.count < 2000 { cache[key] = made }
+            }
+            return made
+        }
     }
 }
 

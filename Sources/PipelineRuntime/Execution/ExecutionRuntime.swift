@@ -535,7 +535,7 @@ public final class ExecutionRuntime: Sendable {
             for step in plan.stepOutcomes {
                 var metadata: Logger.Metadata = [
                     "execution_id": "\(executionID)", "step_id": "\(step.stepID)", "action": "\(step.action)",
-                    "outcome": "\(step.outcome)", "attempt": "\(step.attempt)",
+                    "outcome": "\(step.outcome.rawValue)", "attempt": "\(step.attempt)",
                 ]
                 if let seconds = step.seconds { metadata["duration_seconds"] = "\(seconds)" }
                 logger.debug("step transition", metadata: metadata)

@@ -216,29 +216,27 @@ struct LiveExecution: Sendable {
     /// What `event` did to a step, for the metrics; `nil` for an event about the execution.
     private func stepOutcome(of event: EngineEvent, latest: [String: StepState]) -> StepOutcome? {
         let stepID: String
-        let outcome: String
+        let outcome: StepOutcome.Kind
         var seconds: Double?
         switch event {
-        case .stepStarted(let id, _, _, _): (stepID, outcome) = (id, "started")
-        case .stepCompleted(let id, _, _, let duration): (stepID, outcome, seconds) = (id, "completed", duration)
+        case .stepStarted(let id, _, _, _): (stepID, outcome) = (id, .started)
+        case .stepCompleted(let id, _, _, let duration): (stepID, outcome, seconds) = (id, .completed, duration)
         case .stepFailed(let id, _, let status, _, _):
             stepID = id
             outcome =
                 switch status {
-                case .timedOut: "timed_out"
-                case .cancelled: "cancelled"
-                case .skipped: "skipped"
-                default: "failed"
+                case .timedOut: .timedOut
+                case .cancelled: .cancelled
+                case .skipped: .skipped
+                default: .failed
                 }
-        case .stepSkipped(let id, _, _): (stepID, outcome) = (id, "skipped")
-        case .stepRetrying(let id, _, _, _, _): (stepID, outcome) = (id, "retrying")
-        case .stepAwaitingEvent(let id, _, _): (stepID, outcome) = (id, "awaiting_event")
+        case .stepSkipped(let id, _, _): (stepID, outcome) = (id, .skipped)
+        case .stepRetrying(let id, _, _, _, _): (stepID, outcome) = (id, .retrying)
+        case .stepAwaitingEvent(let id, _, _): (stepID, outcome) = (id, .awaitingEvent)
         case .executionStarted, .progress, .executionCompleted, .executionFailed, .executionCancelled: return nil
         }
         guard let state = latest[stepID] ?? machine.step(stepID) else { return nil }
-        if seconds == nil, outcome != "started", outcome != "awaiting_event", outcome != "skipped",
-            let started = state.startedAt, let ended = state.endedAt
-        {
+        if seconds == nil, outcome.endsAttempt, let started = state.startedAt, let ended = state.endedAt {
             seconds = ended.timeIntervalSince(started)
         }
         return StepOutcome(stepID: stepID, action: state.action, outcome: outcome, seconds: seconds, attempt: state.attempt)
@@ -304,9 +302,16 @@ struct TransitionPlan: Sendable {
 /// step, its action, what happened (`started`, `completed`, `failed`, …), for an attempt that
 /// ended how long it took, and the attempt (0 for the first).
 struct StepOutcome: Sendable, Equatable {
+    enum Kind: String, Sendable, CaseIterable {
+        case started, awaitingEvent = "awaiting_event", retrying, completed, failed, timedOut = "timed_out", skipped, cancelled
+
+        /// Whether an attempt ended (it has a duration).
+        var endsAttempt: Bool { self != .started && self != .awaitingEvent && self != .skipped }
+    }
+
     var stepID: String
     var action: String
-    var outcome: String
+    var outcome: Kind
     var seconds: Double?
     var attempt: Int
 }

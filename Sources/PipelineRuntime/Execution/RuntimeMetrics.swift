@@ -3,6 +3,7 @@ import CoreMetrics
 import Foundation
 import PipelineEngine
 import Storage
+import Synchronization
 import Telemetry
 
 /// What the runtime records as it works (see ``MetricCatalog`` for each metric's meaning), and the
@@ -46,6 +47,13 @@ struct RuntimeMetrics: Sendable {
     let pluginProcessCrashes: MirroredCounterFamily
     let pluginProcessRestarts: MirroredCounterFamily
 
+    /// The series every transition records into, looked up once.
+    let transitionCount: Counter
+    let transitionWriteTime: DurationSeries
+    let executionStart: Counter
+    /// The step series by action, looked up once per action (see ``StepSeries``).
+    let stepSeries = StepSeriesCache()
+
     init(factory: any MetricsFactory) {
         enabled = !(factory is NOOPMetricsHandler)
         executionsStarted = CounterFamily(MetricCatalog.executionsStarted, factory: factory)
@@ -77,6 +85,9 @@ struct RuntimeMetrics: Sendable {
         databaseWritable = GaugeFamily(MetricCatalog.databaseWritable, factory: factory)
         pluginProcessCrashes = MirroredCounterFamily(MetricCatalog.pluginProcessCrashes, factory: factory)
         pluginProcessRestarts = MirroredCounterFamily(MetricCatalog.pluginProcessRestarts, factory: factory)
+        transitionCount = transitions.counter()
+        transitionWriteTime = transitionWrite.series()
+        executionStart = executionsStarted.counter()
     }
 
     /// Counts a committed transition: the transition, its step changes, and the start or end of
@@ -84,13 +95,18 @@ struct RuntimeMetrics: Sendable {
     /// `writeTime` is `nil` when the commit's answer was lost.
     func recordCommitted(_ plan: TransitionPlan, writeTime: Duration?, actionLabel: (String) -> String) {
         guard enabled else { return }
-        transitions.increment()
-        if let writeTime { transitionWrite.record(writeTime) }
-        if plan.startedExecution { executionsStarted.increment() }
+        transitionCount.increment()
+        if let writeTime { transitionWriteTime.record(writeTime) }
+        if plan.startedExecution { executionStart.increment() }
         for step in plan.stepOutcomes {
-            let action = actionLabel(step.action)
-            stepTransitions.increment(action, step.outcome)
-            if let seconds = step.seconds { stepDuration.record(seconds: seconds, action, step.outcome) }
+            let series = stepSeries.series(for: step.action, step.outcome) {
+                let label = actionLabel(step.action)
+                return StepSeries(
+                    transitions: stepTransitions.counter(label, step.outcome.rawValue),
+                    durations: step.outcome.endsAttempt ? stepDuration.series(label, step.outcome.rawValue) : nil)
+            }
+            series.transitions.increment()
+            if let seconds = step.seconds { series.durations?.record(seconds: seconds) }
         }
         if let status = plan.finished {
             let label = status.rawValue.lowercased()
@@ -160,5 +176,34 @@ extension ExecutionRuntime {
     /// The action label for `action`: itself when the runtime knows the action, else `other`.
     func actionLabel(_ action: String) -> String {
         catalog.metadata(for: action) != nil ? action : "other"
+    }
+}
+
+/// The step series of one action and outcome: its transition counter and, for an outcome that
+/// ends an attempt, its duration histogram.
+struct StepSeries: Sendable {
+    let transitions: Counter
+    let durations: DurationSeries?
+}
+
+/// ``StepSeries`` by action and outcome, made on first use (so only the outcomes that happened
+/// have series). Holds at most 5,000 pairs; beyond, each use looks its series up in the families
+/// again (which stay bounded either way).
+final class StepSeriesCache: Sendable {
+    struct Key: Hashable {
+        let action: String
+        let outcome: StepOutcome.Kind
+    }
+
+    private let series = Mutex<[Key: StepSeries]>([:])
+
+    func series(for action: String, _ outcome: StepOutcome.Kind, make: () -> StepSeries) -> StepSeries {
+        let key = Key(action: action, outcome: outcome)
+        if let known = series.withLock({ $0[key] }) { return known }
+        let made = make()
+        series.withLock { cache in
+            if cache.count < 5000 { cache[key] = made }
+        }
+        return made
     }
 }
