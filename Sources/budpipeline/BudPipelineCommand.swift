@@ -10,7 +10,7 @@ struct BudPipelineCommand: AsyncParsableCommand {
         version: "0.1.0 (plugin ABI \(PluginHost.abiVersion), Swift \(swiftVersion))",
         subcommands: [
             ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
-            OpenAPICommand.self, PluginsCommand.self,
+            OpenAPICommand.self, PluginsCommand.self, ConfigCommand.self,
             PluginCommand.self, PluginProcessCommand.self,
         ]
     )

@@ -25,6 +25,7 @@ struct MigrateCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        try database.settings.apply()
         try CLILogging.bootstrap(defaultLevel: .error)
         try await database.withDatabase { opened, location in
             try await report(Migrator(database: opened), location: location)
@@ -75,6 +76,7 @@ struct ProbeDatabaseCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        try database.settings.apply()
         try CLILogging.bootstrap(defaultLevel: .error)
         try await database.withDatabase { opened, location in
             try await report(opened, location: location)

@@ -29,7 +29,10 @@ struct PluginsCommand: AsyncParsableCommand {
         @Flag(help: "Exit with status 1 when any library was refused.")
         var strict = false
 
+        @OptionGroup var settings: ConfigurationOptions
+
         func run() async throws {
+            try settings.apply()
             try CLILogging.bootstrap(defaultLevel: .error)
             let host = await PluginHost.load(configuration: try .forCommandLine(), logger: Logger(label: "budpipeline.plugins"))
             print(json ? Self.json(host).serializedString(options: [.prettyPrinted]) : Self.text(host))

@@ -44,6 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try database.settings.apply()
         try CLILogging.bootstrap(defaultLevel: .warning)
         let document = try ValidateCommand.readDocument(file)
         let values = try Self.parse(params)

@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
+        try database.settings.apply()
         try CLILogging.bootstrap(defaultLevel: .info)
         var api = try APIConfiguration.from(environment: ProcessInfo.processInfo.environment)
         if let host { api.host = host }

@@ -22,6 +22,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var strictPlugins = false
 
     func run() async throws {
+        try database.settings.apply()
         try CLILogging.bootstrap(defaultLevel: .info)
         let assembly = try await RuntimeAssembly.open(
             database: database, migrate: migrate, label: "budpipeline.worker", strictPlugins: strictPlugins)

@@ -13,6 +13,9 @@ import WorkMarks
 
 /// `--database-url` and `--migrate`, shared by the commands that use the store.
 struct DatabaseOptions: ParsableArguments {
+    /// `--config FILE`: applied by the command before it reads any setting.
+    @OptionGroup var settings: ConfigurationOptions
+
     @Option(
         name: .customLong("database-url"),
         help: "sqlite:///path or postgresql://… (default: DATABASE_URL, else data/budpipeline.sqlite under BUDPIPELINE_DATA_DIR).")
@@ -100,6 +103,9 @@ struct RuntimeAssembly {
             throw CLIError(error.message)
         }
         let metrics = try Self.metricsEnabled(environment) ? PrometheusExporter() : nil
+        for name in ConfigCommand.Check.unknownVariables(in: environment) {
+            logger.warning("\(name) is not a setting of budpipeline; it is ignored (see docs/operations.md)")
+        }
         let (database, location) = try await options.open(metrics: metrics)
         // Work marks let the next process know what this one was doing should it die (crash loops).
         let marks = location.workMarksDirectory(environment: environment)
@@ -113,7 +119,7 @@ struct RuntimeAssembly {
         }
         do {
             let migrator = Migrator(database: database)
-            let autoMigrate = migrate || ["true", "1", "yes"].contains(environment["AUTO_MIGRATE"]?.lowercased() ?? "")
+            let autoMigrate = try migrate || EnvironmentFlag.value("AUTO_MIGRATE", in: environment) == true
             if autoMigrate {
                 let applied = try await migrator.migrate()
                 if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)", "database": "\(location)"]) }
@@ -130,7 +136,7 @@ struct RuntimeAssembly {
         let plugins = await PluginHost.load(configuration: try .forCommandLine(), serviceInvoker: invoker, logger: logger)
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
         for note in plugins.notes { logger.notice("plugins", metadata: ["note": "\(note)"]) }
-        let strict = strictPlugins || ["true", "1", "yes"].contains(environment["BUDPIPELINE_STRICT_PLUGINS"]?.lowercased() ?? "")
+        let strict = try strictPlugins || EnvironmentFlag.value("BUDPIPELINE_STRICT_PLUGINS", in: environment) == true
         if strict, let refusal = plugins.refusals.first {
             await plugins.shutdown()
             await database.close()
@@ -161,12 +167,7 @@ struct RuntimeAssembly {
 
     /// `BUDPIPELINE_METRICS` (default true): whether the process records metrics at all.
     static func metricsEnabled(_ environment: [String: String]) throws -> Bool {
-        guard let text = environment["BUDPIPELINE_METRICS"], !text.isEmpty else { return true }
-        switch text.lowercased() {
-        case "true", "1", "yes": return true
-        case "false", "0", "no": return false
-        default: throw CLIError("BUDPIPELINE_METRICS=\(text.prefix(40)) is not true or false")
-        }
+        try EnvironmentFlag.value("BUDPIPELINE_METRICS", in: environment) ?? true
     }
 
     /// Runs `services` and the runtime's own in one service group until SIGTERM or SIGINT (or
