@@ -122,6 +122,40 @@ struct ObservabilityTests {
     }
 }
 
+extension ObservabilityTests {
+    @Test("a worker with a port serves /health, /ready and /metrics, and nothing else")
+    func workerOperationsPort() async throws {
+        let database = try await TestDatabase.make(.sqlite, migrated: true)
+        let process = try BackgroundProcess(
+            Repository.executable, ["worker", "--port", "0"],
+            environment: [
+                "DATABASE_URL": database.url, "BUDPIPELINE_PLUGIN_DIRS": Repository.productsDirectory, "LOG_LEVEL": "notice",
+                "APP_API_TOKEN": Self.token,
+            ])
+        guard await process.waitForOutput("serving HTTP"), let range = process.output.range(of: "address=127.0.0.1:"),
+            let port = Int(process.output[range.upperBound...].prefix { $0.isNumber })
+        else {
+            await process.stop()
+            await database.close()
+            Issue.record("the worker did not serve: \(process.output)")
+            return
+        }
+        let worker = APIServerProcess(
+            process: process, database: database, baseURL: "http://127.0.0.1:\(port)", port: port, appToken: Self.token)
+        #expect(try await worker.send("GET", "/health", authenticated: false).status == 200)
+        #expect(try await worker.send("GET", "/ready", authenticated: false).status == 200)
+        #expect(try await worker.send("GET", "/metrics", authenticated: false).status == 401)
+        let scrape = try await worker.send("GET", "/metrics")
+        #expect(scrape.status == 200)
+        #expect(try PrometheusText(scrape.text)["budpipeline_db_writable"] == 1)
+        #expect(try await worker.send("GET", "/executions").status == 404)
+        #expect(try await worker.send("POST", "/executions/run", json: Self.pipeline).status == 404)
+        #expect(try await worker.send("GET", "/openapi.json").status == 404)
+        #expect(await process.stop() == 0, "\(process.output)")
+        await database.close()
+    }
+}
+
 /// Prometheus text format 0.0.4, as read by a scraper: every line a comment (`# HELP`, `# TYPE`)
 /// or a sample `name{label="value",…} number`; anything else fails the parse.
 struct PrometheusText {

@@ -18,11 +18,20 @@ public import PipelineRuntime
 /// name for `/pipelines`, and budapp's public proxy names under `/budpipeline` are served too (the
 /// SDK's Dapr mode sends them straight to the service).
 public enum APIServer {
-    /// The router with all routes, for serving or for in-process tests. With `metrics`, requests
-    /// are counted and timed into it and `GET /metrics` serves it (behind the app token when one
-    /// is set).
+    /// Which routes a server answers.
+    public enum Routes: Sendable {
+        /// The whole API (`budpipeline serve`).
+        case all
+        /// `/health`, `/ready` and `/metrics` only (`budpipeline worker --port`).
+        case operations
+    }
+
+    /// The router with all routes (or only the operations ones), for serving or for in-process
+    /// tests. With `metrics`, requests are counted and timed into it and `GET /metrics` serves it
+    /// (behind the app token when one is set).
     public static func router(
-        runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, metrics: PrometheusExporter? = nil
+        runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, metrics: PrometheusExporter? = nil,
+        routes served: Routes = .all
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: RequestObservationMiddleware(metrics: metrics.map { HTTPMetrics(factory: $0.factory) }))
@@ -40,10 +49,6 @@ public enum APIServer {
         let webhooks = WebhookRoutes(runtime: runtime, configuration: configuration)
         let eventTriggers = EventTriggerRoutes(runtime: runtime, configuration: configuration)
 
-        let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
-        routes.post("workflow-events", use: events.receive)
-        routes.get("dapr/subscribe", use: events.subscriptions)
-        routes.post("plugins/reload", use: PluginRoutes(runtime: runtime).reload)
         routes.get("health", use: health.health)
         routes.get("ready", use: health.ready)
         // Probes may ask with HEAD: the same checks and status, no body.
@@ -53,12 +58,20 @@ public enum APIServer {
         routes.on(.head, "ready") { request, context in
             try await health.ready(request, context: context).response(from: request, context: context).withoutBody
         }
-        let document = JSONResponse(OpenAPIDocument.document(version: version))
-        routes.get("openapi.json") { _, _ in document }
         if let metrics {
             let exposition = MetricsRoute(runtime: runtime, exporter: metrics, version: version)
             routes.get("metrics", use: exposition.scrape)
         }
+        guard served == .all else {
+            router.add(middleware: MethodNotAllowedMiddleware(book: book))
+            return router
+        }
+        let document = JSONResponse(OpenAPIDocument.document(version: version))
+        routes.get("openapi.json") { _, _ in document }
+        let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
+        routes.post("workflow-events", use: events.receive)
+        routes.get("dapr/subscribe", use: events.subscriptions)
+        routes.post("plugins/reload", use: PluginRoutes(runtime: runtime).reload)
 
         for prefix in ["", "api/v1/pipeline"] {
             let group = routes.group(prefix)
@@ -146,7 +159,7 @@ public enum APIServer {
     /// ``listenFailure(_:host:port:)``).
     public static func application(
         runtime: ExecutionRuntime, configuration: APIConfiguration, version: String, logger: Logger, metrics: PrometheusExporter? = nil,
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        routes served: Routes = .all, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let counter = configuration.maximumConnections.map { ConnectionCounter(maximum: $0) }
         let requestTimeout = TimeAmount(configuration.requestTimeout)
@@ -155,7 +168,7 @@ public enum APIServer {
             idleTimeout: TimeAmount(configuration.idleTimeout)
         )
         return Application(
-            router: router(runtime: runtime, configuration: configuration, version: version, metrics: metrics),
+            router: router(runtime: runtime, configuration: configuration, version: version, metrics: metrics, routes: served),
             server: .http1(configuration: channel),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "budpipeline",

@@ -58,6 +58,7 @@ struct ConfigCommand: ParsableCommand {
             check { _ = try DatabaseOptions.poolSize(from: environment) }
             check { _ = try PluginHostConfiguration.forCommandLine() }
             check { _ = try RuntimeAssembly.metricsEnabled(environment) }
+            check { _ = try WorkerCommand.port(from: environment) }
             for flag in ["AUTO_MIGRATE", "BUDPIPELINE_STRICT_PLUGINS"] {
                 check { _ = try EnvironmentFlag.value(flag, in: environment) }
             }

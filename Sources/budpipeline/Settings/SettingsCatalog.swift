@@ -42,6 +42,7 @@ enum SettingsCatalog {
         Setting(variable: "AUTO_MIGRATE", key: "database.auto_migrate"),
         // The runtime.
         Setting(variable: "BUDPIPELINE_WORKER_ID", key: "runtime.worker_id"),
+        Setting(variable: "BUDPIPELINE_WORKER_PORT", key: "runtime.worker_port"),
         Setting(variable: "BUDPIPELINE_STATE_DIR", key: "runtime.state_dir"),
         Setting(variable: "BUDPIPELINE_CRASH_LIMIT", key: "runtime.crash_limit"),
         Setting(variable: "BUDPIPELINE_LEASE_SECONDS", key: "runtime.lease_seconds"),
