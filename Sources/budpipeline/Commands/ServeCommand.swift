@@ -69,26 +69,6 @@ struct ServeCommand: AsyncParsableCommand {
                 "idle_timeout_seconds": "\(api.idleTimeout.components.seconds)",
                 "request_timeout_seconds": "\(api.requestTimeout.components.seconds)", "max_body_bytes": "\(api.maximumBodySize)",
             ])
-        let host = api.host
-        let configuredPort = api.port
-        let runtimeStart = DeferredServices()
-        let application = APIServer.application(
-            runtime: assembly.runtime, configuration: api, version: BudPipelineCommand.configuration.version, logger: logger,
-            metrics: assembly.metrics
-        ) { port in
-            // The runtime takes work only once the server listens.
-            await runtimeStart.start()
-            logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)"])
-        }
-        try await assembly.run(
-            [
-                .init(
-                    service: application, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup)
-            ],
-            runtimeStart: runtimeStart, command: "server"
-        ) { error in
-            APIServer.listenFailure(error, host: host, port: configuredPort)
-        }
+        try await assembly.serve(api, routes: .all, command: "server")
     }
 }

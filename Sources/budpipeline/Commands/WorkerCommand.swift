@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HTTPAPI
 import Logging
-import ServiceLifecycle
 
 /// `budpipeline worker`: runs executions from the store without serving the API; with a port, it
 /// serves `/health`, `/ready` and `/metrics` for probes and scrapers.
@@ -54,26 +53,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         api.diskPaths = assembly.writtenFolders
         api.maximumConnections = 64
-        let logger = assembly.logger
-        let (host, configuredPort) = (api.host, api.port)
-        let runtimeStart = DeferredServices()
-        let application = APIServer.application(
-            runtime: assembly.runtime, configuration: api, version: BudPipelineCommand.configuration.version, logger: logger,
-            metrics: assembly.metrics, routes: .operations
-        ) { port in
-            await runtimeStart.start()
-            logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)", "routes": "/health, /ready, /metrics"])
-        }
-        try await assembly.run(
-            [
-                .init(
-                    service: application, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup)
-            ],
-            runtimeStart: runtimeStart, command: "worker"
-        ) { error in
-            APIServer.listenFailure(error, host: host, port: configuredPort)
-        }
+        try await assembly.serve(api, routes: .operations, command: "worker")
     }
 
     /// `BUDPIPELINE_WORKER_PORT`, when set: a port number (0 picks a free one).

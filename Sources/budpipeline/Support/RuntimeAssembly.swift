@@ -2,6 +2,7 @@ import ArgumentParser
 import BudPipelineHost
 import CoreMetrics
 import Foundation
+import HTTPAPI
 import Logging
 import MetricsExport
 import PipelineEngine
@@ -217,6 +218,32 @@ struct RuntimeAssembly {
             throw CLIError(describe(error) ?? "\(command) stopped: \(error)")
         }
         await close()
+    }
+
+    /// Serves `routes` over HTTP with `configuration` beside the runtime's services, which start
+    /// once the server listens (a process that cannot listen never claims work), until SIGTERM or
+    /// SIGINT. An address that cannot be listened on is one line.
+    func serve(_ configuration: APIConfiguration, routes: APIServer.Routes, command: String) async throws {
+        let logger = self.logger
+        let (host, configuredPort) = (configuration.host, configuration.port)
+        let runtimeStart = DeferredServices()
+        let application = APIServer.application(
+            runtime: runtime, configuration: configuration, version: BudPipelineCommand.configuration.version, logger: logger,
+            metrics: metrics, routes: routes
+        ) { port in
+            await runtimeStart.start()
+            logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)"])
+        }
+        try await run(
+            [
+                .init(
+                    service: application, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            runtimeStart: runtimeStart, command: command
+        ) { error in
+            APIServer.listenFailure(error, host: host, port: configuredPort)
+        }
     }
 
     /// Stops the plugins and closes the store (after the runtime's services have stopped).
