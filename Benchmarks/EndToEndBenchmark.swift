@@ -108,10 +108,14 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 for level in offered {
                     let result = try await runOpenLevel(api, pipelineID: pipelineID, rate: level, executions: executions)
                     print(result.line(round: rounds > 1 ? round : nil, offered: level, steps: steps))
+                    if callbackTopic != nil { try await reportDrain(api) }
                 }
                 for level in levels where offered.isEmpty {
                     let result = try await runLevel(api, pipelineID: pipelineID, concurrency: level, executions: executions)
                     print(result.line(round: rounds > 1 ? round : nil, concurrency: level, steps: steps))
+                    // The next level starts with the outbox drained, so that it does not pay for
+                    // the publishing this one left behind.
+                    if callbackTopic != nil { try await reportDrain(api) }
                 }
                 // Memory once the round's work has settled (finished executions leave memory).
                 try await Task.sleep(for: .seconds(1))
@@ -123,6 +127,14 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             throw error
         }
         try await client.shutdown()
+    }
+
+    /// Waits for the outbox to be drained and says how long that took after the level ended.
+    private func reportDrain(_ api: BenchmarkAPI) async throws {
+        guard let took = try await api.waitForDrainedOutbox() else {
+            throw ValidationError("the outbox was not drained within 300 s of the level's end")
+        }
+        print(String(format: "    outbox drained %.2f s after the level", took / .seconds(1)))
     }
 
     /// Prints the growth of resident memory from the first round to the last and, with
@@ -330,12 +342,26 @@ struct BenchmarkAPI: Sendable {
         var completed: Bool { finalEvent.map { $0 == "workflow_completed" } ?? lastSnapshotCompleted }
     }
 
-    private func send(_ method: String, _ path: String, _ body: JSONObject) async throws -> JSONObject {
+    /// Waits until `/health` reports no outbox event pending (at most `limit`); how long it took,
+    /// `nil` when the outbox was not drained by then.
+    func waitForDrainedOutbox(atMost limit: Duration = .seconds(300)) async throws -> Duration? {
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < limit {
+            let health = try await send("GET", "/health", nil)
+            if health["outbox"]?["pending"]?.intValue == 0 { return ContinuousClock.now - started }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    private func send(_ method: String, _ path: String, _ body: JSONObject?) async throws -> JSONObject {
         var request = HTTPClientRequest(url: base + path)
         request.method = .init(rawValue: method)
-        request.headers.add(name: "Content-Type", value: "application/json")
         if let token { request.headers.add(name: "dapr-api-token", value: token) }
-        request.body = .bytes(ByteBuffer(string: JSONValue.object(body).serializedString()))
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: JSONValue.object(body).serializedString()))
+        }
         let response = try await client.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 1 << 20)
         let answer = try JSONValue(parsing: String(buffer: bytes))
