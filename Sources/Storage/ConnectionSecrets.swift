@@ -58,6 +58,17 @@ public struct ConnectionSecrets: Sendable {
         return text
     }
 
+    /// `text` with the user information of a URL in it (`scheme://user:password@host…`) replaced
+    /// by `***`, for settings that are URLs but not database URLs (a Dapr endpoint, a public URL).
+    public static func withoutURLCredentials(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://") else { return text }
+        let authorityEnd = text[schemeEnd.upperBound...].firstIndex { "/?#".contains($0) } ?? text.endIndex
+        guard let at = text[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") else { return text }
+        var shown = text
+        shown.replaceSubrange(schemeEnd.upperBound..<at, with: "***")
+        return shown
+    }
+
     /// Where the passwords of `info` stand: the user-information password of a URI (read as
     /// ending at the last `@`, and — as libpq may read it — at the first), and the values of
     /// `password` / `sslpassword` (any key ending in `password`) in a URI query or a keyword
@@ -80,9 +91,13 @@ public struct ConnectionSecrets: Sendable {
         var index = queryStart
         while index < info.endIndex {
             guard let equals = info[index...].firstIndex(of: "=") else { break }
-            let keyStart = info[index..<equals].lastIndex { " \t?&".contains($0) }.map { info.index(after: $0) } ?? index
-            let key = info[keyStart..<equals].lowercased()
+            // libpq allows blanks around '=' in a keyword string: `password = secret`.
+            var keyEnd = equals
+            while keyEnd > index, " \t".contains(info[info.index(before: keyEnd)]) { keyEnd = info.index(before: keyEnd) }
+            let keyStart = info[index..<keyEnd].lastIndex { " \t?&".contains($0) }.map { info.index(after: $0) } ?? index
+            let key = info[keyStart..<keyEnd].lowercased()
             var valueStart = info.index(after: equals)
+            while valueStart < info.endIndex, " \t".contains(info[valueStart]) { valueStart = info.index(after: valueStart) }
             var valueEnd: String.Index
             if valueStart < info.endIndex, info[valueStart] == "'" {
                 valueStart = info.index(after: valueStart)

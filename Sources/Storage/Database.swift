@@ -40,6 +40,15 @@ public protocol Database: Sendable {
 
     /// Closes every connection; later calls fail.
     func close() async
+
+    /// Why the store cannot keep what is written to it although writes succeed, if it knows: a
+    /// SQLite file that was deleted or replaced while open (writes go to a file nobody will
+    /// open again). `nil` by default.
+    func storageProblem() -> String?
+}
+
+extension Database {
+    public func storageProblem() -> String? { nil }
 }
 
 /// Work on one connection, inside `Database.transaction` or `Database.withSession`.

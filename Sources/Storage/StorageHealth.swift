@@ -70,8 +70,9 @@ struct MonitoredDatabase: Database {
         }
     }
 
+    /// Work a caller gave up on (a probe past its deadline) is no database error.
     private func count(_ error: any Error, operation: String) {
-        guard let errors else { return }
+        guard let errors, !Task.isCancelled else { return }
         errors.increment(operation, (error as? DatabaseError)?.kind.metricLabel ?? "other")
     }
 
@@ -81,6 +82,10 @@ struct MonitoredDatabase: Database {
 
     func serverVersion() async throws -> String {
         try await base.serverVersion()
+    }
+
+    func storageProblem() -> String? {
+        base.storageProblem()
     }
 
     func close() async {

@@ -2,6 +2,7 @@ import CSQLite
 public import CoreMetrics
 import Foundation
 public import Storage
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode, one writer connection and a few readers, each
 /// on its own thread.
@@ -11,6 +12,8 @@ public final class SQLiteDatabase: Database {
     public let path: String
     private let writer: ConnectionPool<SQLiteConnection>
     private let readers: ConnectionPool<SQLiteConnection>
+    /// The device and inode of the file once it was opened (see ``storageProblem()``).
+    private let identity = Mutex<FileIdentity?>(nil)
 
     /// Opens (creating if needed) the database file at `path` and its directory. Fails at once when
     /// the file cannot be opened or is not a database. `metrics` receives the pools' queue waits
@@ -29,6 +32,7 @@ public final class SQLiteDatabase: Database {
         let database = SQLiteDatabase(path: path, readerConnections: readerConnections, metrics: metrics)
         do {
             _ = try await database.writer.withConnection { _ in true }
+            database.identity.withLock { $0 = FileIdentity(path: path) }
         } catch {
             await database.close()
             throw error
@@ -94,6 +98,14 @@ public final class SQLiteDatabase: Database {
 
     public func serverVersion() async throws -> String {
         "SQLite \(String(cString: sqlite3_libversion()))"
+    }
+
+    /// The file was deleted or replaced since it was opened: writes still succeed, on a file
+    /// nobody will open again.
+    public func storageProblem() -> String? {
+        guard let identity = identity.withLock({ $0 }) else { return nil }
+        guard let now = FileIdentity(path: path) else { return "the database file \(path) was deleted while in use" }
+        return now == identity ? nil : "the database file \(path) was replaced while in use"
     }
 
     public func close() async {
@@ -372,5 +384,18 @@ final class SQLiteSession: DatabaseSession {
     /// Throws the first failure of a queued write.
     func finish() throws(DatabaseError) {
         if let deferredError { throw deferredError }
+    }
+}
+
+/// Which file a path names: its device and inode.
+struct FileIdentity: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 }

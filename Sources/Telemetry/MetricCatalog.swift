@@ -140,7 +140,7 @@ public enum MetricCatalog {
         labels: ["pool"])
     public static let databaseErrors = MetricDefinition(
         .counter, "budpipeline_db_errors_total",
-        "Failed database operations, by operation (transaction, read) and kind (connection, statement, unique_violation, transient, conflict, decoding, schema, unavailable, not_run).",
+        "Failed database operations, by operation (transaction, read) and kind (connection, statement, unique_violation, transient, conflict, decoding, schema, unavailable, not_run; other for an error that is no database error). Work a caller gave up on is not counted.",
         labels: ["operation", "kind"])
     public static let databaseWritable = MetricDefinition(
         .gauge, "budpipeline_db_writable", "1 while the last write to the store succeeded, 0 while writes fail.")

@@ -39,18 +39,25 @@ struct ConfigCommandTests {
               dirs: [/opt/a, /opt/b]
             retries:
               backoff_multiplier: 2.5
+            retention:
+              # days: 30
+            dapr:
+              http_endpoint: http://admin:hunter22@dapr:3500
             logging:
               format: json
               level: null
             """)
-        let result = try await Self.check(["--config", path], environment: ["PSQL_POOL_SIZE": "30"])
+        // An empty variable is unset: the file's token applies.
+        let result = try await Self.check(["--config", path], environment: ["PSQL_POOL_SIZE": "30", "APP_API_TOKEN": ""])
         #expect(result.status == 0, "\(result.standardError)")
         let output = result.standardOutput
         #expect(Self.row(output, "server.port") == ["server.port", "PORT", "9123", "file"])
         #expect(Self.row(output, "database.pool_size") == ["database.pool_size", "PSQL_POOL_SIZE", "30", "env"])
         #expect(Self.row(output, "plugins.dirs")?[2] == "/opt/a:/opt/b")
         #expect(Self.row(output, "retries.backoff_multiplier")?[2] == "2.5")
-        #expect(Self.row(output, "server.app_api_token")?[2] == "***")
+        #expect(Self.row(output, "server.app_api_token")?[2] == "***" && Self.row(output, "server.app_api_token")?[3] == "file")
+        #expect(Self.row(output, "dapr.http_endpoint")?[2] == "http://***@dapr:3500")
+        #expect(!output.contains("hunter22"))
         #expect(Self.row(output, "logging.level")?[3] == "default")
         #expect(Self.row(output, "database.url")?[2] == "postgresql://bud:***@db:5432/budpipeline")
         #expect(!output.contains("file-secret-token") && !output.contains("db-password"))
@@ -71,9 +78,13 @@ struct ConfigCommandTests {
             ("plugins:\n  dirs: ['a:b']\n", "every element of 'plugins.dirs' must be one value without ':'"),
             ("server: [\n", "invalid YAML"),
             ("- a\n- b\n", "must be a mapping of sections"),
+            // Found by a hostile review: a NUL would cut the value short in the environment.
+            ("server:\n  app_api_token: \"ab\\0cdefgh\"\n", "'server.app_api_token' holds a control character"),
+            ("server:\n  host: \"127.0.0.1\\nforged\"\n", "'server.host' holds a control character"),
+            ("{\"server\": {\"port\": 9000}, \"server\": {\"host\": \"h\"}}", "invalid YAML"),
         ])
     func badFile(text: String, message: String) async throws {
-        let path = try Self.file(text)
+        let path = try Self.file(text, extension: text.hasPrefix("{") ? "json" : "yaml")
         let result = try await Self.check(["--config", path])
         #expect(result.status != 0)
         let lines = result.standardError.split(separator: "\n")
@@ -107,6 +118,21 @@ struct ConfigCommandTests {
             #expect(errors.contains { $0.contains(expected) }, "missing \(expected) in \(errors)")
         }
         #expect(errors.count == 5, "\(errors)")
+    }
+
+    @Test("a file larger than 1 MiB is refused without being read whole; a bad PSQL_PORT is one line")
+    func hugeFileAndBadPort() async throws {
+        let path = NSTemporaryDirectory() + "bp-config-\(UUID().uuidString).yaml"
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 1 << 32)  // sparse: 4 GiB that take no disk
+        try handle.close()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let huge = try await Self.check(["--config", path])
+        #expect(huge.status != 0 && huge.standardError.contains("larger than 1048576 bytes"), "\(huge.standardError)")
+        let port = try await Self.check([], environment: ["PSQL_HOST": "db", "PSQL_PORT": "-5"])
+        #expect(port.status == 1)
+        #expect(port.standardError.contains("Error: PSQL_PORT=-5 is not a port number"), "\(port.standardError)")
     }
 
     @Test("a missing file, and a misspelt variable, are reported")

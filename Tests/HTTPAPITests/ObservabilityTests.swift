@@ -93,6 +93,27 @@ struct ObservabilityTests {
         }
     }
 
+    @Test("text logs show control characters escaped: a step's message cannot forge a log line")
+    func textLogsEscapeControlCharacters() async throws {
+        try await APIServerProcess.with(.sqlite, environment: ["LOG_LEVEL": "info"]) { server in
+            let forged = "hello\n2026-12-05T17:30:00+0000 critical budpipeline.serve: FORGED\r\u{1b}[2J"
+            let run: JSONValue = [
+                "pipeline_definition": [
+                    "name": "forge",
+                    "steps": [["id": "s1\nforged-step", "name": "s", "action": "log", "params": ["message": .string(forged)]]],
+                ]
+            ]
+            let started = try await server.send("POST", "/executions/run", json: run)
+            let id = try #require(started.json["execution_id"]?.stringValue, "\(started.text)")
+            _ = try await server.finished(id)
+            try await Task.sleep(for: .milliseconds(200))
+            let lines = server.process.output.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(!lines.contains { $0.hasPrefix("2026-12-05T17:30:00+0000 critical") || $0.hasPrefix("forged-step") })
+            #expect(server.process.output.contains("hello\\u{a}2026-12-05T17:30:00+0000 critical"), "\(server.process.output.suffix(1500))")
+            #expect(!server.process.output.unicodeScalars.contains("\u{1b}"))
+        }
+    }
+
     @Test("LOG_FORMAT=json writes one JSON object per line; an unknown format is one line and status 1")
     func jsonLogs() async throws {
         try await APIServerProcess.with(.sqlite, environment: ["LOG_FORMAT": "json", "LOG_LEVEL": "info"]) { server in

@@ -41,6 +41,19 @@ struct ProbeTests {
         }
     }
 
+    @Test("SQLite: a data folder deleted under the server makes it not ready (writes would go to a file nobody opens again)")
+    func sqliteFileDeleted() async throws {
+        let folder = NSTemporaryDirectory() + "bp-deleted-\(UUID().uuidString)"
+        try await APIServerProcess.with(.sqlite, environment: ["DATABASE_URL": "sqlite://\(folder)/budpipeline.sqlite"]) { server in
+            #expect(try await server.send("GET", "/ready").status == 200)
+            try FileManager.default.removeItem(atPath: folder)
+            let notReady = try await server.send("GET", "/ready")
+            #expect(notReady.status == 503 && notReady.json["database_writable"] == false, "\(notReady.text)")
+            #expect(notReady.json["database_error"]?.stringValue?.contains("was deleted while in use") == true, "\(notReady.text)")
+            #expect(try await server.send("GET", "/health").json["status"] == "degraded")
+        }
+    }
+
     @Test("PostgreSQL: a database that stops answering makes /ready fail within its deadline; /health still answers")
     func postgresReadinessTimesOut() async throws {
         guard TestBackend.available.contains(.postgres) else { return }

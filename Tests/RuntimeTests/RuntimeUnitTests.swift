@@ -69,6 +69,21 @@ struct RuntimeConfigurationTests {
         ),
     ]
 
+    @Test("PSQL_* settings form an encoded URL; a port that is not 1…65535 is one line, never a trap")
+    func postgresSettings() throws {
+        for port in ["-5", "0", "65536", "abc", "99999999999999999999"] {
+            #expect(throws: ConfigurationError.self) {
+                try DatabaseLocation.from(environment: ["PSQL_HOST": "db", "PSQL_PORT": port])
+            }
+        }
+        let location = try DatabaseLocation.from(environment: [
+            "PSQL_HOST": "db", "PSQL_PORT": "5433", "PSQL_USER": "u@x", "PSQL_PASSWORD": "p:w/d@e", "PSQL_DB_NAME": "pipes",
+        ])
+        #expect(location == .postgres(url: "postgresql://u%40x:p%3Aw%2Fd%40e@db:5433/pipes"))
+        #expect(location.description == "postgresql://u%40x:***@db:5433/pipes")
+        #expect(try DatabaseLocation.from(environment: ["PSQL_HOST": "::1"]) == .postgres(url: "postgresql://[::1]:5432/budpipeline"))
+    }
+
     @Test func secretKeysSetting() throws {
         #expect(try RuntimeConfiguration.from(environment: [:]).secretKeys == .builtIn)
         let keys = try RuntimeConfiguration.from(environment: ["BUDPIPELINE_SECRET_KEYS": "ssn, pin_code"]).secretKeys
@@ -99,6 +114,9 @@ struct RuntimeConfigurationTests {
             ("postgresql://budpipeline:Mx@host.evil:99/Kq@127.0.0.1:1/x", "postgresql://budpipeline:***@127.0.0.1:1/x"),
             ("postgresql://db/x?user=u&password='a b&c'&sslmode=require", "postgresql://db/x?user=u&password='***'&sslmode=require"),
             ("postgresql://db/pipes", "postgresql://db/pipes"),
+            // Found by a hostile review: libpq allows blanks around '=' in a keyword string.
+            ("postgresql://u@db/x?password = s3cretpw", "postgresql://u@db/x?password = ***"),
+            ("postgresql://u@db/x?sslpassword\t=\t s3cretpw&sslmode=require", "postgresql://u@db/x?sslpassword\t=\t ***&sslmode=require"),
         ])
     func databaseURLsAreShownWithoutPasswords(url: String, shown: String) throws {
         let location = try DatabaseLocation.parse(url)

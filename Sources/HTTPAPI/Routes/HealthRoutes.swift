@@ -48,11 +48,16 @@ struct HealthRoutes: Sendable {
         let checks = await check()
         let disks = DiskSpace.measure(diskPaths)
         var outbox: JSONValue = .null
-        if checks.store.answered, let backlog = await runtime.outboxBacklog() {
-            outbox = [
-                "pending": .int(backlog.pending), "dead": .int(backlog.dead),
-                "oldest_pending_age_seconds": backlog.oldestPendingAge.map { .double(($0 * 1000).rounded() / 1000) } ?? .null,
-            ]
+        if checks.store.answered {
+            switch await runtime.outboxBacklog() {
+            case .success(let backlog):
+                outbox = [
+                    "pending": .int(backlog.pending), "dead": .int(backlog.dead),
+                    "oldest_pending_age_seconds": backlog.oldestPendingAge.map { .double(($0 * 1000).rounded() / 1000) } ?? .null,
+                ]
+            case .failure(let failure):
+                outbox = ["error": .string(String(failure.message.prefix(300)))]
+            }
         }
         let diskLow = disks.contains(where: \.isLow)
         return JSONResponse([

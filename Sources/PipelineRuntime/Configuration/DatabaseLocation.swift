@@ -23,18 +23,42 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     public static func from(environment: [String: String]) throws(ConfigurationError) -> DatabaseLocation {
         if let url = environment["DATABASE_URL"], !url.isEmpty { return try parse(url) }
         if let host = environment["PSQL_HOST"], !host.isEmpty {
-            var components = URLComponents()
-            components.scheme = "postgresql"
-            components.host = host
-            components.port = environment["PSQL_PORT"].flatMap(Int.init) ?? 5432
-            components.user = environment["PSQL_USER"]
-            components.password = environment["PSQL_PASSWORD"]
-            components.path = "/" + (environment["PSQL_DB_NAME"] ?? "budpipeline")
-            guard let url = components.string else { throw ConfigurationError("PSQL_* settings do not form a valid URL") }
-            return .postgres(url: url)
+            return .postgres(url: try postgresURL(host: host, environment: environment))
         }
         let directory = environment["BUDPIPELINE_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
         return .sqlite(path: (directory as NSString).appendingPathComponent("budpipeline.sqlite"))
+    }
+
+    /// The URL the `PSQL_*` settings name, each part percent-encoded (so that no value can add
+    /// a part of its own); a port that is not a whole number in 1…65535 is refused.
+    static func postgresURL(host: String, environment: [String: String]) throws(ConfigurationError) -> String {
+        var port = 5432
+        if let text = environment["PSQL_PORT"], !text.isEmpty {
+            guard let number = Int(text), (1...65_535).contains(number) else {
+                throw ConfigurationError("PSQL_PORT=\(text.prefix(40)) is not a port number (1–65535)")
+            }
+            port = number
+        }
+        func encoded(_ text: String, _ allowed: CharacterSet) throws(ConfigurationError) -> String {
+            guard let encoded = text.addingPercentEncoding(withAllowedCharacters: allowed) else {
+                throw ConfigurationError("PSQL_* settings do not form a valid URL")
+            }
+            return encoded
+        }
+        // An IPv6 address goes in brackets; any other host is encoded like a user name (no
+        // ':', '@', '/', '?' or '#' of its own).
+        let isIPv6 = host.contains(":") && host.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        let hostPart = isIPv6 ? "[\(host)]" : try encoded(host, .urlUserAllowed)
+        var credentials = ""
+        if let user = environment["PSQL_USER"], !user.isEmpty {
+            credentials = try encoded(user, .urlUserAllowed)
+            if let password = environment["PSQL_PASSWORD"], !password.isEmpty {
+                credentials += ":" + (try encoded(password, .urlUserAllowed))
+            }
+            credentials += "@"
+        }
+        let name = environment["PSQL_DB_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "budpipeline"
+        return "postgresql://\(credentials)\(hostPart):\(port)/\(try encoded(name, .urlUserAllowed))"
     }
 
     /// Reads one URL.

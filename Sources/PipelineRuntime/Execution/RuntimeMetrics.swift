@@ -1,6 +1,7 @@
 import BudPipelineHost
 import CoreMetrics
 import Foundation
+import Logging
 import PipelineEngine
 import Storage
 import Synchronization
@@ -154,12 +155,26 @@ extension ExecutionRuntime {
         metrics.measure(plugins: plugins.plugins, callsInFlight: calls.inFlightCount)
         let store = self.store
         let now = Date()
-        let figures = await withTimeout(timeout) {
-            async let timers = store.timers.dueSummary(now: now)
-            async let outbox = store.outbox.backlog()
-            return (try await timers, try await outbox)
+        let figures = await withTimeout(timeout) { () async -> Result<((count: Int, earliest: Date?), OutboxBacklogRows), ProbeFailure> in
+            do {
+                async let timers = store.timers.dueSummary(now: now)
+                async let outbox = store.outbox.backlog()
+                return .success((try await timers, try await outbox))
+            } catch {
+                return .failure(ProbeFailure(message: "\(error)"))
+            }
         }
-        guard let (timers, outbox) = figures else { return }
+        let timers: (count: Int, earliest: Date?)
+        let outbox: OutboxBacklogRows
+        switch figures {
+        case .success(let read)?: (timers, outbox) = read
+        case .failure(let failure)?:
+            logger.warning(
+                "could not measure the queues for /metrics; they keep their last values", metadata: ["error": "\(failure.message)"])
+            return
+        case nil:
+            return
+        }
         metrics.dueTimers.set(Double(timers.count))
         metrics.oldestDueTimerAge.set(timers.earliest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
         metrics.outboxPending.set(Double(outbox.pending))
@@ -207,3 +222,6 @@ final class StepSeriesCache: Sendable {
         return made
     }
 }
+
+/// The outbox's counts as the store reads them.
+typealias OutboxBacklogRows = (pending: Int, dead: Int, oldestPending: Date?)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Storage
 
 /// What a probe of the store found.
@@ -47,13 +48,16 @@ extension ExecutionRuntime {
         let latency = ContinuousClock.now - started
         var error: String?
         if !writable, case .notWritable(let reason, _) = store.health.current { error = reason }
+        if let problem = store.database.storageProblem() {
+            return StoreProbeResult(answered: true, latency: latency, writable: false, error: problem)
+        }
         return StoreProbeResult(answered: true, latency: latency, writable: writable, error: error)
     }
 }
 
 /// Why a probe's query failed.
-struct ProbeFailure: Error {
-    let message: String
+public struct ProbeFailure: Error, Sendable, Equatable {
+    public let message: String
 }
 
 /// The outbox's backlog as the probes report it.
@@ -65,12 +69,28 @@ public struct OutboxBacklog: Sendable, Equatable {
 }
 
 extension ExecutionRuntime {
-    /// The outbox's backlog, read within `timeout`; `nil` when the store did not answer.
-    public func outboxBacklog(timeout: Duration = probeTimeout) async -> OutboxBacklog? {
+    /// The outbox's backlog, read within `timeout`: the backlog, or why it could not be read (the
+    /// store did not answer in time, or a stored row could not be read — logged).
+    public func outboxBacklog(timeout: Duration = probeTimeout) async -> Result<OutboxBacklog, ProbeFailure> {
         let store = self.store
         let now = Date()
-        guard let backlog = await withTimeout(timeout, { try await store.outbox.backlog() }) else { return nil }
-        return OutboxBacklog(
-            pending: backlog.pending, dead: backlog.dead, oldestPendingAge: backlog.oldestPending.map { max(0, now.timeIntervalSince($0)) })
+        let reading = await withTimeout(timeout) { () async -> Result<OutboxBacklog, ProbeFailure> in
+            do {
+                let backlog = try await store.outbox.backlog()
+                return .success(
+                    OutboxBacklog(
+                        pending: backlog.pending, dead: backlog.dead,
+                        oldestPendingAge: backlog.oldestPending.map { max(0, now.timeIntervalSince($0)) }))
+            } catch {
+                return .failure(ProbeFailure(message: "\(error)"))
+            }
+        }
+        guard let reading else {
+            return .failure(ProbeFailure(message: "the database did not answer within \(timeout.components.seconds) s"))
+        }
+        if case .failure(let failure) = reading {
+            logger.warning("could not read the outbox's backlog", metadata: ["error": "\(failure.message)"])
+        }
+        return reading
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import HTTPAPI
 import Logging
 import PipelineRuntime
+import Storage
 
 /// `budpipeline config`: the effective configuration.
 struct ConfigCommand: ParsableCommand {
@@ -34,7 +35,10 @@ struct ConfigCommand: ParsableCommand {
             let variables = ProcessInfo.processInfo.environment
             let file = try settings.apply()
             let environment = ProcessInfo.processInfo.environment
-            let errors = Self.problems(in: environment).map { Self.naming($0, file: file, variables: variables) }
+            let secrets = Self.secrets(in: environment)
+            let errors = Self.problems(in: environment).map { problem in
+                CLIError(Self.scrub(Self.naming(problem, file: file, variables: variables), secrets)).description
+            }
             print(Self.table(variables: variables, file: file, environment: environment))
             for name in Self.unknownVariables(in: environment) {
                 FileHandle.standardError.write(Data("warning: \(name) is not a setting of budpipeline (see docs/operations.md)\n".utf8))
@@ -79,16 +83,49 @@ struct ConfigCommand: ParsableCommand {
             var table = TextTable(header: ["setting", "variable", "value", "from"])
             for setting in SettingsCatalog.all {
                 let value = environment[setting.variable]
-                let source =
-                    variables[setting.variable] != nil ? "env" : file?.values[setting.variable] != nil ? "file" : "default"
+                let fromEnvironment = variables[setting.variable].map { !$0.isEmpty } ?? false
+                let source = fromEnvironment ? "env" : file?.values[setting.variable] != nil ? "file" : "default"
                 table.rows.append([setting.key, setting.variable, value.map { shown($0, of: setting) } ?? "(default)", source])
             }
             return table.render()
         }
 
+        /// How a value is shown: a secret as `***`, a database URL without its password, any other
+        /// URL without the credentials it may carry, control characters escaped, at most 200
+        /// characters.
         static func shown(_ value: String, of setting: Setting) -> String {
-            if setting.variable == "DATABASE_URL" { return (try? DatabaseLocation.parse(value).description) ?? "***" }
-            return setting.secret && !value.isEmpty ? "***" : String(value.prefix(200))
+            if setting.variable == "DATABASE_URL" { return visible((try? DatabaseLocation.parse(value).description) ?? "***") }
+            if setting.secret && !value.isEmpty { return "***" }
+            return visible(ConnectionSecrets.withoutURLCredentials(value))
+        }
+
+        /// What must not be printed of `environment`'s settings: secret values, database
+        /// passwords, and the user information of any URL.
+        static func secrets(in environment: [String: String]) -> [String] {
+            var secrets: [String] = []
+            for setting in SettingsCatalog.all {
+                guard let value = environment[setting.variable], !value.isEmpty else { continue }
+                if setting.secret { secrets.append(value) }
+                secrets += ConnectionSecrets(connectionInfo: value).secrets
+                let shown = ConnectionSecrets.withoutURLCredentials(value)
+                if shown != value, let start = value.range(of: "://")?.upperBound {
+                    let authorityEnd = value[start...].firstIndex { "/?#".contains($0) } ?? value.endIndex
+                    if let end = value[start..<authorityEnd].lastIndex(of: "@") { secrets.append(String(value[start..<end])) }
+                }
+            }
+            return secrets.filter { $0.count >= ConnectionSecrets.shortestPiece }.sorted { $0.count > $1.count }
+        }
+
+        static func scrub(_ text: String, _ secrets: [String]) -> String {
+            var text = text
+            for secret in secrets { text = text.replacingOccurrences(of: secret, with: "***") }
+            return text
+        }
+
+        /// `text` on one line of at most 200 characters (see ``CLIError``).
+        static func visible(_ text: String) -> String {
+            let line = CLIError(String(text.unicodeScalars.prefix(200))).description
+            return text.unicodeScalars.count > 200 ? line + "…" : line
         }
 
         /// Variables of the server's prefixes that are no setting.

@@ -32,8 +32,16 @@ struct ConfigurationFile: Equatable {
 
     /// Reads and checks the file at `path`.
     static func load(_ path: String) throws -> ConfigurationFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        // At most one byte more than the bound is read: a huge (or endless) file costs no memory.
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("cannot read the configuration file \(path)")
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maximumBytes + 1) ?? Data()
+        } catch {
+            throw CLIError("cannot read the configuration file \(path) (not a regular file?)")
         }
         guard data.count <= maximumBytes else {
             throw CLIError("\(path): the configuration file is larger than \(maximumBytes) bytes")
@@ -41,8 +49,9 @@ struct ConfigurationFile: Equatable {
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path): the configuration file is not UTF-8 text") }
         let document: JSONValue
         do {
-            let format = PipelineDocument.format(forFileName: path) ?? .yaml
-            document = try PipelineDocument.read(text, format: format)
+            // JSON is read as YAML too, whose reader refuses a key given twice (the JSON reader
+            // keeps the last, which would ignore the first silently).
+            document = try PipelineDocument.read(text, format: .yaml)
         } catch {
             throw CLIError("\(path): \(error.message)")
         }
@@ -57,6 +66,8 @@ struct ConfigurationFile: Equatable {
         }
         var values: [String: String] = [:]
         for (section, content) in sections {
+            // A section whose settings are all commented out is empty, not an error.
+            if content == .null { continue }
             guard case .object(let entries) = content else {
                 throw CLIError("\(path): '\(section)' must be a section of settings (key: value lines under it)")
             }
@@ -82,8 +93,11 @@ struct ConfigurationFile: Equatable {
             }
             var parts: [String] = []
             for element in elements {
-                guard let part = scalar(element), !part.contains(separator) else {
-                    throw CLIError("\(path): every element of '\(setting.key)' must be one value without '\(separator)'")
+                guard let part = scalar(element), !part.contains(separator),
+                    !part.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                else {
+                    throw CLIError(
+                        "\(path): every element of '\(setting.key)' must be one value without '\(separator)' or control characters")
                 }
                 parts.append(part)
             }
@@ -91,6 +105,11 @@ struct ConfigurationFile: Equatable {
         default:
             guard let text = scalar(value) else {
                 throw CLIError("\(path): '\(setting.key)' must be a single value (text, number or true/false)")
+            }
+            // The environment cannot hold a NUL (it would cut the value short: a token `ab\0cd`
+            // would become `ab`), and no setting takes a line break or other control character.
+            guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\t" }) else {
+                throw CLIError("\(path): '\(setting.key)' holds a control character (a NUL or a line break)")
             }
             return text
         }
@@ -108,9 +127,11 @@ struct ConfigurationFile: Equatable {
 
     /// Sets, in this process's environment, each of the file's settings that no variable sets
     /// already; children (plugin processes) inherit them. Run before anything reads a setting.
+    /// A variable set to the empty string counts as unset, as everywhere settings are read.
     func apply() {
-        for (variable, value) in values where getenv(variable) == nil {
-            setenv(variable, value, 0)
+        for (variable, value) in values {
+            if let current = getenv(variable), current.pointee != 0 { continue }
+            setenv(variable, value, 1)
         }
     }
 }

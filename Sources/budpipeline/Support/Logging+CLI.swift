@@ -11,7 +11,7 @@ enum CLILogging {
         switch format {
         case .text:
             LoggingSystem.bootstrap { [level] label in
-                var handler = StreamLogHandler.standardError(label: label)
+                var handler = EscapingLogHandler(base: StreamLogHandler.standardError(label: label))
                 handler.logLevel = level
                 return handler
             }
