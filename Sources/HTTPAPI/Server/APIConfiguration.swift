@@ -38,6 +38,11 @@ public struct APIConfiguration: Sendable, Equatable {
     public var sensitiveHeaders = SensitiveHeaders()
     /// Rate limits of execution reads and starts.
     public var rateLimits: RateLimitSettings
+    /// How many descriptors the process may open, when known. The server never accepts so many
+    /// connections that it could run out (see ``acceptLimit(maximumConnections:)``), whatever
+    /// ``maximumConnections`` says: a process out of descriptors can be ended by the system's
+    /// thread pool, which traps when it cannot read a thread's state.
+    public var descriptorLimit: Int?
     /// Folders whose free space `/health` and `/ready` report: where the process writes (the
     /// SQLite file's folder, the state folder).
     public var diskPaths: [String] = []
@@ -77,6 +82,15 @@ public struct APIConfiguration: Sendable, Equatable {
     /// `SERVER_BUSY` can still be accepted and answered, but never take the whole reserve.
     public static func acceptLimit(maximumConnections: Int) -> Int {
         maximumConnections + 64
+    }
+
+    /// The number of connections past which the server stops accepting: the accept limit of
+    /// ``maximumConnections``, and never more than that of the connection limit the descriptor
+    /// limit allows (``connectionLimit(descriptorLimit:)``); `nil` without either.
+    public var effectiveAcceptLimit: Int? {
+        let configured = maximumConnections.map { Self.acceptLimit(maximumConnections: $0) }
+        let affordable = descriptorLimit.map { Self.acceptLimit(maximumConnections: Self.connectionLimit(descriptorLimit: $0)) }
+        return [configured, affordable].compactMap { $0 }.min()
     }
 
     /// `HOST` (127.0.0.1), `PORT` (8010), `BUDPIPELINE_MAX_BODY_BYTES` (4 MiB),

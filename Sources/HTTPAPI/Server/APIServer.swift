@@ -172,8 +172,11 @@ public enum APIServer {
             server: .http1(configuration: channel),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "budpipeline",
-                availableConnectionsDelegate: configuration.maximumConnections.map {
-                    MaximumAvailableConnections(APIConfiguration.acceptLimit(maximumConnections: $0), logger: logger)
+                // Connections past the accept limit wait in the kernel's queue (which the kernel
+                // caps at its somaxconn) instead of having their connects dropped.
+                backlog: 4096,
+                availableConnectionsDelegate: configuration.effectiveAcceptLimit.map {
+                    MaximumAvailableConnections($0, logger: logger)
                 }),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger

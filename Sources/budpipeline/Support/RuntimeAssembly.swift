@@ -224,6 +224,8 @@ struct RuntimeAssembly {
     /// once the server listens (a process that cannot listen never claims work), until SIGTERM or
     /// SIGINT. An address that cannot be listened on is one line.
     func serve(_ configuration: APIConfiguration, routes: APIServer.Routes, command: String) async throws {
+        var configuration = configuration
+        configuration.descriptorLimit = descriptorLimit
         let logger = self.logger
         let (host, configuredPort) = (configuration.host, configuration.port)
         let runtimeStart = DeferredServices()
