@@ -2,7 +2,9 @@
 # Runs every check of the project, the way CI does: format, build, unit and end-to-end tests
 # against SQLite and a PostgreSQL server it starts itself, schemathesis against the served OpenAPI
 # document, libFuzzer on the parsers and the template evaluator, the plugin ABI check, the Rust
-# plugin SDK, and a plugin in each language rendered from plugin-template/, built and checked standalone.
+# plugin SDK, a plugin in each language rendered from plugin-template/, built and checked standalone,
+# and the Kubernetes manifests in deploy/. (The container image has its own scripts:
+# scripts/container-image.sh and scripts/container-smoke.sh, too slow for this run.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh test
@@ -52,5 +54,8 @@ scripts/abi-check.sh
 
 step "plugin template: render, build and test standalone"
 scripts/template-check.sh
+
+step "Kubernetes manifests (deploy/: rendered, schema-checked, cross-checked; broken copies refused)"
+scripts/deploy-check.sh
 
 step "all checks passed in $((SECONDS - started))s"
