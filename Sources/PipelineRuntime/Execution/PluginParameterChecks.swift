@@ -33,11 +33,17 @@ extension ExecutionRuntime {
             await withTaskGroup(of: (String, [String]).self) { group in
                 for (key, (action, params)) in batch {
                     group.addTask {
+                        // The result is assigned in each branch and returned after them: Swift
+                        // 6.3.1's optimiser corrupted a tuple returned from inside the `do` and
+                        // the `catch` of a task-group child (the release server crashed on about
+                        // one POST /pipelines in ten with a step whose plugin checks parameters).
+                        let errors: [String]
                         do throws(PluginCallError) {
-                            return (key, try await plugins.validateParams(action: action, params: params, timeout: timeout))
+                            errors = try await plugins.validateParams(action: action, params: params, timeout: timeout)
                         } catch {
-                            return (key, ["the action's parameter check could not run: \(error.message)"])
+                            errors = ["the action's parameter check could not run: \(error.message)"]
                         }
+                        return (key, errors)
                     }
                 }
                 for await (key, errors) in group { seen[key] = errors }
