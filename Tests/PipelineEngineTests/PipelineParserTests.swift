@@ -252,3 +252,20 @@ import Testing
         #expect(graph(["b": ["a"], "c": ["a", "b"]], order: ["a", "b", "c"]).cycle() == nil)
     }
 }
+
+@Suite("YAML integers")
+struct YAMLIntegerTests {
+    @Test("YAML 1.1 integers are read, and one that does not fit is no trap")
+    func integers() throws {
+        #expect(PipelineDocument.integer("42") == 42 && PipelineDocument.integer("-1_000") == -1000)
+        #expect(PipelineDocument.integer("0x1f") == 31 && PipelineDocument.integer("0o17") == 15 && PipelineDocument.integer("017") == 15)
+        #expect(
+            PipelineDocument.integer("0b101") == 5 && PipelineDocument.integer("1:30") == 90 && PipelineDocument.integer("-1:0:0") == -3600)
+        // Found by fuzzing: Yams multiplied sexagesimal parts without an overflow check.
+        for text in ["922337203685477580:7", "9223372036854775807:0", "99999999999999999999", "0x1ffffffffffffffff", "1::2", ":", "-"] {
+            #expect(PipelineDocument.integer(text) == nil, "\(text)")
+        }
+        let document = try PipelineDocument.read("settings:\n  timeout_seconds: 922337203685477580:7\n", format: .yaml)
+        #expect(document["settings"]?["timeout_seconds"] != nil)
+    }
+}

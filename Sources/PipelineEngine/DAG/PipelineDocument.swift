@@ -63,13 +63,48 @@ public enum PipelineDocument {
         return try value(of: root)
     }
 
+    /// A YAML 1.1 integer (`-12`, `1_000`, `0x1f`, `0o17`, `017`, `0b101`, sexagesimal `1:30`),
+    /// or `nil` when it does not fit in an `Int`. Yams' own reading multiplies sexagesimal parts
+    /// without an overflow check, which traps (`922337203685477580:7`, found by fuzzing).
+    package static func integer(_ text: String) -> Int? {
+        var digits = Substring(text.replacingOccurrences(of: "_", with: ""))
+        let negative = digits.hasPrefix("-")
+        if negative || digits.hasPrefix("+") { digits = digits.dropFirst() }
+        guard !digits.isEmpty else { return nil }
+        var magnitude: Int?
+        if digits.contains(":") {
+            var total = 0
+            for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+                guard let value = Int(part, radix: 10), value >= 0 else { return nil }
+                let (shifted, overflowed) = total.multipliedReportingOverflow(by: 60)
+                let (sum, overflowedAgain) = shifted.addingReportingOverflow(value)
+                guard !overflowed, !overflowedAgain else { return nil }
+                total = sum
+            }
+            magnitude = total
+        } else if digits.hasPrefix("0x") {
+            magnitude = Int(digits.dropFirst(2), radix: 16)
+        } else if digits.hasPrefix("0b") {
+            magnitude = Int(digits.dropFirst(2), radix: 2)
+        } else if digits.hasPrefix("0o") {
+            magnitude = Int(digits.dropFirst(2), radix: 8)
+        } else if digits.count > 1, digits.hasPrefix("0") {
+            magnitude = Int(digits.dropFirst(), radix: 8)
+        } else {
+            magnitude = Int(digits, radix: 10)
+        }
+        guard let magnitude, magnitude >= 0 else { return nil }
+        return negative ? -magnitude : magnitude
+    }
+
     private static func value(of node: Node) throws(ReadError) -> JSONValue {
         switch node {
         case .scalar(let scalar):
             switch node.tag.rawValue {
             case Tag.Name.null.rawValue: return .null
             case Tag.Name.bool.rawValue: return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
-            case Tag.Name.int.rawValue: return node.int.map(JSONValue.int) ?? node.float.map(JSONValue.double) ?? .string(scalar.string)
+            case Tag.Name.int.rawValue:
+                return integer(scalar.string).map(JSONValue.int) ?? node.float.map(JSONValue.double) ?? .string(scalar.string)
             case Tag.Name.float.rawValue: return node.float.map(JSONValue.double) ?? .string(scalar.string)
             default: return .string(scalar.string)
             }
