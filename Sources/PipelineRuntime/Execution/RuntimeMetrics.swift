@@ -155,31 +155,22 @@ extension ExecutionRuntime {
         metrics.measure(plugins: plugins.plugins, callsInFlight: calls.inFlightCount)
         let store = self.store
         let now = Date()
-        let figures = await withTimeout(timeout) { () async -> Result<((count: Int, earliest: Date?), OutboxBacklogRows), ProbeFailure> in
-            do {
-                async let timers = store.timers.dueSummary(now: now)
-                async let outbox = store.outbox.backlog()
-                return .success((try await timers, try await outbox))
-            } catch {
-                return .failure(ProbeFailure(message: "\(error)"))
-            }
-        }
-        let timers: (count: Int, earliest: Date?)
-        let outbox: OutboxBacklogRows
-        switch figures {
-        case .success(let read)?: (timers, outbox) = read
-        case .failure(let failure)?:
+        async let dueTimers = readWithin(timeout) { try await store.timers.dueSummary(now: now) }
+        // Logs its own failure.
+        async let backlog = outboxBacklog(timeout: timeout)
+        switch await dueTimers {
+        case .success(let timers):
+            metrics.dueTimers.set(Double(timers.count))
+            metrics.oldestDueTimerAge.set(timers.earliest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+        case .failure(let failure):
             logger.warning(
-                "could not measure the queues for /metrics; they keep their last values", metadata: ["error": "\(failure.message)"])
-            return
-        case nil:
-            return
+                "could not measure the due timers for /metrics; they keep their last values", metadata: ["error": "\(failure.message)"])
         }
-        metrics.dueTimers.set(Double(timers.count))
-        metrics.oldestDueTimerAge.set(timers.earliest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
-        metrics.outboxPending.set(Double(outbox.pending))
-        metrics.outboxDead.set(Double(outbox.dead))
-        metrics.outboxOldestPendingAge.set(outbox.oldestPending.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+        if case .success(let outbox) = await backlog {
+            metrics.outboxPending.set(Double(outbox.pending))
+            metrics.outboxDead.set(Double(outbox.dead))
+            metrics.outboxOldestPendingAge.set(outbox.oldestPendingAge ?? 0)
+        }
     }
 
     /// Records how late `timer` fired.
@@ -222,6 +213,3 @@ final class StepSeriesCache: Sendable {
         return made
     }
 }
-
-/// The outbox's counts as the store reads them.
-typealias OutboxBacklogRows = (pending: Int, dead: Int, oldestPending: Date?)

@@ -36,3 +36,18 @@ func withTimeout<Value: Sendable>(_ limit: Duration, _ body: @escaping @Sendable
         finish(nil)
     }
 }
+
+/// `body`'s value read from the store within `limit`, or why not: its error, or that the store
+/// did not answer in time (see ``withTimeout(_:_:)``).
+func readWithin<Value: Sendable>(
+    _ limit: Duration, _ body: @escaping @Sendable () async throws -> Value
+) async -> Result<Value, ProbeFailure> {
+    let outcome = await withTimeout(limit) { () async -> Result<Value, ProbeFailure> in
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(ProbeFailure(message: "\(error)"))
+        }
+    }
+    return outcome ?? .failure(ProbeFailure(message: "the database did not answer within \(limit.components.seconds) s"))
+}

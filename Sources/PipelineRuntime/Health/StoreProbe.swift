@@ -25,24 +25,16 @@ extension ExecutionRuntime {
     public func probeStore(timeout: Duration = probeTimeout) async -> StoreProbeResult {
         let store = self.store
         let started = ContinuousClock.now
-        let outcome = await withTimeout(timeout) { () async -> Result<Bool, ProbeFailure> in
-            do {
-                if store.dialect == .sqlite || !store.health.isWritable { return .success(await store.probeWrites()) }
-                _ = try await store.database.read("SELECT 1 AS answered")
-                return .success(store.health.isWritable)
-            } catch {
-                return .failure(ProbeFailure(message: "\(error)"))
-            }
+        let outcome = await readWithin(timeout) { () async throws -> Bool in
+            if store.dialect == .sqlite || !store.health.isWritable { return await store.probeWrites() }
+            _ = try await store.database.read("SELECT 1 AS answered")
+            return store.health.isWritable
         }
         let writable: Bool
         switch outcome {
-        case nil:
-            return StoreProbeResult(
-                answered: false, latency: nil, writable: false,
-                error: "the database did not answer within \(timeout.components.seconds) s")
-        case .failure(let failure)?:
+        case .failure(let failure):
             return StoreProbeResult(answered: false, latency: nil, writable: false, error: failure.message)
-        case .success(let result)?:
+        case .success(let result):
             writable = result
         }
         let latency = ContinuousClock.now - started
@@ -74,19 +66,11 @@ extension ExecutionRuntime {
     public func outboxBacklog(timeout: Duration = probeTimeout) async -> Result<OutboxBacklog, ProbeFailure> {
         let store = self.store
         let now = Date()
-        let reading = await withTimeout(timeout) { () async -> Result<OutboxBacklog, ProbeFailure> in
-            do {
-                let backlog = try await store.outbox.backlog()
-                return .success(
-                    OutboxBacklog(
-                        pending: backlog.pending, dead: backlog.dead,
-                        oldestPendingAge: backlog.oldestPending.map { max(0, now.timeIntervalSince($0)) }))
-            } catch {
-                return .failure(ProbeFailure(message: "\(error)"))
-            }
-        }
-        guard let reading else {
-            return .failure(ProbeFailure(message: "the database did not answer within \(timeout.components.seconds) s"))
+        let reading = await readWithin(timeout) {
+            let backlog = try await store.outbox.backlog()
+            return OutboxBacklog(
+                pending: backlog.pending, dead: backlog.dead,
+                oldestPendingAge: backlog.oldestPending.map { max(0, now.timeIntervalSince($0)) })
         }
         if case .failure(let failure) = reading {
             logger.warning("could not read the outbox's backlog", metadata: ["error": "\(failure.message)"])
