@@ -45,10 +45,17 @@ public protocol Database: Sendable {
     /// SQLite file that was deleted or replaced while open (writes go to a file nobody will
     /// open again). `nil` by default.
     func storageProblem() -> String?
+
+    /// Joins the group of processes that share this database as `workerID`, for wake-ups,
+    /// live events and the takeover of a dead member's work (see ``ClusterLink``); `nil` when the
+    /// backend has no such group (SQLite: one process per file).
+    func joinCluster(workerID: String) async throws -> (any ClusterLink)?
 }
 
 extension Database {
     public func storageProblem() -> String? { nil }
+
+    public func joinCluster(workerID: String) async throws -> (any ClusterLink)? { nil }
 }
 
 /// Work on one connection, inside `Database.transaction` or `Database.withSession`.

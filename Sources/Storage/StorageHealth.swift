@@ -88,6 +88,10 @@ struct MonitoredDatabase: Database {
         base.storageProblem()
     }
 
+    func joinCluster(workerID: String) async throws -> (any ClusterLink)? {
+        try await base.joinCluster(workerID: workerID)
+    }
+
     func close() async {
         await base.close()
     }

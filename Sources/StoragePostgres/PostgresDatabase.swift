@@ -11,7 +11,7 @@ public import Storage
 public final class PostgresDatabase: Database {
     public let dialect = SQLDialect.postgres
     private let pool: ConnectionPool<PostgresConnection>
-    private let connectionInfo: String
+    let connectionInfo: String
 
     /// Connects to the server of `url` (a libpq connection URI or keyword string), failing at once
     /// when it cannot be reached. `metrics` receives the pool's queue waits and refusals.
@@ -80,7 +80,8 @@ private enum CommandResult {
 
 /// One libpq connection and its prepared statements. Used only by the thread that opened it.
 final class PostgresConnection {
-    private let connection: OpaquePointer
+    /// The libpq handle, for the few callers that wait on its socket (see ``PostgresClusterLink``).
+    let connection: OpaquePointer
     /// SQL text → prepared statement name, for statements the server confirmed; the least used
     /// are deallocated when it is full.
     private var prepared = StatementCache<String>(capacity: PostgresConnection.preparedStatementLimit)
@@ -145,6 +146,15 @@ final class PostgresConnection {
         guard !closed else { return }
         closed = true
         PQfinish(connection)
+    }
+
+    /// Runs one statement on its own and returns its rows.
+    func query(_ statement: SQLStatement) throws(DatabaseError) -> [Row] {
+        switch try runPipeline([statement])[0] {
+        case .success(let rows, _): return rows
+        case .failure(let error): throw error
+        case .skipped: throw .statement(code: "pipeline", message: "the server skipped a command without an error", sql: statement.sql)
+        }
     }
 
     /// Runs SQL text outside pipeline mode (several statements allowed, no parameters).

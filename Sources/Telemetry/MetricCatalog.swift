@@ -92,6 +92,9 @@ public enum MetricCatalog {
         .counter, "budpipeline_outbox_publish_failures_total", "Attempts to publish an outbox event that failed.")
     public static let outboxDeadLetters = MetricDefinition(
         .counter, "budpipeline_outbox_dead_letters_total", "Outbox events given up on after their last attempt (kept as DEAD).")
+    public static let clusterTakeovers = MetricDefinition(
+        .counter, "budpipeline_cluster_takeovers_total",
+        "Processes sharing the database found gone by this one, whose claimed work it handed back to the others.")
     public static let outboxPending = MetricDefinition(
         .gauge, "budpipeline_outbox_pending", "Outbox events waiting to be published (all processes).")
     public static let outboxDead = MetricDefinition(
@@ -156,7 +159,7 @@ public enum MetricCatalog {
         executionsStarted, executionsFinished, executionDuration, stepTransitions, stepDuration, transitions, transitionConflicts,
         transitionWriteDuration, executionsInMemory, queuedInputs, dueTimers, oldestDueTimerAge, timerLag,
         outboxPublished, outboxPublishFailures, outboxDeadLetters, outboxPending, outboxDead, outboxOldestPendingAge,
-        inboundEvents,
+        inboundEvents, clusterTakeovers,
         pluginCalls, pluginCallDuration, pluginCallsInFlight, pluginHealthy, pluginQuarantined, pluginProcessCrashes,
         pluginProcessRestarts, pluginsLoaded,
         databaseQueueWait, databaseRefused, databaseErrors, databaseWritable,

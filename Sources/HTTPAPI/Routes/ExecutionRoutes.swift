@@ -270,30 +270,39 @@ struct ExecutionRoutes: Sendable {
     /// when the server shuts down. Neither HTTP timeout cuts it (the idle timeout does not count
     /// the time a response is being written).
     ///
-    /// Events reach the stream from this process's transitions. With each keep-alive the stream
-    /// also reads the execution's status: when two ticks in a row find it finished and its final
-    /// event did not come by between them (another process ran the last transition), the stream
-    /// ends with a last `snapshot` of the finished execution.
+    /// Events reach the stream from this process's transitions and, on PostgreSQL, from the other
+    /// processes sharing the database (told that this process streams the execution). Each event
+    /// carries the execution's version after its transition; with each keep-alive the stream also
+    /// reads the execution, and when two ticks in a row find it at a later version than its events
+    /// reached (events lost between processes, or a transition that had none), it sends a fresh
+    /// `snapshot` — the client's view is never wrong for longer than two ticks. When two ticks in a
+    /// row find the execution finished and its final event did not come by between them, the
+    /// stream ends with a last `snapshot` of the finished execution.
     func stream(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try executionID(request, context: context)
         let bus = runtime.eventBus
         // Subscribe before reading, so that nothing published in between is missed.
         let subscription = bus.subscribe(executionID: id)
+        runtime.follow(id)
+        let stop: @Sendable () -> Void = {
+            bus.unsubscribe(subscription.id)
+            runtime.unfollow(id)
+        }
         let record: ExecutionRecord?
         do {
             record = try await store.executions.find(id: id)
         } catch {
-            bus.unsubscribe(subscription.id)
+            stop()
             throw error
         }
         guard let record, try Caller(request).canRead(Ownership(ownerID: record.userID)) else {
-            bus.unsubscribe(subscription.id)
+            stop()
             throw notFound(id, request)
         }
+        let masking = runtime.configuration.secretKeys
         let body = ResponseBody { writer in
-            defer { bus.unsubscribe(subscription.id) }
-            try await writer.write(
-                Self.serverSentEvent("snapshot", Representation.execution(record, masking: runtime.configuration.secretKeys)))
+            defer { stop() }
+            try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record, masking: masking)))
             if !record.status.isFinished {
                 // The execution's events and a keep-alive tick (`nil`) merged into one sequence
                 // by two child tasks, which end with the stream.
@@ -310,25 +319,26 @@ struct ExecutionRoutes: Sendable {
                         group.addTask {
                             while (try? await Task.sleep(for: Self.keepAliveInterval)) != nil { sink.yield(nil) }
                         }
-                        // Set when a tick found the execution finished: its final event may still be
-                        // on its way here, so the stream waits one more tick for it.
-                        var finishedAtTick = false
-                        for await item in items {
-                            guard let message = item else {
+                        var view = StreamView(version: record.version)
+                        events: for await item in items {
+                            switch item {
+                            case nil:
                                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                                if let finished = try? await store.executions.find(id: id), finished.status.isFinished {
-                                    if finishedAtTick {
-                                        try await writer.write(
-                                            Self.serverSentEvent(
-                                                "snapshot", Representation.execution(finished, masking: runtime.configuration.secretKeys)))
-                                        break
-                                    }
-                                    finishedAtTick = true
-                                }
-                                continue
+                                guard let current = try? await store.executions.find(id: id), view.tick(current) else { continue }
+                                try await writer.write(
+                                    Self.serverSentEvent("snapshot", Representation.execution(current, masking: masking)))
+                                if current.status.isFinished { break events }
+                            case let message? where message.eventType == EventBus.Message.resyncEventType:
+                                guard let current = try? await store.executions.find(id: id) else { continue }
+                                view.resynced(current)
+                                try await writer.write(
+                                    Self.serverSentEvent("snapshot", Representation.execution(current, masking: masking)))
+                                if current.status.isFinished { break events }
+                            case let message?:
+                                view.received(message)
+                                try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
+                                if Self.finalEvents.contains(message.eventType) { break events }
                             }
-                            try await writer.write(Self.serverSentEvent(message.eventType, message.payload))
-                            if Self.finalEvents.contains(message.eventType) { break }
                         }
                         group.cancelAll()
                     }
@@ -342,6 +352,46 @@ struct ExecutionRoutes: Sendable {
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: body)
+    }
+
+    /// What a live stream knows of its execution: the version its events reached, and what the
+    /// last keep-alive found, to decide when the client needs a fresh `snapshot` (a value type,
+    /// tested without a server).
+    struct StreamView {
+        /// The execution's version as far as the events sent tell it.
+        private(set) var version: Int
+        /// The version and status the last tick found ahead of the events, if it did.
+        private var behindAtTick: (version: Int, finished: Bool)?
+
+        init(version: Int) {
+            self.version = version
+        }
+
+        mutating func received(_ message: EventBus.Message) {
+            if let reached = message.version { version = max(version, reached) }
+        }
+
+        mutating func resynced(_ execution: ExecutionRecord) {
+            version = max(version, execution.version)
+            behindAtTick = nil
+        }
+
+        /// A keep-alive found `execution`; true when the stream must send it as a `snapshot`:
+        /// the previous tick found it at the same later version (or finished) too, and no event
+        /// of that version came in between.
+        mutating func tick(_ execution: ExecutionRecord) -> Bool {
+            let finished = execution.status.isFinished
+            guard execution.version > version || finished else {
+                behindAtTick = nil
+                return false
+            }
+            if let earlier = behindAtTick, earlier.version == execution.version, earlier.finished == finished {
+                resynced(execution)
+                return true
+            }
+            behindAtTick = (execution.version, finished)
+            return false
+        }
     }
 
     private static let finalEvents: Set<String> = ["workflow_completed", "workflow_failed", "workflow_cancelled"]

@@ -16,6 +16,9 @@ public struct RuntimeConfiguration: Sendable {
     public var timerClaimGrace: Duration
     /// How often expired step claims are looked for.
     public var leaseSweepInterval: Duration
+    /// Whether the process joins the others on its database (PostgreSQL) to wake them, stream
+    /// their executions' events and take over the work of one that dies (see ``ClusterService``).
+    public var clusterSignals = true
     /// The most inputs of one execution applied in one transaction.
     public var maximumInputsPerTransition: Int
     /// How long shutdown waits for plugin calls in flight before leaving them to their leases.

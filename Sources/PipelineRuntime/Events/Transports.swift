@@ -113,6 +113,26 @@ public final class EventBus: Sendable {
         public var executionID: ExecutionID?
         public var eventType: String
         public var payload: JSONValue
+        /// The execution's version after the transition that made the event, when known: a stream
+        /// that finds the execution at a later version without its events read it again.
+        public var version: Int? = nil
+
+        public init(topic: String?, executionID: ExecutionID?, eventType: String, payload: JSONValue, version: Int? = nil) {
+            self.topic = topic
+            self.executionID = executionID
+            self.eventType = eventType
+            self.payload = payload
+            self.version = version
+        }
+
+        /// The event type of ``resync(_:)``.
+        public static let resyncEventType = "budpipeline.resync"
+
+        /// Tells the streams of `executionID` that events may have been missed: they read the
+        /// execution again and send it as a `snapshot`.
+        public static func resync(_ executionID: ExecutionID) -> Message {
+            Message(topic: nil, executionID: executionID, eventType: resyncEventType, payload: .null)
+        }
     }
 
     /// Identifies one subscription, for ``unsubscribe(_:)``.

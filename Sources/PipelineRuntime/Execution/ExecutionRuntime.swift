@@ -32,6 +32,10 @@ public final class ExecutionRuntime: Sendable {
     let scheduleAlarm = Alarm()
     /// Wakes the publisher when a transition here wrote outbox events.
     let publishAlarm = Alarm()
+    /// Wakes the lease service when another process says claims ran out.
+    let leaseAlarm = Alarm()
+    /// What this process and the others sharing its database tell each other.
+    let cluster: ClusterRelay
     /// Live events of this process's executions, for streams; without Dapr, notifications too.
     public let eventBus = EventBus()
     let calls: StepCalls
@@ -77,6 +81,7 @@ public final class ExecutionRuntime: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.catalog = RuntimeActionCatalog(plugins: plugins)
+        self.cluster = ClusterRelay(workerID: configuration.workerID)
         let recorder = RuntimeMetrics(factory: metrics)
         self.metrics = recorder
         self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger, metrics: recorder)
@@ -113,11 +118,12 @@ public final class ExecutionRuntime: Sendable {
             StepRecord(id: UUIDText.random(), executionID: record.id, state: state, createdAt: now, updatedAt: now)
         }
         guard runHere else {
-            // Whichever process fires the start timer runs the first steps.
+            // Whichever process fires the start timer runs the first steps: all are told at once.
             try await store.executions.insert(
                 NewExecution(
                     record: record, steps: steps, callbackTopics: request.callbackTopics,
                     timers: [.set(key: RuntimeTimerKey.start, dueAt: now, claimedBy: nil, claimedUntil: nil)]))
+            cluster.broadcast(.wake)
             return record
         }
         // Started here: the first transition is planned before anything is stored and stored with
@@ -556,7 +562,7 @@ public final class ExecutionRuntime: Sendable {
         } else {
             timers.apply(plan.timerEffects, executionID: executionID)
         }
-        publishLive(plan.liveEvents, of: executionID)
+        publishLive(plan.liveEvents, of: executionID, version: plan.transition.expectedVersion + 1)
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
@@ -573,15 +579,40 @@ public final class ExecutionRuntime: Sendable {
         NotificationAudience.mayHaveTopics(callbackTopics: callbackTopics, subscriberIDs: subscriberIDs)
     }
 
-    /// Hands a committed transition's events to this process's live streams, without secrets.
-    func publishLive(_ events: [OutboxEvent], of executionID: ExecutionID) {
-        guard eventBus.subscriberCount > 0 else { return }
-        for event in events {
+    /// Hands a committed transition's events, without secrets, to this process's live streams and
+    /// to the processes that stream the execution; `version` is the execution's version after it.
+    func publishLive(_ events: [OutboxEvent], of executionID: ExecutionID, version: Int?) {
+        let elsewhere = cluster.isWatchedElsewhere(executionID)
+        guard elsewhere || eventBus.subscriberCount > 0 else { return }
+        let shown = events.map { (eventType: $0.eventType, payload: configuration.secretKeys.masked($0.payload)) }
+        for event in shown {
             eventBus.publish(
-                EventBus.Message(
-                    topic: nil, executionID: executionID, eventType: event.eventType,
-                    payload: configuration.secretKeys.masked(event.payload)))
+                EventBus.Message(topic: nil, executionID: executionID, eventType: event.eventType, payload: event.payload, version: version)
+            )
         }
+        if elsewhere { cluster.forward(shown, of: executionID, version: version) }
+    }
+
+    /// A live stream of `executionID` opens in this process: the other processes sharing the
+    /// database forward the execution's events to this one's bus until ``unfollow(_:)``.
+    public func follow(_ executionID: ExecutionID) {
+        cluster.watch(executionID)
+    }
+
+    /// A live stream opened with ``follow(_:)`` ended.
+    public func unfollow(_ executionID: ExecutionID) {
+        cluster.unwatch(executionID)
+    }
+
+    /// Has this process's loops look in the store now for work any process may take (another
+    /// process said some is waiting): due timers, expired step claims, schedules, events to publish.
+    func lookForSharedWork() {
+        cluster.pollTimersNow.store(true, ordering: .releasing)
+        timers.alarm.wake()
+        cluster.sweepLeasesNow.store(true, ordering: .releasing)
+        leaseAlarm.wake()
+        scheduleAlarm.wake()
+        publishAlarm.wake()
     }
 
     /// Runs one step attempt on the plugin pool and feeds its result back as an input.

@@ -106,7 +106,7 @@ extension ExecutionRuntime {
             {
                 logger.error(
                     "execution stopped without its failure policy", metadata: ["execution_id": "\(execution.id)", "reason": "\(reason)"])
-                publishLive(records.live, of: execution.id)
+                publishLive(records.live, of: execution.id, version: nil)
                 publishAlarm.wake()
                 timers.removeAll(executionID: execution.id)
             }

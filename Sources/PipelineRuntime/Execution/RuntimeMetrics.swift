@@ -30,6 +30,7 @@ struct RuntimeMetrics: Sendable {
     let outboxPublishFailures: CounterFamily
     let outboxDeadLetters: CounterFamily
     let inboundEvents: CounterFamily
+    let clusterTakeovers: CounterFamily
     let pluginCalls: CounterFamily
     let pluginCallDuration: DurationFamily
 
@@ -70,6 +71,7 @@ struct RuntimeMetrics: Sendable {
         outboxPublishFailures = CounterFamily(MetricCatalog.outboxPublishFailures, factory: factory)
         outboxDeadLetters = CounterFamily(MetricCatalog.outboxDeadLetters, factory: factory)
         inboundEvents = CounterFamily(MetricCatalog.inboundEvents, factory: factory)
+        clusterTakeovers = CounterFamily(MetricCatalog.clusterTakeovers, factory: factory)
         pluginCalls = CounterFamily(MetricCatalog.pluginCalls, factory: factory)
         pluginCallDuration = DurationFamily(MetricCatalog.pluginCallDuration, factory: factory)
         executionsInMemory = GaugeFamily(MetricCatalog.executionsInMemory, factory: factory)

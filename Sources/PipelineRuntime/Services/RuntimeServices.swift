@@ -10,8 +10,10 @@ import Storage
 import Synchronization
 import WorkMarks
 
-/// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the runtime
-/// itself (stopped last, after the others), timers, step claims, retention, schedules, publishing.
+/// The runtime's long-running parts, to run in one `ServiceGroup` in this order: the link to the
+/// other processes on the database (stopped last, so that it can tell them what the runtime
+/// released), the runtime itself (stopped after the others), timers, step claims, retention,
+/// schedules, publishing.
 ///
 /// Every one of them returns promptly on graceful shutdown and on cancellation of its task (a
 /// group cancelled after a failure or a shutdown that overran): their loops stop and their
@@ -19,7 +21,8 @@ import WorkMarks
 public enum RuntimeServices {
     public static func all(for runtime: ExecutionRuntime) -> [any Service] {
         [
-            RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime), LeaseService(runtime: runtime),
+            ClusterService(runtime: runtime), RuntimeLifecycleService(runtime: runtime), TimerService(runtime: runtime),
+            LeaseService(runtime: runtime),
             RetentionService(runtime: runtime), ScheduleService(runtime: runtime), PublisherService(runtime: runtime),
             PluginRetirementService(plugins: runtime.plugins),
         ]
@@ -88,7 +91,7 @@ public struct TimerService: Service {
                 runtime.recordTimerLag(timer, firedAt: now, source: "local")
                 runtime.submit(.timer(timer), to: timer.executionID)
             }
-            if now >= nextPoll {
+            if now >= nextPoll || runtime.cluster.pollTimersNow.exchange(false, ordering: .acquiringAndReleasing) {
                 nextPoll = await poll(now: now)
             }
             return min(queue.nextDue() ?? nextPoll, nextPoll)
@@ -129,13 +132,13 @@ public struct LeaseService: Service {
         var nextRenewal = Date().addingTimeInterval(renewEvery)
         var nextSweep = Date()
         await runtime.countInterruptionsAtStart()
-        await repeatUntilShutdown(waitingOn: Alarm()) {
+        await repeatUntilShutdown(waitingOn: runtime.leaseAlarm) {
             let now = Date()
             if now >= nextRenewal {
                 await renew(now: now)
                 nextRenewal = now.addingTimeInterval(renewEvery)
             }
-            if now >= nextSweep {
+            if now >= nextSweep || runtime.cluster.sweepLeasesNow.exchange(false, ordering: .acquiringAndReleasing) {
                 let full = await sweep(now: now)
                 nextSweep = full ? now : now.addingTimeInterval(configuration.leaseSweepInterval.seconds)
             }

@@ -66,5 +66,13 @@ extension Migration {
             version: 8, name: "outbox_due_in_write_order",
             postgres: PackageResources.postgres_0008_outbox_due_in_write_order_sql,
             sqlite: PackageResources.sqlite_0008_outbox_due_in_write_order_sql),
+        // The processes sharing a PostgreSQL database, each holding an advisory lock on its row's
+        // id for as long as its connection lives: another process waiting on that lock learns at
+        // once that it died, and hands its claimed work to the others (see docs/operations.md,
+        // "Scaling out"). SQLite has one process and keeps the table empty.
+        Migration(
+            version: 9, name: "cluster_members",
+            postgres: PackageResources.postgres_0009_cluster_members_sql,
+            sqlite: PackageResources.sqlite_0009_cluster_members_sql),
     ]
 }

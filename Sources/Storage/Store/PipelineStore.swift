@@ -19,6 +19,7 @@ public struct PipelineStore: Sendable {
     public let triggers: TriggerStore
     public let inboundEvents: InboundEventStore
     public let interruptions: InterruptionStore
+    public let cluster: ClusterStore
 
     /// `metrics` receives the failed database operations by kind (``MetricCatalog/databaseErrors``).
     public init(database: any Database, metrics: any MetricsFactory = NOOPMetricsHandler.instance) {
@@ -37,6 +38,7 @@ public struct PipelineStore: Sendable {
         triggers = TriggerStore(database: monitored)
         inboundEvents = InboundEventStore(database: monitored)
         interruptions = InterruptionStore(database: monitored)
+        cluster = ClusterStore(database: monitored)
     }
 
     /// Writes one small row, to learn whether the database takes writes again; updates

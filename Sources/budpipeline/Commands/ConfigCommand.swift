@@ -63,7 +63,7 @@ struct ConfigCommand: ParsableCommand {
             check { _ = try PluginHostConfiguration.forCommandLine() }
             check { _ = try RuntimeAssembly.metricsEnabled(environment) }
             check { _ = try WorkerCommand.port(from: environment) }
-            for flag in ["AUTO_MIGRATE", "BUDPIPELINE_STRICT_PLUGINS"] {
+            for flag in ["AUTO_MIGRATE", "BUDPIPELINE_STRICT_PLUGINS", "BUDPIPELINE_CLUSTER_SIGNALS"] {
                 check { _ = try EnvironmentFlag.value(flag, in: environment) }
             }
             return problems

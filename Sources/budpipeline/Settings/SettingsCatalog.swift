@@ -48,6 +48,7 @@ enum SettingsCatalog {
         Setting(variable: "BUDPIPELINE_LEASE_SECONDS", key: "runtime.lease_seconds"),
         Setting(variable: "BUDPIPELINE_TIMER_POLL_MS", key: "runtime.timer_poll_ms"),
         Setting(variable: "BUDPIPELINE_LEASE_SWEEP_MS", key: "runtime.lease_sweep_ms"),
+        Setting(variable: "BUDPIPELINE_CLUSTER_SIGNALS", key: "runtime.cluster_signals"),
         Setting(variable: "DEFAULT_ASYNC_STEP_TIMEOUT", key: "runtime.default_async_step_timeout_seconds"),
         Setting(variable: "RETRY_MAX_ATTEMPTS", key: "retries.max_attempts"),
         Setting(variable: "RETRY_BACKOFF_SECONDS", key: "retries.backoff_seconds"),

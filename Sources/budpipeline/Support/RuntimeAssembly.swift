@@ -103,6 +103,7 @@ struct RuntimeAssembly {
         } catch {
             throw CLIError(error.message)
         }
+        configuration.clusterSignals = try EnvironmentFlag.value("BUDPIPELINE_CLUSTER_SIGNALS", in: environment) ?? true
         let metrics = try Self.metricsEnabled(environment) ? PrometheusExporter() : nil
         for name in ConfigCommand.Check.unknownVariables(in: environment) {
             logger.warning("\(name) is not a setting of budpipeline; it is ignored (see docs/operations.md)")

@@ -1,0 +1,193 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import Scheduling
+import Synchronization
+
+/// This process's side of the talk between the processes sharing a database: which executions
+/// other processes stream (so that this one forwards their events) and which this one streams
+/// (so that it tells the others), and the messages waiting to be sent. ``ClusterService`` sends
+/// and receives them; everything here is memory only.
+///
+/// Nothing is sent while the process is alone on its database or not in a group (SQLite): the
+/// relay is then a few checks of an empty dictionary per transition.
+final class ClusterRelay: Sendable {
+    /// How long another process's watch counts without being repeated.
+    static let watchLifetime: Duration = .seconds(15)
+    /// How often this process repeats its own watches.
+    static let watchRepeat: Duration = .seconds(5)
+    /// The most executions one watch message names (a message stays under the channel's limit).
+    static let executionsPerWatch = 100
+    /// The most executions other processes may be said to stream at once; more are ignored
+    /// (a bound on memory whatever arrives on the channel).
+    static let maximumRemoteWatches = 100_000
+    /// The most messages waiting to be sent; live events beyond it are dropped (the streams that
+    /// wanted them read the execution again) rather than memory growing with a slow database.
+    static let maximumOutgoing = 50_000
+
+    private struct State {
+        var joined = false
+        /// Executions streamed by other processes, by process, until when the watch counts.
+        var remoteWatches: [ExecutionID: [String: ContinuousClock.Instant]] = [:]
+        /// How many streams of this process follow each execution.
+        var localWatches: [ExecutionID: Int] = [:]
+        var outgoing: [String] = []
+        /// Live events dropped because `outgoing` was full, by execution: their streams resync.
+        var overflowed: Set<ExecutionID> = []
+    }
+
+    let workerID: String
+    private let state = Mutex(State())
+    /// Rung when a message is waiting.
+    let alarm = Alarm()
+    /// Set by a wake from another process: the timer service claims due timers at its next turn.
+    let pollTimersNow = Atomic<Bool>(false)
+    /// Set by a wake from another process: the lease service looks for expired claims at its next turn.
+    let sweepLeasesNow = Atomic<Bool>(false)
+
+    init(workerID: String) {
+        self.workerID = workerID
+    }
+
+    /// Whether messages go anywhere: this process is in a group.
+    var isJoined: Bool { state.withLock { $0.joined } }
+
+    func joined(_ joined: Bool) {
+        state.withLock { state in
+            state.joined = joined
+            if !joined {
+                state.remoteWatches = [:]
+                state.outgoing = []
+            }
+        }
+    }
+
+    // MARK: Outgoing
+
+    /// Queues `body` for every process (nothing when not in a group).
+    func broadcast(_ body: ClusterMessage.Body) {
+        let queued = state.withLock { state -> Bool in
+            guard state.joined, state.outgoing.count < Self.maximumOutgoing else { return false }
+            state.outgoing.append(ClusterMessage(sender: workerID, body: body).encoded())
+            return true
+        }
+        if queued { alarm.wake() }
+    }
+
+    /// Whether another process streams `executionID`: its events must be forwarded.
+    func isWatchedElsewhere(_ executionID: ExecutionID) -> Bool {
+        state.withLock { state in
+            guard state.joined, let watchers = state.remoteWatches[executionID] else { return false }
+            let now = ContinuousClock.now
+            return watchers.values.contains { $0 > now }
+        }
+    }
+
+    /// Queues the events of a committed transition for the processes that stream the execution.
+    func forward(_ events: [(eventType: String, payload: JSONValue)], of executionID: ExecutionID, version: Int?) {
+        let queued = state.withLock { state -> Bool in
+            guard state.joined else { return false }
+            guard state.outgoing.count + events.count <= Self.maximumOutgoing else {
+                state.overflowed.insert(executionID)
+                return false
+            }
+            for event in events {
+                let body = ClusterMessage.Body.live(
+                    executionID: executionID, version: version, eventType: event.eventType, payload: event.payload)
+                state.outgoing.append(ClusterMessage(sender: workerID, body: body).encoded())
+            }
+            return true
+        }
+        if queued { alarm.wake() }
+    }
+
+    /// The messages waiting, at most `limit`, oldest first; they leave the queue.
+    func takeOutgoing(limit: Int) -> [String] {
+        state.withLock { state in
+            let taken = Array(state.outgoing.prefix(limit))
+            state.outgoing.removeFirst(taken.count)
+            return taken
+        }
+    }
+
+    /// Executions whose forwarded events were dropped since the last call (see ``maximumOutgoing``).
+    func takeOverflowed() -> Set<ExecutionID> {
+        state.withLock { state in
+            defer { state.overflowed = [] }
+            return state.overflowed
+        }
+    }
+
+    // MARK: This process's streams
+
+    /// A stream of this process starts following `executionID`; the others hear of it at once.
+    func watch(_ executionID: ExecutionID) {
+        let first = state.withLock { state -> Bool in
+            state.localWatches[executionID, default: 0] += 1
+            return state.localWatches[executionID] == 1
+        }
+        if first { broadcast(.watch([executionID])) }
+    }
+
+    /// A stream of this process stopped following `executionID`.
+    func unwatch(_ executionID: ExecutionID) {
+        let last = state.withLock { state -> Bool in
+            guard let count = state.localWatches[executionID] else { return false }
+            state.localWatches[executionID] = count > 1 ? count - 1 : nil
+            return count == 1
+        }
+        if last { broadcast(.unwatch([executionID])) }
+    }
+
+    /// The executions this process streams.
+    var watchedHere: [ExecutionID] { state.withLock { Array($0.localWatches.keys) } }
+
+    /// Tells the others again which executions this process streams.
+    func repeatWatches() {
+        let ids = watchedHere
+        var start = 0
+        while start < ids.count {
+            let end = min(start + Self.executionsPerWatch, ids.count)
+            broadcast(.watch(Array(ids[start..<end])))
+            start = end
+        }
+    }
+
+    // MARK: Incoming
+
+    /// Records what another process says it streams; forgets watches that ran out.
+    func received(watch ids: [ExecutionID], from sender: String, watching: Bool) {
+        let until = ContinuousClock.now + Self.watchLifetime
+        state.withLock { state in
+            for id in ids {
+                if watching {
+                    guard state.remoteWatches[id] != nil || state.remoteWatches.count < Self.maximumRemoteWatches else { continue }
+                    state.remoteWatches[id, default: [:]][sender] = until
+                } else {
+                    state.remoteWatches[id]?[sender] = nil
+                    if state.remoteWatches[id]?.isEmpty == true { state.remoteWatches[id] = nil }
+                }
+            }
+        }
+    }
+
+    /// Forgets every watch of `sender` (it left or died).
+    func forget(_ sender: String) {
+        state.withLock { state in
+            for (id, var watchers) in state.remoteWatches where watchers[sender] != nil {
+                watchers[sender] = nil
+                state.remoteWatches[id] = watchers.isEmpty ? nil : watchers
+            }
+        }
+    }
+
+    /// Forgets the watches that were not repeated in time.
+    func expireWatches(now: ContinuousClock.Instant = .now) {
+        state.withLock { state in
+            state.remoteWatches = state.remoteWatches.compactMapValues { watchers in
+                let live = watchers.filter { $0.value > now }
+                return live.isEmpty ? nil : live
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import BudJSON
+import Foundation
+import PipelineEngine
+import Storage
+import Testing
+
+@testable import PipelineRuntime
+
+/// What processes tell each other, and what one keeps of it, without a database.
+@Suite("Cluster messages")
+struct ClusterMessageTests {
+    static let execution = ExecutionID("0b1c3a2e-5a63-4a3f-9f1e-3b2f6d1c0a11")
+
+    @Test("every message reads back as it was sent")
+    func roundTrip() {
+        let bodies: [ClusterMessage.Body] = [
+            .wake, .hello, .watch([Self.execution, ExecutionID("x")]), .unwatch([Self.execution]),
+            .live(executionID: Self.execution, version: 7, eventType: "step_completed", payload: ["step_id": "a", "outputs": ["n": 1]]),
+            .live(executionID: Self.execution, version: nil, eventType: "workflow_progress", payload: .null),
+        ]
+        for body in bodies {
+            let message = ClusterMessage(sender: "worker-a", body: body)
+            #expect(ClusterMessage(decoding: message.encoded()) == message)
+        }
+    }
+
+    @Test("an event too large for the channel goes without its payload, for its streams to read the execution again")
+    func oversizedEvent() throws {
+        let big = JSONValue.string(String(repeating: "é", count: maximumClusterPayloadBytes))
+        let message = ClusterMessage(
+            sender: "worker-a", body: .live(executionID: Self.execution, version: 3, eventType: "step_completed", payload: ["out": big]))
+        let text = message.encoded()
+        #expect(text.utf8.count <= maximumClusterPayloadBytes)
+        let read = try #require(ClusterMessage(decoding: text))
+        #expect(read.body == .live(executionID: Self.execution, version: 3, eventType: "step_completed", payload: nil))
+    }
+
+    @Test(
+        "anything else on the channel is ignored, never trusted",
+        arguments: [
+            "", "~join", "not json", "[]", "{}", "{\"w\":\"a\"}", "{\"k\":\"wake\"}", "{\"w\":1,\"k\":\"wake\"}",
+            "{\"w\":\"a\",\"k\":\"reboot\"}",
+            "{\"w\":\"a\",\"k\":\"watch\"}", "{\"w\":\"a\",\"k\":\"watch\",\"x\":\"id\"}", "{\"w\":\"a\",\"k\":\"live\",\"x\":\"id\"}",
+            "{\"w\":\"a\",\"k\":\"live\",\"t\":\"step_completed\"}", String(repeating: "[", count: 10_000),
+            "{\"w\":\"a\",\"k\":\"wake\",\"pad\":\"" + String(repeating: "x", count: maximumClusterPayloadBytes) + "\"}",
+        ])
+    func hostileText(_ text: String) {
+        #expect(ClusterMessage(decoding: text) == nil)
+    }
+
+    @Test("a live event's version is read only when it is an integer")
+    func versionKinds() {
+        let text = #"{"w":"a","k":"live","x":"e","t":"step_started","v":"7","p":{}}"#
+        #expect(
+            ClusterMessage(decoding: text)?.body
+                == .live(executionID: ExecutionID("e"), version: nil, eventType: "step_started", payload: [:]))
+    }
+
+    @Test("each member watches the next by id, the last the first; a lone member watches nobody")
+    func ring() {
+        let members = [5, 1, 9].map { ClusterMember(id: Int64($0), workerID: "w\($0)") }
+        #expect(ClusterRing.watched(by: 1, among: members)?.id == 5)
+        #expect(ClusterRing.watched(by: 5, among: members)?.id == 9)
+        #expect(ClusterRing.watched(by: 9, among: members)?.id == 1)
+        // A member whose own row is not (yet) listed still watches someone.
+        #expect(ClusterRing.watched(by: 7, among: members)?.id == 9)
+        #expect(ClusterRing.watched(by: 1, among: [ClusterMember(id: 1, workerID: "w1")]) == nil)
+        #expect(ClusterRing.watched(by: 1, among: []) == nil)
+    }
+
+    @Test("events are forwarded only while another process watches, and only once the process is in a group")
+    func relayForwardsToWatchers() throws {
+        let relay = ClusterRelay(workerID: "here")
+        relay.received(watch: [Self.execution], from: "there", watching: true)
+        #expect(!relay.isWatchedElsewhere(Self.execution), "not in a group: nothing goes anywhere")
+        relay.joined(true)
+        relay.received(watch: [Self.execution], from: "there", watching: true)
+        #expect(relay.isWatchedElsewhere(Self.execution))
+        relay.forward([("step_started", ["step_id": "a"])], of: Self.execution, version: 4)
+        let sent = relay.takeOutgoing(limit: 10).compactMap(ClusterMessage.init(decoding:))
+        #expect(sent.map(\.body) == [.live(executionID: Self.execution, version: 4, eventType: "step_started", payload: ["step_id": "a"])])
+        #expect(sent.allSatisfy { $0.sender == "here" })
+
+        relay.received(watch: [Self.execution], from: "there", watching: false)
+        #expect(!relay.isWatchedElsewhere(Self.execution))
+        relay.received(watch: [Self.execution], from: "there", watching: true)
+        relay.forget("there")
+        #expect(!relay.isWatchedElsewhere(Self.execution), "a process that left or died watches nothing")
+        relay.received(watch: [Self.execution], from: "there", watching: true)
+        relay.expireWatches(now: .now + ClusterRelay.watchLifetime + .seconds(1))
+        #expect(!relay.isWatchedElsewhere(Self.execution), "a watch not repeated runs out")
+    }
+
+    @Test("this process's streams are announced once per execution, repeated in bounded messages, withdrawn by the last")
+    func relayAnnouncesWatches() {
+        let relay = ClusterRelay(workerID: "here")
+        relay.joined(true)
+        relay.watch(Self.execution)
+        relay.watch(Self.execution)
+        #expect(relay.takeOutgoing(limit: 10).compactMap(ClusterMessage.init(decoding:)).map(\.body) == [.watch([Self.execution])])
+        relay.unwatch(Self.execution)
+        #expect(relay.takeOutgoing(limit: 10).isEmpty, "another stream still follows it")
+        relay.unwatch(Self.execution)
+        relay.unwatch(Self.execution)
+        #expect(relay.takeOutgoing(limit: 10).compactMap(ClusterMessage.init(decoding:)).map(\.body) == [.unwatch([Self.execution])])
+
+        let many = (0..<250).map { ExecutionID(String(format: "00000000-0000-4000-8000-%012d", $0)) }
+        for id in many { relay.watch(id) }
+        _ = relay.takeOutgoing(limit: 1000)
+        relay.repeatWatches()
+        let repeated = relay.takeOutgoing(limit: 1000)
+        #expect(repeated.count == 3 && repeated.allSatisfy { $0.utf8.count <= maximumClusterPayloadBytes })
+        let named = repeated.compactMap(ClusterMessage.init(decoding:)).flatMap { message -> [ExecutionID] in
+            if case .watch(let ids) = message.body { ids } else { [] }
+        }
+        #expect(Set(named) == Set(many))
+    }
+
+    @Test("memory stays bounded whatever arrives: remote watches and waiting messages have ceilings")
+    func relayBounds() {
+        let relay = ClusterRelay(workerID: "here")
+        relay.joined(true)
+        let flood = (0..<(ClusterRelay.maximumRemoteWatches + 10)).map { ExecutionID("e\($0)") }
+        relay.received(watch: flood, from: "noisy", watching: true)
+        #expect(!relay.isWatchedElsewhere(ExecutionID("e\(ClusterRelay.maximumRemoteWatches + 5)")))
+        #expect(relay.isWatchedElsewhere(ExecutionID("e0")))
+        let events = Array(repeating: (eventType: "step_progress", payload: JSONValue.null), count: ClusterRelay.maximumOutgoing + 1)
+        relay.forward(events, of: Self.execution, version: 1)
+        #expect(relay.takeOutgoing(limit: 10).isEmpty)
+        #expect(relay.takeOverflowed() == [Self.execution], "its streams are told to read the execution again")
+    }
+}
