@@ -44,6 +44,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP export of traces: only the HTTP/protobuf exporter (the gRPC one would add
+        // grpc-swift and minutes of clean build).
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The plugin C ABI: one header, nothing else.
@@ -129,6 +133,7 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -164,6 +169,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -264,7 +271,10 @@ let package = Package(
         // Test support and tests.
         .target(
             name: "_BudPipelineTestSupport",
-            dependencies: ["BudPipelineHost", "PluginTesting", "BudJSON", "Storage", "StorageSQLite", "StoragePostgres"],
+            dependencies: [
+                "BudPipelineHost", "PluginTesting", "BudJSON", "Storage", "StorageSQLite", "StoragePostgres",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             path: "Tests/_BudPipelineTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -317,9 +327,11 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "PipelineRuntime", "Storage",
+                "BudJSON", "BudPipelineHost", "BudServicesSimulator", "DaprSidecar", "HTTPAPI", "PipelineEngine", "PipelineRuntime",
+                "Storage",
                 "_BudPipelineTestSupport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -5,6 +5,7 @@ import HTTPAPI
 import Logging
 import PipelineRuntime
 import ServiceLifecycle
+import Tracing
 import _BudPipelineTestSupport
 
 /// The HTTP API served from the test process: the router, HTTP server, runtime and runtime
@@ -23,8 +24,12 @@ struct InProcessAPIServer: APIServing {
     let appToken: String?
     let runtime: ExecutionRuntime
 
+    /// With `tracing`, the runtime has that tracer, its events are published to the Dapr sidecar
+    /// at `tracing.sidecar`, and its plugins are a host of their own whose service calls go
+    /// through that sidecar with the tracer too (isolated in plugin processes, shut down afterwards).
     static func with(
-        _ backend: TestBackend, environment: [String: String] = [:], _ body: (InProcessAPIServer) async throws -> Void
+        _ backend: TestBackend, environment: [String: String] = [:], tracing: (tracer: any Tracer, sidecar: String)? = nil,
+        _ body: (InProcessAPIServer) async throws -> Void
     ) async throws {
         if let key = environment.keys.first(where: { $0.hasPrefix("BUDPIPELINE_PLUGIN") || $0.hasPrefix("DAPR_") }) {
             throw ServerError("\(key) configures the plugins, which the in-process servers share: use APIServerProcess")
@@ -32,9 +37,21 @@ struct InProcessAPIServer: APIServing {
         let database = try await TestDatabase.make(backend)
         var logger = Logger(label: "test.server")
         logger.logLevel = .critical
-        let configuration = try RuntimeConfiguration.from(environment: environment)
-        let plugins = await SharedPlugins.host.value
-        let runtime = ExecutionRuntime(store: database.store, plugins: plugins, configuration: configuration, logger: logger)
+        var configuration = try RuntimeConfiguration.from(environment: environment)
+        let plugins: PluginHost
+        if let tracing {
+            configuration.publishing.daprEndpoint = tracing.sidecar
+            let invoker = DaprServiceInvoker(endpoint: tracing.sidecar, apiToken: nil, tracing: ExecutionTracing(tracer: tracing.tracer))
+            // In plugin processes of their own: the libraries' process-wide state stays the shared host's.
+            var pluginConfiguration = PluginHostConfiguration(pluginDirectories: [Repository.productsDirectory])
+            pluginConfiguration.isolation = .process
+            pluginConfiguration.processSettings.runner = [Repository.executable, "plugin-process"]
+            plugins = await PluginHost.load(configuration: pluginConfiguration, serviceInvoker: invoker, logger: logger)
+        } else {
+            plugins = await SharedPlugins.host.value
+        }
+        let runtime = ExecutionRuntime(
+            store: database.store, plugins: plugins, configuration: configuration, logger: logger, tracer: tracing?.tracer)
         var api = try APIConfiguration.from(environment: environment)
         api.host = "127.0.0.1"
         api.port = 0
@@ -74,6 +91,7 @@ struct InProcessAPIServer: APIServing {
             }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
+            if tracing != nil { await plugins.shutdown() }
             await database.close()
             try outcome.get()
         }

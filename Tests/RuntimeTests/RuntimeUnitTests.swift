@@ -145,7 +145,8 @@ struct TransitionPlanTests {
         let machine = ExecutionStateMachine(pipeline: pipeline, executionID: "exec-1", params: params)
         let rows = Dictionary(uniqueKeysWithValues: machine.steps.map { ($0.stepID, "row-\($0.stepID)") })
         return LiveExecution(
-            machine: machine, version: 1, eventSequence: 0, pipelineID: "pipe-1", ownerID: ownerID, stepRowIDs: rows, publishes: true)
+            machine: machine, version: 1, eventSequence: 0, pipelineID: "pipe-1", ownerID: ownerID, stepRowIDs: rows, publishes: true,
+            traceParent: nil)
     }
 
     static let start = TimerRecord(executionID: "exec-1", key: RuntimeTimerKey.start, dueAt: now)

@@ -68,6 +68,7 @@ enum Representation {
         }
         var snapshot = record.definitionSnapshot
         let retryOf = snapshot.removeValue(forKey: "retry_of") ?? .null
+        snapshot["trace_parent"] = nil
         return [
             "id": .string(record.id.rawValue),
             "version": .int(record.version),

@@ -32,6 +32,7 @@ struct ExecutionRoutes: Sendable {
         var start = Self.request(&reader)
         try reader.finish()
         try Self.assignOwner(of: &start, caller: try Caller(request))
+        start.traceParent = request.traceParent
         let raw = rawID ?? ""
         guard let id = PipelineID(parsing: raw) else { throw APIError.pipelineNotFound(raw) }
         do {
@@ -50,6 +51,7 @@ struct ExecutionRoutes: Sendable {
         var start = Self.request(&reader)
         try reader.finish()
         try Self.assignOwner(of: &start, caller: try Caller(request))
+        start.traceParent = request.traceParent
         start.dag = .object(dag ?? [:])
         start.pipelineName = dag?["name"]?.stringValue ?? "Ephemeral Pipeline"
         return try await run(start, invalidTitle: "Invalid pipeline definition")

@@ -161,8 +161,9 @@ struct ScheduleRoutes: Sendable {
         let overrides = try await request.jsonObject(limit: configuration.maximumBodySize, emptyAllowed: true)
         let params = ScheduleFiring.params(for: current, now: Date(), manual: true, overrides: overrides)
         do {
-            let record = try await runtime.startSavedPipeline(
-                current.pipelineID, ExecutionRequest(dag: .null, params: params, ownerID: current.userID))
+            var start = ExecutionRequest(dag: .null, params: params, ownerID: current.userID)
+            start.traceParent = request.traceParent
+            let record = try await runtime.startSavedPipeline(current.pipelineID, start)
             return JSONResponse(Representation.triggeredRun(record))
         } catch let error as ExecutionStartError {
             throw ExecutionRoutes.apiError(error, invalidTitle: "Invalid pipeline definition")

@@ -171,8 +171,9 @@ struct WebhookRoutes: Sendable {
             "triggered_at": .string(SQLTimestamp.format(now)),
         ]
         do {
-            let record = try await runtime.startSavedPipeline(
-                current.pipelineID, ExecutionRequest(dag: .null, params: params, initiator: "webhook", ownerID: current.userID))
+            var start = ExecutionRequest(dag: .null, params: params, initiator: "webhook", ownerID: current.userID)
+            start.traceParent = request.traceParent
+            let record = try await runtime.startSavedPipeline(current.pipelineID, start)
             try await store.triggers.recordFiring(WebhookRecord.self, id: current.id, at: now)
             return JSONResponse(Representation.triggeredRun(record))
         } catch let error as ExecutionStartError {

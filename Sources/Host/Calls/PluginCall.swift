@@ -235,7 +235,7 @@ final class PluginCall: Sendable {
             answer(responsePointer, status: 0, body: Array("service invocation is not configured on this host".utf8))
             return .unsupported
         }
-        let invocation: ServiceInvocation
+        var invocation: ServiceInvocation
         do {
             invocation = try ServiceInvocation(
                 appID: appID,
@@ -247,6 +247,7 @@ final class PluginCall: Sendable {
                 executionID: context.executionID,
                 stepID: context.stepID
             )
+            invocation.traceparent = context.traceparent
         } catch {
             plugin.logger.warning("service call refused", metadata: callMetadata.merging(["reason": "\(error.message)"]) { $1 })
             answer(responsePointer, status: 0, body: Array("service call refused: \(error.message)".utf8))

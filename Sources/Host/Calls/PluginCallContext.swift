@@ -2,6 +2,9 @@
 public struct PluginCallContext: Sendable {
     public var executionID: String?
     public var stepID: String?
+    /// The W3C `traceparent` of the call's span: the parent of the spans of the service calls the
+    /// plugin makes, and what they pass on.
+    public var traceparent: String?
     /// Receives `report_progress` calls of an `execute` call, on the plugin's thread.
     public var progressHandler: (@Sendable (PluginProgress) -> Void)?
 

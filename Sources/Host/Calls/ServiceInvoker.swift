@@ -15,6 +15,9 @@ public struct ServiceInvocation: Sendable, Equatable {
     public var pluginName: String
     public var executionID: String?
     public var stepID: String?
+    /// The W3C `traceparent` of the plugin call making the request (the server's, never the
+    /// plugin's), when it has one.
+    public var traceparent: String?
 
     /// The longest method name accepted.
     public static let maximumMethodBytes = 16

@@ -815,13 +815,14 @@ final class PluginProcess: Sendable {
                 header: ["outcome": "unsupported", "message": "service invocation is not configured on this host"])
         }
         let timeoutMilliseconds = frame.header["timeout_ms"]?.intValue ?? 0
-        let invocation: ServiceInvocation
+        var invocation: ServiceInvocation
         do {
             invocation = try ServiceInvocation(
                 appID: frame.header["app_id"]?.stringValue ?? "", method: frame.header["method"]?.stringValue ?? "",
                 path: frame.header["path"]?.stringValue ?? "", body: frame.blob,
                 timeout: timeoutMilliseconds > 0 ? .milliseconds(Int64(min(timeoutMilliseconds, 86_400_000))) : nil,
                 pluginName: label, executionID: context.executionID, stepID: context.stepID)
+            invocation.traceparent = context.traceparent
         } catch {
             logger.warning("service call refused", metadata: ["plugin": "\(label)", "reason": "\(error.message)"])
             return PluginFrame(

@@ -1,7 +1,9 @@
 public import BudJSON
 public import BudPipelineHost
 import Foundation
+import PipelineEngine
 import Synchronization
+import Tracing
 
 /// Carries out the service calls plugins make (`invoke_service`) through Dapr's service
 /// invocation API: `{endpoint}/v1.0/invoke/{app}/method/{path}`, built from the invocation's
@@ -9,8 +11,10 @@ import Synchronization
 ///
 /// Headers: `Content-Type: application/json` with a body; the API token as `dapr-api-token`, which
 /// the local sidecar checks, and as `x-app-api-token`, which Dapr forwards to the called app; and
-/// a W3C `traceparent` whose trace id is the execution id, so the called service's logs correlate
-/// with the execution. A call without an answer (refused, timed out) is an error, which the plugin
+/// the W3C trace context of the call: with tracing on, of its client span (a child of the plugin
+/// call's); else the execution's as it is (trace id = the execution id, unless the request that
+/// started the execution carried one), so the called service's logs correlate with the execution.
+/// A call without an answer (refused, timed out) is an error, which the plugin
 /// sees as RETRYABLE_ERROR; any HTTP status is an answer, for the plugin to judge.
 ///
 /// Each app has a circuit breaker: after `failureThreshold` calls in a row that got no answer or a
@@ -25,6 +29,8 @@ public final class DaprServiceInvoker: ServiceInvoker {
     public let openInterval: Duration
     /// The largest answer a plugin receives; a larger one fails the call (16 MiB by default).
     public let maximumAnswerBytes: Int
+    /// The spans of the calls (none when off).
+    public let tracing: ExecutionTracing
 
     private struct Circuit {
         var consecutiveFailures = 0
@@ -36,8 +42,9 @@ public final class DaprServiceInvoker: ServiceInvoker {
 
     public init(
         endpoint: String, apiToken: SecretText?, defaultTimeout: Duration = .seconds(30), failureThreshold: Int = 5,
-        openInterval: Duration = .seconds(30), maximumAnswerBytes: Int = 16 << 20
+        openInterval: Duration = .seconds(30), maximumAnswerBytes: Int = 16 << 20, tracing: ExecutionTracing = .off
     ) {
+        self.tracing = tracing
         self.maximumAnswerBytes = max(1, maximumAnswerBytes)
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.apiToken = apiToken
@@ -47,6 +54,33 @@ public final class DaprServiceInvoker: ServiceInvoker {
     }
 
     public func invoke(_ invocation: ServiceInvocation) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
+        let parent = invocation.traceparent.flatMap(TraceParent.init) ?? invocation.executionID.flatMap { .derived(from: ExecutionID($0)) }
+        let path = "/\(invocation.target.invocationPath)"
+        let span = tracing.startSpan(invocation.method, parent: parent, kind: .client) { attributes in
+            attributes["http.request.method"] = invocation.method
+            attributes["url.path"] = String(path.prefix { $0 != "?" })
+            attributes["peer.service"] = invocation.appID
+            attributes["budpipeline.plugin.name"] = invocation.pluginName
+            if let executionID = invocation.executionID { attributes["budpipeline.execution.id"] = executionID }
+            if let stepID = invocation.stepID { attributes["budpipeline.step.id"] = stepID }
+        }
+        do {
+            let response = try await invoke(invocation, trace: tracing.headers(of: span, else: parent))
+            span?.attributes["http.response.status_code"] = response.statusCode
+            if response.statusCode >= 500 { span?.attributes["error.type"] = "\(response.statusCode)" }
+            span?.end(failure: response.statusCode >= 500 ? "answered \(response.statusCode)" : nil)
+            return response
+        } catch {
+            span?.attributes["error.type"] = "unanswered"
+            span?.recordError(error)
+            span?.end(failure: error.message)
+            throw error
+        }
+    }
+
+    private func invoke(
+        _ invocation: ServiceInvocation, trace: [String: String]
+    ) async throws(ServiceInvocationError) -> ServiceInvocationResponse {
         try admit(invocation.appID)
         let url = "\(endpoint)/\(invocation.target.invocationPath)"
         let timeout = invocation.timeout ?? defaultTimeout
@@ -56,10 +90,7 @@ public final class DaprServiceInvoker: ServiceInvoker {
             headers.append(("dapr-api-token", apiToken.revealed))
             headers.append(("x-app-api-token", apiToken.revealed))
         }
-        let span = "\(invocation.stepID ?? "")/\(invocation.method) \(invocation.path)"
-        if let traceparent = TraceContext.traceparent(executionID: invocation.executionID, spanSeed: span) {
-            headers.append(("traceparent", traceparent))
-        }
+        headers += trace.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let answer: OutboundHTTP.Answer
         do {
             answer = try await OutboundHTTP.send(

@@ -12,30 +12,21 @@ public struct OutgoingMessage: Sendable, Equatable {
     /// Stable across redeliveries of the same outbox event to the same topic: the CloudEvent `id`.
     public var messageID: String
     public var executionID: ExecutionID?
+    /// The W3C trace context the message carries (`traceparent`, and `tracestate` when there is
+    /// one), sent as publish metadata: every event of an execution is in the execution's trace
+    /// without a new top-level key in the body (see ``ExecutionTracing``).
+    public var traceContext: [String: String]
 
-    public init(topic: String, body: JSONObject, eventType: String, messageID: String, executionID: ExecutionID?) {
+    public init(
+        topic: String, body: JSONObject, eventType: String, messageID: String, executionID: ExecutionID?,
+        traceContext: [String: String] = [:]
+    ) {
         self.topic = topic
         self.body = body
         self.eventType = eventType
         self.messageID = messageID
         self.executionID = executionID
-    }
-
-    /// The correlation id, as ``TraceContext`` makes it: every event of an execution carries the
-    /// same one without a new top-level key in the body.
-    public var traceparent: String? { TraceContext.traceparent(executionID: executionID?.rawValue, spanSeed: messageID) }
-}
-
-/// W3C trace context for an execution's messages and calls.
-public enum TraceContext {
-    /// A `traceparent` whose trace id is the execution id (its 32 hex digits) and whose span id
-    /// derives from `spanSeed`; `nil` without a usable execution id.
-    public static func traceparent(executionID: String?, spanSeed: String) -> String? {
-        guard let executionID else { return nil }
-        let hex = executionID.lowercased().filter(\.isHexDigit)
-        guard hex.count == 32, hex != String(repeating: "0", count: 32) else { return nil }
-        let span = spanSeed.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
-        return "00-\(hex)-\(String(format: "%016llx", span | 1))-01"
+        self.traceContext = traceContext
     }
 }
 
@@ -81,8 +72,8 @@ public struct DaprTransport: MessageTransport {
             URLQueryItem(name: "metadata.cloudevent.source", value: "budpipeline"),
             URLQueryItem(name: "metadata.cloudevent.type", value: message.eventType),
         ]
-        if let traceparent = message.traceparent {
-            metadata.append(URLQueryItem(name: "metadata.cloudevent.traceparent", value: traceparent))
+        for key in ["traceparent", "tracestate"] {
+            if let value = message.traceContext[key] { metadata.append(URLQueryItem(name: "metadata.cloudevent.\(key)", value: value)) }
         }
         components.queryItems = metadata
         guard let url = components.string else { throw PublishError("cannot build a publish URL for topic \(message.topic)") }

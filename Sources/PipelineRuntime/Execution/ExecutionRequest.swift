@@ -30,6 +30,9 @@ public struct ExecutionRequest: Sendable {
     /// For a retry: the execution it retries and the steps that already completed there, which
     /// the new execution keeps (outputs included) instead of running them again.
     public var retry: (of: ExecutionID, completedSteps: [StepState])?
+    /// The trace context of the request that starts the execution (its valid `traceparent`), which
+    /// the execution's trace joins; `nil`: its trace id is the execution id.
+    public var traceParent: TraceParent?
 
     public init(
         dag: JSONValue,
@@ -123,6 +126,7 @@ enum ExecutionPreparation {
             "params": .object(params),
         ]
         if let retry = request.retry { snapshot["retry_of"] = .string(retry.of.rawValue) }
+        if let trace = request.traceParent { snapshot["trace_parent"] = .string(trace.header) }
         let now = Date()
         let record = ExecutionRecord(
             id: id,

@@ -9,6 +9,7 @@ import Scheduling
 public import Storage
 import Synchronization
 import Telemetry
+public import Tracing
 import WorkMarks
 
 /// Runs executions against the store: every input to an execution becomes one transaction (the
@@ -41,6 +42,8 @@ public final class ExecutionRuntime: Sendable {
     let calls: StepCalls
     /// What the runtime records (nothing, with the default no-op factory).
     let metrics: RuntimeMetrics
+    /// The spans the runtime makes (none without a tracer).
+    public let tracing: ExecutionTracing
     /// The work the runtime starts by itself, run by ``RuntimeLifecycleService``.
     let tasks = RuntimeTasks()
     /// The first count of interruptions (see ``countInterruptionsAtStart()``).
@@ -72,9 +75,10 @@ public final class ExecutionRuntime: Sendable {
     private let statistics = Mutex(RuntimeStatistics())
 
     /// `metrics` receives what the runtime records (see ``MetricCatalog``); by default nothing is.
+    /// `tracer` makes the executions' spans (see ``ExecutionTracing``); by default none are made.
     public init(
         store: PipelineStore, plugins: PluginHost, configuration: RuntimeConfiguration, logger: Logger,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, tracer: (any Tracer)? = nil
     ) {
         self.store = store
         self.plugins = plugins
@@ -84,7 +88,9 @@ public final class ExecutionRuntime: Sendable {
         self.cluster = ClusterRelay(workerID: configuration.workerID)
         let recorder = RuntimeMetrics(factory: metrics)
         self.metrics = recorder
-        self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger, metrics: recorder)
+        let tracing = ExecutionTracing(tracer: tracer)
+        self.tracing = tracing
+        self.calls = StepCalls(plugins: plugins, tasks: tasks, logger: logger, metrics: recorder, tracing: tracing)
     }
 
     /// Executions held in memory and the inputs waiting for them.
@@ -99,7 +105,33 @@ public final class ExecutionRuntime: Sendable {
     /// Validates a DAG and its parameters, stores a new execution and starts it. Returns at once;
     /// the execution runs in the background: in this process when `runHere` (the default), else
     /// in whichever process sharing the database picks it up first.
+    ///
+    /// With tracing on, an `execution.start` span covers this, and the execution's later spans
+    /// descend from it; its parent is the request's trace context, else one derived from the
+    /// execution id.
     public func startExecution(_ request: ExecutionRequest, runHere: Bool = true) async throws -> ExecutionRecord {
+        guard tracing.enabled else { return try await start(request, runHere: runHere) }
+        var request = request
+        let executionID = request.executionID ?? .generate()
+        request.executionID = executionID
+        let span = tracing.startSpan("execution.start", parent: request.traceParent ?? .derived(from: executionID)) { attributes in
+            attributes["budpipeline.execution.id"] = executionID.rawValue
+            if let pipelineID = request.pipelineID { attributes["budpipeline.pipeline.id"] = pipelineID.rawValue }
+            attributes["budpipeline.execution.initiator"] = request.initiator
+        }
+        request.traceParent = tracing.traceParent(of: span, else: request.traceParent)
+        do {
+            let record = try await start(request, runHere: runHere)
+            span?.end()
+            return record
+        } catch {
+            span?.recordError(error)
+            span?.end(failure: "\(error)")
+            throw error
+        }
+    }
+
+    private func start(_ request: ExecutionRequest, runHere: Bool) async throws -> ExecutionRecord {
         guard !isStopping else { throw RuntimeError.shuttingDown }
         let prepared = try ExecutionPreparation.prepare(request, catalog: catalog, options: configuration.engineOptions)
         // A saved pipeline's literal parameters were checked by their plugins when it was saved;
@@ -137,7 +169,8 @@ public final class ExecutionRuntime: Sendable {
             pipelineID: record.pipelineID,
             ownerID: record.userID,
             stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first }),
-            publishes: publishes(callbackTopics: request.callbackTopics, subscriberIDs: record.subscriberIDs)
+            publishes: publishes(callbackTopics: request.callbackTopics, subscriberIDs: record.subscriberIDs),
+            traceParent: LiveExecution.traceParent(of: record)
         )
         let inputs = [RuntimeInput.engine(.start)]
         let plan = WorkMarks.during(Self.transitionMark(record.id, inputs)) {
@@ -564,12 +597,31 @@ public final class ExecutionRuntime: Sendable {
         }
         publishLive(plan.liveEvents, of: executionID, version: plan.transition.expectedVersion + 1)
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
+        if tracing.enabled { recordStepSpans(plan, executionID: executionID) }
         for call in plan.calls { startCall(call) }
         for abandonment in plan.abandonments { calls.cleanup(abandonment, executionID: executionID) }
         for workflowID in plan.awaitedWorkflowIDs { tasks.start { await self.deliverParkedEvents(for: workflowID) } }
         if let status = plan.finished {
             logger.info("execution finished", metadata: ["execution_id": "\(executionID)", "status": "\(status.rawValue)"])
             notifyFinished(executionID)
+        }
+    }
+
+    /// One span per step attempt that `plan` ended, from its start to the transition that stored
+    /// its end, in whichever process that was.
+    private func recordStepSpans(_ plan: TransitionPlan, executionID: ExecutionID) {
+        let ended = plan.transition.now
+        for step in plan.stepOutcomes where step.outcome.endsAttempt {
+            let started = step.seconds.map { ended.addingTimeInterval(-max(0, $0)) } ?? ended
+            let span = tracing.startSpan("step", parent: plan.traceParent, at: started) { attributes in
+                attributes["budpipeline.execution.id"] = executionID.rawValue
+                attributes["budpipeline.step.id"] = step.stepID
+                attributes["budpipeline.step.action"] = step.action
+                attributes["budpipeline.step.attempt"] = step.attempt
+                attributes["budpipeline.step.outcome"] = step.outcome.rawValue
+            }
+            let failed = step.outcome == .failed || step.outcome == .timedOut || step.outcome == .retrying
+            span?.end(failure: failed ? "step \(step.outcome.rawValue)" : nil, at: ended)
         }
     }
 

@@ -33,9 +33,16 @@ struct LiveExecution: Sendable {
     /// Whether its events have topics to go to (see ``NotificationAudience/mayHaveTopics(callbackTopics:subscriberIDs:)``); when not,
     /// its transitions write nothing to the outbox.
     let publishes: Bool
+    /// The trace context the execution's spans descend from (see ``ExecutionTracing``).
+    let traceParent: TraceParent?
 
     var executionID: ExecutionID { machine.executionID }
     var isFinished: Bool { machine.execution.status.isFinished }
+
+    /// The trace context stored with `execution`, else the one derived from its id.
+    static func traceParent(of execution: ExecutionRecord) -> TraceParent? {
+        execution.traceParent.flatMap(TraceParent.init) ?? .derived(from: execution.id)
+    }
 
     /// Rebuilds an execution from its stored rows.
     static func restore(
@@ -73,7 +80,8 @@ struct LiveExecution: Sendable {
                 pipelineID: execution.pipelineID,
                 ownerID: execution.userID,
                 stepRowIDs: Dictionary(steps.map { ($0.state.stepID, $0.id) }, uniquingKeysWith: { first, _ in first }),
-                publishes: publishes
+                publishes: publishes,
+                traceParent: traceParent(of: execution)
             )
         } catch {
             throw .unrecoverable("execution \(execution.id): its stored steps do not fit its DAG: \(error)")
@@ -194,7 +202,8 @@ struct LiveExecution: Sendable {
             transition: transition,
             calls: started.compactMap { dispatch in
                 requests[dispatch.stepID].map {
-                    StepCall(request: $0, checkParamsFirst: machine.pipeline.hasTemplatedParams(dispatch.stepID))
+                    StepCall(
+                        request: $0, checkParamsFirst: machine.pipeline.hasTemplatedParams(dispatch.stepID), traceParent: traceParent)
                 }
             },
             abandonments: abandonments,
@@ -209,7 +218,8 @@ struct LiveExecution: Sendable {
             finished: machine.execution.status.isFinished ? machine.execution.status : nil,
             taken: taken,
             stepOutcomes: events.compactMap { stepOutcome(of: $0, latest: latestStates) },
-            startedExecution: events.contains(.executionStarted)
+            startedExecution: events.contains(.executionStarted),
+            traceParent: traceParent
         )
     }
 
@@ -262,6 +272,8 @@ struct StepCall: Sendable, Equatable {
     /// The step's parameters held templates, so its plugin has not checked them yet
     /// (`validate_params` runs before `execute`).
     var checkParamsFirst = false
+    /// The execution's trace context, the parent of the call's span.
+    var traceParent: TraceParent?
 
     var executionID: ExecutionID { ExecutionID(request.executionID) }
     var stepID: String { request.stepID }
@@ -296,6 +308,8 @@ struct TransitionPlan: Sendable {
 
     /// Whether this transition started the execution.
     var startedExecution = false
+    /// The execution's trace context, the parent of the spans of its step attempts.
+    var traceParent: TraceParent?
 }
 
 /// One step change of a transition, as the metrics count it and the debug log shows it: the

@@ -6,6 +6,7 @@ import PipelineEngine
 import PluginSchema
 import Scheduling
 import Synchronization
+import Tracing
 
 /// The plugin calls this process is making, so that their claims can be renewed, and the mapping
 /// of their answers to engine inputs.
@@ -26,12 +27,14 @@ final class StepCalls: Sendable {
     private let tasks: RuntimeTasks
     private let logger: Logger
     private let metrics: RuntimeMetrics
+    private let tracing: ExecutionTracing
     private let state = Mutex(State())
     /// Rung when the last call in flight returns.
     private let idle = Alarm()
 
-    init(plugins: PluginHost, tasks: RuntimeTasks, logger: Logger, metrics: RuntimeMetrics) {
+    init(plugins: PluginHost, tasks: RuntimeTasks, logger: Logger, metrics: RuntimeMetrics, tracing: ExecutionTracing = .off) {
         self.plugins = plugins
+        self.tracing = tracing
         self.tasks = tasks
         self.logger = logger
         self.metrics = metrics
@@ -73,7 +76,21 @@ final class StepCalls: Sendable {
         guard accepted else { return false }
         let started = tasks.start { [self] in
             let callStarted = ContinuousClock.now
-            let (input, outcome) = await execute(call, progress: progress)
+            // A call dispatched again after a takeover has no stored context at hand: the one
+            // derived from the execution id.
+            let parent = call.traceParent ?? .derived(from: call.executionID)
+            let span = tracing.startSpan("plugin.call", parent: parent) { attributes in
+                attributes["budpipeline.execution.id"] = call.executionID.rawValue
+                attributes["budpipeline.step.id"] = call.stepID
+                attributes["budpipeline.step.attempt"] = call.attempt
+                attributes["budpipeline.plugin.name"] = plugins.action(call.request.action)?.plugin.name ?? "other"
+                attributes["budpipeline.plugin.action"] = call.request.action
+            }
+            let (input, outcome) = await execute(call, trace: tracing.traceParent(of: span, else: parent), progress: progress)
+            if let span {
+                span.attributes["budpipeline.plugin.outcome"] = outcome
+                span.end(failure: Self.succeeded.contains(outcome) ? nil : Self.failureMessage(of: input) ?? outcome)
+            }
             if metrics.enabled {
                 metrics.recordPluginCall(
                     plugin: plugins.action(call.request.action)?.plugin.name ?? "other", outcome: outcome,
@@ -84,6 +101,15 @@ final class StepCalls: Sendable {
         }
         if !started { finished(key) }
         return started
+    }
+
+    /// The outcomes of a call that did what was asked.
+    private static let succeeded: Set<String> = ["completed", "awaiting_event", "unfinished"]
+
+    /// What a failed call reported, for its span's status.
+    private static func failureMessage(of input: ExecutionInput?) -> String? {
+        guard case .stepFailed(_, _, let failure, _)? = input else { return nil }
+        return String(describing: failure).prefix(500).description
     }
 
     private func finished(_ key: Key) {
@@ -109,12 +135,13 @@ final class StepCalls: Sendable {
     /// The input a call's result makes, and the outcome the metrics count it as (see
     /// ``MetricCatalog/pluginCalls``).
     private func execute(
-        _ call: StepCall, progress: @escaping @Sendable (ExecutionInput) -> Void
+        _ call: StepCall, trace: TraceParent?, progress: @escaping @Sendable (ExecutionInput) -> Void
     ) async -> (input: ExecutionInput?, outcome: String) {
         let stepID = call.stepID
-        let context = PluginCallContext(executionID: call.executionID.rawValue, stepID: stepID) { report in
+        var context = PluginCallContext(executionID: call.executionID.rawValue, stepID: stepID) { report in
             progress(.stepProgress(stepID: stepID, percent: report.percent, etaSeconds: report.etaSeconds, message: report.message))
         }
+        context.traceparent = trace?.header
         let timeout = call.request.timeoutSeconds.map { Duration.seconds($0) }
         do {
             if call.checkParamsFirst, plugins.action(call.request.action)?.validatesParams == true {

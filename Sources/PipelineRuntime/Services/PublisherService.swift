@@ -6,6 +6,7 @@ public import ServiceLifecycle
 import Storage
 import Synchronization
 import Telemetry
+import Tracing
 
 /// Drains the outbox: each event a transition wrote for publishing goes, as a notification, to the
 /// execution's callback topics and — when it has subscribers — to the notification service's
@@ -117,11 +118,15 @@ public struct PublisherService: Service {
         }
         // Without the audiences nothing is sent: the claim runs out and the events go out later.
         guard let audiences = await self.audiences(of: Array(Set(claimed.compactMap(\.executionID)))) else { return false }
+        let traces = audiences.traces
         await withTaskGroup(of: [Int].self) { group in
             for key in order {
                 let records = byExecution[key] ?? []
-                let audience = records.first?.executionID.flatMap { audiences[$0] }
-                group.addTask { await publish(records, audience: audience, owner: owner, until: deadline) }
+                let executionID = records.first?.executionID
+                let audience = executionID.flatMap { audiences.audiences[$0] }
+                // Executions that stored no trace context (or older ones) have the derived one.
+                let trace = executionID.flatMap { traces[$0] ?? .derived(from: $0) }
+                group.addTask { await publish(records, audience: audience, trace: trace, owner: owner, until: deadline) }
             }
             // Published ids wait at most ``removalDelay`` to be removed: the first of a group
             // starts a timer (a task that returns nothing), so a group is removed on time even
@@ -165,7 +170,8 @@ public struct PublisherService: Service {
     /// `deadline` (handing the rest back); returns the ids of those published. Events of an
     /// execution that no longer exists go nowhere.
     private func publish(
-        _ records: [OutboxRecord], audience: NotificationAudience?, owner: String, until deadline: ContinuousClock.Instant
+        _ records: [OutboxRecord], audience: NotificationAudience?, trace: TraceParent?, owner: String,
+        until deadline: ContinuousClock.Instant
     ) async -> [Int] {
         let publishing = runtime.configuration.publishing
         var delivered: [Int] = []
@@ -174,7 +180,10 @@ public struct PublisherService: Service {
             var shown = record.event
             shown.payload = runtime.configuration.secretKeys.masked(record.event.payload)
             do throws(PublishError) {
-                guard try await send(shown, of: record, audience: audience, notifyTopic: publishing.notifyTopic, until: deadline) else {
+                guard
+                    try await send(
+                        shown, of: record, audience: audience, trace: trace, notifyTopic: publishing.notifyTopic, until: deadline)
+                else {
                     // Out of time: the event (perhaps sent to some of its topics) and the rest
                     // go back, to be sent again — with the same message ids — by whoever claims them.
                     do {
@@ -218,7 +227,7 @@ public struct PublisherService: Service {
     /// Sends the notifications for `event` (the record's event as it may be shown) to its topics;
     /// false when `deadline` came before all were sent (none is started after it).
     private func send(
-        _ event: OutboxEvent, of record: OutboxRecord, audience: NotificationAudience?, notifyTopic: String?,
+        _ event: OutboxEvent, of record: OutboxRecord, audience: NotificationAudience?, trace: TraceParent?, notifyTopic: String?,
         until deadline: ContinuousClock.Instant
     ) async throws(PublishError) -> Bool {
         guard let audience else { return true }
@@ -227,11 +236,11 @@ public struct PublisherService: Service {
             for (index, notification) in notifications.enumerated() {
                 guard ContinuousClock.now < deadline else { return false }
                 let body = Notifications.addressed(notification, to: topic)
-                let message = OutgoingMessage(
+                var message = OutgoingMessage(
                     topic: topic, body: body, eventType: event.eventType,
                     messageID: "\(record.executionID ?? "bp")-\(record.id)-\(index)", executionID: record.executionID)
                 if let transport {
-                    try await transport.publish(message)
+                    try await publish(message: &message, through: transport, trace: trace)
                 } else {
                     runtime.eventBus.publish(
                         EventBus.Message(
@@ -244,13 +253,45 @@ public struct PublisherService: Service {
 
     /// The topics and notification options of the executions that still exist, read in one round
     /// trip; `nil` when the store could not be read.
-    private func audiences(of executionIDs: [ExecutionID]) async -> [ExecutionID: NotificationAudience]? {
+    /// Publishes one message in a producer span (a child of the execution's trace context), which
+    /// the message carries as its trace context.
+    private func publish(
+        message: inout OutgoingMessage, through transport: any MessageTransport, trace: TraceParent?
+    ) async throws(PublishError) {
+        let tracing = runtime.tracing
+        let span = tracing.startSpan("publish \(message.topic)", parent: trace, kind: .producer) { [message] attributes in
+            attributes["messaging.system"] = "dapr"
+            attributes["messaging.operation.type"] = "send"
+            attributes["messaging.operation.name"] = "publish"
+            attributes["messaging.destination.name"] = message.topic
+            attributes["messaging.message.id"] = message.messageID
+            attributes["cloudevents.event_type"] = message.eventType
+            if let executionID = message.executionID { attributes["budpipeline.execution.id"] = executionID.rawValue }
+        }
+        message.traceContext = tracing.headers(of: span, else: trace)
         do {
-            return try await runtime.store.executions.notificationOptions(of: executionIDs).mapValues { options in
+            try await transport.publish(message)
+            span?.end()
+        } catch {
+            span?.recordError(error)
+            span?.end(failure: error.description)
+            throw error
+        }
+    }
+
+    /// The audiences of the executions among `executionIDs` that exist, and their stored trace
+    /// contexts; `nil` when the store could not be read.
+    private func audiences(
+        of executionIDs: [ExecutionID]
+    ) async -> (audiences: [ExecutionID: NotificationAudience], traces: [ExecutionID: TraceParent])? {
+        do {
+            let options = try await runtime.store.executions.notificationOptions(of: executionIDs)
+            let audiences = options.mapValues { options in
                 NotificationAudience(
                     executionID: options.executionID, callbackTopics: options.callbackTopics, subscriberIDs: options.subscriberIDs,
                     payloadType: options.payloadType, notificationWorkflowID: options.notificationWorkflowID)
             }
+            return (audiences, options.compactMapValues { $0.traceParent.flatMap(TraceParent.init) })
         } catch {
             runtime.logger.warning("could not read the executions' topics", metadata: ["error": "\(error)"])
             return nil

@@ -221,7 +221,9 @@ public struct ExecutionStore: StorePart {
         let results = try await database.read([
             SQLStatement(
                 """
-                SELECT id, subscriber_ids, payload_type, notification_workflow_id FROM pipeline_execution
+                SELECT id, subscriber_ids, payload_type, notification_workflow_id,
+                    \(dialect.jsonText(of: "pipeline_definition", key: "trace_parent")) AS trace_parent
+                FROM pipeline_execution
                 WHERE \(dialect.condition("id", inIDsOfJSONArray: 1))
                 """, [list]),
             SQLStatement(
@@ -236,7 +238,7 @@ public struct ExecutionStore: StorePart {
             let id = try row.id("id") as ExecutionID
             options[id] = NotificationOptionsRecord(
                 executionID: id, callbackTopics: [], subscriberIDs: row["subscriber_ids"], payloadType: row["payload_type"],
-                notificationWorkflowID: row["notification_workflow_id"])
+                notificationWorkflowID: row["notification_workflow_id"], traceParent: row["trace_parent"])
         }
         for row in results.dropFirst().first ?? [] {
             let id = try row.id("execution_id") as ExecutionID

@@ -102,6 +102,12 @@ extension SQLDialect {
             : "\(column) IN (SELECT value FROM json_each($\(number)))"
     }
 
+    /// The text value of `key` (a constant, never input) of the JSON object in `column`; NULL
+    /// when the key is missing.
+    func jsonText(of column: String, key: StaticString) -> String {
+        self == .postgres ? "(\(column) ->> '\(key)')" : "json_extract(\(column), '$.\(key)')"
+    }
+
     /// What a claim's subquery adds so that concurrent claimers skip each other's rows:
     /// `FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose single writer serialises
     /// claims.

@@ -134,6 +134,9 @@ public struct ExecutionRecord: Sendable, Equatable {
     public var params: JSONObject { definitionSnapshot["params"]?.objectValue ?? [:] }
     /// The execution this one retries (stored in column `retry_of` too, which is unique).
     public var retryOf: ExecutionID? { definitionSnapshot["retry_of"]?.stringValue.map { ExecutionID($0) } }
+    /// The W3C `traceparent` the execution's spans descend from, when one was stored as it started
+    /// (key `trace_parent` of the snapshot; see docs/operations.md, "Tracing").
+    public var traceParent: String? { definitionSnapshot["trace_parent"]?.stringValue }
 
     /// The engine's view of the execution record.
     public var snapshot: ExecutionSnapshot {
@@ -258,6 +261,8 @@ public struct NotificationOptionsRecord: Sendable, Equatable {
     public var subscriberIDs: String?
     public var payloadType: String?
     public var notificationWorkflowID: String?
+    /// The execution's stored `traceparent` (see ``ExecutionRecord/traceParent``).
+    public var traceParent: String?
 }
 
 /// A due time kept for an execution (table `execution_timer`).

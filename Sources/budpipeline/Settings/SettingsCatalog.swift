@@ -92,6 +92,12 @@ enum SettingsCatalog {
         Setting(variable: "LOG_LEVEL", key: "logging.level"),
         Setting(variable: "LOG_FORMAT", key: "logging.format"),
         Setting(variable: "BUDPIPELINE_METRICS", key: "metrics.enabled"),
+        Setting(variable: "BUDPIPELINE_TRACING", key: "tracing.enabled"),
+        Setting(variable: "OTEL_EXPORTER_OTLP_ENDPOINT", key: "tracing.otlp_endpoint"),
+        Setting(variable: "OTEL_EXPORTER_OTLP_HEADERS", key: "tracing.otlp_headers", secret: true),
+        Setting(variable: "OTEL_SERVICE_NAME", key: "tracing.service_name"),
+        Setting(variable: "OTEL_TRACES_SAMPLER", key: "tracing.sampler"),
+        Setting(variable: "OTEL_TRACES_SAMPLER_ARG", key: "tracing.sampler_arg"),
     ]
 
     static let byKey: [String: Setting] = Dictionary(all.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })

@@ -82,6 +82,8 @@ struct RuntimeAssembly {
     let descriptorLimit: Int
     /// The process's metrics (served by `serve` at `/metrics`); `nil` with `BUDPIPELINE_METRICS=false`.
     let metrics: PrometheusExporter?
+    /// The process's tracer and its exporter (off unless `BUDPIPELINE_TRACING=true`).
+    let tracing: TracingBackend
 
     /// Raises the descriptor limit, opens the store, checks (or, when asked, migrates) its
     /// schema, loads the plugins and builds the runtime. `migrate` or `AUTO_MIGRATE=true`
@@ -105,6 +107,7 @@ struct RuntimeAssembly {
         }
         configuration.clusterSignals = try EnvironmentFlag.value("BUDPIPELINE_CLUSTER_SIGNALS", in: environment) ?? true
         let metrics = try Self.metricsEnabled(environment) ? PrometheusExporter() : nil
+        let tracing = try TracingBackend.make(environment, logger: logger)
         for name in ConfigCommand.Check.unknownVariables(in: environment) {
             logger.warning("\(name) is not a setting of budpipeline; it is ignored (see docs/operations.md)")
         }
@@ -133,7 +136,8 @@ struct RuntimeAssembly {
         }
         // Plugins call other services through the Dapr sidecar, when there is one.
         let invoker = configuration.publishing.daprEndpoint.map {
-            DaprServiceInvoker(endpoint: $0, apiToken: configuration.publishing.daprAPIToken)
+            DaprServiceInvoker(
+                endpoint: $0, apiToken: configuration.publishing.daprAPIToken, tracing: ExecutionTracing(tracer: tracing.tracer))
         }
         let plugins = await PluginHost.load(configuration: try .forCommandLine(), serviceInvoker: invoker, logger: logger)
         for refusal in plugins.refusals { logger.warning("plugin not loaded", metadata: ["reason": "\(refusal)"]) }
@@ -147,16 +151,17 @@ struct RuntimeAssembly {
         }
         let runtime = ExecutionRuntime(
             store: PipelineStore(database: database, metrics: metrics?.factory ?? NOOPMetricsHandler.instance), plugins: plugins,
-            configuration: configuration, logger: logger, metrics: metrics?.factory ?? NOOPMetricsHandler.instance)
+            configuration: configuration, logger: logger, metrics: metrics?.factory ?? NOOPMetricsHandler.instance,
+            tracer: tracing.tracer)
         logger.notice(
             "runtime ready",
             metadata: [
                 "database": "\(location)", "worker_id": "\(configuration.workerID)", "plugins": "\(plugins.plugins.map(\.name))",
-                "descriptor_limit": "\(descriptorLimit)",
+                "descriptor_limit": "\(descriptorLimit)", "tracing": "\(tracing.tracer != nil)",
             ])
         return RuntimeAssembly(
             database: database, location: location, plugins: plugins, runtime: runtime, logger: logger, descriptorLimit: descriptorLimit,
-            metrics: metrics)
+            metrics: metrics, tracing: tracing)
     }
 
     /// The folders the process writes to: the SQLite file's and the work marks'.
@@ -199,8 +204,11 @@ struct RuntimeAssembly {
             }
         }
         let runtimeServices = watched(RuntimeServices.all(for: runtime).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) })
+        // The exporter comes first, so that the group shuts it down last: the spans of the others'
+        // shutdown are sent too.
+        let exporter = tracing.service.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []
         var configuration = ServiceGroupConfiguration(
-            services: watched(services) + (runtimeStart == nil ? runtimeServices : []), gracefulShutdownSignals: [],
+            services: watched(exporter + services) + (runtimeStart == nil ? runtimeServices : []), gracefulShutdownSignals: [],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = grace + .seconds(5)
         // The group cancels its services only after one of them ended or its graceful shutdown
