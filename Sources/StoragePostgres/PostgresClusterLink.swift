@@ -266,14 +266,17 @@ private struct ClusterListenerLoop {
         if granted { memberGone(member) }
     }
 
-    /// The member the watching connection waited on is gone: its lock was granted.
+    /// The member the watching connection waited on is gone: its lock was granted. It died when
+    /// its row is still there (a member that leaves deletes its row first); whoever deletes the
+    /// row reports it, so one death is reported once.
     private mutating func memberGone(_ member: ClusterMember) {
         guard let watcher else { return }
-        _ = try? watcher.query(SQLStatement("DELETE FROM cluster_member WHERE id = $1", [.integer(Int(member.id))]))
+        let deleted = try? watcher.query(SQLStatement("DELETE FROM cluster_member WHERE id = $1 RETURNING id", [.integer(Int(member.id))]))
         _ = try? watcher.query(Self.lock("pg_advisory_unlock", id: member.id))
+        membershipChanged = true
+        guard deleted?.isEmpty == false else { return }
         _ = try? watcher.query(Self.announcement("~gone"))
         signals.yield(.memberGone(workerID: member.workerID))
-        membershipChanged = true
     }
 
     // MARK: Waiting

@@ -82,12 +82,22 @@ public enum WorkMarks {
             let file = Glibc.open(path, O_RDONLY | O_CLOEXEC)
             guard file >= 0 else { continue }
             defer { close(file) }
-            guard flock(file, LOCK_EX | LOCK_NB) == 0 else { continue }
+            guard flock(file, LOCK_EX | LOCK_NB) == 0, Self.isStillNamed(path, by: file) else { continue }
             let bytes = readAll(file)
             unlink(path)
             ended.append(EndedProcess(worker: String(name.dropLast(".marks".count)), marks: parse(bytes)))
         }
         return ended
+    }
+
+    /// Whether `path` still names the file open as `file`: another process that read and
+    /// unlinked it first (they lock it in turn) leaves this one holding a file nobody names, whose
+    /// marks were counted already.
+    private static func isStillNamed(_ path: String, by file: Int32) -> Bool {
+        var opened = stat()
+        var named = stat()
+        guard fstat(file, &opened) == 0, stat(path, &named) == 0 else { return false }
+        return opened.st_dev == named.st_dev && opened.st_ino == named.st_ino
     }
 
     // MARK: File format
