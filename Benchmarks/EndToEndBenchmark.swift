@@ -32,14 +32,26 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         case fanOut = "fan-out"
     }
 
-    @Option(help: "The server's base URL, e.g. http://127.0.0.1:8010.")
+    @Option(
+        help:
+            "The server's base URL, e.g. http://127.0.0.1:8010; several, comma-separated, for processes sharing one database: client i starts its executions on the (i mod n)-th and follows them on the next one's stream."
+    )
     var url: String
 
     @Option(help: "The server's APP_API_TOKEN, sent as dapr-api-token (the service caller).")
     var token: String?
 
-    @Option(name: .customLong("server-pid"), help: "The server's process id, to read its CPU time and memory.")
-    var serverPID: Int32?
+    enum StreamOn: String, ExpressibleByArgument, CaseIterable {
+        case same, next
+    }
+
+    @Option(
+        name: .customLong("stream-on"),
+        help: "With several URLs: follow each execution on the process that started it (same) or on the next one (next).")
+    var streamOn: StreamOn = .next
+
+    @Option(name: .customLong("server-pid"), help: "The server's process id (several, comma-separated), to read CPU time and memory.")
+    var serverPIDs: String?
 
     @Option(
         name: .customLong("database-pid"),
@@ -85,7 +97,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
             throw ValidationError("--rate needs levels of 1…100000 executions per second; --max-outstanding 1…100000")
         }
         if let limit = maxMemoryGrowth {
-            guard limit.isFinite, limit >= 0, rounds >= 2, serverPID != nil else {
+            guard limit.isFinite, limit >= 0, rounds >= 2, serverPIDs != nil else {
                 throw ValidationError("--max-memory-growth needs a percentage of 0 or more, --rounds 2 or more and --server-pid")
             }
         }
@@ -95,23 +107,31 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 timeout: .init(connect: .seconds(5)),
                 connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2 * (levels.max() ?? 8))))
         do {
-            let api = BenchmarkAPI(client: client, base: url, token: token)
+            let bases = url.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
+            // With several processes, each client follows its executions on another process's
+            // stream than the one that started them (what a load balancer may well do).
+            let apis = bases.indices.map { index in
+                BenchmarkAPI(
+                    client: client, base: bases[index], streamBase: bases[streamOn == .next ? (index + 1) % bases.count : index],
+                    token: token)
+            }
+            guard let api = apis.first else { throw ValidationError("--url needs at least one URL") }
             let (pipelineID, steps) = try await api.savePipeline(pipeline)
             print(
                 "== end-to-end: \(pipeline.rawValue) (\(steps) steps), \(executions) executions per level"
                     + (callbackTopic.map { ", callback topic \($0)" } ?? ""))
-            if let memory = ServerProcess(pid: serverPID)?.residentMegabytes { print(String(format: "server RSS before: %.1f MB", memory)) }
+            if let memory = ServerProcesses(serverPIDs)?.residentMegabytes { print(String(format: "server RSS before: %.1f MB", memory)) }
             // Warm-up: connections, the plugin's threads, the database's caches.
-            _ = try await runLevel(api, pipelineID: pipelineID, concurrency: levels[0], executions: min(200, executions))
+            _ = try await runLevel(apis, pipelineID: pipelineID, concurrency: levels[0], executions: min(200, executions))
             var memoryAfterRounds: [Double] = []
             for round in 1...rounds {
                 for level in offered {
-                    let result = try await runOpenLevel(api, pipelineID: pipelineID, rate: level, executions: executions)
+                    let result = try await runOpenLevel(apis, pipelineID: pipelineID, rate: level, executions: executions)
                     print(result.line(round: rounds > 1 ? round : nil, offered: level, steps: steps))
                     if callbackTopic != nil { try await reportDrain(api) }
                 }
                 for level in levels where offered.isEmpty {
-                    let result = try await runLevel(api, pipelineID: pipelineID, concurrency: level, executions: executions)
+                    let result = try await runLevel(apis, pipelineID: pipelineID, concurrency: level, executions: executions)
                     print(result.line(round: rounds > 1 ? round : nil, concurrency: level, steps: steps))
                     // The next level starts with the outbox drained, so that it does not pay for
                     // the publishing this one left behind.
@@ -119,7 +139,7 @@ struct EndToEndBenchmark: AsyncParsableCommand {
                 }
                 // Memory once the round's work has settled (finished executions leave memory).
                 try await Task.sleep(for: .seconds(1))
-                if let memory = ServerProcess(pid: serverPID)?.residentMegabytes { memoryAfterRounds.append(memory) }
+                if let memory = ServerProcesses(serverPIDs)?.residentMegabytes { memoryAfterRounds.append(memory) }
             }
             try checkMemoryGrowth(memoryAfterRounds)
         } catch {
@@ -186,15 +206,16 @@ struct EndToEndBenchmark: AsyncParsableCommand {
         }
     }
 
-    private func runLevel(_ api: BenchmarkAPI, pipelineID: String, concurrency: Int, executions: Int) async throws -> LevelResult {
-        let server = ServerProcess(pid: serverPID)
+    private func runLevel(_ apis: [BenchmarkAPI], pipelineID: String, concurrency: Int, executions: Int) async throws -> LevelResult {
+        let server = ServerProcesses(serverPIDs)
         let cpuBefore = server?.cpuSeconds
         let databaseBefore = ServerProcess(pid: databasePID)?.cpuSecondsWithChildren
         let tickets = Tickets(executions)
         let started = ContinuousClock.now
         let topic = callbackTopic
         let outcomes = try await withThrowingTaskGroup(of: [(seconds: Double, completed: Bool)].self) { group in
-            for _ in 0..<concurrency {
+            for client in 0..<concurrency {
+                let api = apis[client % apis.count]
                 group.addTask {
                     var mine: [(seconds: Double, completed: Bool)] = []
                     while tickets.take() {
@@ -223,10 +244,10 @@ extension EndToEndBenchmark {
     /// One open-load level: `executions` starts due `1 / rate` seconds apart; each execution's
     /// latency runs from when it was due. The rate reported is completions over the time from the
     /// first start to the last completion.
-    fileprivate func runOpenLevel(_ api: BenchmarkAPI, pipelineID: String, rate: Double, executions: Int) async throws
+    fileprivate func runOpenLevel(_ apis: [BenchmarkAPI], pipelineID: String, rate: Double, executions: Int) async throws
         -> LevelResult
     {
-        let server = ServerProcess(pid: serverPID)
+        let server = ServerProcesses(serverPIDs)
         let cpuBefore = server?.cpuSeconds
         let databaseBefore = ServerProcess(pid: databasePID)?.cpuSecondsWithChildren
         let interval = Duration.nanoseconds(Int64(1_000_000_000 / rate))
@@ -245,6 +266,7 @@ extension EndToEndBenchmark {
                     outstanding -= 1
                 }
                 outstanding += 1
+                let api = apis[index % apis.count]
                 group.addTask {
                     // A start the server refuses or a stream that breaks counts as not completed.
                     let completed = (try? await api.runToCompletion(pipelineID: pipelineID, callbackTopic: topic)) ?? false
@@ -269,7 +291,16 @@ extension EndToEndBenchmark {
 struct BenchmarkAPI: Sendable {
     let client: HTTPClient
     let base: String
+    /// Where executions are followed: `base`, or another process of the same database.
+    var streamBase: String
     let token: String?
+
+    init(client: HTTPClient, base: String, streamBase: String? = nil, token: String?) {
+        self.client = client
+        self.base = base
+        self.streamBase = streamBase ?? base
+        self.token = token
+    }
 
     /// Saves the pipeline of `shape`; returns its id and its number of steps.
     func savePipeline(_ shape: EndToEndBenchmark.Shape) async throws -> (id: String, steps: Int) {
@@ -303,7 +334,7 @@ struct BenchmarkAPI: Sendable {
         guard let executionID = started["execution_id"]?.stringValue else {
             throw ValidationError("POST /executions answered without an execution_id: \(started)")
         }
-        var request = HTTPClientRequest(url: base + "/executions/\(executionID)/stream")
+        var request = HTTPClientRequest(url: streamBase + "/executions/\(executionID)/stream")
         if let token { request.headers.add(name: "dapr-api-token", value: token) }
         let response = try await client.execute(request, timeout: .seconds(600))
         guard response.status == .ok else { throw ValidationError("the live stream answered \(response.status)") }
@@ -369,6 +400,26 @@ struct BenchmarkAPI: Sendable {
             throw ValidationError("\(method) \(path) answered \(response.status): \(answer.serializedString())")
         }
         return object
+    }
+}
+
+/// The server processes' counters in `/proc`, added up.
+struct ServerProcesses {
+    let processes: [ServerProcess]
+
+    /// `pids`: comma-separated process ids; `nil` without any.
+    init?(_ pids: String?) {
+        let processes = (pids ?? "").split(separator: ",").compactMap { ServerProcess(pid: Int32($0.trimmingCharacters(in: .whitespaces))) }
+        guard !processes.isEmpty else { return nil }
+        self.processes = processes
+    }
+
+    var cpuSeconds: Double? { Self.sum(processes.map(\.cpuSeconds)) }
+    var residentMegabytes: Double? { Self.sum(processes.map(\.residentMegabytes)) }
+
+    private static func sum(_ values: [Double?]) -> Double? {
+        let known = values.compactMap { $0 }
+        return known.count == values.count ? known.reduce(0, +) : nil
     }
 }
 

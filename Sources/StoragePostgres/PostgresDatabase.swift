@@ -95,10 +95,14 @@ final class PostgresConnection {
     /// How many statements stay prepared on one connection.
     static let preparedStatementLimit = 512
 
-    init(url: String) throws(DatabaseError) {
+    /// Whether the handle was closed (freed): nothing may use it then.
+    var isClosed: Bool { closed }
+
+    /// `defaults`: connection keywords the URL may override (it comes after them).
+    init(url: String, defaults: [(keyword: String, value: String)] = []) throws(DatabaseError) {
         let hasTimeout = url.contains("connect_timeout")
-        var keywords = ["dbname", "application_name"]
-        var values = [url, "budpipeline"]
+        var keywords = defaults.map(\.keyword) + ["dbname", "application_name"]
+        var values = defaults.map(\.value) + [url, "budpipeline"]
         if !hasTimeout {
             keywords.append("connect_timeout")
             values.append("10")
@@ -159,7 +163,7 @@ final class PostgresConnection {
 
     /// Runs SQL text outside pipeline mode (several statements allowed, no parameters).
     func executeScript(_ sql: String) throws(DatabaseError) {
-        guard let result = PQexec(connection, sql) else { throw lostConnection() }
+        guard !closed, let result = PQexec(connection, sql) else { throw lostConnection() }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
@@ -215,6 +219,8 @@ final class PostgresConnection {
     /// Sends `segments` in one pipeline, a synchronisation point after each, and returns one result
     /// per statement of each segment. A failure skips the rest of its own segment only.
     fileprivate func runPipeline(segments: [[SQLStatement]]) throws(DatabaseError) -> [[CommandResult]] {
+        // A connection closed after a failure is never used again: its handle is freed.
+        guard !closed else { throw lostConnection() }
         try deallocateEvicted()
         guard PQenterPipelineMode(connection) == 1 else { throw lostConnection() }
         // Statements prepared by this pipeline: by segment, the index of the statement and its name.

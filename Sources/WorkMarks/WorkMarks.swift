@@ -16,8 +16,10 @@ import Synchronization
 /// ``collectEnded(in:)`` reads and removes the files of processes that have ended. See
 /// docs/operations.md, "Crash loops".
 public enum WorkMarks {
-    /// Opens this process's mark file, `<directory>/<worker>.marks`, and installs the fatal-signal
-    /// handlers. Until it is called (or when it fails), marking does nothing.
+    /// Opens this process's mark file, `<directory>/<worker>~<pid>-<random>.marks` (a file of its
+    /// own even when a process restarts with the same worker id, so that it never takes over or
+    /// replaces the file its dead predecessor left), and installs the fatal-signal handlers. Until
+    /// it is called (or when it fails), marking does nothing.
     public static func open(directory: String, worker: String) throws(WorkMarksError) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -85,7 +87,8 @@ public enum WorkMarks {
             guard flock(file, LOCK_EX | LOCK_NB) == 0, Self.isStillNamed(path, by: file) else { continue }
             let bytes = readAll(file)
             unlink(path)
-            ended.append(EndedProcess(worker: String(name.dropLast(".marks".count)), marks: parse(bytes)))
+            let worker = name.dropLast(".marks".count).split(separator: "~", maxSplits: 1).first.map(String.init) ?? ""
+            ended.append(EndedProcess(worker: worker, marks: parse(bytes)))
         }
         return ended
     }
@@ -109,7 +112,8 @@ public enum WorkMarks {
             scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_")
                 ? Character(scalar) : "_"
         }
-        return String(safe.prefix(200)) + ".marks"
+        let incarnation = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        return String(safe.prefix(200)) + "~" + incarnation + ".marks"
     }
 
     private static func readAll(_ file: Int32) -> [UInt8] {

@@ -202,7 +202,10 @@ struct CrashLoopTests {
     @Test("when even failing the step kills the process, the execution is stopped without the engine")
     func hostFaultOnEveryInput() async throws {
         try await Cluster.with(.sqlite, environment: ["BUDPIPELINE_TEST_FAULT": "transition-any:poison"]) { cluster in
-            let crashing = try await cluster.run([Self.step("poison", "probe_echo", params: ["sleep_ms": 300])], name: "poisoned for good")
+            // After a pause: an input for the poisoned step (its first progress) may otherwise come
+            // before the start request is answered, and kill the process with the answer unsent.
+            let crashing = try await cluster.run(
+                [Self.pause, Self.step("poison", "probe_echo", params: ["sleep_ms": 300], after: ["pause"])], name: "poisoned for good")
             let execution = try await cluster.finished(crashing)
             #expect(execution["status"] == "FAILED")
             #expect(cluster.deaths.count == 3, "two deaths, then one more failing the step: \(cluster.deaths)")

@@ -53,7 +53,16 @@ struct StreamViewTests {
     @Test("an event arriving between the ticks, or a newer version at the second, puts the snapshot off")
     func lateEventsArrive() {
         #expect(
-            Self.snapshots(from: 2, [.tick(4), .event(4), .tick(4), .tick(6), .tick(7), .tick(7)]) == [false, false, false, false, true])
+            Self.snapshots(from: 2, [.tick(4), .event(3), .event(4), .tick(4), .tick(6), .tick(7), .tick(7)]) == [
+                false, false, false, false, true,
+            ])
+    }
+
+    @Test("an event that skips a version (the events between were lost) causes a snapshot at the next tick")
+    func skippedVersion() {
+        #expect(Self.snapshots(from: 2, [.event(3), .event(5), .tick(5), .tick(5)]) == [true, false])
+        #expect(
+            Self.snapshots(from: 2, [.event(3), .event(3), .event(4), .tick(4)]) == [false], "events of one transition share its version")
     }
 
     @Test("an execution finished elsewhere ends the stream after two ticks, even at a version the events reached")

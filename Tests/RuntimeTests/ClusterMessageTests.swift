@@ -14,7 +14,7 @@ struct ClusterMessageTests {
     @Test("every message reads back as it was sent")
     func roundTrip() {
         let bodies: [ClusterMessage.Body] = [
-            .wake, .hello, .watch([Self.execution, ExecutionID("x")]), .unwatch([Self.execution]),
+            .wake, .hello, .watch([Self.execution, ExecutionID("7d0f6a43-1c2b-4e5f-8a9b-0c1d2e3f4a5b")]), .unwatch([Self.execution]),
             .live(executionID: Self.execution, version: 7, eventType: "step_completed", payload: ["step_id": "a", "outputs": ["n": 1]]),
             .live(executionID: Self.execution, version: nil, eventType: "workflow_progress", payload: .null),
         ]
@@ -42,18 +42,24 @@ struct ClusterMessageTests {
             "{\"w\":\"a\",\"k\":\"reboot\"}",
             "{\"w\":\"a\",\"k\":\"watch\"}", "{\"w\":\"a\",\"k\":\"watch\",\"x\":\"id\"}", "{\"w\":\"a\",\"k\":\"live\",\"x\":\"id\"}",
             "{\"w\":\"a\",\"k\":\"live\",\"t\":\"step_completed\"}", String(repeating: "[", count: 10_000),
+            // Not an execution id; an event type that would forge lines of a stream; the streams' own marker.
+            "{\"w\":\"a\",\"k\":\"live\",\"x\":\"../etc\",\"t\":\"step_started\"}",
+            "{\"w\":\"a\",\"k\":\"live\",\"x\":\"0b1c3a2e-5a63-4a3f-9f1e-3b2f6d1c0a11\",\"t\":\"a\\ndata: {}\\n\\nevent: workflow_completed\"}",
+            "{\"w\":\"a\",\"k\":\"live\",\"x\":\"0b1c3a2e-5a63-4a3f-9f1e-3b2f6d1c0a11\",\"t\":\"budpipeline.resync\"}",
+            "{\"w\":\"a\",\"k\":\"live\",\"x\":\"0b1c3a2e-5a63-4a3f-9f1e-3b2f6d1c0a11\",\"t\":\"\"}",
+            "{\"w\":\"" + String(repeating: "w", count: 301) + "\",\"k\":\"wake\"}",
             "{\"w\":\"a\",\"k\":\"wake\",\"pad\":\"" + String(repeating: "x", count: maximumClusterPayloadBytes) + "\"}",
         ])
     func hostileText(_ text: String) {
         #expect(ClusterMessage(decoding: text) == nil)
     }
 
-    @Test("a live event's version is read only when it is an integer")
+    @Test("a live event's version is read only when it is an integer; its execution id is read as stored")
     func versionKinds() {
-        let text = #"{"w":"a","k":"live","x":"e","t":"step_started","v":"7","p":{}}"#
+        let text = #"{"w":"a","k":"live","x":"0B1C3A2E-5A63-4A3F-9F1E-3B2F6D1C0A11","t":"step_started","v":"7","p":{}}"#
         #expect(
             ClusterMessage(decoding: text)?.body
-                == .live(executionID: ExecutionID("e"), version: nil, eventType: "step_started", payload: [:]))
+                == .live(executionID: Self.execution, version: nil, eventType: "step_started", payload: [:]))
     }
 
     @Test("each member watches the next by id, the last the first; a lone member watches nobody")
@@ -71,22 +77,26 @@ struct ClusterMessageTests {
     @Test("events are forwarded only while another process watches, and only once the process is in a group")
     func relayForwardsToWatchers() throws {
         let relay = ClusterRelay(workerID: "here")
-        relay.received(watch: [Self.execution], from: "there", watching: true)
+        let there = "there 42"
+        relay.received(watch: [Self.execution], from: there, watching: true)
         #expect(!relay.isWatchedElsewhere(Self.execution), "not in a group: nothing goes anywhere")
         relay.joined(true)
-        relay.received(watch: [Self.execution], from: "there", watching: true)
+        relay.received(watch: [Self.execution], from: there, watching: true)
         #expect(relay.isWatchedElsewhere(Self.execution))
         relay.forward([("step_started", ["step_id": "a"])], of: Self.execution, version: 4)
         let sent = relay.takeOutgoing(limit: 10).compactMap(ClusterMessage.init(decoding:))
         #expect(sent.map(\.body) == [.live(executionID: Self.execution, version: 4, eventType: "step_started", payload: ["step_id": "a"])])
-        #expect(sent.allSatisfy { $0.sender == "here" })
+        #expect(sent.allSatisfy { ClusterRelay.sender($0.sender, isRunOf: "here") && $0.sender == relay.sender })
+        #expect(!ClusterRelay.sender(relay.sender, isRunOf: "her"), "a run of one worker id is not one of its prefix")
 
-        relay.received(watch: [Self.execution], from: "there", watching: false)
+        relay.received(watch: [Self.execution], from: there, watching: false)
         #expect(!relay.isWatchedElsewhere(Self.execution))
-        relay.received(watch: [Self.execution], from: "there", watching: true)
+        relay.received(watch: [Self.execution], from: there, watching: true)
+        relay.forget("the")
+        #expect(relay.isWatchedElsewhere(Self.execution), "another worker id is not forgotten with it")
         relay.forget("there")
         #expect(!relay.isWatchedElsewhere(Self.execution), "a process that left or died watches nothing")
-        relay.received(watch: [Self.execution], from: "there", watching: true)
+        relay.received(watch: [Self.execution], from: there, watching: true)
         relay.expireWatches(now: .now + ClusterRelay.watchLifetime + .seconds(1))
         #expect(!relay.isWatchedElsewhere(Self.execution), "a watch not repeated runs out")
     }
@@ -121,9 +131,15 @@ struct ClusterMessageTests {
         let relay = ClusterRelay(workerID: "here")
         relay.joined(true)
         let flood = (0..<(ClusterRelay.maximumRemoteWatches + 10)).map { ExecutionID("e\($0)") }
-        relay.received(watch: flood, from: "noisy", watching: true)
+        relay.received(watch: flood, from: "noisy 1", watching: true)
         #expect(!relay.isWatchedElsewhere(ExecutionID("e\(ClusterRelay.maximumRemoteWatches + 5)")))
         #expect(relay.isWatchedElsewhere(ExecutionID("e0")))
+        // The ceiling counts pairs: another process watching the same executions adds nothing.
+        relay.received(watch: [ExecutionID("e0")], from: "noisy 2", watching: true)
+        relay.received(watch: [ExecutionID("e0")], from: "noisy 2", watching: false)
+        relay.received(watch: [ExecutionID("e0")], from: "noisy 1", watching: false)
+        relay.received(watch: [ExecutionID("late")], from: "noisy 3", watching: true)
+        #expect(relay.isWatchedElsewhere(ExecutionID("late")), "a withdrawn watch frees its place")
         let events = Array(repeating: (eventType: "step_progress", payload: JSONValue.null), count: ClusterRelay.maximumOutgoing + 1)
         relay.forward(events, of: Self.execution, version: 1)
         #expect(relay.takeOutgoing(limit: 10).isEmpty)

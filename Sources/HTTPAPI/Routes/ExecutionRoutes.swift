@@ -283,27 +283,31 @@ struct ExecutionRoutes: Sendable {
     func stream(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try executionID(request, context: context)
         let bus = runtime.eventBus
-        // Subscribe before reading, so that nothing published in between is missed.
+        // Subscribe before reading, so that nothing published in between is missed. Other
+        // processes are asked to forward the execution's events only once the caller may read it
+        // (an unknown or forbidden id costs them nothing); the execution is then read again, so
+        // that the snapshot holds what came before their first forwarded event.
         let subscription = bus.subscribe(executionID: id)
-        runtime.follow(id)
-        let stop: @Sendable () -> Void = {
+        var following = false
+        let stop: @Sendable (Bool) -> Void = { following in
             bus.unsubscribe(subscription.id)
-            runtime.unfollow(id)
+            if following { runtime.unfollow(id) }
         }
-        let record: ExecutionRecord?
+        let record: ExecutionRecord
         do {
-            record = try await store.executions.find(id: id)
+            guard let found = try await store.executions.find(id: id), try Caller(request).canRead(Ownership(ownerID: found.userID)) else {
+                throw notFound(id, request)
+            }
+            runtime.follow(id)
+            following = true
+            record = try await store.executions.find(id: id) ?? found
         } catch {
-            stop()
+            stop(following)
             throw error
         }
-        guard let record, try Caller(request).canRead(Ownership(ownerID: record.userID)) else {
-            stop()
-            throw notFound(id, request)
-        }
         let masking = runtime.configuration.secretKeys
-        let body = ResponseBody { writer in
-            defer { stop() }
+        let body = ResponseBody { [following] writer in
+            defer { stop(following) }
             try await writer.write(Self.serverSentEvent("snapshot", Representation.execution(record, masking: masking)))
             if !record.status.isFinished {
                 // The execution's events and a keep-alive tick (`nil`) merged into one sequence
@@ -364,24 +368,36 @@ struct ExecutionRoutes: Sendable {
         private(set) var version: Int
         /// The version and status the last tick found ahead of the events, if it did.
         private var behindAtTick: (version: Int, finished: Bool)?
+        /// Whether an event came with a version beyond the next one since the last snapshot.
+        private var skipped = false
 
         init(version: Int) {
             self.version = version
         }
 
         mutating func received(_ message: EventBus.Message) {
-            if let reached = message.version { version = max(version, reached) }
+            guard let reached = message.version else { return }
+            // A version skipped: its transition's events may have been lost on the way (or it had
+            // none). The next tick sends a snapshot to be sure.
+            if reached > version &+ 1 { skipped = true }
+            version = max(version, reached)
         }
 
         mutating func resynced(_ execution: ExecutionRecord) {
             version = max(version, execution.version)
             behindAtTick = nil
+            skipped = false
         }
 
         /// A keep-alive found `execution`; true when the stream must send it as a `snapshot`:
-        /// the previous tick found it at the same later version (or finished) too, and no event
-        /// of that version came in between.
+        /// an event skipped a version since the last snapshot, or the previous tick found the
+        /// execution at the same later version (or finished) too and no event of that version
+        /// came in between.
         mutating func tick(_ execution: ExecutionRecord) -> Bool {
+            if skipped {
+                resynced(execution)
+                return true
+            }
             let finished = execution.status.isFinished
             guard execution.version > version || finished else {
                 behindAtTick = nil

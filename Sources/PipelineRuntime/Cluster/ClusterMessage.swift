@@ -59,15 +59,17 @@ public struct ClusterMessage: Sendable, Equatable {
         return JSONValue.object(object).serializedString()
     }
 
-    /// Reads a message; `nil` for anything that is not one (the channel is shared: whatever else
-    /// arrives on it is ignored, never trusted).
+    /// Reads a message; `nil` for anything that is not one. Any session of the database can send on
+    /// the channel, so nothing is taken on trust: execution ids must be UUIDs, an event type a
+    /// short name of lower-case letters, digits, `_` and `.` (it becomes an `event:` line of a
+    /// stream, where a line break would forge events), not the streams' own resync marker.
     public init?(decoding text: String) {
         guard text.utf8.count <= maximumClusterPayloadBytes, let value = try? JSONValue(parsing: text),
-            let sender = value["w"]?.stringValue, let kind = value["k"]?.stringValue
+            let sender = value["w"]?.stringValue, sender.utf8.count <= 300, let kind = value["k"]?.stringValue
         else { return nil }
         func identifiers() -> [ExecutionID]? {
             guard case .array(let items)? = value["x"] else { return nil }
-            return items.compactMap { $0.stringValue.map(ExecutionID.init) }
+            return items.compactMap { $0.stringValue.flatMap(ExecutionID.init(parsing:)) }
         }
         let body: Body
         switch kind {
@@ -80,15 +82,23 @@ public struct ClusterMessage: Sendable, Equatable {
             guard let ids = identifiers() else { return nil }
             body = .unwatch(ids)
         case "live":
-            guard let id = value["x"]?.stringValue, let eventType = value["t"]?.stringValue else { return nil }
+            guard let id = value["x"]?.stringValue.flatMap(ExecutionID.init(parsing:)), let eventType = value["t"]?.stringValue,
+                Self.isEventType(eventType)
+            else { return nil }
             let version: Int? =
                 switch value["v"] {
                 case .int(let number)?: number
                 default: nil
                 }
-            body = .live(executionID: ExecutionID(id), version: version, eventType: eventType, payload: value["p"])
+            body = .live(executionID: id, version: version, eventType: eventType, payload: value["p"])
         default: return nil
         }
         self.init(sender: sender, body: body)
+    }
+
+    /// Whether `text` may name an event: 1–64 of `a-z`, `0-9`, `_`, `.`, and not the resync marker.
+    static func isEventType(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text != EventBus.Message.resyncEventType
+            && text.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E }
     }
 }

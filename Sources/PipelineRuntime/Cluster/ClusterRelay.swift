@@ -18,8 +18,8 @@ final class ClusterRelay: Sendable {
     static let watchRepeat: Duration = .seconds(5)
     /// The most executions one watch message names (a message stays under the channel's limit).
     static let executionsPerWatch = 100
-    /// The most executions other processes may be said to stream at once; more are ignored
-    /// (a bound on memory whatever arrives on the channel).
+    /// The most (execution, process) watches kept at once; more are ignored (a bound on memory
+    /// whatever arrives on the channel).
     static let maximumRemoteWatches = 100_000
     /// The most messages waiting to be sent; live events beyond it are dropped (the streams that
     /// wanted them read the execution again) rather than memory growing with a slow database.
@@ -29,6 +29,8 @@ final class ClusterRelay: Sendable {
         var joined = false
         /// Executions streamed by other processes, by process, until when the watch counts.
         var remoteWatches: [ExecutionID: [String: ContinuousClock.Instant]] = [:]
+        /// How many (execution, process) pairs `remoteWatches` holds.
+        var remoteWatchCount = 0
         /// How many streams of this process follow each execution.
         var localWatches: [ExecutionID: Int] = [:]
         var outgoing: [String] = []
@@ -37,6 +39,9 @@ final class ClusterRelay: Sendable {
     }
 
     let workerID: String
+    /// This process in its messages: the worker id and a token of this run, so that two processes
+    /// started with the same worker id still tell each other's messages from their own.
+    let sender: String
     private let state = Mutex(State())
     /// Rung when a message is waiting.
     let alarm = Alarm()
@@ -47,6 +52,12 @@ final class ClusterRelay: Sendable {
 
     init(workerID: String) {
         self.workerID = workerID
+        self.sender = "\(workerID) \(UInt64.random(in: 0...UInt64.max))"
+    }
+
+    /// Whether `sender` is a run of the process `workerID` (worker ids have no spaces).
+    static func sender(_ sender: String, isRunOf workerID: String) -> Bool {
+        sender.hasPrefix(workerID + " ")
     }
 
     /// Whether messages go anywhere: this process is in a group.
@@ -57,6 +68,7 @@ final class ClusterRelay: Sendable {
             state.joined = joined
             if !joined {
                 state.remoteWatches = [:]
+                state.remoteWatchCount = 0
                 state.outgoing = []
             }
         }
@@ -66,12 +78,15 @@ final class ClusterRelay: Sendable {
 
     /// Queues `body` for every process (nothing when not in a group).
     func broadcast(_ body: ClusterMessage.Body) {
-        let queued = state.withLock { state -> Bool in
-            guard state.joined, state.outgoing.count < Self.maximumOutgoing else { return false }
-            state.outgoing.append(ClusterMessage(sender: workerID, body: body).encoded())
-            return true
-        }
-        if queued { alarm.wake() }
+        if state.withLock({ queue(body, in: &$0) }) { alarm.wake() }
+    }
+
+    /// Queues `body` in `state`, which the caller holds: messages queued under one lock keep the
+    /// order of the changes they announce.
+    private func queue(_ body: ClusterMessage.Body, in state: inout State) -> Bool {
+        guard state.joined, state.outgoing.count < Self.maximumOutgoing else { return false }
+        state.outgoing.append(ClusterMessage(sender: sender, body: body).encoded())
+        return true
     }
 
     /// Whether another process streams `executionID`: its events must be forwarded.
@@ -94,7 +109,7 @@ final class ClusterRelay: Sendable {
             for event in events {
                 let body = ClusterMessage.Body.live(
                     executionID: executionID, version: version, eventType: event.eventType, payload: event.payload)
-                state.outgoing.append(ClusterMessage(sender: workerID, body: body).encoded())
+                state.outgoing.append(ClusterMessage(sender: sender, body: body).encoded())
             }
             return true
         }
@@ -122,21 +137,21 @@ final class ClusterRelay: Sendable {
 
     /// A stream of this process starts following `executionID`; the others hear of it at once.
     func watch(_ executionID: ExecutionID) {
-        let first = state.withLock { state -> Bool in
+        let queued = state.withLock { state -> Bool in
             state.localWatches[executionID, default: 0] += 1
-            return state.localWatches[executionID] == 1
+            return state.localWatches[executionID] == 1 && queue(.watch([executionID]), in: &state)
         }
-        if first { broadcast(.watch([executionID])) }
+        if queued { alarm.wake() }
     }
 
     /// A stream of this process stopped following `executionID`.
     func unwatch(_ executionID: ExecutionID) {
-        let last = state.withLock { state -> Bool in
+        let queued = state.withLock { state -> Bool in
             guard let count = state.localWatches[executionID] else { return false }
             state.localWatches[executionID] = count > 1 ? count - 1 : nil
-            return count == 1
+            return count == 1 && queue(.unwatch([executionID]), in: &state)
         }
-        if last { broadcast(.unwatch([executionID])) }
+        if queued { alarm.wake() }
     }
 
     /// The executions this process streams.
@@ -161,22 +176,27 @@ final class ClusterRelay: Sendable {
         state.withLock { state in
             for id in ids {
                 if watching {
-                    guard state.remoteWatches[id] != nil || state.remoteWatches.count < Self.maximumRemoteWatches else { continue }
+                    if state.remoteWatches[id]?[sender] == nil {
+                        guard state.remoteWatchCount < Self.maximumRemoteWatches else { continue }
+                        state.remoteWatchCount += 1
+                    }
                     state.remoteWatches[id, default: [:]][sender] = until
-                } else {
-                    state.remoteWatches[id]?[sender] = nil
+                } else if state.remoteWatches[id]?.removeValue(forKey: sender) != nil {
+                    state.remoteWatchCount -= 1
                     if state.remoteWatches[id]?.isEmpty == true { state.remoteWatches[id] = nil }
                 }
             }
         }
     }
 
-    /// Forgets every watch of `sender` (it left or died).
-    func forget(_ sender: String) {
+    /// Forgets every watch of the runs of `workerID` (the process left or died).
+    func forget(_ workerID: String) {
         state.withLock { state in
-            for (id, var watchers) in state.remoteWatches where watchers[sender] != nil {
-                watchers[sender] = nil
-                state.remoteWatches[id] = watchers.isEmpty ? nil : watchers
+            for (id, watchers) in state.remoteWatches {
+                let kept = watchers.filter { !Self.sender($0.key, isRunOf: workerID) }
+                guard kept.count != watchers.count else { continue }
+                state.remoteWatchCount -= watchers.count - kept.count
+                state.remoteWatches[id] = kept.isEmpty ? nil : kept
             }
         }
     }
@@ -188,6 +208,7 @@ final class ClusterRelay: Sendable {
                 let live = watchers.filter { $0.value > now }
                 return live.isEmpty ? nil : live
             }
+            state.remoteWatchCount = state.remoteWatches.values.reduce(0) { $0 + $1.count }
         }
     }
 }

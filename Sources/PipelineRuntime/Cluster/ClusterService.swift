@@ -5,6 +5,7 @@ import PipelineEngine
 import Scheduling
 public import ServiceLifecycle
 import Storage
+import Synchronization
 import Telemetry
 
 /// Keeps this process in the group of processes that share its database (PostgreSQL; see
@@ -30,6 +31,13 @@ public struct ClusterService: Service {
 
     /// The most messages one statement sends.
     static let messagesPerSend = 200
+
+    /// The shortest time between two looks for work that wake-ups from other processes cause.
+    static let wakeInterval: Duration = .milliseconds(50)
+
+    /// When a wake-up from another process last made this one look for work (read and written by
+    /// the one task that handles signals).
+    private let lastWake = WakeTime()
 
     public func run() async throws {
         guard runtime.configuration.clusterSignals, let link = await join() else {
@@ -113,9 +121,13 @@ public struct ClusterService: Service {
         let relay = runtime.cluster
         switch signal {
         case .message(let text):
-            guard let message = ClusterMessage(decoding: text), message.sender != runtime.configuration.workerID else { return }
+            guard let message = ClusterMessage(decoding: text), message.sender != relay.sender else { return }
             switch message.body {
             case .wake:
+                // At most one look per ``wakeInterval``: a flood of wake-ups costs no more than the
+                // polls would (one that is skipped is made up for by them).
+                guard ContinuousClock.now - lastWake.value >= Self.wakeInterval else { return }
+                lastWake.value = ContinuousClock.now
                 runtime.lookForSharedWork()
             case .hello:
                 relay.repeatWatches()
@@ -155,7 +167,7 @@ public struct ClusterService: Service {
                     "gone_worker_id": "\(workerID)", "steps": "\(released.steps)", "timers": "\(released.timers)",
                     "events": "\(released.events)", "schedules": "\(released.schedules)",
                 ])
-            if runtime.metrics.enabled { runtime.metrics.clusterTakeovers.increment() }
+            if runtime.metrics.enabled, released.total > 0 { runtime.metrics.clusterTakeovers.increment() }
         } catch {
             runtime.logger.warning(
                 "could not hand back the work of a process that is gone; its claims run out instead",
@@ -163,5 +175,16 @@ public struct ClusterService: Service {
         }
         runtime.cluster.broadcast(.wake)
         runtime.lookForSharedWork()
+    }
+}
+
+/// The time of the last wake-up acted on. Only the task that handles the link's signals, one at a
+/// time and in order, reads and writes it; the lock makes that safe to state rather than assume.
+private final class WakeTime: Sendable {
+    private let instant = Mutex(ContinuousClock.now - .seconds(1))
+
+    var value: ContinuousClock.Instant {
+        get { instant.withLock { $0 } }
+        set { instant.withLock { $0 = newValue } }
     }
 }

@@ -475,7 +475,7 @@ public final class ExecutionRuntime: Sendable {
     /// number it reached and the time it wrote (to the microsecond) all match. Another transition
     /// matching all three would have to be planned at the same microsecond from the same version.
     private static func stored(_ transition: ExecutionTransition, asOf loaded: LiveExecution, updatedAt: Date) -> Bool {
-        loaded.version == transition.expectedVersion + 1 && loaded.eventSequence == transition.eventSequence
+        loaded.version == transition.expectedVersion &+ 1 && loaded.eventSequence == transition.eventSequence
             && SQLTimestamp.format(updatedAt) == SQLTimestamp.format(transition.now)
     }
 
@@ -595,7 +595,7 @@ public final class ExecutionRuntime: Sendable {
         } else {
             timers.apply(plan.timerEffects, executionID: executionID)
         }
-        publishLive(plan.liveEvents, of: executionID, version: plan.transition.expectedVersion + 1)
+        publishLive(plan.liveEvents, of: executionID, version: plan.transition.expectedVersion &+ 1)
         if !plan.transition.outbox.isEmpty { publishAlarm.wake() }
         if tracing.enabled { recordStepSpans(plan, executionID: executionID) }
         for call in plan.calls { startCall(call) }

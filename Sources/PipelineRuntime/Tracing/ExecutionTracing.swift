@@ -11,7 +11,8 @@ public import Tracing
 /// without a span handed over between processes.
 ///
 /// The tracer is injected (nothing global): without one (``off``) no span is made, and what is
-/// passed on is the execution's trace context as it is, as before tracing existed.
+/// passed on is the execution's trace context as it is (the same for every message and call of
+/// the execution).
 public struct ExecutionTracing: Sendable {
     /// `nil`: tracing is off.
     let tracer: (any Tracer)?
