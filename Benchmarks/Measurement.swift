@@ -41,3 +41,12 @@ struct Measurement {
         return "\(figure)  \(name)"
     }
 }
+
+/// Mean nanoseconds per call of `body` over `iterations` calls on this thread, after a tenth as
+/// many calls to warm up.
+func meanNanoseconds(iterations: Int, _ body: () -> Void) -> Double {
+    for _ in 0..<(iterations / 10) { body() }
+    let started = ContinuousClock.now
+    for _ in 0..<iterations { body() }
+    return (ContinuousClock.now - started) / .nanoseconds(1) / Double(max(1, iterations))
+}

@@ -59,11 +59,7 @@ struct MetricsBenchmark: ParsableCommand {
         print(String(format: "  one 5-step chain execution records about %.1f µs", perExecution / 1000))
     }
 
-    /// Mean nanoseconds per call of `body`.
     private func time(_ body: () -> Void) -> Double {
-        for _ in 0..<(iterations / 10) { body() }
-        let started = ContinuousClock.now
-        for _ in 0..<iterations { body() }
-        return (ContinuousClock.now - started) / .nanoseconds(1) / Double(iterations)
+        meanNanoseconds(iterations: iterations, body)
     }
 }

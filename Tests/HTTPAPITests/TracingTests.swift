@@ -147,5 +147,9 @@ struct TraceParentTests {
         let parent = try #require(TraceParent.derived(from: "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b"))
         #expect(parent.header == "00-3f2b8c1e5a4d4e6f9a7b0c1d2e3f4a5b-9a7b0c1d2e3f4a5b-01")
         #expect(TraceParent.derived(from: "not-an-id") == nil)
+        #expect(TraceParent.derived(from: "3F2B8C1E-5A4D-4E6F-9A7B-0C1D2E3F4A5B") == parent, "upper case reads as lower")
+        #expect(TraceParent.derived(from: "3f2b8c1e-5a4d-4e6f-0000-000000000000") == nil, "an all-zero parent id is not valid")
+        #expect(TraceParent.derived(from: "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b0") == nil)
+        #expect(TraceParent.derived(from: "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5g") == nil)
     }
 }

@@ -1,6 +1,7 @@
 import BudJSON
 import Foundation
 import PipelineEngine
+import Scheduling
 import Storage
 import Testing
 
@@ -124,6 +125,27 @@ struct ClusterMessageTests {
             if case .watch(let ids) = message.body { ids } else { [] }
         }
         #expect(Set(named) == Set(many))
+    }
+
+    @Test("a stream waits for its watch to come back from the database, so that what others commit next reaches it")
+    func watchEcho() async {
+        let relay = ClusterRelay(workerID: "here")
+        #expect(relay.watch(Self.execution) == nil, "in no group: nothing to wait for")
+        relay.unwatch(Self.execution)
+        relay.joined(true)
+        guard let told = relay.watch(Self.execution) else {
+            Issue.record("a first watch in a group must be awaited")
+            return
+        }
+        #expect(relay.watch(Self.execution) == nil, "a second stream here: the watch is out already")
+        #expect(await told.sleep(for: .milliseconds(50)) == .deadline, "not before the echo")
+        relay.echoed([Self.execution])
+        #expect(await told.sleep(for: .seconds(60)) == .woken)
+        // A stream that ends while waiting is let go.
+        let other = ExecutionID("7d0f6a43-1c2b-4e5f-8a9b-0c1d2e3f4a5b")
+        let waiting = relay.watch(other)
+        relay.unwatch(other)
+        #expect(await waiting?.sleep(for: .seconds(60)) == .woken)
     }
 
     @Test("memory stays bounded whatever arrives: remote watches and waiting messages have ceilings")

@@ -298,9 +298,14 @@ struct ExecutionRoutes: Sendable {
             guard let found = try await store.executions.find(id: id), try Caller(request).canRead(Ownership(ownerID: found.userID)) else {
                 throw notFound(id, request)
             }
-            runtime.follow(id)
-            following = true
-            record = try await store.executions.find(id: id) ?? found
+            if found.status.isFinished {
+                // Nothing more will happen to it: the snapshot is all the stream sends.
+                record = found
+            } else {
+                following = true
+                await runtime.follow(id)
+                record = try await store.executions.find(id: id) ?? found
+            }
         } catch {
             stop(following)
             throw error
@@ -322,8 +327,13 @@ struct ExecutionRoutes: Sendable {
                             for await message in subscription.messages where message.topic == nil { sink.yield(message) }
                             sink.finish()
                         }
+                        // Checks come early while other processes may run the execution (an event
+                        // they sent as the stream opened may be missed: found in under a second),
+                        // then with each keep-alive.
+                        let early = following && runtime.sharesDatabase ? Self.earlyChecks : []
                         group.addTask {
-                            while (try? await Task.sleep(for: Self.keepAliveInterval)) != nil { sink.yield(nil) }
+                            var pauses = early.makeIterator()
+                            while (try? await Task.sleep(for: pauses.next() ?? Self.keepAliveInterval)) != nil { sink.yield(nil) }
                         }
                         var view = StreamView(version: record.version)
                         events: for await item in items {
@@ -416,6 +426,11 @@ struct ExecutionRoutes: Sendable {
 
     /// How often a live stream writes a keep-alive comment and checks whether its execution ended.
     static let keepAliveInterval = Duration.seconds(5)
+
+    /// The pauses before the first checks of a stream whose execution other processes may run,
+    /// before the keep-alive's pace: two checks finding the same state 0.25 s apart send a missed
+    /// state within half a second.
+    static let earlyChecks: [Duration] = [.milliseconds(250), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(3)]
 
     private static func serverSentEvent(_ name: String, _ data: JSONValue) -> ByteBuffer {
         ByteBuffer(string: "event: \(name)\ndata: \(data.serializedString())\n\n")

@@ -36,6 +36,9 @@ final class ClusterRelay: Sendable {
         var outgoing: [String] = []
         /// Live events dropped because `outgoing` was full, by execution: their streams resync.
         var overflowed: Set<ExecutionID> = []
+        /// Streams waiting for their execution's watch to come back from the database (then the
+        /// other processes have it too).
+        var echoWaiters: [ExecutionID: [Alarm<ContinuousClock>]] = [:]
     }
 
     let workerID: String
@@ -70,6 +73,8 @@ final class ClusterRelay: Sendable {
                 state.remoteWatches = [:]
                 state.remoteWatchCount = 0
                 state.outgoing = []
+                for alarm in state.echoWaiters.values.joined() { alarm.wake() }
+                state.echoWaiters = [:]
             }
         }
     }
@@ -136,12 +141,25 @@ final class ClusterRelay: Sendable {
     // MARK: This process's streams
 
     /// A stream of this process starts following `executionID`; the others hear of it at once.
-    func watch(_ executionID: ExecutionID) {
-        let queued = state.withLock { state -> Bool in
+    /// Returns an alarm that rings when the announcement has come back from the database (every
+    /// process has received it by then), when one was sent; `nil` when none was needed (another
+    /// stream here follows the execution already, or the process is in no group).
+    func watch(_ executionID: ExecutionID) -> Alarm<ContinuousClock>? {
+        let (queued, alarm) = state.withLock { state -> (Bool, Alarm<ContinuousClock>?) in
             state.localWatches[executionID, default: 0] += 1
-            return state.localWatches[executionID] == 1 && queue(.watch([executionID]), in: &state)
+            guard state.localWatches[executionID] == 1, queue(.watch([executionID]), in: &state) else { return (false, nil) }
+            let alarm = Alarm()
+            state.echoWaiters[executionID, default: []].append(alarm)
+            return (true, alarm)
         }
-        if queued { alarm.wake() }
+        if queued { self.alarm.wake() }
+        return alarm
+    }
+
+    /// This process's own watch of `ids` came back from the database.
+    func echoed(_ ids: [ExecutionID]) {
+        let alarms = state.withLock { state in ids.flatMap { state.echoWaiters.removeValue(forKey: $0) ?? [] } }
+        for alarm in alarms { alarm.wake() }
     }
 
     /// A stream of this process stopped following `executionID`.
@@ -149,6 +167,9 @@ final class ClusterRelay: Sendable {
         let queued = state.withLock { state -> Bool in
             guard let count = state.localWatches[executionID] else { return false }
             state.localWatches[executionID] = count > 1 ? count - 1 : nil
+            if count == 1, let waiting = state.echoWaiters.removeValue(forKey: executionID) {
+                for alarm in waiting { alarm.wake() }
+            }
             return count == 1 && queue(.unwatch([executionID]), in: &state)
         }
         if queued { alarm.wake() }

@@ -121,7 +121,11 @@ public struct ClusterService: Service {
         let relay = runtime.cluster
         switch signal {
         case .message(let text):
-            guard let message = ClusterMessage(decoding: text), message.sender != relay.sender else { return }
+            guard let message = ClusterMessage(decoding: text) else { return }
+            guard message.sender != relay.sender else {
+                if case .watch(let ids) = message.body { relay.echoed(ids) }
+                return
+            }
             switch message.body {
             case .wake:
                 // At most one look per ``wakeInterval``: a flood of wake-ups costs no more than the

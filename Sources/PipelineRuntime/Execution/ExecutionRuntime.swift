@@ -646,10 +646,17 @@ public final class ExecutionRuntime: Sendable {
     }
 
     /// A live stream of `executionID` opens in this process: the other processes sharing the
-    /// database forward the execution's events to this one's bus until ``unfollow(_:)``.
-    public func follow(_ executionID: ExecutionID) {
-        cluster.watch(executionID)
+    /// database forward the execution's events to this one's bus until ``unfollow(_:)``. Returns
+    /// once they have been told (at most a second): what they commit from then on reaches the bus,
+    /// so an execution read after it misses nothing.
+    public func follow(_ executionID: ExecutionID) async {
+        guard let told = cluster.watch(executionID) else { return }
+        await told.sleep(for: .seconds(1))
     }
+
+    /// Whether other processes may be running this one's executions: it is in a group on its
+    /// database (see ``ClusterService``).
+    public var sharesDatabase: Bool { cluster.isJoined }
 
     /// A live stream opened with ``follow(_:)`` ended.
     public func unfollow(_ executionID: ExecutionID) {

@@ -61,7 +61,9 @@ public struct ExecutionTracing: Sendable {
 
     /// The trace context `span` passes on; `parent` without one.
     public func traceParent(of span: (any Span)?, else parent: TraceParent?) -> TraceParent? {
-        headers(of: span, else: parent)["traceparent"].flatMap(TraceParent.init)
+        // Without a span (tracing off) nothing is built: this runs for every plugin call.
+        guard span != nil else { return parent }
+        return headers(of: span, else: parent)["traceparent"].flatMap(TraceParent.init)
     }
 }
 

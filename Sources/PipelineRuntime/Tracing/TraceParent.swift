@@ -48,9 +48,24 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
     /// digits (the execution itself, a parent no process records). `nil` when the id is not 32
     /// hex digits (executions get UUIDs, so only a hand-made id can be).
     public static func derived(from executionID: ExecutionID) -> TraceParent? {
-        let hex = executionID.rawValue.lowercased().filter(\.isHexDigit)
-        guard hex.count == 32 else { return nil }
-        return TraceParent("00-\(hex)-\(hex.suffix(16))-01")
+        // Bytes, not Characters: this runs for every plugin call.
+        var hex: [UInt8] = []
+        hex.reserveCapacity(32)
+        for byte in executionID.rawValue.utf8 where byte != UInt8(ascii: "-") {
+            let lower = (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte) ? byte + 32 : byte
+            guard isLowerHex(lower), hex.count < 32 else { return nil }
+            hex.append(lower)
+        }
+        // W3C forbids an all-zero trace id or parent id.
+        guard hex.count == 32, hex[16...].contains(where: { $0 != UInt8(ascii: "0") }) else { return nil }
+        return TraceParent(
+            traceID: String(decoding: hex, as: UTF8.self), spanID: String(decoding: hex[16...], as: UTF8.self), sampled: true)
+    }
+
+    private init(traceID: String, spanID: String, sampled: Bool) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.sampled = sampled
     }
 
     /// The header: version 00, as this process sends it.
