@@ -131,7 +131,7 @@ public enum PluginCheck {
             if functions.validateParams {
                 for (label, input) in [("validate_params (generated parameters)", params), ("validate_params (no parameters)", [:])] {
                     actionReport.calls.append(
-                        await timed(label) {
+                        await timed(label, plugin: plugin) {
                             let errors = try await host.validateParams(action: action.metadata.type, params: input, timeout: timeout)
                             return errors.isEmpty ? "no errors" : "errors: \(errors.joined(separator: "; "))"
                         })
@@ -145,7 +145,7 @@ public enum PluginCheck {
                     externalWorkflowID: "plugins-check-\(action.metadata.type)", eventType: "plugins.check",
                     event: ["type": "plugins.check", "workflow_id": .string("plugins-check-\(action.metadata.type)")])
                 actionReport.calls.append(
-                    await timed("on_event (an unrelated event)") {
+                    await timed("on_event (an unrelated event)", plugin: plugin) {
                         do {
                             return "\(try await host.handleEvent(request, timeout: timeout))"
                         } catch let error as PluginCallError where error.kind == .retryRequested {
@@ -160,7 +160,7 @@ public enum PluginCheck {
                     action: action.metadata.type, executionID: "plugins-check", stepID: "check",
                     externalWorkflowID: "plugins-check-\(action.metadata.type)", reason: .cancelled)
                 actionReport.calls.append(
-                    await timed("cleanup (a cancelled step)") {
+                    await timed("cleanup (a cancelled step)", plugin: plugin) {
                         try await host.cleanup(request, timeout: timeout).map { "reported: \($0)" } ?? "done"
                     })
             } else {
@@ -171,7 +171,8 @@ public enum PluginCheck {
                     action: action.metadata.type, executionID: "plugins-check", stepID: "check", idempotencyKey: "plugins-check/check/0",
                     params: params)
                 actionReport.calls.append(
-                    await timed("execute (generated parameters)") { "\(try await host.execute(request, timeout: timeout))" })
+                    await timed("execute (generated parameters)", plugin: plugin) { "\(try await host.execute(request, timeout: timeout))" }
+                )
             }
             report.actions.append(actionReport)
         }
@@ -180,14 +181,22 @@ public enum PluginCheck {
         return report
     }
 
-    /// Runs one call and reports it: passed with what it answered, or failed with why.
-    private static func timed(_ function: String, _ body: () async throws -> String) async -> CallReport {
+    /// Runs one call and reports it: passed with what it answered, or failed with why. After a
+    /// failure, waits (up to 30 s) for the plugin to take calls again, so that a call that ended
+    /// the plugin process is not charged to the next one too (restarting a process on a busy
+    /// machine can outlast `--timeout`, which is about the plugin's own calls).
+    private static func timed(_ function: String, plugin: LoadedPlugin, _ body: () async throws -> String) async -> CallReport {
         let started = ContinuousClock.now
         do {
             let detail = try await body()
             return CallReport(function: function, outcome: .passed, detail: detail, milliseconds: milliseconds(since: started))
         } catch {
-            return CallReport(function: function, outcome: .failed, detail: "\(error)", milliseconds: milliseconds(since: started))
+            let report = CallReport(function: function, outcome: .failed, detail: "\(error)", milliseconds: milliseconds(since: started))
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !plugin.takesCalls, plugin.processStatus?.quarantined == nil, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return report
         }
     }
 

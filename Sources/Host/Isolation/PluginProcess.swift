@@ -230,6 +230,14 @@ final class PluginProcess: Sendable {
         }
     }
 
+    /// Whether the process is up and takes calls (not starting, restarting, quarantined or stopped).
+    var isReady: Bool {
+        state.withLock { state in
+            if case .ready = state.phase { return true }
+            return false
+        }
+    }
+
     var quarantineReason: String? {
         state.withLock { state in
             if case .quarantined(let reason) = state.phase { return reason }

@@ -52,6 +52,10 @@ public final class LoadedPlugin: Sendable {
     /// For a plugin in a process of its own: its process id, restarts and crashes so far.
     public var processStatus: PluginProcessStatus? { process?.status }
 
+    /// Whether the plugin takes calls now: always in-process; in a plugin process, once it is up
+    /// (not while it starts again after a crash, nor when quarantined).
+    public var takesCalls: Bool { process?.isReady ?? true }
+
     /// Healthy unless a call overran its deadline and is still running (in the server), or the
     /// plugin's process crashed so often that it was quarantined.
     public var healthStatus: PluginHealthStatus {
