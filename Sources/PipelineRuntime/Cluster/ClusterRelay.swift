@@ -41,7 +41,6 @@ final class ClusterRelay: Sendable {
         var echoWaiters: [ExecutionID: [Alarm<ContinuousClock>]] = [:]
     }
 
-    let workerID: String
     /// This process in its messages: the worker id and a token of this run, so that two processes
     /// started with the same worker id still tell each other's messages from their own.
     let sender: String
@@ -54,7 +53,6 @@ final class ClusterRelay: Sendable {
     let sweepLeasesNow = Atomic<Bool>(false)
 
     init(workerID: String) {
-        self.workerID = workerID
         self.sender = "\(workerID) \(UInt64.random(in: 0...UInt64.max))"
     }
 

@@ -5,7 +5,6 @@ import PipelineEngine
 import Scheduling
 public import ServiceLifecycle
 import Storage
-import Synchronization
 import Telemetry
 
 /// Keeps this process in the group of processes that share its database (PostgreSQL; see
@@ -35,10 +34,6 @@ public struct ClusterService: Service {
     /// The shortest time between two looks for work that wake-ups from other processes cause.
     static let wakeInterval: Duration = .milliseconds(50)
 
-    /// When a wake-up from another process last made this one look for work (read and written by
-    /// the one task that handles signals).
-    private let lastWake = WakeTime()
-
     public func run() async throws {
         guard runtime.configuration.clusterSignals, let link = await join() else {
             try? await gracefulShutdown()
@@ -51,7 +46,9 @@ public struct ClusterService: Service {
         runtime.logger.info("joined the processes sharing the database", metadata: ["worker_id": "\(runtime.configuration.workerID)"])
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await signal in link.signals { await handle(signal) }
+                // When a wake-up from another process last made this one look for work.
+                var lastWake = ContinuousClock.now - .seconds(1)
+                for await signal in link.signals { await handle(signal, lastWake: &lastWake) }
             }
             group.addTask { await sendUntilShutdown(link) }
             try? await gracefulShutdown()
@@ -117,7 +114,7 @@ public struct ClusterService: Service {
 
     // MARK: Receiving
 
-    private func handle(_ signal: ClusterSignal) async {
+    private func handle(_ signal: ClusterSignal, lastWake: inout ContinuousClock.Instant) async {
         let relay = runtime.cluster
         switch signal {
         case .message(let text):
@@ -130,8 +127,8 @@ public struct ClusterService: Service {
             case .wake:
                 // At most one look per ``wakeInterval``: a flood of wake-ups costs no more than the
                 // polls would (one that is skipped is made up for by them).
-                guard ContinuousClock.now - lastWake.value >= Self.wakeInterval else { return }
-                lastWake.value = ContinuousClock.now
+                guard ContinuousClock.now - lastWake >= Self.wakeInterval else { return }
+                lastWake = ContinuousClock.now
                 runtime.lookForSharedWork()
             case .hello:
                 relay.repeatWatches()
@@ -179,16 +176,5 @@ public struct ClusterService: Service {
         }
         runtime.cluster.broadcast(.wake)
         runtime.lookForSharedWork()
-    }
-}
-
-/// The time of the last wake-up acted on. Only the task that handles the link's signals, one at a
-/// time and in order, reads and writes it; the lock makes that safe to state rather than assume.
-private final class WakeTime: Sendable {
-    private let instant = Mutex(ContinuousClock.now - .seconds(1))
-
-    var value: ContinuousClock.Instant {
-        get { instant.withLock { $0 } }
-        set { instant.withLock { $0 = newValue } }
     }
 }
