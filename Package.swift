@@ -48,6 +48,9 @@ let package = Package(
         // OTLP export of traces: only the HTTP/protobuf exporter (the gRPC one would add
         // grpc-swift and minutes of clean build).
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // Running Graphviz's dot for graph pictures (no Foundation Process: async, deadlines,
+        // output limits).
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
     ],
     targets: [
         // The plugin C ABI: one header, nothing else.
@@ -137,11 +140,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Pipelines and executions as graphs: DOT and Mermaid text, SVG laid out by Graphviz's dot.
+        .target(
+            name: "PipelineGraph",
+            dependencies: ["BudJSON", "PipelineEngine", .product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: swiftSettings
+        ),
+        // The web console's page, script and stylesheet, compiled into the binary (served at /ui).
+        .target(name: "Console", resources: [.embedInCode("Assets")], swiftSettings: swiftSettings),
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BudJSON", "BudPipelineHost", "InboundEvents", "MetricsExport", "PipelineEngine", "PluginSchema", "PipelineRuntime",
-                "Scheduling", "Storage", "Telemetry",
+                "BudJSON", "BudPipelineHost", "Console", "InboundEvents", "MetricsExport", "PipelineEngine", "PipelineGraph",
+                "PluginSchema",
+                "PipelineRuntime", "Scheduling", "Storage", "Telemetry",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -162,8 +174,9 @@ let package = Package(
         .executableTarget(
             name: "budpipeline",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "HTTPAPI", "MetricsExport", "PipelineEngine", "PluginSchema", "PipelineRuntime", "Storage",
-                "WorkMarks",
+                "BudPipelineHost", "BudJSON", "HTTPAPI", "MetricsExport", "PipelineEngine", "PipelineGraph", "PluginSchema",
+                "PipelineRuntime",
+                "Storage", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -324,6 +337,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PipelineGraphTests", dependencies: ["PipelineGraph", "PipelineEngine", "BudJSON", "_BudPipelineTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [

@@ -19,8 +19,9 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-# C compilers (plugins), SQLite and libpq headers (the two store backends).
-packages=(gcc g++ libsqlite3-dev libpq-dev)
+# C compilers (plugins), SQLite and libpq headers (the two store backends), and Graphviz (the
+# SVG graphs of `budpipeline graph` and the web console; DOT and Mermaid need nothing).
+packages=(gcc g++ libsqlite3-dev libpq-dev graphviz)
 if [ "$mode" = "quickstart" ]; then
     # The REST calls of scripts/quickstart.sh.
     packages+=(curl)

@@ -29,6 +29,8 @@ trap stop_test_postgres EXIT
 # the comparison of the template engine with Jinja2.
 export BUDPIPELINE_REQUIRE_POSTGRES=1
 export BUDPIPELINE_REQUIRE_JINJA=1
+# So must the graph tests that lay graphs out with Graphviz.
+export BUDPIPELINE_REQUIRE_GRAPHVIZ=1
 
 step "Rust plugin SDK (cargo test, offline)"
 cargo test --offline --quiet --manifest-path sdk/rust/budpipeline-plugin/Cargo.toml --target-dir .build/rust

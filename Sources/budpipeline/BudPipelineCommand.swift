@@ -9,7 +9,8 @@ struct BudPipelineCommand: AsyncParsableCommand {
         abstract: "Pipeline orchestration with native step-handler plugins.",
         version: "0.1.0 (plugin ABI \(PluginHost.abiVersion), Swift \(swiftVersion))",
         subcommands: [
-            ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, MigrateCommand.self, ProbeDatabaseCommand.self,
+            ServeCommand.self, RunCommand.self, WorkerCommand.self, ValidateCommand.self, GraphCommand.self, MigrateCommand.self,
+            ProbeDatabaseCommand.self,
             OpenAPICommand.self, PluginsCommand.self, ConfigCommand.self,
             PluginCommand.self, PluginProcessCommand.self,
         ]

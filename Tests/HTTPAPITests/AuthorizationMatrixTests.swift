@@ -340,7 +340,7 @@ struct AuthorizationMatrixTests {
 
             // Every operation the OpenAPI document lists, without the token: 401 but the open ones.
             let document = try await server.send("GET", "/openapi.json", authenticated: false).json
-            let open: Set<String> = ["/health", "/ready", "/openapi.json", "/workflow-events"]
+            let open: Set<String> = ["/health", "/ready", "/openapi.json", "/workflow-events", "/ui", "/ui/{asset}"]
             var checked = 0
             for (path, item) in document["paths"]?.objectValue ?? [:] {
                 let concrete = path.replacingOccurrences(of: "{id}", with: fixture.pipeline).replacingOccurrences(

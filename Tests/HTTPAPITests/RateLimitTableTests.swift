@@ -218,7 +218,8 @@ struct RateLimitTableTests {
                     method == "get"
                     && path.split(separator: "/").drop { $0 == "api" || $0 == "v1" || $0 == "budpipeline" }
                         .first == "executions"
-                let limited = starts.contains(id) || isRead
+                let pipelineGraph = method == "get" && path == "/pipelines/{id}/graph"
+                let limited = starts.contains(id) || isRead || pipelineGraph
                 #expect((RateLimitedRoute(method: method.uppercased(), path: Substring(path)) != nil) == limited, "\(method) \(path)")
                 #expect((operation["responses"]?["429"] != nil) == limited, "\(method) \(path)")
                 if limited { checked += 1 }

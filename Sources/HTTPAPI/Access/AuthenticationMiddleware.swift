@@ -11,7 +11,8 @@ import Hummingbird
 /// `INVALID_TOKEN`; both carry `WWW-Authenticate: Bearer`. Tokens are compared in constant time
 /// (digests of equal length, every byte looked at).
 ///
-/// Open without the token: `/health` and `/ready` (GET and HEAD), `/openapi.json`, and the webhook trigger routes
+/// Open without the token: `/health` and `/ready` (GET and HEAD), `/openapi.json`, the web console's
+/// page and files under `/ui` (which hold no data), and the webhook trigger routes
 /// (which check the webhook's own secret or signature). `/workflow-events` answers a missing or
 /// wrong token itself, with a 403 (``WorkflowEventRoutes``).
 struct AuthenticationMiddleware: RouterMiddleware {
@@ -27,7 +28,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
     /// Route patterns served without the token, as Hummingbird names matched endpoints.
     static let openEndpoints: Set<String> = [
         "/health", "/ready", "/openapi.json", "/trigger/{id}", "/api/v1/trigger/{id}", "/budpipeline/trigger/{id}",
-        "/workflow-events",
+        "/workflow-events", "/ui", "/ui/", "/ui/{asset}",
     ]
 
     static let tokenHeaders = [HTTPField.Name("dapr-api-token")!, HTTPField.Name("x-app-api-token")!]

@@ -46,10 +46,12 @@ public enum OpenAPIDocument {
         var responses: [(status: Int, schema: String?)]
         /// The success answer is a `text/event-stream`, not JSON.
         var eventStream = false
+        /// The success answer's media types when it is text or a picture rather than JSON.
+        var textMedia: [String] = []
 
         /// Whether `X-User-ID` scopes it (every route but the service's, Dapr's and the webhook
         /// trigger, which the webhook's secret authenticates).
-        var isUserScoped: Bool { tag != "service" && tag != "events" && id != "triggerWebhook" }
+        var isUserScoped: Bool { tag != "service" && tag != "events" && tag != "console" && id != "triggerWebhook" }
 
         func json(aliasIndex: Int) -> JSONValue {
             var operation: JSONObject = [
@@ -76,6 +78,8 @@ public enum OpenAPIDocument {
                 if status == 429 { response["headers"] = Schema.rateLimitHeaders }
                 if eventStream, status == 200 {
                     response["content"] = ["text/event-stream": ["schema": Schema.string]]
+                } else if !textMedia.isEmpty, status == 200 || status == 304 {
+                    if status == 200 { response["content"] = .object(JSONObject(textMedia.map { ($0, ["schema": Schema.string]) })) }
                 } else if let schema {
                     response["content"] = ["application/json": ["schema": Schema.ref(schema)]]
                 }
@@ -103,6 +107,7 @@ public enum OpenAPIDocument {
         case 200: "OK"
         case 201: "Created"
         case 204: "No content"
+        case 304: "Not modified (the If-None-Match tag is current)"
         case 400: "Invalid input (validation failed)"
         case 401: "Missing or wrong app API token (or webhook secret or signature)"
         case 405: "Method not allowed (the Allow header lists the path's methods)"
@@ -113,7 +118,8 @@ public enum OpenAPIDocument {
         case 422: "Request does not fit the schema"
         case 429: "Rate limit exceeded (see Retry-After)"
         case 500: "Internal error"
-        case 503: "Database unavailable or unable to store changes (full or read-only disk), or shutting down"
+        case 503:
+            "Database unavailable or unable to store changes (full or read-only disk), shutting down, or (graphs) Graphviz unavailable"
         default: "Status \(status)"
         }
     }
@@ -160,6 +166,11 @@ public enum OpenAPIDocument {
             method: "delete", paths: pipelinePaths("/{id}", proxy: "/budpipeline/{id}"), id: "deletePipeline",
             summary: "Delete a pipeline (its executions stay)", tag: "pipelines", parameters: [userHeader],
             responses: [(204, nil), (404, "Error")]),
+        Operation(
+            method: "get", paths: ["/pipelines/{id}/graph"], id: "pipelineGraph",
+            summary: "The pipeline's DAG as a picture (SVG laid out by Graphviz, DOT or Mermaid)", tag: "pipelines",
+            parameters: [userHeader, parameter("format", in: "query", Schema.choice(["svg", "dot", "mermaid"]))],
+            responses: [(200, nil), (400, "Error"), (404, "Error"), (503, "Error")], textMedia: graphMedia),
     ]
 
     private static let executionOperations: [Operation] = [
@@ -224,7 +235,14 @@ public enum OpenAPIDocument {
             method: "get", paths: under(executionRoots, "/executions/{id}/stream"), id: "streamExecution",
             summary: "Server-sent events: a snapshot, then the execution's events live until it ends", tag: "executions",
             responses: [(200, nil), (404, "Error")], eventStream: true),
+        Operation(
+            method: "get", paths: ["/executions/{id}/graph"], id: "executionGraph",
+            summary: "The execution's DAG as a picture, each step with its status, duration and wait (SVG by Graphviz, DOT or Mermaid)",
+            tag: "executions", parameters: [parameter("format", in: "query", Schema.choice(["svg", "dot", "mermaid"]))],
+            responses: [(200, nil), (404, "Error"), (503, "Error")], textMedia: graphMedia),
     ]
+
+    private static let graphMedia = ["image/svg+xml", "text/vnd.graphviz", "text/plain"]
 
     private static let actionRoots = ["/actions", "/api/v1/actions", "/budpipeline/actions"]
 
@@ -360,6 +378,13 @@ public enum OpenAPIDocument {
         Operation(
             method: "get", paths: ["/openapi.json"], id: "openAPIDocument", summary: "This document", tag: "service",
             responses: [(200, "OpenAPI")]),
+        Operation(
+            method: "get", paths: ["/ui"], id: "console", summary: "The web console's page (no token needed; see docs/console.md)",
+            tag: "console", responses: [(200, nil), (304, nil), (404, "Error")], textMedia: ["text/html"]),
+        Operation(
+            method: "get", paths: ["/ui/{asset}"], id: "consoleAsset", summary: "The web console's script, stylesheet and icon",
+            tag: "console", responses: [(200, nil), (304, nil), (404, "Error")],
+            textMedia: ["text/javascript", "text/css", "image/svg+xml"]),
     ]
 
     private static let eventOperations: [Operation] = [
@@ -375,5 +400,9 @@ public enum OpenAPIDocument {
             method: "post", paths: ["/plugins/reload"], id: "reloadPlugins",
             summary: "Load added and changed plugin libraries; calls under way finish on the version they started on (service only)",
             tag: "service", responses: [(200, "PluginReload"), (403, "Error"), (409, "Error"), (503, "Error")]),
+        Operation(
+            method: "get", paths: ["/plugins"], id: "listPlugins",
+            summary: "Loaded plugins (version, ABI, health, process), refused libraries with reasons; users see no file paths",
+            tag: "plugins", responses: [(200, "PluginInventory")]),
     ]
 }

@@ -180,6 +180,18 @@ enum Schema {
             "replaced": array(object(["name": string, "from": string, "to": string])), "kept": array(string),
             "removed": array(string), "refused": array(object(["file": string, "reason": string])), "notes": array(string),
         ]),
+        "PluginInventory": object(
+            [
+                "host_abi": string,
+                "plugins": array(
+                    object(
+                        [
+                            "name": string, "version": string, "abi": string, "thread_safe": boolean, "actions": array(string),
+                            "isolation": string, "healthy": boolean, "unhealthy_reason": string, "stuck_calls": integer,
+                            "file": string, "process": anyObject,
+                        ], optional: ["unhealthy_reason", "stuck_calls", "process"])),
+                "refused": array(object(["file": string, "reason": string])), "notes": array(string), "directories": array(string),
+            ], optional: ["directories"]),
         "Readiness": object([
             "status": choice(["ready", "not_ready"]), "database_connected": boolean, "database_writable": boolean,
             "plugins_healthy": boolean, "fallback_active": boolean,

@@ -440,7 +440,7 @@ struct ExecutionRoutes: Sendable {
 
     /// The `id` path parameter as a lower-case UUID; anything else is a 422 at `execution_id`, like
     /// any malformed field, not a 404.
-    private func executionID(_ request: Request, context: some RequestContext) throws -> ExecutionID {
+    func executionID(_ request: Request, context: some RequestContext) throws -> ExecutionID {
         let raw = context.parameters.get("id") ?? ""
         guard let id = ExecutionID(parsing: raw) else {
             throw APIError.unprocessable(["path", "execution_id"], "Input should be a valid UUID", type: "uuid_parsing")
@@ -458,8 +458,7 @@ struct ExecutionRoutes: Sendable {
     }
 
     /// The execution `id` and its steps, when the caller may have `access` to it; its 404 otherwise.
-    private func executionWithSteps(_ id: ExecutionID, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord])
-    {
+    func executionWithSteps(_ id: ExecutionID, _ request: Request, _ access: Access) async throws -> (ExecutionRecord, [StepRecord]) {
         guard let (record, steps) = try await store.executions.findWithSteps(id: id) else { throw notFound(id, request) }
         try Caller(request).check(access, Ownership(ownerID: record.userID), hidden: notFound(id, request))
         return (record, steps)

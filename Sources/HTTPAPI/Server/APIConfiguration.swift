@@ -46,6 +46,8 @@ public struct APIConfiguration: Sendable, Equatable {
     /// Folders whose free space `/health` and `/ready` report: where the process writes (the
     /// SQLite file's folder, the state folder).
     public var diskPaths: [String] = []
+    /// Whether `/ui` serves the web console (`BUDPIPELINE_CONSOLE`, default true).
+    public var consoleEnabled = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 8010, maximumBodySize: Int = 4 << 20, publicURL: String? = nil,
@@ -141,6 +143,13 @@ public struct APIConfiguration: Sendable, Equatable {
             case "true", "1", "yes": configuration.allowUnauthenticated = true
             case "false", "0", "no": configuration.allowUnauthenticated = false
             default: throw ConfigurationError("BUDPIPELINE_ALLOW_UNAUTHENTICATED=\(text) is not true or false")
+            }
+        }
+        if let text = environment["BUDPIPELINE_CONSOLE"], !text.isEmpty {
+            switch text.lowercased() {
+            case "true", "1", "yes": configuration.consoleEnabled = true
+            case "false", "0", "no": configuration.consoleEnabled = false
+            default: throw ConfigurationError("BUDPIPELINE_CONSOLE=\(text) is not true or false")
             }
         }
         configuration.rateLimits = try RateLimitSettings.from(environment: environment)

@@ -71,7 +71,17 @@ public enum APIServer {
         let events = WorkflowEventRoutes(runtime: runtime, configuration: configuration)
         routes.post("workflow-events", use: events.receive)
         routes.get("dapr/subscribe", use: events.subscriptions)
-        routes.post("plugins/reload", use: PluginRoutes(runtime: runtime).reload)
+        let plugins = PluginRoutes(runtime: runtime)
+        routes.post("plugins/reload", use: plugins.reload)
+        routes.get("plugins", use: plugins.inventory)
+        let graphs = GraphRoutes(pipelines: pipelines, executions: executions, rendering: GraphRendering())
+        routes.get("pipelines/{id}/graph", use: graphs.pipeline)
+        routes.get("executions/{id}/graph", use: graphs.execution)
+        if configuration.consoleEnabled {
+            let console = ConsoleRoutes()
+            routes.get("ui", use: console.page)
+            routes.get("ui/{asset}", use: console.asset)
+        }
 
         for prefix in ["", "api/v1/pipeline"] {
             let group = routes.group(prefix)

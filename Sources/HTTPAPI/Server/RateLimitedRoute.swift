@@ -4,7 +4,7 @@
 /// taken. A path that matches but names no route (a 404) is counted too.
 enum RateLimitedRoute: Sendable, Equatable {
     /// `GET` (or `HEAD`) of any path under `executions`: lists, one execution, its progress,
-    /// steps, events, stream.
+    /// steps, events, stream, graph; and a pipeline's graph (each SVG is a Graphviz process).
     case executionRead
     /// A request that starts an execution: `POST /executions`, `/executions/run`,
     /// `/executions/{id}/retry`, `/budpipeline/{id}/execute`, `/budpipeline/run`,
@@ -33,7 +33,8 @@ enum RateLimitedRoute: Sendable, Equatable {
         let components = Array(parts)
         switch method {
         case "GET", "HEAD":
-            guard components.first == "executions" else { return nil }
+            let pipelineGraph = components.count == 3 && components[2] == "graph" && components[0] == "pipelines"
+            guard components.first == "executions" || pipelineGraph else { return nil }
             self = .executionRead
         case "POST":
             switch components.count {

@@ -2,6 +2,7 @@ import ArgumentParser
 import BudJSON
 import BudPipelineHost
 import Foundation
+import HTTPAPI
 import Logging
 import PluginSchema
 
@@ -71,24 +72,9 @@ struct PluginsCommand: AsyncParsableCommand {
             return lines.joined(separator: "\n")
         }
 
+        /// The same document as `GET /plugins` gives the service.
         static func json(_ host: PluginHost) -> JSONValue {
-            let plugins: [JSONValue] = host.plugins.map { plugin in
-                [
-                    "name": .string(plugin.name), "version": .string(plugin.image.manifest.version),
-                    "file": .string(plugin.image.file), "abi": .string(plugin.image.abiVersion),
-                    "thread_safe": .bool(plugin.image.isThreadSafe),
-                    "actions": .array(plugin.image.actions.map { .string($0.type) }),
-                    "isolation": .string(plugin.isolation.rawValue),
-                    "healthy": .bool(plugin.healthStatus.isHealthy),
-                ]
-            }
-            let refused: [JSONValue] = host.refusals.map { ["file": .string($0.file), "reason": .string($0.reason)] }
-            return [
-                "host_abi": .string(PluginHost.abiVersion),
-                "directories": .array(host.configuration.pluginDirectories.map(JSONValue.string)),
-                "plugins": .array(plugins), "refused": .array(refused),
-                "notes": .array(host.notes.map(JSONValue.string)),
-            ]
+            PluginRoutes.inventory(host, showingPaths: true)
         }
     }
 

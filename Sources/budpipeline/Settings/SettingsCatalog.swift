@@ -23,6 +23,7 @@ enum SettingsCatalog {
         Setting(variable: "BUDPIPELINE_HTTP_REQUEST_TIMEOUT_SECONDS", key: "server.request_timeout_seconds"),
         Setting(variable: "APP_API_TOKEN", key: "server.app_api_token", secret: true),
         Setting(variable: "BUDPIPELINE_ALLOW_UNAUTHENTICATED", key: "server.allow_unauthenticated"),
+        Setting(variable: "BUDPIPELINE_CONSOLE", key: "server.console"),
         Setting(variable: "BUDPIPELINE_SENSITIVE_HEADERS", key: "server.sensitive_headers", separator: ","),
         Setting(variable: "BUDPIPELINE_SECRET_KEYS", key: "server.secret_keys", separator: ","),
         Setting(variable: "BUDPIPELINE_RATE_LIMIT_READS_PER_MINUTE", key: "rate_limits.reads_per_minute"),

@@ -1,0 +1,223 @@
+public import BudJSON
+public import Foundation
+public import PipelineEngine
+
+/// A pipeline's DAG as a picture-ready graph: one node per step, one edge per dependency, and a
+/// dashed edge from each `conditional` step to the steps its branches choose. With an execution's
+/// steps, every node also carries its status, duration and what it waits for.
+///
+/// Everything shown is text taken from the definition or the store, so every label is cleaned
+/// here once: control characters become spaces and each line is cut to ``Limits/lineLength``;
+/// the writers only have to escape for their syntax. The graph is a value with no I/O, so the
+/// writers and the console's picture are tested from plain definitions.
+public struct PipelineGraph: Sendable, Equatable {
+    /// How much text a node may show, so that a hostile or careless definition still draws.
+    public enum Limits {
+        /// Characters per label line (longer lines end in `…`).
+        public static let lineLength = 48
+        /// Characters of a tooltip (the full text of a node, for hovering).
+        public static let tooltipLength = 1_000
+        /// Branch edges drawn per `conditional` step.
+        public static let branchesPerStep = 32
+    }
+
+    public struct Node: Sendable, Equatable {
+        /// The step's position in definition order, from 0: names the node (`s<index>`); its SVG
+        /// element is `step-<index + 1>`, the API's `sequence_number`.
+        public let index: Int
+        public let stepID: String
+        /// The label's lines, cleaned: the name, then the action (and the id when it differs from
+        /// the name), the condition, and for an execution the status line and the wait.
+        public let lines: [String]
+        /// The node's whole text for a tooltip, cleaned.
+        public let tooltip: String
+        /// `nil` for a pipeline drawn without an execution.
+        public let status: StepStatus?
+        /// Whether the step has a condition (drawn with a diamond-cornered outline).
+        public let isConditional: Bool
+    }
+
+    public struct Edge: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            /// `to` depends on `from`.
+            case dependency
+            /// `from` is a `conditional` step whose branch may choose `to`.
+            case branch(label: String)
+        }
+        public let from: Int
+        public let to: Int
+        public let kind: Kind
+    }
+
+    /// The pipeline's name (cleaned), for the graph's title.
+    public let title: String
+    public let nodes: [Node]
+    public let edges: [Edge]
+    /// Whether statuses are shown (an execution's graph).
+    public let showsExecution: Bool
+
+    /// The graph of `definition`; with `steps` (an execution's, matched by step id), each node
+    /// shows its status, duration at `now` and what it waits for. Steps of `steps` that the
+    /// definition lacks are ignored; steps it lacks are drawn as pending.
+    public init(definition: PipelineDefinition, steps: [StepState]? = nil, now: Date = Date()) {
+        let graph = DependencyGraph(definition.steps)
+        var statesByID: [String: StepState] = [:]
+        for state in steps ?? [] where statesByID[state.stepID] == nil { statesByID[state.stepID] = state }
+        title = Self.clean(definition.name)
+        showsExecution = steps != nil
+        var nodes: [Node] = []
+        nodes.reserveCapacity(definition.steps.count)
+        for (index, step) in definition.steps.enumerated() {
+            let state =
+                showsExecution
+                ? (statesByID[step.id] ?? StepState(stepID: step.id, name: step.name, action: step.action, sequence: index)) : nil
+            var lines = [Self.clean(step.name.isEmpty ? step.id : step.name)]
+            lines.append(Self.clean(step.name == step.id || step.name.isEmpty ? step.action : "\(step.id) · \(step.action)"))
+            if let condition = step.condition { lines.append(Self.clean("if \(condition)")) }
+            var full = ["\(step.name) (\(step.id)): \(step.action)"]
+            if let condition = step.condition { full.append("condition: \(condition)") }
+            if let state {
+                let statusLine = Self.statusLine(state, now: now)
+                lines.append(Self.clean(statusLine))
+                full.append(statusLine)
+                if let wait = Self.wait(of: state, step: step, graph: graph, index: index, states: statesByID) {
+                    lines.append(Self.clean(wait))
+                    full.append(wait)
+                }
+                if let error = state.error { full.append("error: \(error)") }
+            }
+            nodes.append(
+                Node(
+                    index: index, stepID: step.id, lines: lines,
+                    tooltip: Self.clean(full.joined(separator: "\n"), limit: Limits.tooltipLength),
+                    status: state?.status, isConditional: step.condition != nil))
+        }
+        var edges: [Edge] = []
+        for (index, dependencies) in graph.dependencies.enumerated() {
+            for dependency in dependencies { edges.append(Edge(from: dependency, to: index, kind: .dependency)) }
+        }
+        for (index, step) in definition.steps.enumerated() {
+            for branch in Self.branches(of: step).prefix(Limits.branchesPerStep) {
+                guard let target = graph.index(of: branch.target), target != index else { continue }
+                edges.append(Edge(from: index, to: target, kind: .branch(label: Self.clean(branch.label))))
+            }
+        }
+        self.nodes = nodes
+        self.edges = edges
+    }
+
+    /// `RUNNING · 4.2s`, `COMPLETED in 1.3s`, `FAILED (attempt 2)`.
+    static func statusLine(_ state: StepState, now: Date) -> String {
+        var line = state.status.rawValue
+        if state.attempt > 0 { line += " (attempt \(state.attempt + 1))" }
+        if let started = state.startedAt {
+            let end = state.endedAt ?? now
+            let seconds = end.timeIntervalSince(started)
+            line += state.endedAt == nil ? " · \(Self.duration(seconds))" : " in \(Self.duration(seconds))"
+        }
+        return line
+    }
+
+    /// What an unsettled step waits for, or `nil` when it waits for nothing (or has ended).
+    static func wait(of state: StepState, step: PipelineStep, graph: DependencyGraph, index: Int, states: [String: StepState]) -> String? {
+        switch state.status {
+        case .awaitingEvent:
+            var text = "waits for an event"
+            if let external = state.externalWorkflowID { text += " of \(external)" }
+            if let deadline = state.deadline { text += " until \(Self.clock(deadline))" }
+            return text
+        case .retrying:
+            return "waits out its retry backoff"
+        case .pending:
+            let open =
+                graph.dependencies.indices.contains(index)
+                ? graph.dependencies[index].compactMap { dependency -> String? in
+                    let id = graph.ids[dependency]
+                    return states[id]?.status.isSettled == true ? nil : id
+                } : []
+            return open.isEmpty ? nil : "waits for " + open.joined(separator: ", ")
+        case .running:
+            if step.action == "wait_until", let deadline = state.deadline { return "waits until \(Self.clock(deadline))" }
+            return state.progress > 0 ? "\(Int(state.progress.rounded(.down)))% done" : nil
+        case .completed, .failed, .skipped, .timedOut, .cancelled:
+            return nil
+        }
+    }
+
+    /// The branches of a `conditional` step as (target step id, label), read leniently from its
+    /// parameters: the definition was validated when stored, and a graph must draw whatever is
+    /// there.
+    static func branches(of step: PipelineStep) -> [(target: String, label: String)] {
+        guard step.action == "conditional", case .array(let raw)? = step.params["branches"] else { return [] }
+        return raw.compactMap { value in
+            guard case .object(let branch) = value, let target = branch["target_step"]?.stringValue else { return nil }
+            let label = branch["label"]?.stringValue ?? branch["condition"]?.stringValue ?? branch["id"]?.stringValue ?? ""
+            return (target, label)
+        }
+    }
+
+    /// `850ms`, `4.2s`, `3m 05s`, `2h 01m`.
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "0s" }
+        if seconds < 1 { return "\(Int(seconds * 1000))ms" }
+        if seconds < 60 { return String(format: "%.1fs", seconds) }
+        let whole = seconds < 1e12 ? Int(seconds) : 999_999_999_999
+        if whole < 3600 { return String(format: "%dm %02ds", whole / 60, whole % 60) }
+        return String(format: "%dh %02dm", whole / 3600, (whole % 3600) / 60)
+    }
+
+    /// The time of day in UTC, `HH:mm:ss`.
+    static func clock(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        let parts = calendar.dateComponents([.hour, .minute, .second], from: date)
+        return String(format: "%02d:%02d:%02dZ", parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0)
+    }
+
+    /// `text` on one line without control characters (each run of them becomes one space), at
+    /// most `limit` characters (a longer text ends in `…`).
+    public static func clean(_ text: String, limit: Int = Limits.lineLength) -> String {
+        guard limit > 0 else { return "" }
+        var result = ""
+        var count = 0
+        var pendingSpace = false
+        for character in text {
+            if character.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
+            })
+                || character.isNewline
+            {
+                pendingSpace = !result.isEmpty
+                continue
+            }
+            if pendingSpace {
+                guard count < limit else { break }
+                result.append(" ")
+                count += 1
+                pendingSpace = false
+            }
+            guard count < limit else {
+                if !result.isEmpty { result.removeLast() }
+                result.append("…")
+                return result
+            }
+            result.append(character)
+            count += 1
+        }
+        return result
+    }
+}
+
+extension PipelineGraph {
+    /// The definition a stored or written DAG document describes, for drawing: one without
+    /// steps (a draft) is an empty definition named `fallbackName` unless it has a name.
+    public static func definition(drawing dag: JSONValue?, fallbackName: String) throws(PipelineParseError) -> PipelineDefinition {
+        guard let dag, case .object(let object) = dag, !(object["steps"]?.arrayValue ?? []).isEmpty else {
+            return PipelineDefinition(name: dag?["name"]?.stringValue ?? fallbackName, steps: [])
+        }
+        switch PipelineParser.parse(dag) {
+        case .success(let definition): return definition
+        case .failure(let error): throw error
+        }
+    }
+}
