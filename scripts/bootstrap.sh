@@ -27,9 +27,10 @@ if [ "$mode" = "quickstart" ]; then
     packages+=(curl)
 fi
 if [ "$mode" = "test" ]; then
-    # The PostgreSQL server the tests start, abidiff for the plugin ABI check, and jansson with
-    # pkg-config for the C SDK's example plugin (sdk/c).
-    packages+=(postgresql abigail-tools libjansson-dev pkg-config)
+    # The PostgreSQL server the tests start, abidiff for the plugin ABI check, jansson with
+    # pkg-config for the C SDK's example plugin (sdk/c), and Chromium with its WebDriver for the
+    # web console's browser test.
+    packages+=(postgresql abigail-tools libjansson-dev pkg-config chromium chromium-driver)
 fi
 
 missing=()

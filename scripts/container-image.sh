@@ -10,6 +10,8 @@
 #   /usr/bin/budpipeline                     the release build, ENTRYPOINT; CMD `serve`
 #   /usr/lib/budpipeline/plugins/*.so        the bundled plugins (the package's dynamic libraries)
 #   /usr/lib/swift/linux/*.so                the Swift runtime they share (dynamic, see below)
+#   /usr/bin/dot, .../graphviz/              Graphviz's dot with its SVG and dot-layout plugins only:
+#                                            the SVG graphs of the API and the web console
 #   /usr/lib/x86_64-linux-gnu/...            the Debian libraries `ldd` lists (libpq, libsqlite3, ...)
 #   /etc/ssl/certs/ca-certificates.crt       CA certificates (HTTPS calls of plugins and webhooks)
 #   /etc/passwd, /etc/group                  user and group `budpipeline`, 65532; the image runs as it
@@ -158,9 +160,19 @@ for product in $plugins; do
 done
 normalize_elf "$app/usr/bin/budpipeline" "$app"/usr/lib/budpipeline/plugins/*.so
 
-# Every library the executable and the plugins load, and the dynamic loader.
+# Graphviz's dot for the SVG graphs (docs/console.md): the program and two of its plugins, the
+# core renderers (SVG) and the dot layout, with a plugin list naming just those (`dot -c`).
+graphviz_dir=/usr/lib/x86_64-linux-gnu/graphviz
+install -D -m 0755 "$(readlink -f /usr/bin/dot)" "$system/usr/bin/dot"
+for plugin in core dot_layout; do
+    install -D -m 0644 "$(readlink -f "$graphviz_dir/libgvplugin_$plugin.so.6")" "$system$graphviz_dir/libgvplugin_$plugin.so.6"
+done
+GVBINDIR="$system$graphviz_dir" dot -c
+[ -s "$system$graphviz_dir/config6a" ] || fail "dot -c wrote no plugin list"
+
+# Every library the executable, the plugins and dot load, and the dynamic loader.
 libraries=$(
-    for file in "$app/usr/bin/budpipeline" "$app"/usr/lib/budpipeline/plugins/*.so; do
+    for file in "$app/usr/bin/budpipeline" "$app"/usr/lib/budpipeline/plugins/*.so "$system/usr/bin/dot" "$system$graphviz_dir"/*.so.6; do
         ldd "$file" | awk -v file="$file" '
             /not found/ { print "MISSING " $1 " (for " file ")"; next }
             $2 == "=>" && $3 ~ /^\// { print $3 }
@@ -194,6 +206,8 @@ done
 [ -e "$system/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ] || fail "the dynamic loader was not found"
 debian_packages[ca-certificates]=1
 debian_packages[base-files]=1
+debian_packages[graphviz]=1
+debian_packages[libgvc6]=1
 
 # Merged /usr, as in Debian 12: the loader is /lib64/ld-linux-x86-64.so.2.
 ln -s usr/lib "$system/lib"

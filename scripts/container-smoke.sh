@@ -270,6 +270,9 @@ run_pipeline() { # NAME: stores a pipeline (log, a Swift plugin, a C plugin), ru
         sleep 0.1
     done
     [ "$status" = COMPLETED ] || fail "execution $execution_id ended ${status:-not at all}: $(head -c 600 <<<"$body")"
+    expect 200 GET "/executions/$execution_id/graph?format=svg"
+    grep -q 'class="node step status&#45;completed"' <<<"$body" || fail "the execution's SVG graph (Graphviz in the image) lacks its steps: $(head -c 300 <<<"$body")"
+    echo "GET /executions/$execution_id/graph: an SVG laid out by the image's dot"
     expect 200 GET "/executions/$execution_id/steps"
     echo "execution $execution_id: COMPLETED; steps:"
     python3 -c '

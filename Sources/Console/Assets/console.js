@@ -339,7 +339,12 @@ function executionTable(executions) {
 
 function progressBar(percent) {
   const value = Number.isFinite(percent) ? Math.min(100, Math.max(0, percent)) : 0;
-  return h("span", { class: "progress", title: `${value.toFixed(0)}%` }, h("span", { class: "bar", style: null, "data-value": value.toFixed(0) }), ` ${value.toFixed(0)}%`);
+  return h(
+    "span",
+    { class: "progress", title: `${value.toFixed(0)}%` },
+    h("span", { class: "track" }, h("span", { class: "bar", "data-value": value.toFixed(0) })),
+    ` ${value.toFixed(0)}%`,
+  );
 }
 
 function sizeBars(root) {
