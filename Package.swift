@@ -353,7 +353,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", dependencies: ["_BudPipelineTestSupport", "BudJSON", "budpipeline"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkMarksTests", dependencies: ["WorkMarks"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TelemetryTests",

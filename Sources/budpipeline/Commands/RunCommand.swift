@@ -9,14 +9,18 @@ import Storage
 import Synchronization
 import UnixSignals
 
-/// `budpipeline run FILE`: runs one execution to its end and prints the result.
+/// `budpipeline run FILE`: runs one execution to its end and prints the result. While it runs,
+/// stdout shows its progress (see ``RunProgressMode``): a live view on a terminal, a line per
+/// change otherwise, nothing with `--json`.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a pipeline DAG once, wait for it to finish and print the result.",
         discussion: """
             The execution is stored like any other (default: the SQLite file under data/) and runs \
-            with the plugins the server would load. Exits with status 1 unless it completes.
+            with the plugins the server would load. Exits with status 1 unless it completes. While it \
+            runs, a terminal shows a live view of the steps (NO_COLOR turns its colours off); \
+            elsewhere, a line per change.
             """
     )
 
@@ -35,11 +39,20 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Apply pending migrations first (also AUTO_MIGRATE=true).")
     var migrate = false
 
+    @Option(
+        help: ArgumentHelp(
+            "How to show progress while it runs: auto (live on a terminal, else plain; none with --json), live, plain or none."
+        ))
+    var progress: RunProgressMode = .auto
+
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
         guard timeout.isFinite, timeout > 0, timeout <= 31_536_000 else {
             throw ValidationError("--timeout must be a number of seconds from 0 to 31536000 (a year), got \(timeout)")
+        }
+        if json, progress == .live || progress == .plain {
+            throw ValidationError("--progress \(progress.rawValue) cannot go with --json: stdout holds only the JSON")
         }
     }
 
@@ -49,8 +62,20 @@ struct RunCommand: AsyncParsableCommand {
         let document = try ValidateCommand.readDocument(file)
         let values = try Self.parse(params)
         let assembly = try await RuntimeAssembly.open(database: database, migrate: migrate, label: "budpipeline.run")
+        let executionID = ExecutionID.generate()
+        let environment = ProcessInfo.processInfo.environment
+        let isTerminal = StandardOutput.isTerminal
+        let mode = progress.resolved(json: json, stdoutIsTerminal: isTerminal, environment: environment)
+        let reporter =
+            mode == .none
+            ? nil
+            : RunProgressReporter(
+                runtime: assembly.runtime, executionID: executionID, definition: try? PipelineParser.parse(document).get(), mode: mode,
+                style: .forStandardOutput(isTerminal: isTerminal, environment: environment))
         let runner = OneExecution(
-            runtime: assembly.runtime, request: ExecutionRequest(dag: document, params: values, initiator: "cli"), timeout: timeout)
+            runtime: assembly.runtime,
+            request: ExecutionRequest(dag: document, params: values, initiator: "cli", executionID: executionID), timeout: timeout,
+            reporter: reporter)
         var services = RuntimeServices.all(for: assembly.runtime).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         services.append(
             .init(
@@ -122,25 +147,52 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Starts one execution, waits for it to finish, then ends (which shuts the group down).
+/// Starts one execution, waits for it to finish, then ends (which shuts the group down). With a
+/// reporter, its progress is shown meanwhile, and its final view is drawn before this ends.
 final class OneExecution: Service, Sendable {
     let runtime: ExecutionRuntime
     let request: ExecutionRequest
     let timeout: Double
+    let reporter: RunProgressReporter?
     private let outcome = Mutex<ExecutionRecord?>(nil)
 
-    init(runtime: ExecutionRuntime, request: ExecutionRequest, timeout: Double) {
+    init(runtime: ExecutionRuntime, request: ExecutionRequest, timeout: Double, reporter: RunProgressReporter? = nil) {
         self.runtime = runtime
         self.request = request
         self.timeout = timeout
+        self.reporter = reporter
     }
 
     var result: ExecutionRecord? { outcome.withLock { $0 } }
 
     func run() async throws {
+        guard let reporter else {
+            let started = try await runtime.startExecution(request)
+            try await waitUntilFinished(started.id)
+            return
+        }
+        // Subscribed before the start, so that no event of the execution is missed.
+        let subscription = runtime.eventBus.subscribe(executionID: reporter.executionID)
+        defer { runtime.eventBus.unsubscribe(subscription.id) }
         let started = try await runtime.startExecution(request)
+        let (ended, end) = AsyncStream<Void>.makeStream()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await reporter.run(messages: subscription.messages, ended: ended) }
+            do {
+                try await waitUntilFinished(started.id)
+            } catch {
+                end.finish()
+                try? await group.waitForAll()
+                throw error
+            }
+            end.finish()
+            try await group.waitForAll()
+        }
+    }
+
+    private func waitUntilFinished(_ executionID: ExecutionID) async throws {
         let finished = try await cancelWhenGracefulShutdown {
-            try await self.runtime.waitUntilFinished(executionID: started.id, timeout: .milliseconds(Int64(self.timeout * 1000)))
+            try await self.runtime.waitUntilFinished(executionID: executionID, timeout: .milliseconds(Int64(self.timeout * 1000)))
         }
         outcome.withLock { $0 = finished }
     }
