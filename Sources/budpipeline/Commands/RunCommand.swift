@@ -114,16 +114,18 @@ struct RunCommand: AsyncParsableCommand {
         return params
     }
 
+    /// The result as text: one line per step. Ids and messages come from the DAG and its plugins,
+    /// so they lose control characters (no terminal escapes, no forged lines); outputs are JSON.
     static func text(_ execution: ExecutionRecord, steps: [StepRecord]) -> String {
         var lines = ["execution \(execution.id): \(execution.status.rawValue)"]
         for step in steps {
-            var line = "  \(step.state.stepID): \(step.state.status.rawValue)"
+            var line = "  \(TerminalText.clean(step.state.stepID, limit: 1000)): \(step.state.status.rawValue)"
             if step.state.attempt > 0 { line += " (attempt \(step.state.attempt + 1))" }
-            if let error = step.state.error { line += " — \(error)" }
+            if let error = step.state.error { line += " — \(TerminalText.clean(error, limit: 10_000))" }
             lines.append(line)
         }
         if let outputs = execution.finalOutputs { lines.append("outputs: \(JSONValue.object(outputs).serializedString())") }
-        if let error = execution.errorInfo?["message"]?.stringValue { lines.append("error: \(error)") }
+        if let error = execution.errorInfo?["message"]?.stringValue { lines.append("error: \(TerminalText.clean(error, limit: 10_000))") }
         return lines.joined(separator: "\n")
     }
 
