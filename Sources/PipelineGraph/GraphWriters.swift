@@ -74,7 +74,7 @@ extension PipelineGraph {
                 "id=\(Self.dotQuoted("step-\(node.index + 1)"))",
                 "class=\(Self.dotQuoted("step " + StatusColours.className(status)))",
                 "label=\(Self.dotQuoted(node.lines.joined(separator: "\n")))",
-                "tooltip=\(Self.dotQuoted(node.tooltip))",
+                "tooltip=\(Self.dotQuoted(node.tooltip, expandedTwice: true))",
                 "fillcolor=\(Self.dotQuoted(StatusColours.fill(status)))",
                 "color=\(Self.dotQuoted(StatusColours.outline(status)))",
                 "style=\(Self.dotQuoted(style))",
@@ -128,15 +128,18 @@ extension PipelineGraph {
         return out
     }
 
-    /// `"text"` with DOT's escapes: `\` and `"` escaped, so that Graphviz shows them as written
-    /// (a lone `\` would otherwise start one of its label escapes such as `\N`).
-    static func dotQuoted(_ text: String) -> String {
+    /// `"text"` with DOT's escapes, so that Graphviz shows it as written: `"` and `\` escaped (a
+    /// lone `\` would start one of Graphviz's escapes such as `\N`, the node's name), and `&` as
+    /// `&amp;` (Graphviz decodes HTML entities in strings: `&#27;` would become a control
+    /// character). Graphviz reads a tooltip's escapes twice, so there a `\` is escaped twice.
+    static func dotQuoted(_ text: String, expandedTwice: Bool = false) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\\": out += "\\\\"
+            case "\\": out += expandedTwice ? "\\\\\\\\" : "\\\\"
             case "\"": out += "\\\""
             case "\n": out += "\\n"
+            case "&": out += "&amp;"
             default: out.unicodeScalars.append(scalar)
             }
         }

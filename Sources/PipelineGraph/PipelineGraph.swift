@@ -175,48 +175,67 @@ public struct PipelineGraph: Sendable, Equatable {
     }
 
     /// `text` on one line without control characters (each run of them becomes one space), at
-    /// most `limit` characters (a longer text ends in `…`).
+    /// most `limit` Unicode scalars (a longer text ends in `…`). Scalars, not characters: one
+    /// character can carry thousands of combining marks, and every string handed to Graphviz must
+    /// stay far below its 16 KB limit on a quoted string.
     public static func clean(_ text: String, limit: Int = Limits.lineLength) -> String {
         guard limit > 0 else { return "" }
         var result = ""
-        var count = 0
+        var used = 0
+        // Where the text is cut (in UTF-8 bytes, on a character boundary) if it turns out too
+        // long: leaves room for the ellipsis.
+        var cut = 0
         var pendingSpace = false
         for character in text {
-            if character.unicodeScalars.contains(where: {
-                $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
-            })
-                || character.isNewline
+            let scalars = character.unicodeScalars
+            if character.isNewline
+                || scalars.contains(where: {
+                    $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
+                })
             {
                 pendingSpace = !result.isEmpty
                 continue
             }
+            let cost = scalars.count + (pendingSpace ? 1 : 0)
+            guard used + cost <= limit else { return String(decoding: result.utf8.prefix(cut), as: UTF8.self) + "…" }
             if pendingSpace {
-                guard count < limit else { break }
                 result.append(" ")
-                count += 1
                 pendingSpace = false
             }
-            guard count < limit else {
-                if !result.isEmpty { result.removeLast() }
-                result.append("…")
-                return result
-            }
             result.append(character)
-            count += 1
+            used += cost
+            if used < limit { cut = result.utf8.count }
         }
         return result
     }
 }
 
 extension PipelineGraph {
-    /// The definition a stored or written DAG document describes, for drawing: one without
-    /// steps (a draft) is an empty definition named `fallbackName` unless it has a name.
+    /// The definition a stored or written DAG document describes, for drawing: an object whose
+    /// `steps` is a list; one without steps (a draft) is an empty definition named `fallbackName`
+    /// unless it has a name. Anything else, a DAG the parser refuses, or steps that form a cycle
+    /// is an error naming the problem.
     public static func definition(drawing dag: JSONValue?, fallbackName: String) throws(PipelineParseError) -> PipelineDefinition {
-        guard let dag, case .object(let object) = dag, !(object["steps"]?.arrayValue ?? []).isEmpty else {
-            return PipelineDefinition(name: dag?["name"]?.stringValue ?? fallbackName, steps: [])
+        guard let dag else { return PipelineDefinition(name: fallbackName, steps: []) }
+        guard case .object(let object) = dag else {
+            throw PipelineParseError(errors: ["not a DAG: expected an object with a list of steps"])
+        }
+        switch object["steps"] {
+        case nil, .null?:
+            return PipelineDefinition(name: object["name"]?.stringValue ?? fallbackName, steps: [])
+        case .array(let steps)? where steps.isEmpty:
+            return PipelineDefinition(name: object["name"]?.stringValue ?? fallbackName, steps: [])
+        case .array?:
+            break
+        default:
+            throw PipelineParseError(errors: ["steps: expected a list"])
         }
         switch PipelineParser.parse(dag) {
-        case .success(let definition): return definition
+        case .success(let definition):
+            if let cycle = DependencyGraph(definition.steps).cycle() {
+                throw PipelineParseError(errors: ["the steps form a cycle: \(cycle.joined(separator: " -> "))"])
+            }
+            return definition
         case .failure(let error): throw error
         }
     }

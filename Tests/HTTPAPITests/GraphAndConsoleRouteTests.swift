@@ -3,6 +3,8 @@ import Foundation
 import Testing
 import _BudPipelineTestSupport
 
+@testable import HTTPAPI
+
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
@@ -176,5 +178,26 @@ struct GraphAndConsoleRouteTests {
             Repository.executable, ["config", "check"], environment: ["BUDPIPELINE_CONSOLE": "maybe"])
         #expect(result.status != 0)
         #expect(result.standardError.contains("BUDPIPELINE_CONSOLE=maybe is not true or false"))
+    }
+}
+
+@Suite("Plugin inventory for users")
+struct PluginInventoryTextTests {
+    @Test("absolute paths in loader messages are cut to their last component")
+    func paths() {
+        #expect(
+            PluginRoutes.withoutDirectories("cannot load the library: /srv/plugins/libJunk.so: file too short")
+                == "cannot load the library: libJunk.so: file too short")
+        #expect(
+            PluginRoutes.withoutDirectories("action text_stats is already used by /opt/bp/lib/libTextStats.so")
+                == "action text_stats is already used by libTextStats.so")
+        #expect(
+            PluginRoutes.withoutDirectories("plugin directory /work/nonexistent-dir/ does not exist")
+                == "plugin directory nonexistent-dir does not exist")
+        #expect(PipelineRoutesPlain.untouched == PluginRoutes.withoutDirectories(PipelineRoutesPlain.untouched))
+    }
+
+    enum PipelineRoutesPlain {
+        static let untouched = "version 2.0 needs ABI 1.x (this host: 1.0); name a/b is fine"
     }
 }

@@ -216,6 +216,25 @@ struct PipelineGraphTests {
         #expect(!svg.contains("<script"), "markup from a label is escaped, never an element")
     }
 
+    @Test("text Graphviz would decode or expand stays literal, and one character cannot carry a flood", .enabled(if: Graphviz.isUsable))
+    func graphvizDecoding() async throws {
+        let flood = "{{ true }}a" + String(repeating: "\u{301}", count: 40_000)
+        let steps = [
+            Self.step("a", name: "ctrl &#1; &#x1B;]0;X&#x7; &#xD800; &amp; & done"),
+            Self.step("b", name: "tooltip \\N \\G \\L end", dependsOn: ["a"], condition: flood),
+        ]
+        let graph = PipelineGraph(definition: PipelineDefinition(name: "decoding", steps: steps))
+        for node in graph.nodes {
+            #expect(node.lines.allSatisfy { $0.unicodeScalars.count <= PipelineGraph.Limits.lineLength })
+            #expect(node.tooltip.unicodeScalars.count <= PipelineGraph.Limits.tooltipLength)
+        }
+        let svg = try await GraphvizLayout().svg(graph.dot())
+        let outline = try #require(SVGOutline.parse(svg), "the SVG parses")
+        #expect(outline.texts.contains("ctrl &#1; &#x1B;]0;X&#x7; &#xD800; &amp; & done"))
+        #expect(!svg.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" })
+        #expect(svg.contains("tooltip \\N \\G \\L end"), "the tooltip keeps the escapes as text")
+    }
+
     @Test("Graphviz missing, too slow or too verbose is a clear failure", .enabled(if: Graphviz.isUsable))
     func layoutFailures() async throws {
         let dot = PipelineGraph(definition: PipelineDefinition(name: "x", steps: [Self.step("a"), Self.step("b", dependsOn: ["a"])])).dot()
@@ -272,6 +291,45 @@ struct PipelineGraphTests {
         #expect(try await gate.run { "after" } == "after")
     }
 
+    @Test("the gate's queue is bounded in length and in time, and it remembers answers")
+    func gateBounds() async throws {
+        let gate = GraphvizGate(limit: 1, maxWaiting: 1, maxWait: .milliseconds(300))
+        let holder = Task { try await gate.run { try await Task.sleep(for: .seconds(2)) } }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        let waiter = Task { try await gate.run { "late" } }
+        try await Task.sleep(for: .milliseconds(50))
+        await #expect(throws: GraphvizGate.Busy.self, "the queue holds one") { try await gate.run { "third" } }
+        await #expect(throws: GraphvizGate.Busy.self, "a waiter gives up after maxWait") { try await waiter.value }
+        #expect(ContinuousClock.now - started < .seconds(1.5))
+        holder.cancel()
+        _ = try? await holder.value
+        if Graphviz.isUsable {
+            let cached = GraphvizGate()
+            let dot = PipelineGraph(definition: PipelineDefinition(name: "c", steps: [Self.step("a")])).dot()
+            let first = try await cached.svg(dot, layout: GraphvizLayout())
+            // Asked again, the answer comes from memory: a layout that cannot run is not needed.
+            #expect(try await cached.svg(dot, layout: GraphvizLayout(executable: "budpipeline-no-such-dot")) == first)
+        }
+    }
+
+    @Test("documents that are not DAGs, and cycles, are refused for drawing")
+    func notDAGs() throws {
+        for document: JSONValue in [[1, 2, 3], "hello", ["steps": ["a": 1]], ["steps": "x"]] {
+            #expect(throws: PipelineParseError.self, "\(document)") { try PipelineGraph.definition(drawing: document, fallbackName: "") }
+        }
+        let cyclic: JSONValue = [
+            "name": "loop",
+            "steps": [
+                ["id": "a", "name": "a", "action": "log", "depends_on": ["b"]],
+                ["id": "b", "name": "b", "action": "log", "depends_on": ["a"]],
+            ],
+        ]
+        #expect(throws: PipelineParseError.self) { try PipelineGraph.definition(drawing: cyclic, fallbackName: "") }
+        #expect(try PipelineGraph.definition(drawing: ["name": "draft", "steps": []], fallbackName: "").steps.isEmpty)
+        #expect(try PipelineGraph.definition(drawing: ["name": "draft"], fallbackName: "").name == "draft")
+    }
+
     @Test("durations and cleaning")
     func formatting() {
         #expect(PipelineGraph.duration(0.25) == "250ms")
@@ -285,5 +343,9 @@ struct PipelineGraphTests {
         #expect(PipelineGraph.clean("x", limit: 0) == "")
         #expect(PipelineGraph.clean("abc", limit: 3) == "abc")
         #expect(PipelineGraph.clean("\u{1B}[2J") == "[2J")
+        #expect(PipelineGraph.clean("e" + String(repeating: "\u{301}", count: 100), limit: 10) == "…", "scalars are counted")
+        #expect(
+            PipelineGraph.clean("ab" + "e" + String(repeating: "\u{301}", count: 5), limit: 10) == "ab" + "e"
+                + String(repeating: "\u{301}", count: 5))
     }
 }

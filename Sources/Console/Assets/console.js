@@ -292,7 +292,8 @@ async function drawGraph(container, path, scope) {
     fill(container, h("p", { class: "empty" }, "The graph could not be read."));
     return;
   }
-  for (const element of Array.from(svg.querySelectorAll("script, foreignObject, iframe, object, embed, use, image"))) element.remove();
+  const active = "script, foreignObject, iframe, object, embed, use, image, style, set, animate, animateMotion, animateTransform";
+  for (const element of Array.from(svg.querySelectorAll(active))) element.remove();
   for (const element of [svg, ...svg.querySelectorAll("*")]) {
     for (const attribute of Array.from(element.attributes)) {
       const name = attribute.name.toLowerCase();

@@ -236,7 +236,7 @@ public enum OpenAPIDocument {
             summary: "Server-sent events: a snapshot, then the execution's events live until it ends", tag: "executions",
             responses: [(200, nil), (404, "Error")], eventStream: true),
         Operation(
-            method: "get", paths: ["/executions/{id}/graph"], id: "executionGraph",
+            method: "get", paths: under(executionRoots, "/executions/{id}/graph"), id: "executionGraph",
             summary: "The execution's DAG as a picture, each step with its status, duration and wait (SVG by Graphviz, DOT or Mermaid)",
             tag: "executions", parameters: [parameter("format", in: "query", Schema.choice(["svg", "dot", "mermaid"]))],
             responses: [(200, nil), (404, "Error"), (503, "Error")], textMedia: graphMedia),

@@ -11,8 +11,10 @@ import Storage
 /// query, the definition read from what is stored, and the answer in DOT, Mermaid or SVG.
 ///
 /// SVG is laid out by Graphviz's `dot` in a child process with a deadline; at most
-/// ``GraphRendering/concurrentLayouts`` run at once across the server (later requests wait their
-/// turn), so graph requests cannot turn into a burst of processes.
+/// ``GraphRendering/concurrentLayouts`` run at once across the server, at most 8 requests wait
+/// for a turn, each at most 5 s (then 503 `GRAPH_BUSY` with `Retry-After`), and recent pictures
+/// are remembered by their DOT text, so graph requests cannot turn into a burst of processes or
+/// a queue that delays everyone's graphs.
 struct GraphRendering: Sendable {
     /// Layouts running at once (each is one `dot` process).
     static let concurrentLayouts = 2
@@ -50,16 +52,15 @@ struct GraphRendering: Sendable {
         case .dot: text = graph.dot()
         case .mermaid: text = graph.mermaid()
         case .svg:
-            let dot = graph.dot()
-            let layout = self.layout
-            let laidOut: String?
             do {
-                laidOut = try await gate.run { try await layout.svg(dot) }
+                text = try await gate.svg(graph.dot(), layout: layout)
             } catch let failure as GraphvizLayout.Failure {
                 throw Self.apiError(failure)
+            } catch is GraphvizGate.Busy {
+                throw APIError(
+                    .serviceUnavailable, code: "GRAPH_BUSY", message: "Graphviz is busy with other graphs; try again shortly",
+                    headers: [.retryAfter: "2"])
             }
-            guard let laidOut else { throw CancellationError() }
-            text = laidOut
         }
         var headers = HTTPFields()
         headers[.contentType] = format.contentType

@@ -56,11 +56,15 @@ extension PluginRoutes {
             return .object(entry)
         }
         let refused: [JSONValue] = host.refusals.map {
-            ["file": .string(showingPaths ? $0.file : Self.fileName($0.file)), "reason": .string($0.reason)]
+            [
+                "file": .string(showingPaths ? $0.file : Self.fileName($0.file)),
+                "reason": .string(showingPaths ? $0.reason : Self.withoutDirectories($0.reason)),
+            ]
         }
+        let notes = host.notes.map { showingPaths ? $0 : Self.withoutDirectories($0) }
         var inventory: JSONObject = [
             "host_abi": .string(PluginHost.abiVersion), "plugins": .array(plugins), "refused": .array(refused),
-            "notes": .array(host.notes.map(JSONValue.string)),
+            "notes": .array(notes.map(JSONValue.string)),
         ]
         if showingPaths { inventory["directories"] = .array(host.configuration.pluginDirectories.map(JSONValue.string)) }
         return .object(inventory)
@@ -68,5 +72,11 @@ extension PluginRoutes {
 
     private static func fileName(_ path: String) -> String {
         path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    /// `text` with every absolute path cut to its last component (`/srv/plugins/libX.so: bad`
+    /// becomes `libX.so: bad`): loader messages name files and directories of the server.
+    static func withoutDirectories(_ text: String) -> String {
+        text.replacing(#/(^|[\s'"(=])((?:/[^\s/:,;'"()]+)+/?)/#) { match in match.output.1 + fileName(String(match.output.2)) }
     }
 }

@@ -76,7 +76,6 @@ public enum APIServer {
         routes.get("plugins", use: plugins.inventory)
         let graphs = GraphRoutes(pipelines: pipelines, executions: executions, rendering: GraphRendering())
         routes.get("pipelines/{id}/graph", use: graphs.pipeline)
-        routes.get("executions/{id}/graph", use: graphs.execution)
         if configuration.consoleEnabled {
             let console = ConsoleRoutes()
             routes.get("ui", use: console.page)
@@ -106,6 +105,7 @@ public enum APIServer {
             group.post("executions/{id}/cancel", use: executions.cancel)
             group.post("executions/{id}/retry", use: executions.retry)
             group.get("executions/{id}/stream", use: executions.stream)
+            group.get("executions/{id}/graph", use: graphs.execution)
         }
         for prefix in ["actions", "api/v1/actions", "budpipeline/actions"] {
             let group = routes.group(prefix)

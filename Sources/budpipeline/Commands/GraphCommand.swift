@@ -6,6 +6,10 @@ import PipelineEngine
 import PipelineGraph
 import Storage
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `budpipeline graph FILE|PIPELINE_ID [--execution ID]`: the DAG as DOT, SVG or Mermaid.
 struct GraphCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,6 +50,8 @@ struct GraphCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Output piped into a program that stops reading (`| head`) ends the write, not the process.
+        signal(SIGPIPE, SIG_IGN)
         try database.settings.apply()
         let graph = try await self.graph()
         let text: String
