@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A child process left running while a test goes on (a worker or a server), its output in a file.
 public final class BackgroundProcess: @unchecked Sendable {
@@ -8,7 +8,9 @@ public final class BackgroundProcess: @unchecked Sendable {
     /// Standard output and error of the process.
     public let logPath: String
 
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+    /// With `standardInput`, the process reads from that pipe (the caller keeps its writing end);
+    /// otherwise it inherits the test process's standard input.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String], standardInput: Pipe? = nil) throws {
         logPath = NSTemporaryDirectory() + "bp-process-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -17,6 +19,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.standardOutput = log
         process.standardError = log
+        if let standardInput { process.standardInput = standardInput }
         try process.run()
     }
 
