@@ -31,6 +31,8 @@ export BUDPIPELINE_REQUIRE_POSTGRES=1
 export BUDPIPELINE_REQUIRE_JINJA=1
 # So must the graph tests that lay graphs out with Graphviz.
 export BUDPIPELINE_REQUIRE_GRAPHVIZ=1
+# And the web console's browser test (Chromium and chromedriver from Debian).
+export BUDPIPELINE_REQUIRE_BROWSER=1
 
 step "Rust plugin SDK (cargo test, offline)"
 cargo test --offline --quiet --manifest-path sdk/rust/budpipeline-plugin/Cargo.toml --target-dir .build/rust

@@ -56,8 +56,10 @@ function statusClass(status, awaiting) {
   return STATUS_CLASSES.includes(lower) ? lower : "pending";
 }
 
+/** The start and end of an id: execution ids are UUIDv7, whose first digits are the time. */
 function shortID(id) {
-  return String(id || "").slice(0, 8);
+  const text = String(id || "");
+  return text.length > 12 ? `${text.slice(0, 8)}…${text.slice(-4)}` : text;
 }
 
 function time(iso) {
@@ -415,7 +417,7 @@ async function executionView(id, scope) {
       redrawSoon();
     }
   };
-  // The picture's labels (durations, waits) are redrawn at most every 3 s; colours change at once.
+  // The picture's labels (durations, waits) are redrawn at most every 1.5 s; colours change at once.
   let redrawTimer = null;
   let redrawn = 0;
   const redrawSoon = () => {
@@ -425,7 +427,7 @@ async function executionView(id, scope) {
       redrawn = Date.now();
       await drawGraph(graph, `/executions/${id}/graph?format=svg`, scope).catch(() => {});
       if (latest) paintGraph(graph, latest.steps);
-    }, Math.max(0, 3000 - (Date.now() - redrawn)));
+    }, Math.max(0, 1500 - (Date.now() - redrawn)));
   };
   scope.addEventListener("abort", () => clearTimeout(redrawTimer));
 
