@@ -38,7 +38,13 @@ step "Rust plugin SDK (cargo test, offline)"
 cargo test --offline --quiet --manifest-path sdk/rust/budpipeline-plugin/Cargo.toml --target-dir .build/rust
 
 step "tests (SQLite and PostgreSQL)"
-swift test --skip-build
+# The browser suites run on their own afterwards: Chromium takes both cores while it renders,
+# and the other suites' timing-sensitive tests should not share the machine with it.
+browser_suites="ConsoleBrowserTests|BrowserHarnessTests"
+swift test --skip-build --skip "$browser_suites"
+
+step "tests in a headless browser (the web console)"
+swift test --skip-build --filter "$browser_suites"
 
 step "HTTP API fuzzing (schemathesis against /openapi.json, SQLite and PostgreSQL)"
 # The libFuzzer driver (a release build) is built meanwhile: schemathesis waits on the server

@@ -27,7 +27,7 @@ private enum TestPages {
             late.textContent = "arrived late";
             document.body.append(late);
             window.lateValue = 42;
-        }, 400);
+        }, 2500);
         console.log("ready");
         </script>
         </body></html>
@@ -99,7 +99,7 @@ struct BrowserHarnessTests {
             try await withBrowser { browser in
                 try await browser.open(base + "/clean.html")
                 #expect(try await browser.find("#late") == nil)
-                let late = try await browser.waitFor("#late", timeout: .seconds(5))
+                let late = try await browser.waitFor("#late", timeout: .seconds(30))
                 #expect(try await browser.text(of: late) == "arrived late")
                 #expect(try await browser.findAll("p").count == 2)
                 let error = await #expect(throws: BrowserError.self) { try await browser.waitFor("#never", timeout: .milliseconds(300)) }
@@ -113,7 +113,7 @@ struct BrowserHarnessTests {
         try await TestPages.serve { base in
             try await withBrowser { browser in
                 try await browser.open(base + "/clean.html")
-                let value = try await browser.waitUntil(timeout: .seconds(5), script: "document.querySelector('#late').textContent.length")
+                let value = try await browser.waitUntil(timeout: .seconds(30), script: "document.querySelector('#late').textContent.length")
                 #expect(value == 12)
                 #expect(try await browser.waitUntil(script: "window.lateValue") == 42)
                 let error = await #expect(throws: BrowserError.self) {

@@ -129,23 +129,46 @@ struct WorkflowEventTests {
         }
     }
 
+    /// The body of a chunked HTTP/1.1 response in `text` (what arrived so far).
+    static func dechunked(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        let separator = Array("\r\n\r\n".utf8)
+        guard let start = bytes.indices.first(where: { bytes[$0...].starts(with: separator) }) else { return "" }
+        var index = start + separator.count
+        var body: [UInt8] = []
+        while let lineEnd = bytes[index...].indices.first(where: { bytes[$0...].starts(with: [13, 10]) }),
+            let size = Int(String(decoding: bytes[index..<lineEnd], as: UTF8.self), radix: 16), size > 0,
+            lineEnd + 2 + size <= bytes.count
+        {
+            body += bytes[(lineEnd + 2)..<(lineEnd + 2 + size)]
+            index = lineEnd + 2 + size + 2
+            guard index <= bytes.count else { break }
+        }
+        return String(decoding: body, as: UTF8.self)
+    }
+
     @Test("the execution stream sends a snapshot, then each event live, and ends with the execution", arguments: TestBackend.available)
     func liveStream(backend: TestBackend) async throws {
         try await InProcessAPIServer.with(backend, environment: Self.environment) { server in
             let request = String(UUID().uuidString.prefix(8).lowercased())
             let executionID = try await Self.run(Self.diamond(request: request), on: server)
             _ = try await Self.awaiting("approve", of: executionID, on: server)
-            async let streamed = server.send("GET", "/executions/\(executionID)/stream")
-            // The event is sent once the stream listens (its subscription is the bus's only one).
-            try await eventually { server.runtime.eventBus.subscriberCount > 0 }
+            let stream = try RawConnection(port: server.port)
+            defer { stream.close() }
+            stream.send(
+                "GET /executions/\(executionID)/stream HTTP/1.1\r\nHost: test\r\ndapr-api-token: \(Self.token)\r\nConnection: close\r\n\r\n"
+            )
+            // The event is sent once the stream has sent its snapshot: an event committed before
+            // the stream read the execution is in the snapshot, not sent after it.
+            #expect(await stream.wait(timeout: .seconds(30)) { text, closed in closed || text.contains("event: snapshot") })
             let event: JSONValue = [
                 "id": .string("stream-\(request)"), "type": "approval", "workflow_id": .string("approval:\(request)"),
                 "decision": "approved",
             ]
             #expect(try await server.send("POST", "/workflow-events", json: event, headers: Self.authorized).json["step_completed"] == true)
-            let reply = try await streamed
-            #expect(reply.status == 200)
-            let events = reply.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { block in
+            #expect(await stream.wait(timeout: .seconds(30)) { text, closed in closed || text.contains("event: workflow_completed") })
+            #expect(stream.text.hasPrefix("HTTP/1.1 200"))
+            let events = Self.dechunked(stream.text).components(separatedBy: "\n\n").filter { $0.contains("event: ") }.map { block in
                 let lines = block.split(separator: "\n")
                 let name = lines.first { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) } ?? ""
                 let data = lines.first { $0.hasPrefix("data: ") }.flatMap { try? JSONValue(parsing: String($0.dropFirst(6))) }
