@@ -235,8 +235,8 @@ let package = Package(
         .executableTarget(
             name: "budpipeline-benchmarks",
             dependencies: [
-                "BudPipelineHost", "BudJSON", "InboundEvents", "MetricsExport", "PipelineEngine", "PluginSchema", "PluginTesting",
-                "PipelineRuntime", "Storage", "StorageSQLite", "StoragePostgres", "WorkMarks",
+                "BudPipelineHost", "BudJSON", "InboundEvents", "MetricsExport", "PipelineEngine", "PipelineGraph", "PluginSchema",
+                "PluginTesting", "PipelineRuntime", "Storage", "StorageSQLite", "StoragePostgres", "WorkMarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -11,7 +11,7 @@ struct BenchmarksCommand: AsyncParsableCommand {
         subcommands: [
             PluginCallBenchmark.self, JSONBenchmark.self, EngineBenchmark.self, RuntimeBenchmark.self, EventBenchmark.self,
             TimerBenchmark.self,
-            HTTPLoadBenchmark.self, EndToEndBenchmark.self, MetricsBenchmark.self, TracingBenchmark.self,
+            HTTPLoadBenchmark.self, EndToEndBenchmark.self, MetricsBenchmark.self, TracingBenchmark.self, GraphBenchmark.self,
         ]
     )
 }

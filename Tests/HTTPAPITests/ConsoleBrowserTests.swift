@@ -161,6 +161,11 @@ struct ConsoleBrowserTests {
             try await browser.open("\(server.baseURL)/ui#/executions?status=FAILED")
             _ = try await browser.waitFor(".execution-row[data-id='\(failed)']")
             #expect(try await browser.findAll(".execution-row").count == 1, "the status filter applies")
+            try await browser.open("\(server.baseURL)/ui#/executions?start_date=2000-01-01&end_date=2000-01-02")
+            _ = try await browser.waitUntil(
+                script: "document.querySelector('#execution-list')?.textContent.includes('No executions match')")
+            try await browser.open("\(server.baseURL)/ui#/executions?start_date=2000-01-01")
+            _ = try await browser.waitFor(".execution-row[data-id='\(failed)']")
             try await browser.open("\(server.baseURL)/ui#/executions")
             _ = try await browser.waitFor(".execution-row[data-id='\(held)']")
             try await picture("console-executions")

@@ -363,7 +363,9 @@ async function executionsView(query, scope) {
   const pipeline = h("select", { name: "workflow_id", id: "filter-pipeline" }, h("option", { value: "" }, "any pipeline"),
     Array.from(names).map(([id, name]) => h("option", { value: id, selected: query.get("workflow_id") === id }, name)));
   const initiator = h("input", { name: "initiator", placeholder: "initiator", value: query.get("initiator") || "" });
-  filters.append(status, pipeline, initiator, h("button", { type: "submit" }, "Filter"));
+  const from = h("input", { name: "start_date", type: "date", title: "started on or after", value: query.get("start_date") || "" });
+  const until = h("input", { name: "end_date", type: "date", title: "started on or before", value: query.get("end_date") || "" });
+  filters.append(status, pipeline, initiator, from, "–", until, h("button", { type: "submit" }, "Filter"));
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
@@ -375,6 +377,13 @@ async function executionsView(query, scope) {
   const load = async () => {
     const params = new URLSearchParams({ page: String(page), page_size: "25" });
     for (const key of ["status", "workflow_id", "initiator"]) if (query.get(key)) params.set(key, query.get(key));
+    // Dates are whole days in the browser's time zone, sent as instants.
+    const day = (text, end) => {
+      const date = new Date(`${text}T${end ? "23:59:59.999" : "00:00:00"}`);
+      return Number.isNaN(date.getTime()) ? null : date.toISOString();
+    };
+    if (query.get("start_date") && day(query.get("start_date"), false)) params.set("start_date", day(query.get("start_date"), false));
+    if (query.get("end_date") && day(query.get("end_date"), true)) params.set("end_date", day(query.get("end_date"), true));
     const answer = await api(`/executions?${params}`, { signal: scope });
     const pagination = answer.pagination || {};
     const pager = h("div", { class: "pager" },
