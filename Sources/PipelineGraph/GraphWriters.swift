@@ -1,4 +1,4 @@
-public import PipelineEngine
+import PipelineEngine
 
 /// The formats a graph is written in.
 public enum GraphFormat: String, Sendable, CaseIterable {
@@ -133,6 +133,8 @@ extension PipelineGraph {
     /// `&amp;` (Graphviz decodes HTML entities in strings: `&#27;` would become a control
     /// character). Graphviz reads a tooltip's escapes twice, so there a `\` is escaped twice.
     static func dotQuoted(_ text: String, expandedTwice: Bool = false) -> String {
+        // Most text needs no escape: it is copied whole.
+        guard text.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A || $0 == 0x26 }) else { return "\"\(text)\"" }
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -160,18 +160,25 @@ public struct PipelineGraph: Sendable, Equatable {
     public static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "0s" }
         if seconds < 1 { return "\(Int(seconds * 1000))ms" }
-        if seconds < 60 { return String(format: "%.1fs", seconds) }
+        if seconds < 60 {
+            let tenths = Int((seconds * 10).rounded(.toNearestOrEven))
+            return tenths >= 600 ? "1m 00s" : "\(tenths / 10).\(tenths % 10)s"
+        }
         let whole = seconds < 1e12 ? Int(seconds) : 999_999_999_999
-        if whole < 3600 { return String(format: "%dm %02ds", whole / 60, whole % 60) }
-        return String(format: "%dh %02dm", whole / 3600, (whole % 3600) / 60)
+        if whole < 3600 { return "\(whole / 60)m \(twoDigits(whole % 60))s" }
+        return "\(whole / 3600)h \(twoDigits((whole % 3600) / 60))m"
     }
 
-    /// The time of day in UTC, `HH:mm:ss`.
+    /// The time of day in UTC, `HH:mm:ssZ`.
     static func clock(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-        let parts = calendar.dateComponents([.hour, .minute, .second], from: date)
-        return String(format: "%02d:%02d:%02dZ", parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0)
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, abs(seconds) < 1e15 else { return "--:--:--Z" }
+        let day = ((Int(seconds.rounded(.down)) % 86_400) + 86_400) % 86_400
+        return "\(twoDigits(day / 3600)):\(twoDigits(day % 3600 / 60)):\(twoDigits(day % 60))Z"
+    }
+
+    private static func twoDigits(_ value: Int) -> String {
+        value < 10 ? "0\(value)" : "\(value)"
     }
 
     /// `text` on one line without control characters (each run of them becomes one space), at
@@ -180,33 +187,45 @@ public struct PipelineGraph: Sendable, Equatable {
     /// stay far below its 16 KB limit on a quoted string.
     public static func clean(_ text: String, limit: Int = Limits.lineLength) -> String {
         guard limit > 0 else { return "" }
-        var result = ""
+        var result = String.UnicodeScalarView()
+        // Scalars kept (spaces included), and how many of them stay if the text is cut: room is
+        // left for the ellipsis.
         var used = 0
-        // Where the text is cut (in UTF-8 bytes, on a character boundary) if it turns out too
-        // long: leaves room for the ellipsis.
         var cut = 0
         var pendingSpace = false
-        for character in text {
-            let scalars = character.unicodeScalars
-            if character.isNewline
-                || scalars.contains(where: {
-                    $0.properties.generalCategory == .control || $0.properties.generalCategory == .format && $0.value != 0x200D
-                })
-            {
-                pendingSpace = !result.isEmpty
+        for scalar in text.unicodeScalars {
+            if isLineBreakOrControl(scalar) {
+                pendingSpace = used > 0
                 continue
             }
-            let cost = scalars.count + (pendingSpace ? 1 : 0)
-            guard used + cost <= limit else { return String(decoding: result.utf8.prefix(cut), as: UTF8.self) + "…" }
+            let cost = pendingSpace ? 2 : 1
+            guard used + cost <= limit else {
+                return String(String.UnicodeScalarView(result.prefix(cut))) + "…"
+            }
             if pendingSpace {
                 result.append(" ")
                 pendingSpace = false
             }
-            result.append(character)
+            result.append(scalar)
             used += cost
-            if used < limit { cut = result.utf8.count }
+            if used < limit { cut = used }
         }
-        return result
+        return String(result)
+    }
+
+    /// Whether `scalar` ends a line or is a control or format character (bidirectional overrides
+    /// among them; the zero-width joiner of emoji sequences is kept). Printable ASCII is decided
+    /// without a look-up.
+    static func isLineBreakOrControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x20..<0x7F: return false
+        case 0..<0x20, 0x7F: return true
+        case 0x200D: return false
+        case 0x2028, 0x2029: return true
+        default:
+            let category = scalar.properties.generalCategory
+            return category == .control || category == .format
+        }
     }
 }
 

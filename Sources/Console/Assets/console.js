@@ -265,7 +265,8 @@ async function pipelineView(id, scope) {
   const graph = h("div", { class: "graph", id: "graph" }, h("p", { class: "empty" }, "Drawing…"));
   add(view(), 
     h("div", { class: "title-row" }, h("h1", {}, pipeline.name), badge(pipeline.status.toUpperCase()), run),
-    pipeline.description ? h("p", { class: "lead" }, pipeline.description) : null,
+    // The API keeps the reference's null description on create; the DAG's own is the same text.
+    (pipeline.description || (pipeline.dag && pipeline.dag.description)) ? h("p", { class: "lead" }, pipeline.description || pipeline.dag.description) : null,
     h("p", { class: "meta" }, `${pipeline.step_count} steps · version ${pipeline.version} · ${pipeline.execution_count} executions · updated ${time(pipeline.updated_at)}`),
     h("h2", {}, "Graph"),
     graph,
@@ -444,8 +445,13 @@ async function executionView(id, scope) {
   await drawGraph(graph, `/executions/${id}/graph?format=svg`, scope);
   redrawn = Date.now();
   paintGraph(graph, latest.steps);
-  // Durations of running steps and the ETA move between events too.
-  every(1, scope, async () => latest && renderExecution(latest, { header, summary, timeline, outcome, graph }, true));
+  // Durations of running steps and the ETA move between events too (a finished run stays still,
+  // so its outputs can be selected and copied).
+  every(1, scope, async () => {
+    if (latest && !["COMPLETED", "FAILED", "CANCELLED"].includes(latest.execution.status)) {
+      renderExecution(latest, { header, summary, timeline, outcome, graph }, true);
+    }
+  });
   if (!["COMPLETED", "FAILED", "CANCELLED"].includes(latest.execution.status)) follow(id, scope, refresh);
 }
 

@@ -237,13 +237,16 @@ struct RuntimeAssembly {
         configuration.descriptorLimit = descriptorLimit
         let logger = self.logger
         let (host, configuredPort) = (configuration.host, configuration.port)
+        let servesConsole = routes == .all && configuration.consoleEnabled
         let runtimeStart = DeferredServices()
         let application = APIServer.application(
             runtime: runtime, configuration: configuration, version: BudPipelineCommand.configuration.version, logger: logger,
             metrics: metrics, routes: routes
         ) { port in
             await runtimeStart.start()
-            logger.notice("serving HTTP", metadata: ["address": "\(host):\(port)"])
+            var metadata: Logger.Metadata = ["address": "\(host):\(port)"]
+            if servesConsole { metadata["console"] = "http://\(host):\(port)/ui" }
+            logger.notice("serving HTTP", metadata: metadata)
         }
         try await run(
             [
