@@ -213,9 +213,10 @@ public struct PipelineGraph: Sendable, Equatable {
         return String(result)
     }
 
-    /// Whether `scalar` ends a line or is a control or format character (bidirectional overrides
-    /// among them; the zero-width joiner of emoji sequences is kept). Printable ASCII is decided
-    /// without a look-up.
+    /// Whether `scalar` ends a line, is a control or format character (bidirectional overrides
+    /// among them; the zero-width joiner of emoji sequences is kept), or a noncharacter (U+FFFE
+    /// and U+FFFF are not allowed in XML, so an SVG holding one would not parse). Printable ASCII
+    /// is decided without a look-up.
     static func isLineBreakOrControl(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x20..<0x7F: return false
@@ -224,7 +225,7 @@ public struct PipelineGraph: Sendable, Equatable {
         case 0x2028, 0x2029: return true
         default:
             let category = scalar.properties.generalCategory
-            return category == .control || category == .format
+            return category == .control || category == .format || scalar.properties.isNoncharacterCodePoint
         }
     }
 }

@@ -226,6 +226,7 @@ struct PipelineGraphTests {
         let steps = [
             Self.step("a", name: "ctrl &#1; &#x1B;]0;X&#x7; &#xD800; &amp; & done"),
             Self.step("b", name: "tooltip \\N \\G \\L end", dependsOn: ["a"], condition: flood),
+            Self.step("c", name: "not XML \u{FFFE} \u{FFFF} end", dependsOn: ["b"]),
         ]
         let graph = PipelineGraph(definition: PipelineDefinition(name: "decoding", steps: steps))
         for node in graph.nodes {
@@ -260,7 +261,7 @@ struct PipelineGraphTests {
 
     @Test("the gate runs at most its limit at once and lets waiters go when cancelled")
     func gate() async throws {
-        let gate = GraphvizGate(limit: 2)
+        let gate = GraphvizGate(limit: 2, maxWaiting: 8, maxWait: .seconds(600))
         final class Counts: Sendable {
             let state = Mutex((now: 0, most: 0))
         }
@@ -349,6 +350,7 @@ struct PipelineGraphTests {
         #expect(PipelineGraph.clean("x", limit: 0) == "")
         #expect(PipelineGraph.clean("abc", limit: 3) == "abc")
         #expect(PipelineGraph.clean("\u{1B}[2J") == "[2J")
+        #expect(PipelineGraph.clean("a\u{FFFE}b\u{FFFF}c") == "a b c", "noncharacters would make the SVG ill-formed XML")
         let flood = PipelineGraph.clean("e" + String(repeating: "\u{301}", count: 100), limit: 10)
         #expect(flood.unicodeScalars.count == 10 && flood.hasSuffix("…"), "scalars are counted")
         #expect(

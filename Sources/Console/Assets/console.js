@@ -147,10 +147,15 @@ async function pipelineNames(signal) {
 
 function openTokenDialog(reason) {
   const dialog = document.getElementById("token-dialog");
+  if (reason) showNotice(`${reason}: enter the app API token.`, "error");
+  if (dialog.open) return; // keep what is being typed
   document.getElementById("token-input").value = state.token;
   document.getElementById("user-input").value = state.user;
-  if (reason) showNotice(`${reason}: enter the app API token.`, "error");
-  if (!dialog.open) dialog.showModal();
+  dialog.showModal();
+}
+
+function tokenDialogOpen() {
+  return document.getElementById("token-dialog").open;
 }
 
 function saveIdentity(token, user) {
@@ -172,14 +177,14 @@ function renderIdentity() {
 // MARK: Router
 
 const routes = [
-  [/^#\/pipelines\/([0-9a-fA-F-]{36})$/, (match, scope) => pipelineView(match[1], scope)],
-  [/^#\/pipelines$/, (match, scope) => pipelinesView(scope)],
-  [/^#\/executions\/([0-9a-fA-F-]{36})$/, (match, scope) => executionView(match[1], scope)],
-  [/^#\/executions(?:\?(.*))?$/, (match, scope) => executionsView(new URLSearchParams(match[1] || ""), scope)],
-  [/^#\/schedules$/, (match, scope) => schedulesView(scope)],
-  [/^#\/webhooks$/, (match, scope) => webhooksView(scope)],
-  [/^#\/triggers$/, (match, scope) => triggersView(scope)],
-  [/^#\/plugins$/, (match, scope) => pluginsView(scope)],
+  [/^#\/pipelines\/([0-9a-fA-F-]{36})$/, (match, scope, root) => pipelineView(match[1], scope, root)],
+  [/^#\/pipelines$/, (match, scope, root) => pipelinesView(scope, root)],
+  [/^#\/executions\/([0-9a-fA-F-]{36})$/, (match, scope, root) => executionView(match[1], scope, root)],
+  [/^#\/executions(?:\?(.*))?$/, (match, scope, root) => executionsView(new URLSearchParams(match[1] || ""), scope, root)],
+  [/^#\/schedules$/, (match, scope, root) => schedulesView(scope, root)],
+  [/^#\/webhooks$/, (match, scope, root) => webhooksView(scope, root)],
+  [/^#\/triggers$/, (match, scope, root) => triggersView(scope, root)],
+  [/^#\/plugins$/, (match, scope, root) => pluginsView(scope, root)],
 ];
 
 async function route() {
@@ -189,29 +194,40 @@ async function route() {
   const hash = location.hash || "#/executions";
   const section = hash.split(/[/?]/)[1] || "executions";
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.section === section);
-  const view = clear(document.getElementById("view"));
+  // Each page renders into a root of its own: a render still under way when the user moves on
+  // writes into a detached element, never into the next page.
+  const root = h("div", { class: "page" });
+  fill(document.getElementById("view"), root);
+  state.viewRoot = root;
   showNotice("");
   for (const [pattern, render] of routes) {
     const match = hash.match(pattern);
     if (!match) continue;
     try {
-      await render(match, scope.signal);
+      await render(match, scope.signal, root);
     } catch (error) {
       if (scope.signal.aborted || error.name === "AbortError") return;
-      view.append(h("p", { class: "error-text", id: "view-error" }, `${error.code ? `${error.code}: ` : ""}${error.message}`));
+      root.append(h("p", { class: "error-text", id: "view-error" }, `${error.code ? `${error.code}: ` : ""}${error.message}`));
     }
     return;
   }
-  view.append(h("p", { class: "empty" }, "No such page."));
+  root.append(h("p", { class: "empty" }, "No such page."));
 }
 
-function view() {
-  return document.getElementById("view");
+/** `names`, or an empty map when they cannot be read; a change of page still ends the render. */
+async function namesOrNone(scope) {
+  try {
+    return await pipelineNames(scope);
+  } catch (error) {
+    if (scope.aborted || error.name === "AbortError") throw error;
+    return new Map();
+  }
 }
 
 /** Runs `refresh` every `seconds` until the view changes; failures show once, then retry. */
 function every(seconds, scope, refresh) {
   const timer = setInterval(() => {
+    if (tokenDialogOpen()) return;
     refresh().catch((error) => {
       if (!scope.aborted && error.name !== "AbortError") showNotice(error.message);
     });
@@ -221,11 +237,11 @@ function every(seconds, scope, refresh) {
 
 // MARK: Pipelines
 
-async function pipelinesView(scope) {
+async function pipelinesView(scope, root) {
   const pipelines = await api("/pipelines?include_system=true", { signal: scope });
   state.pipelineNames.clear();
   for (const pipeline of pipelines) state.pipelineNames.set(pipeline.id, pipeline.name);
-  add(view(), 
+  add(root, 
     h("h1", {}, "Pipelines"),
     table(
       ["Name", "Status", "Steps", "Executions", "Last execution", "Updated"],
@@ -246,7 +262,7 @@ async function pipelinesView(scope) {
   );
 }
 
-async function pipelineView(id, scope) {
+async function pipelineView(id, scope, root) {
   const [pipeline, recent] = await Promise.all([
     api(`/pipelines/${id}`, { signal: scope }),
     api(`/executions?workflow_id=${id}&page_size=10`, { signal: scope }),
@@ -263,7 +279,7 @@ async function pipelineView(id, scope) {
     }
   });
   const graph = h("div", { class: "graph", id: "graph" }, h("p", { class: "empty" }, "Drawing…"));
-  add(view(), 
+  add(root, 
     h("div", { class: "title-row" }, h("h1", {}, pipeline.name), badge(pipeline.status.toUpperCase()), run),
     // The API keeps the reference's null description on create; the DAG's own is the same text.
     (pipeline.description || (pipeline.dag && pipeline.dag.description)) ? h("p", { class: "lead" }, pipeline.description || pipeline.dag.description) : null,
@@ -286,6 +302,8 @@ async function drawGraph(container, path, scope) {
     text = await api(path, { signal: scope });
   } catch (error) {
     if (error.name === "AbortError") throw error;
+    // A picture already shown stays (a redraw that failed, e.g. 503 GRAPH_BUSY, loses nothing).
+    if (container.querySelector("svg")) return;
     fill(container, h("p", { class: "empty", id: "graph-unavailable" }, `No graph: ${error.message}`));
     return;
   }
@@ -355,8 +373,8 @@ function sizeBars(root) {
   for (const bar of root.querySelectorAll(".progress .bar")) bar.style.width = `${bar.dataset.value}%`;
 }
 
-async function executionsView(query, scope) {
-  const names = await pipelineNames(scope).catch(() => new Map());
+async function executionsView(query, scope, root) {
+  const names = await namesOrNone(scope);
   const page = Math.max(1, Number(query.get("page")) || 1);
   const filters = h("form", { class: "filters", id: "execution-filters" });
   const status = h("select", { name: "status", id: "filter-status" }, h("option", { value: "" }, "any status"),
@@ -374,7 +392,7 @@ async function executionsView(query, scope) {
     location.hash = `#/executions${next.toString() ? `?${next}` : ""}`;
   });
   const results = h("div", { id: "execution-list" });
-  add(view(), h("h1", {}, "Executions"), filters, results);
+  add(root, h("h1", {}, "Executions"), filters, results);
   const load = async () => {
     const params = new URLSearchParams({ page: String(page), page_size: "25" });
     for (const key of ["status", "workflow_id", "initiator"]) if (query.get(key)) params.set(key, query.get(key));
@@ -405,26 +423,74 @@ function pageLink(query, page) {
 }
 
 /** One execution: a live graph, progress and ETA, the steps' timeline, cancel and retry. */
-async function executionView(id, scope) {
-  const header = h("div", { class: "title-row" });
+async function executionView(id, scope, root) {
+  const title = h("h1", {});
+  const status = h("span", { id: "execution-status" });
+  const cancel = h("button", { type: "button", id: "cancel-execution", class: "danger", hidden: true }, "Cancel");
+  const retry = h("button", { type: "button", id: "retry-execution", hidden: true }, "Retry");
+  const header = h("div", { class: "title-row" }, title, status, cancel, retry);
   const summary = h("div", { class: "summary", id: "execution-summary" });
   const graph = h("div", { class: "graph", id: "graph" }, h("p", { class: "empty" }, "Drawing…"));
   const timeline = h("div", { id: "timeline" });
   const outcome = h("div", { id: "execution-outcome" });
-  add(view(), header, summary, h("div", { class: "columns" },
+  add(root, header, summary, h("div", { class: "columns" },
     h("section", {}, h("h2", {}, "Graph"), graph),
     h("section", {}, h("h2", {}, "Timeline"), timeline)), outcome);
+  const parts = { header, title, status, cancel, retry, summary, timeline, outcome, graph };
+
+  // Cancel asks for a second click within 4 s; the armed state lives here, not in the page, so a
+  // redraw cannot lose it.
+  let armed = null;
+  const disarm = () => {
+    clearTimeout(armed);
+    armed = null;
+    cancel.dataset.armed = "";
+    cancel.textContent = "Cancel";
+  };
+  scope.addEventListener("abort", () => clearTimeout(armed));
+  cancel.addEventListener("click", async () => {
+    if (!armed) {
+      armed = setTimeout(disarm, 4000);
+      cancel.dataset.armed = "yes";
+      cancel.textContent = "Click again to cancel";
+      return;
+    }
+    disarm();
+    cancel.disabled = true;
+    try {
+      await api(`/executions/${id}/cancel`, { method: "POST", body: {} });
+    } catch (error) {
+      showNotice(error.message);
+      cancel.disabled = false;
+    }
+  });
+  retry.addEventListener("click", async () => {
+    retry.disabled = true;
+    try {
+      const started = await api(`/executions/${id}/retry`, { method: "POST", body: { initiator: "console" } });
+      location.hash = `#/executions/${started.execution_id || started.id}`;
+    } catch (error) {
+      showNotice(error.message);
+      retry.disabled = false;
+    }
+  });
 
   let latest = null;
   let graphStatuses = "";
+  let drawn = false;
+  // Answers may come back out of order: only the newest request's answer is shown.
+  let asked = 0;
   const refresh = async () => {
-    latest = await api(`/executions/${id}/progress?events_limit=10`, { signal: scope });
-    renderExecution(latest, { header, summary, timeline, outcome, graph });
+    const generation = ++asked;
+    const answer = await api(`/executions/${id}/progress?include_events=false`, { signal: scope });
+    if (generation !== asked || scope.aborted) return;
+    latest = answer;
+    renderExecution(latest, parts);
     const statuses = latest.steps.map((step) => statusClass(step.status, step.awaiting_event)).join();
-    if (statuses !== graphStatuses && !scope.aborted) {
+    if (statuses !== graphStatuses) {
       graphStatuses = statuses;
       paintGraph(graph, latest.steps);
-      redrawSoon();
+      if (drawn) redrawSoon();
     }
   };
   // The picture's labels (durations, waits) are redrawn at most every 1.5 s; colours change at once.
@@ -442,17 +508,21 @@ async function executionView(id, scope) {
   scope.addEventListener("abort", () => clearTimeout(redrawTimer));
 
   await refresh();
-  await drawGraph(graph, `/executions/${id}/graph?format=svg`, scope);
-  redrawn = Date.now();
-  paintGraph(graph, latest.steps);
+  if (!["COMPLETED", "FAILED", "CANCELLED"].includes(latest.execution.status)) follow(id, scope, refresh);
   // Durations of running steps and the ETA move between events too (a finished run stays still,
   // so its outputs can be selected and copied).
   every(1, scope, async () => {
     if (latest && !["COMPLETED", "FAILED", "CANCELLED"].includes(latest.execution.status)) {
-      renderExecution(latest, { header, summary, timeline, outcome, graph }, true);
+      renderExecution(latest, parts, true);
     }
   });
-  if (!["COMPLETED", "FAILED", "CANCELLED"].includes(latest.execution.status)) follow(id, scope, refresh);
+  // One first picture; later changes redraw it (the status change the first refresh saw is in it).
+  redrawn = Date.now();
+  const pictured = graphStatuses;
+  await drawGraph(graph, `/executions/${id}/graph?format=svg`, scope);
+  drawn = true;
+  paintGraph(graph, latest.steps);
+  if (graphStatuses !== pictured) redrawSoon();
 }
 
 /** Reads the execution's stream and calls `changed` (at most every 200 ms) after its events; reconnects while it runs. */
@@ -513,41 +583,13 @@ function renderExecution(progress, parts, tickOnly) {
   const aggregate = progress.aggregated_progress || {};
   const running = !["COMPLETED", "FAILED", "CANCELLED"].includes(execution.status);
   if (!tickOnly) {
-    const cancel = h("button", { type: "button", id: "cancel-execution", class: "danger", hidden: !running }, "Cancel");
-    cancel.addEventListener("click", async () => {
-      if (cancel.dataset.armed !== "yes") {
-        cancel.dataset.armed = "yes";
-        cancel.textContent = "Click again to cancel";
-        setTimeout(() => {
-          cancel.dataset.armed = "";
-          cancel.textContent = "Cancel";
-        }, 4000);
-        return;
-      }
-      cancel.disabled = true;
-      try {
-        await api(`/executions/${execution.id}/cancel`, { method: "POST", body: {} });
-      } catch (error) {
-        showNotice(error.message);
-        cancel.disabled = false;
-      }
-    });
-    const retry = h("button", { type: "button", id: "retry-execution", hidden: !(execution.status === "FAILED" || execution.status === "CANCELLED") }, "Retry");
-    retry.addEventListener("click", async () => {
-      retry.disabled = true;
-      try {
-        const started = await api(`/executions/${execution.id}/retry`, { method: "POST", body: { initiator: "console" } });
-        location.hash = `#/executions/${started.execution_id || started.id}`;
-      } catch (error) {
-        showNotice(error.message);
-        retry.disabled = false;
-      }
-    });
     const pipelineLink = definition.workflow_id && definition.workflow_id !== "ephemeral"
       ? h("a", { href: `#/pipelines/${definition.workflow_id}` }, definition.workflow_name || "pipeline")
       : h("span", {}, definition.workflow_name || "ephemeral pipeline");
-    fill(parts.header, h("h1", {}, pipelineLink, h("span", { class: "mono muted" }, ` ${shortID(execution.id)}`)),
-      h("span", { id: "execution-status" }, badge(execution.status)), cancel, retry);
+    fill(parts.title, pipelineLink, h("span", { class: "mono muted", title: execution.id }, ` ${shortID(execution.id)}`));
+    fill(parts.status, badge(execution.status));
+    parts.cancel.hidden = !running;
+    parts.retry.hidden = !(execution.status === "FAILED" || execution.status === "CANCELLED");
     parts.header.dataset.status = statusClass(execution.status);
   }
   const elapsed = secondsBetween(execution.start_time, execution.end_time);
@@ -613,10 +655,10 @@ function enabledCell(enabled) {
   return h("td", {}, h("span", { class: `badge ${enabled ? "status-completed" : "status-cancelled"}` }, enabled ? "enabled" : "disabled"));
 }
 
-async function schedulesView(scope) {
-  const names = await pipelineNames(scope).catch(() => new Map());
+async function schedulesView(scope, root) {
+  const names = await namesOrNone(scope);
   const container = h("div", { id: "schedule-list" });
-  add(view(), h("h1", {}, "Schedules"), container);
+  add(root, h("h1", {}, "Schedules"), container);
   const load = async () => {
     const answer = await api("/schedules", { signal: scope });
     fill(container, table(["Name", "Pipeline", "When", "Status", "Next run", "Last run", "Runs", ""],
@@ -624,7 +666,7 @@ async function schedulesView(scope) {
         const when = schedule.schedule.type === "one_time" ? `once at ${time(schedule.schedule.run_at)}`
           : `${schedule.schedule.type} ${schedule.schedule.expression || ""} ${schedule.schedule.timezone || ""}`;
         const paused = schedule.status === "paused";
-        const toggle = h("button", { type: "button", class: "secondary" }, paused ? "Resume" : "Pause");
+        const toggle = h("button", { type: "button", class: "secondary", hidden: !(paused || schedule.status === "active") }, paused ? "Resume" : "Pause");
         toggle.addEventListener("click", () => act(`/schedules/${schedule.id}/${paused ? "resume" : "pause"}`, load));
         const trigger = h("button", { type: "button", class: "secondary" }, "Run now");
         trigger.addEventListener("click", () => act(`/schedules/${schedule.id}/trigger`, load));
@@ -647,17 +689,17 @@ async function act(path, reload) {
   }
 }
 
-async function webhooksView(scope) {
-  const [names, webhooks] = await Promise.all([pipelineNames(scope).catch(() => new Map()), api("/webhooks", { signal: scope })]);
-  add(view(), h("h1", {}, "Webhooks"), table(["Name", "Pipeline", "Endpoint", "Auth", "Status", "Deliveries", "Last triggered"],
+async function webhooksView(scope, root) {
+  const [names, webhooks] = await Promise.all([namesOrNone(scope), api("/webhooks", { signal: scope })]);
+  add(root, h("h1", {}, "Webhooks"), table(["Name", "Pipeline", "Endpoint", "Auth", "Status", "Deliveries", "Last triggered"],
     webhooks.map((webhook) => h("tr", { "data-id": webhook.id }, h("td", {}, webhook.name), pipelineCell(names, webhook.workflow_id),
       h("td", { class: "mono" }, webhook.endpoint_url), h("td", {}, webhook.config.auth_mode), enabledCell(webhook.enabled),
       h("td", { class: "number" }, webhook.trigger_count), h("td", {}, time(webhook.last_triggered_at)))), "No webhooks."));
 }
 
-async function triggersView(scope) {
-  const [names, triggers] = await Promise.all([pipelineNames(scope).catch(() => new Map()), api("/event-triggers", { signal: scope })]);
-  add(view(), h("h1", {}, "Event triggers"), table(["Name", "Pipeline", "Event type", "Filters", "Status", "Fired", "Last fired"],
+async function triggersView(scope, root) {
+  const [names, triggers] = await Promise.all([namesOrNone(scope), api("/event-triggers", { signal: scope })]);
+  add(root, h("h1", {}, "Event triggers"), table(["Name", "Pipeline", "Event type", "Filters", "Status", "Fired", "Last fired"],
     triggers.map((trigger) => h("tr", { "data-id": trigger.id }, h("td", {}, trigger.name), pipelineCell(names, trigger.workflow_id),
       h("td", { class: "mono" }, trigger.config.event_type), h("td", { class: "mono" }, JSON.stringify(trigger.config.filters)),
       enabledCell(trigger.enabled), h("td", { class: "number" }, trigger.trigger_count), h("td", {}, time(trigger.last_triggered_at)))), "No event triggers."));
@@ -665,9 +707,9 @@ async function triggersView(scope) {
 
 // MARK: Plugins
 
-async function pluginsView(scope) {
+async function pluginsView(scope, root) {
   const inventory = await api("/plugins", { signal: scope });
-  add(view(), 
+  add(root, 
     h("h1", {}, "Plugins"),
     h("p", { class: "meta" }, `Host plugin ABI ${inventory.host_abi}${inventory.directories ? ` · searched ${inventory.directories.join(", ") || "no directories"}` : ""}`),
     table(["Plugin", "Version", "ABI", "Runs", "Health", "Actions", "Process"],
